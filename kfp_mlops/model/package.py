@@ -1,0 +1,148 @@
+"""The model version folder: exactly one ``model.joblib`` plus ``metadata.json``.
+
+That layout is what KServe's storage initializer downloads and what the stock
+``kserve-sklearnserver`` loads (it refuses a folder with two model files), and what the
+suite's own predictor loads after checking the sha256 and the scikit-learn version.
+``metadata.json`` is written last when publishing: it is the folder's commit file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+MODEL_FILE = "model.joblib"
+METADATA_FILE = "metadata.json"
+MODEL_SUFFIXES = (".joblib", ".pkl", ".pickle")
+
+
+class ModelIntegrityError(RuntimeError):
+    """A model folder is malformed, tampered with, or built by another scikit-learn."""
+
+
+@dataclass
+class Feature:
+    """One input column the model expects."""
+
+    name: str
+    dtype: str  # pandas dtype name seen in training ("float64", "int64", "object", "bool")
+    kind: str  # "numeric" or "categorical": how the model's preprocessing treats it
+    nullable: bool = True
+
+
+@dataclass
+class ModelMetadata:
+    """Everything needed to trust, serve and trace one model version."""
+
+    task: str
+    target: str
+    features: list[Feature]
+    estimator: str
+    params: dict[str, Any] = field(default_factory=dict)
+    classes: list[Any] | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    dropped_columns: dict[str, str] = field(default_factory=dict)
+    data_sha256: str | None = None
+    dataset_version: str | None = None
+    model_sha256: str | None = None
+    sklearn_version: str = ""
+    kfp_mlops_version: str = ""
+    python_version: str = field(default_factory=platform.python_version)
+    name: str | None = None
+    version: int | None = None
+    created_at: str | None = None
+    run_id: str | None = None
+
+    def to_json(self) -> str:
+        """Serialise as pretty, stable JSON."""
+        return json.dumps(asdict(self), indent=2, sort_keys=True, default=str)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> ModelMetadata:
+        """Parse the dict form, ignoring keys written by newer versions."""
+        known = {f for f in cls.__dataclass_fields__}
+        data = {k: v for k, v in raw.items() if k in known}
+        data["features"] = [Feature(**f) for f in raw.get("features", [])]
+        return cls(**data)
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Input column names, in training order."""
+        return [f.name for f in self.features]
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_model_folder(model: Any, metadata: ModelMetadata, folder: str | Path) -> ModelMetadata:
+    """Dump ``model`` and its metadata into ``folder``; fills in sha256 and versions."""
+    import joblib
+    import sklearn
+
+    import kfp_mlops
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    joblib.dump(model, folder / MODEL_FILE)
+    metadata.model_sha256 = sha256_file(folder / MODEL_FILE)
+    metadata.sklearn_version = sklearn.__version__
+    metadata.kfp_mlops_version = kfp_mlops.__version__
+    (folder / METADATA_FILE).write_text(metadata.to_json())
+    return metadata
+
+
+def read_metadata(folder: str | Path) -> ModelMetadata:
+    """Read ``metadata.json`` of a model folder."""
+    path = Path(folder) / METADATA_FILE
+    if not path.is_file():
+        raise ModelIntegrityError(
+            f"{folder} has no {METADATA_FILE}: it is not a kfp-mlops model folder "
+            "(or its publication did not finish)"
+        )
+    return ModelMetadata.from_dict(json.loads(path.read_text()))
+
+
+def find_model_file(folder: str | Path) -> Path:
+    """The one model file in ``folder``; an error if there are none or several."""
+    folder = Path(folder)
+    found = sorted(p for p in folder.iterdir() if p.suffix in MODEL_SUFFIXES)
+    if len(found) != 1:
+        names = ", ".join(p.name for p in found) or "none"
+        raise ModelIntegrityError(
+            f"{folder} must hold exactly one model file ({MODEL_FILE}), found {names}; "
+            "KServe's sklearn server refuses such a folder too"
+        )
+    return found[0]
+
+
+def load_model_folder(folder: str | Path, check_sklearn: bool = True) -> tuple[Any, ModelMetadata]:
+    """Load a model folder, refusing a tampered file or a scikit-learn mismatch."""
+    import joblib
+    import sklearn
+
+    metadata = read_metadata(folder)
+    model_file = find_model_file(folder)
+    actual = sha256_file(model_file)
+    if metadata.model_sha256 and actual != metadata.model_sha256:
+        raise ModelIntegrityError(
+            f"{model_file} has sha256 {actual} but its metadata records "
+            f"{metadata.model_sha256}: the file was changed after publishing; "
+            "re-publish the model instead of editing it"
+        )
+    if check_sklearn and metadata.sklearn_version and metadata.sklearn_version != sklearn.__version__:
+        raise ModelIntegrityError(
+            f"model was trained with scikit-learn {metadata.sklearn_version} but "
+            f"{sklearn.__version__} is installed; serve it with the image that trained it "
+            "(the suite image) or retrain"
+        )
+    return joblib.load(model_file), metadata
