@@ -1,0 +1,37 @@
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import Dataset, Input
+
+from kfp_mlops.components.image import DEFAULT_IMAGE
+
+
+@dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
+def check_data(
+    dataset: Input[Dataset], source: str, target: str = "auto", task: str = "auto"
+) -> NamedTuple("CheckOutputs", [("target", str), ("task", str), ("rows", int)]):
+    """Fail fast unless the data can train a model: target present, enough rows, 2+ classes.
+
+    Args:
+        dataset: Parquet data from ``ingest``.
+        source: The ingested source, to default the target of bundled data sets.
+        target: Target column; ``auto`` only for bundled data sets.
+        task: ``classification``, ``regression``, or ``auto`` (inferred from the target).
+
+    Returns:
+        target: the target column; task: the task to train; rows: rows with a target.
+    """
+    from collections import namedtuple
+
+    from kfp_mlops.data.checks import check_training_data
+    from kfp_mlops.data.ingest import read_dataset
+    from kfp_mlops.data.sources import DataError, default_target
+
+    target = default_target(source) if target == "auto" else target
+    if not target:
+        raise DataError(f"no target column given for {source!r}; pass --target COLUMN")
+    checked = check_training_data(
+        read_dataset(dataset.path), target, None if task == "auto" else task
+    )
+    print(f"data check passed: {checked.rows} rows, {checked.columns} columns, task {checked.task}")
+    return namedtuple("CheckOutputs", ["target", "task", "rows"])(target, checked.task, checked.rows)

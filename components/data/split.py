@@ -1,0 +1,35 @@
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Output
+
+from kfp_mlops.components.image import DEFAULT_IMAGE
+
+
+@dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
+def split_data(
+    dataset: Input[Dataset],
+    target: str,
+    task: str,
+    train_data: Output[Dataset],
+    test_data: Output[Dataset],
+    test_size: float = 0.2,
+    seed: int = 42,
+):
+    """Seeded train/test split, stratified by class for classification.
+
+    Args:
+        dataset: Parquet data.
+        target: Target column.
+        task: ``classification`` or ``regression``.
+        train_data: Training rows (Parquet).
+        test_data: Held-out rows (Parquet).
+        test_size: Share of rows held out.
+        seed: Random seed, so a re-run splits the same way.
+    """
+    from kfp_mlops.data.ingest import read_dataset
+    from kfp_mlops.data.split import split_frame
+
+    train, test = split_frame(read_dataset(dataset.path), target, task, test_size, seed)
+    train.to_parquet(train_data.path, index=False)
+    test.to_parquet(test_data.path, index=False)
+    train_data.metadata["rows"] = len(train)
+    test_data.metadata["rows"] = len(test)

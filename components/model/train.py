@@ -1,0 +1,43 @@
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Model, Output
+
+from kfp_mlops.components.image import DEFAULT_IMAGE
+
+
+@dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
+def train(
+    train_data: Input[Dataset],
+    target: str,
+    task: str,
+    model: Output[Model],
+    estimator: str = "auto",
+    params: str = "{}",
+    seed: int = 42,
+    data_sha256: str = "",
+    dataset_version: str = "",
+):
+    """Fit a scikit-learn Pipeline (imputation, scaling, one-hot encoding, estimator).
+
+    Args:
+        train_data: Training rows (Parquet).
+        target: Target column.
+        task: ``classification`` or ``regression``.
+        model: Model folder: ``model.joblib`` plus ``metadata.json``.
+        estimator: ``auto`` (hist_gradient_boosting), ``random_forest``,
+            ``logistic_regression`` (classification) or ``ridge`` (regression).
+        params: Estimator parameters as a JSON object, e.g. ``{"max_depth": 3}``.
+        seed: Random seed of the estimator.
+        data_sha256: sha256 of the ingested data, recorded in the metadata.
+        dataset_version: Dataset version id, recorded in the metadata.
+    """
+    from kfp_mlops.model.steps import train_step
+
+    metadata = train_step(
+        train_data.path, model.path, target, task, estimator, params, seed,
+        data_sha256 or None, dataset_version or None,
+    )
+    model.metadata.update({
+        "framework": "scikit-learn", "framework_version": metadata.sklearn_version,
+        "estimator": metadata.estimator, "task": task, "model_sha256": metadata.model_sha256,
+        "dropped_columns": metadata.dropped_columns,
+    })

@@ -1,0 +1,129 @@
+"""Read a table from a local file, an ``s3://`` URI, or a bundled data set by name."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pandas as pd
+
+
+class DataError(ValueError):
+    """The data cannot be used as given; the message names the problem and the fix."""
+
+
+@dataclass(frozen=True)
+class BundledDataset:
+    """A data set that ships inside an installed package (nothing is downloaded)."""
+
+    name: str
+    target: str
+    description: str
+
+
+BUNDLED: dict[str, BundledDataset] = {
+    d.name: d
+    for d in [
+        BundledDataset("breast_cancer", "target", "scikit-learn, binary, 569 rows, 30 numbers"),
+        BundledDataset("wine", "target", "scikit-learn, 3 classes, 178 rows, 13 numbers"),
+        BundledDataset("iris", "target", "scikit-learn, 3 classes, 150 rows, 4 numbers"),
+        BundledDataset("diabetes", "target", "scikit-learn, regression, 442 rows, 10 numbers"),
+        BundledDataset(
+            "penguins", "species",
+            "palmerpenguins, 3 classes, 344 rows, missing values and categorical columns",
+        ),
+    ]
+}
+DEFAULT_DATASET = "penguins"
+
+
+def bundled_table(name: str) -> pd.DataFrame:
+    """Load a bundled data set as a DataFrame (features plus its target column)."""
+    if name == "penguins":
+        from palmerpenguins import load_penguins
+
+        return load_penguins()
+    from sklearn import datasets
+
+    loaders = {
+        "breast_cancer": datasets.load_breast_cancer,
+        "wine": datasets.load_wine,
+        "iris": datasets.load_iris,
+        "diabetes": datasets.load_diabetes,
+    }
+    bunch = loaders[name](as_frame=True)
+    frame = bunch.frame.copy()
+    if name != "diabetes":
+        # Class names read better than 0/1/2 in confusion matrices and predictions.
+        frame["target"] = pd.Categorical.from_codes(frame["target"], bunch.target_names).astype(str)
+    return frame
+
+
+def load_table(source: str) -> pd.DataFrame:
+    """Load ``source``: a bundled name, a CSV/Parquet path, or an ``s3://`` URI of one."""
+    if source in BUNDLED:
+        return bundled_table(source)
+    if source.startswith("s3://"):
+        return _load_s3(source)
+    if "://" in source and not source.startswith("file://"):
+        raise DataError(
+            f"unsupported data source {source!r}: give a local CSV/Parquet path, an "
+            f"s3://bucket/key URI, or a bundled data set ({', '.join(BUNDLED)})"
+        )
+    path = Path(source.removeprefix("file://")).expanduser()
+    if not path.exists():
+        hint = (
+            f"; bundled data sets are: {', '.join(BUNDLED)}"
+            if "/" not in source and "." not in source else ""
+        )
+        raise DataError(f"data file {str(path)!r} does not exist{hint}")
+    return _read_file(path, shown=source)
+
+
+def _read_file(path: Path, shown: str) -> pd.DataFrame:
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            frame = pd.read_parquet(path)
+        elif suffix in (".csv", ".txt", ".tsv", ".gz", ""):
+            frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+        else:
+            raise DataError(
+                f"cannot read {shown!r}: unknown file type {suffix!r}; use .csv or .parquet"
+            )
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{shown!r} is empty: it has no header and no rows") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DataError(
+            f"cannot parse {shown!r} as CSV: {str(exc).strip()}. Check the delimiter (a comma "
+            "is expected), quoting and encoding (UTF-8), or convert the file to Parquet"
+        ) from None
+    except DataError:
+        raise
+    except Exception as exc:  # pyarrow errors for corrupt Parquet files
+        raise DataError(f"cannot read {shown!r}: {type(exc).__name__}: {exc}") from None
+    if frame.empty:
+        raise DataError(f"{shown!r} has no rows; give a file with data")
+    return frame
+
+
+def _load_s3(uri: str) -> pd.DataFrame:
+    from kfp_mlops.storage import S3Store
+
+    parsed = urlparse(uri)
+    key = parsed.path.lstrip("/")
+    if not key:
+        raise DataError(f"{uri!r} names a bucket, not a file; use s3://bucket/path/file.csv")
+    store = S3Store(f"s3://{parsed.netloc}")
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / Path(key).name
+        store.download_file(key, local)
+        return _read_file(local, shown=uri)
+
+
+def default_target(source: str) -> str | None:
+    """The target column of a bundled data set, else ``None``."""
+    bundled = BUNDLED.get(source)
+    return bundled.target if bundled else None

@@ -1,0 +1,144 @@
+"""Score a trained Pipeline on held-out rows, and the absolute quality gate."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+
+from kfp_mlops.data.sources import DataError
+from kfp_mlops.model.package import ModelMetadata
+
+# The metric each task is judged on when the user names none.
+DEFAULT_METRIC = {"classification": "accuracy", "regression": "r2"}
+# Default bars: clearly better than guessing on typical tabular data, low enough that a
+# first model on a small bundled data set passes. Teams should set their own.
+DEFAULT_THRESHOLD = {"classification": 0.7, "regression": 0.2}
+LOWER_IS_BETTER = {"rmse", "mae", "log_loss"}
+# KFP's UI draws a ROC curve from at most a few hundred points comfortably.
+MAX_ROC_POINTS = 200
+
+
+@dataclass
+class Evaluation:
+    """Scalar metrics plus the curves the KFP UI can draw."""
+
+    metrics: dict[str, float]
+    labels: list[str] | None = None
+    confusion_matrix: list[list[int]] | None = None
+    roc: dict[str, list[float]] | None = None  # fpr, tpr, thresholds (binary only)
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def evaluate_model(model, metadata: ModelMetadata, frame: pd.DataFrame) -> Evaluation:
+    """Evaluate ``model`` on ``frame`` (which holds the target column)."""
+    from kfp_mlops.model.features import FeaturePlan, prepare_inputs
+
+    if metadata.target not in frame.columns:
+        raise DataError(f"evaluation data has no target column {metadata.target!r}")
+    labelled = frame[frame[metadata.target].notna()]
+    plan = FeaturePlan(
+        numeric=[f.name for f in metadata.features if f.kind == "numeric"],
+        categorical=[f.name for f in metadata.features if f.kind == "categorical"],
+    )
+    inputs = prepare_inputs(labelled, plan)[metadata.feature_names]
+    if metadata.task == "classification":
+        return _classification(model, inputs, labelled[metadata.target].astype(str))
+    return _regression(model, inputs, labelled[metadata.target].astype(float))
+
+
+def _classification(model, inputs: pd.DataFrame, y: pd.Series) -> Evaluation:
+    predicted = model.predict(inputs)
+    labels = [str(c) for c in model.classes_]
+    result = {
+        "accuracy": skm.accuracy_score(y, predicted),
+        "balanced_accuracy": skm.balanced_accuracy_score(y, predicted),
+        "f1_macro": skm.f1_score(y, predicted, average="macro", zero_division=0),
+        "precision_macro": skm.precision_score(y, predicted, average="macro", zero_division=0),
+        "recall_macro": skm.recall_score(y, predicted, average="macro", zero_division=0),
+    }
+    evaluation = Evaluation(
+        metrics=result,
+        labels=labels,
+        confusion_matrix=skm.confusion_matrix(y, predicted, labels=labels).tolist(),
+    )
+    if hasattr(model, "predict_proba"):
+        proba = model.predict_proba(inputs)
+        result["log_loss"] = skm.log_loss(y, proba, labels=labels)
+        if len(labels) == 2:
+            positive = (y == labels[1]).astype(int)
+            result["roc_auc"] = skm.roc_auc_score(positive, proba[:, 1])
+            fpr, tpr, thresholds = skm.roc_curve(positive, proba[:, 1])
+            evaluation.roc = _thin_roc(fpr, tpr, thresholds)
+        elif y.nunique() == len(labels):
+            result["roc_auc_ovr"] = skm.roc_auc_score(y, proba, multi_class="ovr", labels=labels)
+    evaluation.metrics = {k: round(float(v), 6) for k, v in result.items()}
+    return evaluation
+
+
+def _thin_roc(fpr: np.ndarray, tpr: np.ndarray, thresholds: np.ndarray) -> dict[str, list[float]]:
+    # roc_curve's first threshold is +inf, which JSON (and the KFP UI) cannot hold.
+    thresholds = np.where(np.isfinite(thresholds), thresholds, 1.0)
+    keep = np.unique(np.linspace(0, len(fpr) - 1, min(len(fpr), MAX_ROC_POINTS)).astype(int))
+    return {
+        "fpr": [float(v) for v in fpr[keep]],
+        "tpr": [float(v) for v in tpr[keep]],
+        "thresholds": [float(min(v, 1.0)) for v in thresholds[keep]],
+    }
+
+
+def _regression(model, inputs: pd.DataFrame, y: pd.Series) -> Evaluation:
+    predicted = model.predict(inputs)
+    result = {
+        "r2": skm.r2_score(y, predicted),
+        "rmse": math.sqrt(skm.mean_squared_error(y, predicted)),
+        "mae": skm.mean_absolute_error(y, predicted),
+    }
+    return Evaluation(metrics={k: round(float(v), 6) for k, v in result.items()})
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """A gate's decision and the sentence that explains it."""
+
+    passed: bool
+    reason: str
+
+
+def quality_gate(
+    metrics: dict[str, float], task: str, metric: str | None = None,
+    threshold: float | str | None = None,
+) -> GateResult:
+    """Pass when ``metric`` meets ``threshold`` in its better direction.
+
+    ``None`` or ``"auto"`` picks the per-task defaults (:data:`DEFAULT_METRIC`,
+    :data:`DEFAULT_THRESHOLD`).
+    """
+    if metric in (None, "", "auto"):
+        metric = DEFAULT_METRIC[task]
+    if threshold in (None, "", "auto"):
+        threshold = DEFAULT_THRESHOLD[task] if metric == DEFAULT_METRIC[task] else None
+        if threshold is None:
+            raise DataError(f"give a quality threshold for metric {metric!r} (e.g. 0.8)")
+    try:
+        threshold = float(threshold)
+    except ValueError:
+        raise DataError(f"quality threshold {threshold!r} is not a number; use e.g. 0.8") from None
+    if metric not in metrics:
+        raise DataError(
+            f"quality metric {metric!r} was not computed for {task}; available: "
+            f"{', '.join(sorted(metrics))}"
+        )
+    value = metrics[metric]
+    if metric in LOWER_IS_BETTER:
+        passed, relation = value <= threshold, "<="
+    else:
+        passed, relation = value >= threshold, ">="
+    verdict = "passed" if passed else "failed"
+    return GateResult(
+        passed=bool(passed),
+        reason=f"quality gate {verdict}: {metric} = {value:.4f}, required {relation} {threshold:g}",
+    )

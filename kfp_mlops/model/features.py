@@ -1,0 +1,101 @@
+"""Decide which columns can be features, and how the model treats each.
+
+Columns that cannot help are dropped with a reason instead of crashing training:
+all-empty, constant, identifier-like text (one distinct value per row: ids, free text),
+and dates. Dates are dropped rather than expanded because the model must stay a plain
+scikit-learn Pipeline of built-in classes: the stock ``kserve-sklearnserver`` cannot
+unpickle custom transformers. Derive numeric date features upstream if they matter.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+# A text column whose distinct values cover this share of the rows is an identifier or
+# free text: one-hot encoding it would memorise rows, not learn.
+IDENTIFIER_DISTINCT_SHARE = 0.9
+# Text that parses as a date in this share of sampled non-empty cells is a date column.
+DATE_PARSE_SHARE = 0.9
+
+
+@dataclass
+class FeaturePlan:
+    """The features the model uses and the columns it drops (with why)."""
+
+    numeric: list[str] = field(default_factory=list)
+    categorical: list[str] = field(default_factory=list)
+    dropped: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def columns(self) -> list[str]:
+        """All feature columns in input order."""
+        return self.numeric + self.categorical
+
+
+def _looks_like_dates(values: pd.Series) -> bool:
+    sample = values.dropna().astype(str).head(200)
+    if sample.empty or sample.str.fullmatch(r"-?\d+(\.\d+)?").all():
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        parsed = pd.to_datetime(sample, errors="coerce", format="mixed")
+    return parsed.notna().mean() >= DATE_PARSE_SHARE
+
+
+def plan_features(frame: pd.DataFrame, target: str) -> FeaturePlan:
+    """Sort the non-target columns of ``frame`` into numeric, categorical and dropped."""
+    plan = FeaturePlan()
+    rows = len(frame)
+    for name in frame.columns:
+        if name == target:
+            continue
+        column = frame[name]
+        present = column.dropna()
+        if present.empty:
+            plan.dropped[name] = "all values are missing"
+        elif present.nunique() == 1:
+            plan.dropped[name] = f"constant (every value is {present.iloc[0]!r})"
+        elif pd.api.types.is_datetime64_any_dtype(column) or (
+            column.dtype == object and _looks_like_dates(column)
+        ):
+            plan.dropped[name] = "date column (derive numeric features from it upstream)"
+        elif pd.api.types.is_bool_dtype(column):
+            plan.categorical.append(name)
+        elif pd.api.types.is_numeric_dtype(column):
+            plan.numeric.append(name)
+        elif rows >= 20 and present.nunique() >= IDENTIFIER_DISTINCT_SHARE * len(present):
+            plan.dropped[name] = (
+                f"identifier-like text ({present.nunique()} distinct values in {len(present)} rows)"
+            )
+        else:
+            plan.categorical.append(name)
+    for name, reason in plan.dropped.items():
+        log.warning("dropping column %r: %s", name, reason)
+    if not plan.columns:
+        from kfp_mlops.data.sources import DataError
+
+        raise DataError(
+            "no usable feature columns: " + "; ".join(f"{k}: {v}" for k, v in plan.dropped.items())
+        )
+    return plan
+
+
+def prepare_inputs(frame: pd.DataFrame, plan: FeaturePlan) -> pd.DataFrame:
+    """Select the plan's columns with the dtypes the model expects.
+
+    Categorical cells become ``object`` with ``np.nan`` for missing values (what
+    ``SimpleImputer`` and ``OneHotEncoder`` accept), numbers become ``float64``.
+    """
+    out = pd.DataFrame(index=frame.index)
+    for name in plan.numeric:
+        out[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+    for name in plan.categorical:
+        out[name] = frame[name].map(lambda v: str(v) if pd.notna(v) else np.nan).astype(object)
+    return out

@@ -1,0 +1,700 @@
+"""A model registry kept in the store itself: no extra server, same layout everywhere.
+
+Layout below the store root::
+
+    models/<name>/<version>/model.joblib     the KServe-ready folder (storageUri)
+    models/<name>/<version>/record.json      blessed flag, who published it and why
+    models/<name>/<version>/metadata.json    ModelMetadata; the commit file, written last
+    models/<name>/history/<time>-<uuid>.json one stage transition each, append-only
+    models/<name>/claims/<version>           S3 only: who claimed a version number
+
+Versions are integers from 1. Published folders are immutable. The stage of a version
+is not stored in the folder: it is the replay of the history records in key order
+(timestamp, then uuid), so concurrent writers only ever add records under unique keys
+and every reader computes the same stages. Production is exclusive: replaying a
+promotion archives the version that was in production, so the registry holds at most
+one production version however promotions race, and the last recorded one wins.
+
+How a version number is taken without a server (see ``docs/registry.md``):
+
+- local folder: the folder is built beside its target and renamed into place; rename
+  refuses a taken name, and the loser retries with the next number;
+- S3 with conditional writes (AWS S3, MinIO, moto): a claim object is created with
+  ``If-None-Match: *``; the server refuses a second create, the loser takes the next;
+- S3 without them: each publisher writes a uniquely named claim and lists the claims
+  for the number; it wins only when its claim is the only one, else it withdraws and
+  retries (safe on any store with read-after-write listing, as S3 has had since 2020).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from kfp_mlops.model.blessing import Blessing
+from kfp_mlops.model.package import (
+    METADATA_FILE,
+    MODEL_FILE,
+    ModelIntegrityError,
+    ModelMetadata,
+    find_model_file,
+    read_metadata,
+    sha256_file,
+)
+from kfp_mlops.storage import AlreadyExistsError, LocalStore, S3Store, Store, StoreError
+
+STAGES = ("none", "staging", "production", "archived")
+RECORD_FILE = "record.json"
+MODELS = "models"
+MAX_NAME_LENGTH = 50
+# KServe validates InferenceService names as DNS-1035 labels: a letter first.
+_NAME_RE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_TIME_FORMAT = "%Y%m%dT%H%M%S%fZ"
+_MAX_ATTEMPTS = 200
+
+ClaimMode = Literal["auto", "conditional", "listing"]
+T = TypeVar("T")
+
+
+class RegistryError(RuntimeError):
+    """A registry request names something that does not exist or breaks a rule."""
+
+
+@dataclass
+class ModelVersion:
+    """One published version and its current stage."""
+
+    name: str
+    version: int
+    uri: str
+    stage: str
+    metadata: ModelMetadata
+    blessed: bool
+
+    @property
+    def ref(self) -> str:
+        """The ``NAME@VERSION`` reference of this version."""
+        return f"{self.name}@{self.version}"
+
+
+@dataclass
+class Transition:
+    """One stage change, as stored in ``models/<name>/history/<id>.json``.
+
+    ``kind`` is ``transition`` (asked for), ``rollback``, or ``demotion`` (the archive of
+    the previous production version that a promotion implies; ``cause`` is the id of
+    that promotion). ``from_stage`` is the stage the writer saw; under a race it may be
+    stale, which is why stages are computed by replay rather than read from records.
+    """
+
+    id: str
+    name: str
+    version: int
+    from_stage: str | None
+    to_stage: str
+    reason: str = ""
+    actor: str = ""
+    at: str = ""
+    kind: str = "transition"
+    cause: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Transition:
+        """Parse the stored form, ignoring keys written by newer versions."""
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in raw.items() if k in known})
+
+
+@dataclass
+class _VersionRecord:
+    """What ``record.json`` holds beside a version's metadata."""
+
+    blessed: bool
+    published_at: str
+    actor: str = ""
+    reason: str = ""
+    token: str = ""
+    blessing: dict[str, Any] | None = None
+
+
+@dataclass
+class _State:
+    """Stages after replaying a model's history."""
+
+    stages: dict[int, str] = field(default_factory=dict)
+    production: int | None = None
+    # Production versions in the order they were promoted; rollback pops it.
+    production_stack: list[int] = field(default_factory=list)
+
+
+def validate_name(name: str) -> str:
+    """Return ``name`` if it is a valid model (and InferenceService) name, else raise."""
+    if not isinstance(name, str) or not _NAME_RE.match(name) or len(name) > MAX_NAME_LENGTH:
+        raise RegistryError(
+            f"invalid model name {name!r}: use lowercase letters, digits and '-', starting "
+            f"with a letter and ending with a letter or digit, at most {MAX_NAME_LENGTH} "
+            "characters (it becomes the KServe InferenceService name), e.g. 'wine-quality'"
+        )
+    return name
+
+
+def validate_stage(stage: str) -> str:
+    """Return ``stage`` if it is one of :data:`STAGES`, else raise."""
+    if stage not in STAGES:
+        raise RegistryError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
+    return stage
+
+
+def parse_ref(ref: str) -> tuple[str, int | str | None]:
+    """Split ``NAME``, ``NAME@VERSION`` or ``NAME@STAGE`` into name and selector."""
+    name, sep, selector = ref.partition("@")
+    validate_name(name)
+    if not sep:
+        return name, None
+    if selector.isdigit():
+        return name, int(selector)
+    if selector in STAGES:
+        return name, selector
+    raise RegistryError(
+        f"bad model reference {ref!r}: after '@' give a version number or a stage "
+        f"({', '.join(STAGES)}), e.g. {name}@3 or {name}@production"
+    )
+
+
+def put_if_absent(store: S3Store, key: str, data: bytes) -> bool:
+    """Create ``key`` only if no object exists there; ``False`` if one does.
+
+    Sends ``If-None-Match: *`` on the PUT, which AWS S3 (since 2024-08), MinIO and moto
+    honour atomically. minio-py has no public argument for that header, so this goes
+    through its internal ``_put_object``. This belongs in ``storage.py`` as
+    ``Store.put_if_absent``; it lives here until that exists.
+    """
+    from minio.error import S3Error
+
+    store.ensure_bucket()
+    for attempt in range(10):
+        try:
+            store._call(
+                store.uri_for(key),
+                store.client._put_object,
+                store.bucket,
+                store._key(key),
+                data,
+                headers={"If-None-Match": "*", "Content-Type": "application/json"},
+            )
+            return True
+        except StoreError as exc:
+            cause = exc.__context__
+            code = cause.code if isinstance(cause, S3Error) else ""
+            if code == "PreconditionFailed":
+                return False
+            # AWS answers 409 while another conditional write to the key is in flight.
+            if code == "ConditionalRequestConflict":
+                time.sleep(0.05 * (attempt + 1))
+                continue
+            raise
+    raise StoreError(f"conditional write of {store.uri_for(key)} kept conflicting; retry later")
+
+
+def supports_conditional_put(store: S3Store) -> bool:
+    """Probe whether the S3 server refuses a second ``If-None-Match: *`` create."""
+    key = f".kfp-mlops/probe-{uuid.uuid4().hex}"
+    try:
+        put_if_absent(store, key, b"1")
+        return not put_if_absent(store, key, b"2")
+    finally:
+        store.delete(key)
+
+
+class Registry:
+    """Model versions, stages and their history, kept in a :class:`Store`."""
+
+    def __init__(self, store: Store, *, claims: ClaimMode = "auto"):
+        """Open the registry in ``store``.
+
+        ``claims`` chooses how S3 publishers claim a version number: ``auto`` probes the
+        server once for conditional writes and falls back to ``listing`` claims.
+        """
+        if claims not in ("auto", "conditional", "listing"):
+            raise RegistryError(f"claims={claims!r}: use 'auto', 'conditional' or 'listing'")
+        self.store = store
+        self._claims: ClaimMode = claims
+        # Published folders and history records never change: cache them by key.
+        self._cache: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ reading
+
+    def list_models(self) -> list[str]:
+        """Names of the models with at least one published version."""
+        names = set()
+        for key in self.store.list(f"{MODELS}/"):
+            parts = key.split("/")
+            if len(parts) == 4 and parts[3] == METADATA_FILE and parts[2].isdigit():
+                names.add(parts[1])
+        return sorted(n for n in names if _NAME_RE.match(n))
+
+    def list_versions(self, name: str) -> list[ModelVersion]:
+        """Every published version of ``name``, oldest first, with its current stage."""
+        versions, history_keys, _ = self._scan(name)
+        state = self._replay(self._load_history(history_keys))
+        return self._versions(name, versions, state)
+
+    def history(self, name: str) -> list[Transition]:
+        """Every stage transition of ``name`` in replay order."""
+        _, history_keys, _ = self._scan(name)
+        return self._load_history(history_keys)
+
+    def get(self, ref: str) -> ModelVersion:
+        """Resolve ``NAME`` (latest), ``NAME@VERSION`` or ``NAME@STAGE`` (latest in it)."""
+        name, selector = parse_ref(ref)
+        versions, history_keys, _ = self._scan(name)
+        state = self._replay(self._load_history(history_keys))
+        if selector is None:
+            chosen = versions[-1]
+        elif isinstance(selector, int):
+            if selector not in versions:
+                raise RegistryError(
+                    f"model {name!r} has no version {selector}; versions: "
+                    f"{_ranges(versions)}"
+                )
+            chosen = selector
+        else:
+            in_stage = [v for v in versions if state.stages.get(v, "none") == selector]
+            if not in_stage:
+                raise RegistryError(
+                    f"model {name!r} has no version in stage {selector!r}; current stages: "
+                    f"{_stage_summary(versions, state)}"
+                )
+            chosen = in_stage[-1]
+        return self._versions(name, [chosen], state)[0]
+
+    def download(self, ref: str, local_dir: str | Path) -> tuple[Path, ModelMetadata]:
+        """Fetch the version folder into ``local_dir`` and check the model's sha256."""
+        found = self.get(ref)
+        folder = self.store.download_dir(_version_prefix(found.name, found.version), local_dir)
+        metadata = read_metadata(folder)
+        model_file = find_model_file(folder)
+        actual = sha256_file(model_file)
+        if not metadata.model_sha256 or actual != metadata.model_sha256:
+            raise ModelIntegrityError(
+                f"{found.uri}/{model_file.name} has sha256 {actual} but its metadata records "
+                f"{metadata.model_sha256}: the stored model was changed after publishing; "
+                "publish a new version instead of editing one"
+            )
+        if metadata.name != found.name or metadata.version != found.version:
+            raise ModelIntegrityError(
+                f"{found.uri}/{METADATA_FILE} names {metadata.name}@{metadata.version}, not "
+                f"{found.ref}: the folder was copied or edited by hand; re-publish it"
+            )
+        return folder, metadata
+
+    # ------------------------------------------------------------------ writing
+
+    def publish(
+        self,
+        name: str,
+        model_dir: Path,
+        metadata: ModelMetadata,
+        *,
+        stage: str = "none",
+        reason: str = "",
+        actor: str = "",
+        blessed: bool | None = None,
+        blessing: Blessing | None = None,
+    ) -> ModelVersion:
+        """Publish ``model_dir``'s model file as the next version of ``name``.
+
+        Fills ``metadata.name``, ``version``, ``created_at`` and ``model_sha256`` (on the
+        object passed in, as ``write_model_folder`` does). ``blessed`` (or ``blessing``,
+        whose verdict it takes) records whether the version passed the blessing policy;
+        a version never blessed needs ``force=True`` to reach production. A ``stage``
+        other than ``none`` is applied as a transition right after publishing.
+        """
+        validate_name(name)
+        validate_stage(stage)
+        is_blessed = bool(blessing.blessed if blessing is not None else blessed)
+        if stage == "production" and not is_blessed:
+            raise RegistryError(
+                f"cannot publish {name!r} straight to production: the version is not blessed. "
+                "Publish it with blessed=True after the blessing gate passed, or publish to "
+                "'staging' and promote it with force=True"
+            )
+        model_file = find_model_file(model_dir)
+        actual = sha256_file(model_file)
+        if metadata.model_sha256 and metadata.model_sha256 != actual:
+            raise ModelIntegrityError(
+                f"{model_file} has sha256 {actual} but the metadata records "
+                f"{metadata.model_sha256}; rebuild the folder with write_model_folder"
+            )
+        metadata.model_sha256 = actual
+        record = _VersionRecord(
+            blessed=is_blessed,
+            published_at="",
+            actor=actor,
+            reason=reason,
+            token=uuid.uuid4().hex,
+            blessing=blessing.to_dict() if blessing is not None else None,
+        )
+        with tempfile.TemporaryDirectory(prefix="kfp-mlops-publish-") as tmp:
+            staged = Path(tmp)
+            shutil.copyfile(model_file, staged / MODEL_FILE)
+            version = self._publish_next(name, staged, metadata, record)
+        published = ModelVersion(
+            name=name,
+            version=version,
+            uri=self.store.uri_for(_version_prefix(name, version)),
+            stage="none",
+            metadata=metadata,
+            blessed=is_blessed,
+        )
+        if stage != "none":
+            self.transition(name, version, stage, reason=reason, actor=actor)
+            published.stage = stage
+        return published
+
+    def transition(
+        self,
+        name: str,
+        version: int,
+        stage: str,
+        *,
+        reason: str,
+        actor: str,
+        force: bool = False,
+    ) -> Transition:
+        """Move ``name@version`` to ``stage`` and record it.
+
+        Promoting to production archives the previous production version (recorded as a
+        ``demotion``). An archived or never-blessed version reaches production only with
+        ``force=True``.
+        """
+        validate_stage(stage)
+        versions, history_keys, _ = self._scan(name)
+        if version not in versions:
+            raise RegistryError(
+                f"model {name!r} has no version {version}; versions: {_ranges(versions)}"
+            )
+        records = self._load_history(history_keys)
+        state = self._replay(records)
+        current = state.stages.get(version, "none")
+        if current == stage:
+            raise RegistryError(f"{name}@{version} is already in stage {stage!r}")
+        if stage == "production" and not force:
+            if current == "archived":
+                raise RegistryError(
+                    f"{name}@{version} is archived; bringing it back to production needs "
+                    f"force=True (CLI: --force), or use rollback to return to the previous "
+                    "production version"
+                )
+            if not self._record(name, version).blessed:
+                raise RegistryError(
+                    f"{name}@{version} was never blessed (it did not pass the blessing policy "
+                    "when published); promote it to production with force=True (CLI: --force) "
+                    "if you accept it anyway"
+                )
+        start = _next_time(records)
+        promotion_id = _record_id(start + timedelta(microseconds=1))
+        if stage == "production" and state.production is not None:
+            self._append(
+                Transition(
+                    id=_record_id(start), name=name, version=state.production,
+                    from_stage="production", to_stage="archived",
+                    reason=f"replaced by version {version}: {reason}".rstrip(": "),
+                    actor=actor, at=_iso(start), kind="demotion", cause=promotion_id,
+                )
+            )
+        return self._append(
+            Transition(
+                id=promotion_id, name=name, version=version, from_stage=current,
+                to_stage=stage, reason=reason, actor=actor,
+                at=_iso(start + timedelta(microseconds=1)),
+            )
+        )
+
+    def rollback(self, name: str, *, reason: str, actor: str) -> Transition:
+        """Return production to the version that was in production before the current one."""
+        versions, history_keys, _ = self._scan(name)
+        records = self._load_history(history_keys)
+        state = self._replay(records)
+        if state.production is None:
+            raise RegistryError(
+                f"model {name!r} has no production version, so there is nothing to roll back; "
+                f"current stages: {_stage_summary(versions, state)}"
+            )
+        if len(state.production_stack) < 2:
+            raise RegistryError(
+                f"{name}@{state.production} is the first production version of {name!r}; "
+                "there is no earlier production version to roll back to"
+            )
+        previous = state.production_stack[-2]
+        start = _next_time(records)
+        rollback_id = _record_id(start + timedelta(microseconds=1))
+        self._append(
+            Transition(
+                id=_record_id(start), name=name, version=state.production,
+                from_stage="production", to_stage="archived",
+                reason=f"rolled back to version {previous}: {reason}".rstrip(": "),
+                actor=actor, at=_iso(start), kind="demotion", cause=rollback_id,
+            )
+        )
+        return self._append(
+            Transition(
+                id=rollback_id, name=name, version=previous,
+                from_stage=state.stages.get(previous, "none"), to_stage="production",
+                reason=reason, actor=actor, at=_iso(start + timedelta(microseconds=1)),
+                kind="rollback",
+            )
+        )
+
+    # ------------------------------------------------------------------ internals
+
+    def _scan(self, name: str) -> tuple[list[int], list[str], set[int]]:
+        """One listing of ``models/<name>/``: versions, history keys, claimed numbers."""
+        validate_name(name)
+        base = f"{MODELS}/{name}/"
+        versions: set[int] = set()
+        claimed: set[int] = set()
+        history: list[str] = []
+        for key in self.store.list(base):
+            parts = key[len(base):].split("/")
+            if len(parts) == 2 and parts[0].isdigit() and parts[1] == METADATA_FILE:
+                versions.add(int(parts[0]))
+            elif len(parts) == 2 and parts[0] == "history" and parts[1].endswith(".json"):
+                history.append(key)
+            elif len(parts) >= 2 and parts[0] == "claims" and parts[1].isdigit():
+                claimed.add(int(parts[1]))
+        if not versions:
+            known = self.list_models()
+            raise RegistryError(
+                f"no model named {name!r} in {self.store.uri}; models: "
+                f"{', '.join(known) or 'none yet (publish one first)'}"
+            )
+        return sorted(versions), sorted(history), claimed
+
+    def _scan_for_publish(self, name: str) -> int:
+        """Highest version number published or claimed so far (0 when none)."""
+        try:
+            versions, _, claimed = self._scan(name)
+        except RegistryError:
+            return self._highest_claim(name)
+        return max([*versions, *claimed])
+
+    def _highest_claim(self, name: str) -> int:
+        numbers = [0]
+        base = f"{MODELS}/{name}/"
+        for key in self.store.list(base):
+            parts = key[len(base):].split("/")
+            if parts[0].isdigit():
+                numbers.append(int(parts[0]))
+            elif parts[0] == "claims" and len(parts) >= 2 and parts[1].isdigit():
+                numbers.append(int(parts[1]))
+        return max(numbers)
+
+    def _publish_next(
+        self, name: str, staged: Path, metadata: ModelMetadata, record: _VersionRecord
+    ) -> int:
+        """Claim the next free version number and publish ``staged`` under it."""
+        version = self._scan_for_publish(name) + 1
+        for _ in range(_MAX_ATTEMPTS):
+            if not self._claim(name, version, record.token):
+                version = max(version + 1, self._scan_for_publish(name) + 1)
+                continue
+            created = datetime.now(timezone.utc)
+            metadata.name, metadata.version = name, version
+            metadata.created_at = _iso(created)
+            record.published_at = metadata.created_at
+            (staged / RECORD_FILE).write_text(json.dumps(asdict(record), indent=2))
+            (staged / METADATA_FILE).write_text(metadata.to_json())
+            try:
+                self.store.publish_dir(_version_prefix(name, version), staged, METADATA_FILE)
+            except AlreadyExistsError:
+                # Local store: the rename lost to another publisher; take the next number.
+                version = max(version + 1, self._scan_for_publish(name) + 1)
+                continue
+            return version
+        raise RegistryError(
+            f"could not take a version number for {name!r} after {_MAX_ATTEMPTS} attempts; "
+            "too many concurrent publishers, retry later"
+        )
+
+    def _claim(self, name: str, version: int, token: str) -> bool:
+        """Take ``version`` for this publisher; ``False`` if someone else has it."""
+        if isinstance(self.store, LocalStore):
+            return True  # publish_dir's rename is the claim
+        mode = self._claim_mode()
+        body = json.dumps({"token": token}).encode()
+        if mode == "conditional" and isinstance(self.store, S3Store):
+            return put_if_absent(self.store, f"{_claims_prefix(name)}/{version}", body)
+        return self._listing_claim(name, version, token, body)
+
+    def _claim_mode(self) -> ClaimMode:
+        if self._claims == "auto":
+            conditional = isinstance(self.store, S3Store) and supports_conditional_put(self.store)
+            self._claims = "conditional" if conditional else "listing"
+        return self._claims
+
+    def _listing_claim(self, name: str, version: int, token: str, body: bytes) -> bool:
+        """Claim by unique key then listing: win only if ours is the only claim.
+
+        Two claimants that see each other both withdraw and back off at random; one that
+        saw only its own claim keeps it, and every later claimant will see it.
+        """
+        prefix = f"{_claims_prefix(name)}/{version}/"
+        mine = f"{prefix}{token}"
+        self.store.put_bytes(mine, body)
+        if self.store.list(prefix) == [mine] and not self.store.exists(
+            f"{_version_prefix(name, version)}/{METADATA_FILE}"
+        ):
+            return True
+        self.store.delete(mine)
+        time.sleep(random.uniform(0.01, 0.1))
+        return False
+
+    def _append(self, transition: Transition) -> Transition:
+        key = f"{MODELS}/{transition.name}/history/{transition.id}.json"
+        self.store.put_bytes(key, json.dumps(transition.to_dict(), indent=2).encode())
+        self._cache[key] = transition
+        return transition
+
+    def _load_history(self, keys: list[str]) -> list[Transition]:
+        def load(key: str) -> Transition:
+            return Transition.from_dict(json.loads(self.store.get_bytes(key)))
+
+        return self._cached_many(keys, load)
+
+    def _record(self, name: str, version: int) -> _VersionRecord:
+        key = f"{_version_prefix(name, version)}/{RECORD_FILE}"
+        cached = self._cached_many([key], self._read_record)
+        return cached[0]
+
+    def _read_record(self, key: str) -> _VersionRecord:
+        try:
+            raw = json.loads(self.store.get_bytes(key))
+        except StoreError:
+            # A folder published by hand has no record: it was never blessed.
+            return _VersionRecord(blessed=False, published_at="")
+        known = set(_VersionRecord.__dataclass_fields__)
+        return _VersionRecord(**{k: v for k, v in raw.items() if k in known})
+
+    def _versions(self, name: str, versions: list[int], state: _State) -> list[ModelVersion]:
+        prefixes = [_version_prefix(name, v) for v in versions]
+        metas = self._cached_many(
+            [f"{p}/{METADATA_FILE}" for p in prefixes],
+            lambda key: ModelMetadata.from_dict(json.loads(self.store.get_bytes(key))),
+        )
+        records = self._cached_many([f"{p}/{RECORD_FILE}" for p in prefixes], self._read_record)
+        return [
+            ModelVersion(
+                name=name,
+                version=v,
+                uri=self.store.uri_for(p),
+                stage=state.stages.get(v, "none"),
+                metadata=meta,
+                blessed=rec.blessed,
+            )
+            for v, p, meta, rec in zip(versions, prefixes, metas, records)
+        ]
+
+    def _cached_many(self, keys: list[str], load: Callable[[str], T]) -> list[T]:
+        """Load ``keys`` not cached yet (in parallel on a remote store), keep order."""
+        missing = [k for k in keys if k not in self._cache]
+        if len(missing) > 4 and not isinstance(self.store, LocalStore):
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                loaded: Iterable[T] = list(pool.map(load, missing))
+        else:
+            loaded = [load(k) for k in missing]
+        self._cache.update(zip(missing, loaded))
+        return [self._cache[k] for k in keys]
+
+    @staticmethod
+    def _replay(records: list[Transition]) -> _State:
+        """Stages after applying ``records`` in key order.
+
+        Demotion records are skipped: the promotion they belong to implies them, so a
+        writer that died between the two, or two promotions racing, still leave exactly
+        one production version (the last promoted).
+        """
+        state = _State()
+        for rec in records:
+            if rec.kind == "demotion":
+                continue
+            version = rec.version
+            if rec.to_stage == "production":
+                if state.production is not None and state.production != version:
+                    state.stages[state.production] = "archived"
+                stack = state.production_stack
+                if rec.kind == "rollback" and version in stack:
+                    while stack[-1] != version:
+                        stack.pop()
+                elif not stack or stack[-1] != version:
+                    stack.append(version)
+                state.production = version
+            elif state.production == version:
+                state.production = None
+                if state.production_stack and state.production_stack[-1] == version:
+                    state.production_stack.pop()
+            state.stages[version] = rec.to_stage
+        return state
+
+
+def _version_prefix(name: str, version: int) -> str:
+    return f"{MODELS}/{name}/{version}"
+
+
+def _claims_prefix(name: str) -> str:
+    return f"{MODELS}/{name}/claims"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _record_id(moment: datetime) -> str:
+    return f"{moment.strftime(_TIME_FORMAT)}-{uuid.uuid4().hex}"
+
+
+def _next_time(records: list[Transition]) -> datetime:
+    """Now, but after every record read: a new record sorts after what it saw."""
+    now = datetime.now(timezone.utc)
+    if records:
+        last = datetime.strptime(records[-1].id.split("-", 1)[0], _TIME_FORMAT)
+        last = last.replace(tzinfo=timezone.utc) + timedelta(microseconds=2)
+        now = max(now, last)
+    return now
+
+
+def _ranges(versions: list[int]) -> str:
+    """``1-4, 7`` for a sorted list of version numbers."""
+    if not versions:
+        return "none"
+    parts, start, prev = [], versions[0], versions[0]
+    for v in [*versions[1:], None]:
+        if v is not None and v == prev + 1:
+            prev = v
+            continue
+        parts.append(str(start) if start == prev else f"{start}-{prev}")
+        if v is not None:
+            start = prev = v
+    return ", ".join(parts)
+
+
+def _stage_summary(versions: list[int], state: _State) -> str:
+    by_stage: dict[str, list[int]] = {s: [] for s in STAGES}
+    for v in versions:
+        by_stage[state.stages.get(v, "none")].append(v)
+    return "; ".join(f"{s}: {_ranges(vs)}" for s, vs in by_stage.items() if vs)

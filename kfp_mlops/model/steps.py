@@ -1,0 +1,48 @@
+"""Path-level model steps: what each KFP component calls, testable without KFP."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+
+from kfp_mlops.data.ingest import read_dataset
+from kfp_mlops.model.evaluate import Evaluation, evaluate_model
+from kfp_mlops.model.package import ModelMetadata, load_model_folder, write_model_folder
+from kfp_mlops.model.train import train_model
+
+
+def train_step(
+    train_path: str | Path,
+    model_dir: str | Path,
+    target: str,
+    task: str,
+    estimator: str = "auto",
+    params: str | None = None,
+    seed: int = 42,
+    data_sha256: str | None = None,
+    dataset_version: str | None = None,
+) -> ModelMetadata:
+    """Train on the Parquet at ``train_path``; write the model folder to ``model_dir``."""
+    model, metadata = train_model(read_dataset(train_path), target, task, estimator, params, seed)
+    metadata.data_sha256 = data_sha256
+    metadata.dataset_version = dataset_version
+    return write_model_folder(model, metadata, model_dir)
+
+
+def evaluate_step(model_dir: str | Path, test_path: str | Path) -> tuple[Evaluation, ModelMetadata]:
+    """Evaluate the model folder on the held-out Parquet at ``test_path``."""
+    model, metadata = load_model_folder(model_dir)
+    return evaluate_model(model, metadata, read_dataset(test_path)), metadata
+
+
+def model_name_for(source: str) -> str:
+    """A registry/InferenceService-safe model name derived from a data source."""
+    stem = Path(source.rstrip("/").split("/")[-1]).stem or "model"
+    name = re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-")
+    return (name or "model")[:50]
+
+
+def utc_now() -> str:
+    """Current UTC time as ISO 8601 (seconds)."""
+    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()
