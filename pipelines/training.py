@@ -85,3 +85,30 @@ def build_training_pipeline(cluster: Optional[ClusterConfig] = None):
             skip_step(step="publish", reason=gate.outputs["reason"])
 
     return training_pipeline
+
+
+def summarize_training(run) -> dict:
+    """The run summary the CLI prints: data, metrics, gates, skips, where the model went."""
+    tasks = run.tasks
+    ingest_out = tasks.get("ingest")
+    dataset = ingest_out.artifacts.get("dataset", {}).get("metadata", {}) if ingest_out else {}
+    checked = tasks["check-data"].parameters if "check-data" in tasks else {}
+    model_meta = tasks["train"].artifacts["model"]["metadata"] if "train" in tasks else {}
+    metrics = tasks["evaluate"].artifacts["metrics"]["metadata"] if "evaluate" in tasks else {}
+    published = tasks["publish"].parameters if "publish" in tasks else {}
+    return {
+        "succeeded": run.succeeded,
+        "data": {"source": dataset.get("source"), "rows": dataset.get("rows"),
+                 "sha256": dataset.get("sha256")} if dataset else None,
+        "task": checked.get("task"),
+        "target": checked.get("target"),
+        "estimator": model_meta.get("estimator"),
+        "dropped_columns": model_meta.get("dropped_columns", {}),
+        "metrics": metrics,
+        "gates": run.gates(),
+        "skipped": [t.parameters["Output"] for n, t in tasks.items() if n.startswith("skip-step")],
+        "model_uri": published.get("model_uri"),
+        "model_name": published.get("model_name"),
+        "version": int(published["version"]) if "version" in published else None,
+        "run_dir": str(run.run_dir),
+    }
