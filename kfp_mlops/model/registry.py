@@ -3,8 +3,8 @@
 Layout below the store root::
 
     models/<name>/<version>/model.joblib     the KServe-ready folder (storageUri)
-    models/<name>/<version>/record.json      blessed flag, who published it and why
-    models/<name>/<version>/metadata.json    ModelMetadata; the commit file, written last
+    models/<name>/<version>/metadata.json    ModelMetadata plus a "registry" block (blessed,
+                                             who published it and why); the commit file
     models/<name>/history/<time>-<uuid>.json one stage transition each, append-only
     models/<name>/claims/<version>           S3 only: who claimed a version number
 
@@ -22,13 +22,15 @@ How a version number is taken without a server (see ``docs/registry.md``):
 - S3 with conditional writes (AWS S3, MinIO, moto): a claim object is created with
   ``If-None-Match: *``; the server refuses a second create, the loser takes the next;
 - S3 without them: each publisher writes a uniquely named claim and lists the claims
-  for the number; it wins only when its claim is the only one, else it withdraws and
-  retries (safe on any store with read-after-write listing, as S3 has had since 2020).
+  for the number; it wins only when its claim is the only one (then marks the number
+  ``won``), else it withdraws and retries after a random pause. Safe on any store with
+  read-after-write listing, as S3 has had since 2020.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 import shutil
@@ -55,13 +57,14 @@ from kfp_mlops.model.package import (
 from kfp_mlops.storage import AlreadyExistsError, LocalStore, S3Store, Store, StoreError
 
 STAGES = ("none", "staging", "production", "archived")
-RECORD_FILE = "record.json"
+REGISTRY_KEY = "registry"  # the block of metadata.json the registry owns
 MODELS = "models"
 MAX_NAME_LENGTH = 50
 # KServe validates InferenceService names as DNS-1035 labels: a letter first.
 _NAME_RE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _TIME_FORMAT = "%Y%m%dT%H%M%S%fZ"
 _MAX_ATTEMPTS = 200
+_WON = "won"
 
 ClaimMode = Literal["auto", "conditional", "listing"]
 T = TypeVar("T")
@@ -122,7 +125,7 @@ class Transition:
 
 @dataclass
 class _VersionRecord:
-    """What ``record.json`` holds beside a version's metadata."""
+    """The ``registry`` block of a version's ``metadata.json``."""
 
     blessed: bool
     published_at: str
@@ -241,6 +244,10 @@ class Registry:
 
     def list_models(self) -> list[str]:
         """Names of the models with at least one published version."""
+        if isinstance(self.store, LocalStore):
+            root = self.store.root / MODELS
+            found = [p.name for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
+            return sorted(n for n in found if _NAME_RE.match(n) and self._listing(n)[0])
         names = set()
         for key in self.store.list(f"{MODELS}/"):
             parts = key.split("/")
@@ -401,7 +408,7 @@ class Registry:
                     f"force=True (CLI: --force), or use rollback to return to the previous "
                     "production version"
                 )
-            if not self._record(name, version).blessed:
+            if not self._read_version(name, version)[1].blessed:
                 raise RegistryError(
                     f"{name}@{version} was never blessed (it did not pass the blessing policy "
                     "when published); promote it to production with force=True (CLI: --force) "
@@ -464,46 +471,44 @@ class Registry:
     # ------------------------------------------------------------------ internals
 
     def _scan(self, name: str) -> tuple[list[int], list[str], set[int]]:
-        """One listing of ``models/<name>/``: versions, history keys, claimed numbers."""
-        validate_name(name)
-        base = f"{MODELS}/{name}/"
-        versions: set[int] = set()
-        claimed: set[int] = set()
-        history: list[str] = []
-        for key in self.store.list(base):
-            parts = key[len(base):].split("/")
-            if len(parts) == 2 and parts[0].isdigit() and parts[1] == METADATA_FILE:
-                versions.add(int(parts[0]))
-            elif len(parts) == 2 and parts[0] == "history" and parts[1].endswith(".json"):
-                history.append(key)
-            elif len(parts) >= 2 and parts[0] == "claims" and parts[1].isdigit():
-                claimed.add(int(parts[1]))
+        """Versions, history keys and taken claims of ``name``; an error if none exist."""
+        versions, history, claimed = self._listing(name)
         if not versions:
             known = self.list_models()
             raise RegistryError(
                 f"no model named {name!r} in {self.store.uri}; models: "
                 f"{', '.join(known) or 'none yet (publish one first)'}"
             )
+        return versions, history, claimed
+
+    def _listing(self, name: str) -> tuple[list[int], list[str], set[int]]:
+        """One listing of ``models/<name>/``: versions, history keys, claimed numbers."""
+        validate_name(name)
+        base = f"{MODELS}/{name}/"
+        versions: set[int] = set()
+        claimed: set[int] = set()
+        history: list[str] = []
+        for rel in self._model_keys(name):
+            parts = rel.split("/")
+            if len(parts) == 2 and parts[0].isdigit() and parts[1] == METADATA_FILE:
+                versions.add(int(parts[0]))
+            elif len(parts) == 2 and parts[0] == "history" and parts[1].endswith(".json"):
+                history.append(base + rel)
+            elif _is_taken_claim(parts):
+                claimed.add(int(parts[1]))
         return sorted(versions), sorted(history), claimed
+
+    def _model_keys(self, name: str) -> list[str]:
+        """Keys below ``models/<name>/``, relative to it."""
+        if isinstance(self.store, LocalStore):
+            return _local_model_keys(self.store.root / MODELS / name)
+        base = f"{MODELS}/{name}/"
+        return [key[len(base):] for key in self.store.list(base)]
 
     def _scan_for_publish(self, name: str) -> int:
         """Highest version number published or claimed so far (0 when none)."""
-        try:
-            versions, _, claimed = self._scan(name)
-        except RegistryError:
-            return self._highest_claim(name)
-        return max([*versions, *claimed])
-
-    def _highest_claim(self, name: str) -> int:
-        numbers = [0]
-        base = f"{MODELS}/{name}/"
-        for key in self.store.list(base):
-            parts = key[len(base):].split("/")
-            if parts[0].isdigit():
-                numbers.append(int(parts[0]))
-            elif parts[0] == "claims" and len(parts) >= 2 and parts[1].isdigit():
-                numbers.append(int(parts[1]))
-        return max(numbers)
+        versions, _, claimed = self._listing(name)
+        return max([0, *versions, *claimed])
 
     def _publish_next(
         self, name: str, staged: Path, metadata: ModelMetadata, record: _VersionRecord
@@ -512,14 +517,17 @@ class Registry:
         version = self._scan_for_publish(name) + 1
         for _ in range(_MAX_ATTEMPTS):
             if not self._claim(name, version, record.token):
-                version = max(version + 1, self._scan_for_publish(name) + 1)
+                # Taken, or (listing claims) contested: retry the lowest number not taken.
+                version = self._scan_for_publish(name) + 1
                 continue
             created = datetime.now(timezone.utc)
             metadata.name, metadata.version = name, version
             metadata.created_at = _iso(created)
             record.published_at = metadata.created_at
-            (staged / RECORD_FILE).write_text(json.dumps(asdict(record), indent=2))
-            (staged / METADATA_FILE).write_text(metadata.to_json())
+            # One file per version: listing 1,000 versions reads 1,000 files, not 2,000.
+            document = json.loads(metadata.to_json())
+            document[REGISTRY_KEY] = asdict(record)
+            (staged / METADATA_FILE).write_text(json.dumps(document, indent=2, sort_keys=True))
             try:
                 self.store.publish_dir(_version_prefix(name, version), staged, METADATA_FILE)
             except AlreadyExistsError:
@@ -560,6 +568,8 @@ class Registry:
         if self.store.list(prefix) == [mine] and not self.store.exists(
             f"{_version_prefix(name, version)}/{METADATA_FILE}"
         ):
+            # Tell the others the number is taken (our claim alone already keeps them out).
+            self.store.put_bytes(f"{prefix}{_WON}", body)
             return True
         self.store.delete(mine)
         time.sleep(random.uniform(0.01, 0.1))
@@ -577,37 +587,37 @@ class Registry:
 
         return self._cached_many(keys, load)
 
-    def _record(self, name: str, version: int) -> _VersionRecord:
-        key = f"{_version_prefix(name, version)}/{RECORD_FILE}"
-        cached = self._cached_many([key], self._read_record)
-        return cached[0]
+    def _read_version(self, name: str, version: int) -> tuple[ModelMetadata, _VersionRecord]:
+        return self._read_versions(name, [version])[0]
 
-    def _read_record(self, key: str) -> _VersionRecord:
-        try:
-            raw = json.loads(self.store.get_bytes(key))
-        except StoreError:
-            # A folder published by hand has no record: it was never blessed.
-            return _VersionRecord(blessed=False, published_at="")
+    def _read_versions(
+        self, name: str, versions: list[int]
+    ) -> list[tuple[ModelMetadata, _VersionRecord]]:
+        return self._cached_many(
+            [f"{_version_prefix(name, v)}/{METADATA_FILE}" for v in versions], self._load_version
+        )
+
+    def _load_version(self, key: str) -> tuple[ModelMetadata, _VersionRecord]:
+        raw = json.loads(self.store.get_bytes(key))
+        # A folder published by hand has no registry block: it was never blessed.
+        block = raw.get(REGISTRY_KEY) or {"blessed": False, "published_at": ""}
         known = set(_VersionRecord.__dataclass_fields__)
-        return _VersionRecord(**{k: v for k, v in raw.items() if k in known})
+        record = _VersionRecord(**{k: v for k, v in block.items() if k in known})
+        return ModelMetadata.from_dict(raw), record
 
     def _versions(self, name: str, versions: list[int], state: _State) -> list[ModelVersion]:
-        prefixes = [_version_prefix(name, v) for v in versions]
-        metas = self._cached_many(
-            [f"{p}/{METADATA_FILE}" for p in prefixes],
-            lambda key: ModelMetadata.from_dict(json.loads(self.store.get_bytes(key))),
-        )
-        records = self._cached_many([f"{p}/{RECORD_FILE}" for p in prefixes], self._read_record)
         return [
             ModelVersion(
                 name=name,
                 version=v,
-                uri=self.store.uri_for(p),
+                uri=self.store.uri_for(_version_prefix(name, v)),
                 stage=state.stages.get(v, "none"),
                 metadata=meta,
-                blessed=rec.blessed,
+                blessed=record.blessed,
             )
-            for v, p, meta, rec in zip(versions, prefixes, metas, records)
+            for v, (meta, record) in zip(
+                versions, self._read_versions(name, versions), strict=True
+            )
         ]
 
     def _cached_many(self, keys: list[str], load: Callable[[str], T]) -> list[T]:
@@ -618,7 +628,7 @@ class Registry:
                 loaded: Iterable[T] = list(pool.map(load, missing))
         else:
             loaded = [load(k) for k in missing]
-        self._cache.update(zip(missing, loaded))
+        self._cache.update(zip(missing, loaded, strict=True))
         return [self._cache[k] for k in keys]
 
     @staticmethod
@@ -650,6 +660,38 @@ class Registry:
                     state.production_stack.pop()
             state.stages[version] = rec.to_stage
         return state
+
+
+def _local_model_keys(folder: Path) -> list[str]:
+    """List the registry's keys in a local model folder, without a recursive walk.
+
+    On a local store a version folder appears whole, by rename, so its existence stands
+    for its commit file; the history folder is one flat level.
+    """
+    if not folder.is_dir():
+        return []
+    keys = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.isdigit() and entry.is_dir():
+                keys.append(f"{entry.name}/{METADATA_FILE}")
+            elif entry.name == "history" and entry.is_dir():
+                with os.scandir(entry.path) as records:
+                    keys.extend(
+                        f"history/{r.name}" for r in records
+                        if r.name.endswith(".json") and not r.name.startswith(".")
+                    )
+    return keys
+
+
+def _is_taken_claim(parts: list[str]) -> bool:
+    """``claims/<v>`` (conditional) or ``claims/<v>/won`` (listing): ``v`` is taken.
+
+    A bare listing claim ``claims/<v>/<token>`` may be withdrawn, so it does not count.
+    """
+    if len(parts) < 2 or parts[0] != "claims" or not parts[1].isdigit():
+        return False
+    return len(parts) == 2 or (len(parts) == 3 and parts[2] == _WON)
 
 
 def _version_prefix(name: str, version: int) -> str:

@@ -1,0 +1,261 @@
+"""Data drift between a reference dataset and a current one, feature by feature.
+
+Both sides are scanned with :mod:`kfp_mlops.data.stats` (streamed by batches from Parquet,
+or from a DataFrame). Numeric tests run on the scan's bounded value sample: every value
+up to ``sample_size`` (default 100,000) rows, a seeded Bernoulli sample above. Category
+tests use the scan's exact category counts.
+
+Metrics: numeric features get PSI (10 bins at reference deciles), the two-sample
+Kolmogorov-Smirnov test and the Wasserstein distance (also normed by the reference
+standard deviation); categorical ones the chi-square test of the 2 x K contingency table
+and the Jensen-Shannon distance. Which metric decides follows Evidently's defaults (see
+:class:`DriftThresholds`), so results are comparable with its data-drift report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.spatial.distance import jensenshannon
+from scipy.stats import chi2_contingency, ks_2samp, wasserstein_distance
+
+from kfp_mlops.data.stats import NUMERIC_KINDS, DatasetStatistics, Scan, scan_any
+
+_EPS = 1e-4  # floor for empty bins: keeps PSI's logarithm finite, as Evidently does
+
+
+class DriftError(ValueError):
+    """The two datasets cannot be compared as given; the message names the column."""
+
+
+@dataclass
+class DriftThresholds:
+    """When a feature, and the dataset, count as drifted (defaults follow Evidently).
+
+    Attributes:
+        small_rows: up to this many reference rows a statistical test decides
+            (KS or chi-square p-value); above it a distance does, because with many rows
+            p-values flag even negligible shifts (1000, Evidently's switch-over point).
+        ks_pvalue: numeric, small data: drifted if the KS p-value is below (0.05).
+        wasserstein_normed: numeric, large data: drifted if the Wasserstein distance in
+            reference standard deviations is above (0.1).
+        chi2_pvalue: categorical, small data: drifted if the chi-square p-value is below
+            (0.05).
+        jensenshannon: categorical, large data: drifted if the Jensen-Shannon distance
+            (natural log, range 0 to 0.83) is above (0.1).
+        psi: PSI above this is reported (0.2, the usual "significant shift" rule of
+            thumb); it only decides when ``method="psi"``.
+        drift_share: the dataset drifts when at least this share of features drift (0.5).
+        few_values: a numeric feature with at most this many distinct values is tested
+            as categorical (5, as Evidently).
+        method: "auto" (the rules above) or "psi" (PSI decides every numeric feature).
+        sample_size: bound on values per numeric feature for KS, Wasserstein and PSI.
+
+    """
+
+    small_rows: int = 1000
+    ks_pvalue: float = 0.05
+    wasserstein_normed: float = 0.1
+    chi2_pvalue: float = 0.05
+    jensenshannon: float = 0.1
+    psi: float = 0.2
+    drift_share: float = 0.5
+    few_values: int = 5
+    method: str = "auto"
+    sample_size: int = 100_000
+
+
+@dataclass
+class FeatureDrift:
+    """Drift figures for one feature; ``test`` names the metric that decided."""
+
+    column: str
+    kind: str
+    test: str
+    score: float
+    threshold: float
+    drifted: bool
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class DriftResult:
+    """Per-feature drift and the dataset-level decision."""
+
+    features: list[FeatureDrift]
+    drift_share: float
+    dataset_drift: bool
+    reference_rows: int
+    current_rows: int
+    thresholds: DriftThresholds
+    reference_stats: DatasetStatistics | None = field(default=None, repr=False)
+    current_stats: DatasetStatistics | None = field(default=None, repr=False)
+
+    @property
+    def drifted_features(self) -> list[str]:
+        """Names of the features flagged as drifted."""
+        return [f.column for f in self.features if f.drifted]
+
+    @property
+    def reason(self) -> str:
+        """One line a pipeline can log next to the gate's boolean."""
+        n, total = len(self.drifted_features), len(self.features)
+        verdict = "dataset drift" if self.dataset_drift else "no dataset drift"
+        listed = f": {', '.join(self.drifted_features)}" if n else ""
+        return (
+            f"{verdict}: {n} of {total} features drifted ({self.drift_share:.0%}, threshold "
+            f"{self.thresholds.drift_share:.0%}){listed}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON (the embedded statistics are left out)."""
+        return {
+            "dataset_drift": self.dataset_drift,
+            "drift_share": self.drift_share,
+            "drifted_features": self.drifted_features,
+            "reason": self.reason,
+            "reference_rows": self.reference_rows,
+            "current_rows": self.current_rows,
+            "thresholds": asdict(self.thresholds),
+            "features": [asdict(f) for f in self.features],
+        }
+
+
+def psi(reference: np.ndarray, current: np.ndarray, bins: int = 10) -> float:
+    """Compute the population stability index, with bins at the reference's quantiles."""
+    edges = np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)))
+    edges[0], edges[-1] = -np.inf, np.inf
+    if len(edges) < 2:
+        edges = np.array([-np.inf, np.inf])
+    ref = np.histogram(reference, edges)[0] / len(reference)
+    cur = np.histogram(current, edges)[0] / len(current)
+    ref, cur = np.maximum(ref, _EPS), np.maximum(cur, _EPS)
+    return float(np.sum((cur - ref) * np.log(cur / ref)))
+
+
+def _categorical_metrics(ref: dict[str, int], cur: dict[str, int]) -> dict[str, float]:
+    keys = sorted(set(ref) | set(cur))
+    table = np.array([[ref.get(k, 0) for k in keys], [cur.get(k, 0) for k in keys]], float)
+    if table.sum(axis=1).min() == 0:
+        return {"chi2_pvalue": float("nan"), "jensenshannon": float("nan")}
+    if len(keys) < 2:
+        chi2_p = 1.0  # one category on both sides: nothing can have shifted
+    else:
+        chi2_p = float(chi2_contingency(table)[1])
+    shares = table / table.sum(axis=1, keepdims=True)  # JS handles empty categories
+    return {"chi2_pvalue": chi2_p, "jensenshannon": float(jensenshannon(shares[0], shares[1]))}
+
+
+def _counts(values: np.ndarray) -> dict[str, int]:
+    keys, counts = np.unique(values, return_counts=True)
+    return {f"{k:g}": int(n) for k, n in zip(keys, counts, strict=True)}
+
+
+def _feature_drift(
+    name: str, kind: str, ref: Scan, cur: Scan, t: DriftThresholds
+) -> FeatureDrift:
+    small = ref.stats.rows <= t.small_rows
+    if kind in NUMERIC_KINDS:
+        r, c = ref.samples[name], cur.samples[name]
+        if len(r) == 0 or len(c) == 0:
+            return FeatureDrift(name, kind, "none", float("nan"), float("nan"), False,
+                                {"note_empty": 1.0})
+        if len(np.unique(np.concatenate([r, c]))) <= t.few_values:
+            metrics = _categorical_metrics(_counts(r), _counts(c))
+            return _decide_categorical(name, kind, metrics, small, t)
+        norm = max(float(np.std(r)), 0.001)  # Evidently's floor for a constant reference
+        distance = float(wasserstein_distance(r, c))
+        ks = ks_2samp(r, c)
+        metrics = {
+            "psi": psi(r, c),
+            "ks_statistic": float(ks.statistic),
+            "ks_pvalue": float(ks.pvalue),
+            "wasserstein": distance,
+            "wasserstein_normed": distance / norm,
+        }
+        if t.method == "psi":
+            return FeatureDrift(name, kind, "psi", metrics["psi"], t.psi,
+                                metrics["psi"] > t.psi, metrics)
+        if small:
+            return FeatureDrift(name, kind, "ks", metrics["ks_pvalue"], t.ks_pvalue,
+                                metrics["ks_pvalue"] < t.ks_pvalue, metrics)
+        return FeatureDrift(name, kind, "wasserstein_normed", metrics["wasserstein_normed"],
+                            t.wasserstein_normed,
+                            metrics["wasserstein_normed"] > t.wasserstein_normed, metrics)
+    rc = ref.stats.columns[name].category_counts()
+    cc = cur.stats.columns[name].category_counts()
+    return _decide_categorical(name, kind, _categorical_metrics(rc, cc), small, t)
+
+
+def _decide_categorical(
+    name: str, kind: str, metrics: dict[str, float], small: bool, t: DriftThresholds
+) -> FeatureDrift:
+    if np.isnan(metrics["jensenshannon"]):
+        return FeatureDrift(name, kind, "none", float("nan"), float("nan"), False, metrics)
+    if small:
+        p = metrics["chi2_pvalue"]
+        return FeatureDrift(name, kind, "chi2", p, t.chi2_pvalue, p < t.chi2_pvalue, metrics)
+    js = metrics["jensenshannon"]
+    return FeatureDrift(name, kind, "jensenshannon", js, t.jensenshannon,
+                        js > t.jensenshannon, metrics)
+
+
+def detect_drift(
+    reference: pd.DataFrame | str | Path,
+    current: pd.DataFrame | str | Path,
+    thresholds: DriftThresholds | None = None,
+    columns: list[str] | None = None,
+) -> DriftResult:
+    """Compare ``current`` with ``reference`` (DataFrames or Parquet paths).
+
+    ``columns`` limits the features compared (default: every column both share that is
+    numeric, categorical or boolean). Columns only one side has are validation's
+    business (missing/extra column), not drift's.
+    """
+    t = thresholds or DriftThresholds()
+    ref = scan_any(reference, sample_size=t.sample_size, count_duplicates=False)
+    cur = scan_any(current, sample_size=t.sample_size, count_duplicates=False, seed=1)
+    return drift_from_scans(ref, cur, t, columns)
+
+
+def drift_from_scans(
+    ref: Scan, cur: Scan, thresholds: DriftThresholds | None = None,
+    columns: list[str] | None = None,
+) -> DriftResult:
+    """Drift from two finished scans (lets a caller reuse scans it already made)."""
+    t = thresholds or DriftThresholds()
+    if t.method not in ("auto", "psi"):
+        raise DriftError(f"drift method {t.method!r} is unknown; use 'auto' or 'psi'")
+    shared = [n for n in ref.stats.columns if n in cur.stats.columns]
+    names = columns if columns is not None else shared
+    features = []
+    for name in names:
+        if name not in shared:
+            raise DriftError(
+                f"column {name!r} is not in both datasets; drop it from columns= or check "
+                "the data"
+            )
+        kind, other = ref.stats.columns[name].kind, cur.stats.columns[name].kind
+        if kind == "datetime":
+            continue  # time stamps always move forward; drift on them says nothing
+        if (kind in NUMERIC_KINDS) != (other in NUMERIC_KINDS):
+            raise DriftError(
+                f"column {name!r} is {kind} in the reference but {other} in the current data; "
+                "fix the type (data validation reports it as type_change) before drift"
+            )
+        features.append(_feature_drift(name, kind, ref, cur, t))
+    share = sum(f.drifted for f in features) / len(features) if features else 0.0
+    return DriftResult(
+        features=features,
+        drift_share=share,
+        dataset_drift=bool(features) and share >= t.drift_share,
+        reference_rows=ref.stats.rows,
+        current_rows=cur.stats.rows,
+        thresholds=t,
+        reference_stats=ref.stats,
+        current_stats=cur.stats,
+    )

@@ -1,0 +1,194 @@
+"""Data schema: what a valid batch looks like, inferred from statistics, kept as YAML.
+
+A schema is versioned in the store under ``schemas/<name>/<version>/schema.yaml``
+(version 1, 2, ...). Users edit the YAML (widen a range, add a category, mark a column
+nullable) and hand it back with :func:`save_schema`, which stores it as the next version.
+Re-inferring from new data replaces what users edited, so it only happens when asked for
+(``update=True`` in :func:`infer_or_load_schema`), never as a side effect.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kfp_mlops.data.stats import NUMERIC_KINDS, DatasetStatistics
+from kfp_mlops.storage import AlreadyExistsError, Store, StoreError
+
+SCHEMAS_PREFIX = "schemas"
+SCHEMA_FILE = "schema.yaml"
+COLUMN_TYPES = ("numeric", "integer", "categorical", "boolean", "datetime")
+DEFAULT_DOMAIN_CAP = 200
+
+
+class SchemaError(ValueError):
+    """A schema file is malformed; the message names the field and the fix."""
+
+
+@dataclass
+class ColumnSchema:
+    """Expectations for one column."""
+
+    type: str  # one of COLUMN_TYPES
+    nullable: bool = True
+    min: float | None = None  # numeric/integer range, inclusive
+    max: float | None = None
+    domain: list[str] | None = None  # allowed categories; None means any value
+
+    def __post_init__(self) -> None:
+        if self.type not in COLUMN_TYPES:
+            raise SchemaError(
+                f"column type {self.type!r} is unknown; use one of {', '.join(COLUMN_TYPES)}"
+            )
+
+
+@dataclass
+class Schema:
+    """Column expectations of a dataset, in column order."""
+
+    columns: dict[str, ColumnSchema]
+    version: int | None = None  # set when saved to or loaded from the store
+    min_rows: int | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def to_yaml(self) -> str:
+        """Human-readable YAML, in column order, with ``null`` fields left out."""
+        columns = {
+            name: {k: v for k, v in asdict(col).items() if v is not None}
+            for name, col in self.columns.items()
+        }
+        body: dict[str, Any] = {"version": self.version, "min_rows": self.min_rows}
+        body = {k: v for k, v in body.items() if v is not None}
+        body["columns"] = columns
+        if self.notes:
+            body["notes"] = self.notes
+        header = (
+            "# kfp-mlops data schema. Edit to accept a change (widen min/max, add a value to\n"
+            "# domain, set nullable: true), then save it: it becomes the next version.\n"
+        )
+        return header + yaml.safe_dump(body, sort_keys=False, allow_unicode=True)
+
+    @classmethod
+    def from_yaml(cls, text: str) -> Schema:
+        """Parse :meth:`to_yaml` output (or a user's edit of it)."""
+        try:
+            body = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise SchemaError(f"schema YAML does not parse: {exc}") from exc
+        if not isinstance(body, dict) or not isinstance(body.get("columns"), dict):
+            raise SchemaError("schema YAML needs a top-level 'columns:' mapping of column names")
+        columns = {}
+        for name, raw in body["columns"].items():
+            if not isinstance(raw, dict) or "type" not in raw:
+                raise SchemaError(f"column {name!r} in the schema needs a 'type:' field")
+            unknown = set(raw) - {"type", "nullable", "min", "max", "domain"}
+            if unknown:
+                raise SchemaError(
+                    f"column {name!r} has unknown schema fields {sorted(unknown)}; allowed are "
+                    "type, nullable, min, max, domain"
+                )
+            domain = raw.get("domain")
+            columns[str(name)] = ColumnSchema(
+                type=raw["type"],
+                nullable=bool(raw.get("nullable", True)),
+                min=raw.get("min"),
+                max=raw.get("max"),
+                domain=[str(v) for v in domain] if domain is not None else None,
+            )
+        return cls(
+            columns=columns,
+            version=body.get("version"),
+            min_rows=body.get("min_rows"),
+            notes=body.get("notes") or {},
+        )
+
+
+def infer_schema(stats: DatasetStatistics, domain_cap: int = DEFAULT_DOMAIN_CAP) -> Schema:
+    """Infer the schema that the profiled data satisfies exactly.
+
+    Ranges are the observed min/max; a categorical column gets its observed values as
+    domain unless it has more than ``domain_cap`` of them (free text: any value allowed).
+    A column with no missing values is not nullable.
+    """
+    columns = {}
+    for name, col in stats.columns.items():
+        schema_col = ColumnSchema(type=col.kind, nullable=col.missing > 0)
+        if col.kind in NUMERIC_KINDS and isinstance(col.min, float | int):
+            schema_col.min, schema_col.max = float(col.min), float(col.max)  # type: ignore[arg-type]
+        elif col.kind in ("categorical", "boolean"):
+            capped = col.distinct_capped or (col.distinct or 0) > domain_cap
+            if not capped:
+                schema_col.domain = sorted(v for v, _ in col.top_values or [])
+        columns[name] = schema_col
+    return Schema(columns=columns, notes={"inferred_from_rows": stats.rows})
+
+
+def _versions(store: Store, name: str) -> list[int]:
+    _check_name(name)
+    found = []
+    for child in store.children(f"{SCHEMAS_PREFIX}/{name}"):
+        if child.isdigit() and store.exists(f"{SCHEMAS_PREFIX}/{name}/{child}/{SCHEMA_FILE}"):
+            found.append(int(child))
+    return sorted(found)
+
+
+def _check_name(name: str) -> None:
+    if not name or "/" in name or name.startswith("."):
+        raise SchemaError(f"schema name {name!r} is invalid; use a plain name like 'wine'")
+
+
+def save_schema(store: Store, schema: Schema, name: str) -> int:
+    """Store ``schema`` as the next version of ``name``; return that version number."""
+    for _ in range(5):  # another writer may take the same number; try the next one
+        version = (_versions(store, name) or [0])[-1] + 1
+        to_store = Schema(
+            columns=schema.columns, version=version, min_rows=schema.min_rows, notes=schema.notes
+        )
+        with tempfile.TemporaryDirectory(prefix="kfp-mlops-schema-") as tmp:
+            (Path(tmp) / SCHEMA_FILE).write_text(to_store.to_yaml())
+            try:
+                store.publish_dir(f"{SCHEMAS_PREFIX}/{name}/{version}", tmp, SCHEMA_FILE)
+            except AlreadyExistsError:
+                continue
+        schema.version = version
+        return version
+    raise StoreError(f"could not save schema {name!r}: the version number kept being taken")
+
+
+def load_schema(store: Store, name: str, version: int | None = None) -> Schema:
+    """Load version ``version`` (default: the latest) of schema ``name``."""
+    versions = _versions(store, name)
+    if not versions:
+        raise StoreError(
+            f"no schema named {name!r} in the store {store.uri}; infer one first "
+            "(re-run with --update-schema) or save an edited schema.yaml"
+        )
+    chosen = versions[-1] if version is None else version
+    if chosen not in versions:
+        raise StoreError(
+            f"schema {name!r} has no version {chosen}; stored versions are {versions}"
+        )
+    text = store.get_bytes(f"{SCHEMAS_PREFIX}/{name}/{chosen}/{SCHEMA_FILE}").decode()
+    schema = Schema.from_yaml(text)
+    schema.version = chosen
+    return schema
+
+
+def infer_or_load_schema(
+    store: Store, name: str, stats: DatasetStatistics, update: bool = False
+) -> tuple[Schema, bool]:
+    """Load the stored schema, or infer and save one; say whether it is new.
+
+    The first call for ``name`` infers and saves version 1. Later calls return the
+    latest stored version untouched unless ``update=True``, which infers from ``stats``
+    and saves it as the next version.
+    """
+    if not update and _versions(store, name):
+        return load_schema(store, name), False
+    schema = infer_schema(stats)
+    save_schema(store, schema, name)
+    return schema, True

@@ -1,0 +1,431 @@
+"""Streaming dataset statistics over a Parquet file, read batch by batch with pyarrow.
+
+Memory is bounded by the batch size, the histogram bins, the per-column quantile
+sample and the capped category counters, never by the row count. Two passes are made:
+the first gathers counts, moments, min/max, category counts and a sample; the second
+fills fixed-bin histograms whose edges come from the first pass's min and max.
+
+Quantiles (p01 ... p99) are exact while a column has at most ``sample_size`` rows;
+above that they come from a seeded Bernoulli sample of about ``sample_size`` values
+(rank error about ``1/sqrt(sample_size)``, 0.3 % at the default 100,000).
+
+Mean and standard deviation are merged batch by batch with Chan's parallel formula, so
+they match pandas to floating-point rounding. Distinct counts of categorical columns
+are exact up to ``category_cap`` values; past it the counter stops taking new values,
+``distinct_capped`` is set and the top values are those seen before the cap.
+
+Duplicate rows are counted from a 64-bit hash per row (8 bytes a row in memory).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+QUANTILES: dict[str, float] = {
+    "p01": 0.01, "p05": 0.05, "p25": 0.25, "p50": 0.50, "p75": 0.75, "p95": 0.95, "p99": 0.99,
+}
+NUMERIC_KINDS = ("numeric", "integer")
+CATEGORICAL_KINDS = ("categorical", "boolean")
+DEFAULT_BATCH_ROWS = 65_536
+DEFAULT_SAMPLE_SIZE = 100_000
+DEFAULT_CATEGORY_CAP = 10_000
+DEFAULT_TOP_K = 1_000
+DEFAULT_BINS = 20
+
+
+class StatisticsError(ValueError):
+    """The data cannot be profiled as given; the message names the column and the fix."""
+
+
+@dataclass
+class ColumnStatistics:
+    """Figures for one column; fields that do not apply to its kind stay ``None``."""
+
+    name: str
+    kind: str  # numeric, integer, categorical, boolean, datetime
+    arrow_type: str
+    count: int  # non-missing values
+    missing: int
+    missing_share: float
+    mean: float | None = None
+    std: float | None = None  # sample standard deviation (ddof=1), as pandas
+    min: float | str | None = None  # str for datetime columns (ISO 8601)
+    max: float | str | None = None
+    all_integral: bool | None = None  # every value is a whole number (ints read as floats)
+    quantiles: dict[str, float] | None = None
+    histogram: dict[str, list[float]] | None = None  # {"edges": [...], "counts": [...]}
+    distinct: int | None = None
+    distinct_capped: bool | None = None
+    top_values: list[tuple[str, int]] | None = None  # most frequent first
+
+    def category_counts(self) -> dict[str, int]:
+        """Return the counts of the recorded categories (all of them unless capped)."""
+        return dict(self.top_values or [])
+
+
+@dataclass
+class DatasetStatistics:
+    """Per-column statistics of one dataset, with a JSON-ready round trip."""
+
+    rows: int
+    columns: dict[str, ColumnStatistics]
+    duplicate_rows: int | None = None
+    sample_size: int = DEFAULT_SAMPLE_SIZE
+    quantile_method: str = "exact up to sample_size rows, else a seeded Bernoulli sample"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def duplicate_share(self) -> float | None:
+        """Share of rows that repeat an earlier row (``None`` if not counted)."""
+        if self.duplicate_rows is None:
+            return None
+        return self.duplicate_rows / self.rows if self.rows else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON (lists instead of tuples)."""
+        out = asdict(self)
+        out["columns"] = [asdict(c) for c in self.columns.values()]
+        for col in out["columns"]:
+            if col["top_values"] is not None:
+                col["top_values"] = [[v, n] for v, n in col["top_values"]]
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DatasetStatistics:
+        """Rebuild from :meth:`to_dict` output."""
+        data = dict(data)
+        columns = {}
+        for raw in data.pop("columns"):
+            col = ColumnStatistics(**raw)
+            if col.top_values is not None:
+                col.top_values = [(str(v), int(n)) for v, n in col.top_values]
+            columns[col.name] = col
+        return cls(columns=columns, **data)
+
+    def to_json(self) -> str:
+        """JSON text of :meth:`to_dict`."""
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> DatasetStatistics:
+        """Rebuild from :meth:`to_json` output."""
+        return cls.from_dict(json.loads(text))
+
+
+def column_kind(arrow_type: pa.DataType) -> str:
+    """Map an Arrow type to the suite's column kind."""
+    if pa.types.is_dictionary(arrow_type):
+        return "categorical"
+    if pa.types.is_boolean(arrow_type):
+        return "boolean"
+    if pa.types.is_integer(arrow_type):
+        return "integer"
+    if pa.types.is_floating(arrow_type) or pa.types.is_decimal(arrow_type):
+        return "numeric"
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return "categorical"
+    if pa.types.is_timestamp(arrow_type) or pa.types.is_date(arrow_type):
+        return "datetime"
+    raise StatisticsError(
+        f"unsupported column type {arrow_type}; convert it to a number, string, bool or "
+        "timestamp before profiling"
+    )
+
+
+BatchSource = Callable[[list[str]], Iterable[pa.RecordBatch]]
+
+
+@dataclass
+class _Accumulator:
+    """Running figures for one column during the first pass."""
+
+    kind: str
+    arrow_type: str
+    count: int = 0
+    missing: int = 0
+    mean: float = 0.0
+    m2: float = 0.0
+    min: Any = None
+    max: Any = None
+    all_integral: bool = True
+    sample: list[np.ndarray] = field(default_factory=list)
+    counter: Counter[str] = field(default_factory=Counter)
+    capped: bool = False
+
+
+@dataclass
+class Scan:
+    """Result of a scan: the statistics plus per-column value samples (for drift tests)."""
+
+    stats: DatasetStatistics
+    samples: dict[str, np.ndarray]
+
+
+def _numeric_values(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    values = pc.drop_null(array).to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+    # A NaN stored in the file is as missing as a null.
+    return values[~np.isnan(values)]
+
+
+def _string_values(array: pa.Array) -> pa.Array:
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary_decode()
+    return pc.drop_null(array.cast(pa.string()))
+
+
+def _update(acc: _Accumulator, array: pa.Array, keep: np.ndarray | None, cap: int) -> None:
+    """Fold one batch of one column into its accumulator."""
+    rows = len(array)
+    if acc.kind in NUMERIC_KINDS:
+        values = _numeric_values(array)
+        if keep is not None:
+            valid = ~np.asarray(pc.is_null(array, nan_is_null=True).to_numpy(zero_copy_only=False))
+            chosen = values[keep[valid]]
+            if len(chosen):
+                acc.sample.append(chosen)
+        n = len(values)
+        acc.missing += rows - n
+        if n == 0:
+            return
+        # Chan et al.: merge (count, mean, M2) of the batch into the running figures.
+        b_mean = float(values.mean())
+        b_m2 = float(((values - b_mean) ** 2).sum())
+        total = acc.count + n
+        delta = b_mean - acc.mean
+        acc.mean += delta * n / total
+        acc.m2 += b_m2 + delta * delta * acc.count * n / total
+        acc.count = total
+        lo, hi = float(values.min()), float(values.max())
+        acc.min = lo if acc.min is None else min(acc.min, lo)
+        acc.max = hi if acc.max is None else max(acc.max, hi)
+        if acc.all_integral and acc.kind == "numeric":
+            acc.all_integral = bool(np.all(np.mod(values, 1.0) == 0.0))
+        return
+    if acc.kind == "datetime":
+        n = rows - array.null_count
+        acc.missing += rows - n
+        acc.count += n
+        if n:
+            bounds = pc.min_max(array)
+            lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
+            acc.min = lo if acc.min is None else min(acc.min, lo)
+            acc.max = hi if acc.max is None else max(acc.max, hi)
+        return
+    strings = _string_values(array)
+    acc.missing += rows - len(strings)
+    acc.count += len(strings)
+    if not len(strings):
+        return
+    counts = pc.value_counts(strings)
+    values, ns = counts.field("values").to_pylist(), counts.field("counts").to_pylist()
+    for value, n in zip(values, ns, strict=True):
+        if value in acc.counter or len(acc.counter) < cap:
+            acc.counter[value] += n
+        else:
+            acc.capped = True
+
+
+def _row_hashes(batch: pa.RecordBatch) -> np.ndarray:
+    frame = batch.to_pandas()
+    return pd.util.hash_pandas_object(frame, index=False).to_numpy()
+
+
+def scan(
+    source: BatchSource,
+    schema: pa.Schema,
+    num_rows: int,
+    *,
+    bins: int = DEFAULT_BINS,
+    sample_size: int = DEFAULT_SAMPLE_SIZE,
+    category_cap: int = DEFAULT_CATEGORY_CAP,
+    top_k: int = DEFAULT_TOP_K,
+    count_duplicates: bool = True,
+    seed: int = 0,
+) -> Scan:
+    """Profile a table given as a re-iterable source of record batches.
+
+    ``source(columns)`` must yield the table's batches restricted to ``columns``; it is
+    called twice (the histogram pass reads only the numeric columns).
+    """
+    accs = {f.name: _Accumulator(column_kind(f.type), str(f.type)) for f in schema}
+    rng = np.random.default_rng(seed)
+    rate = min(1.0, sample_size / num_rows) if num_rows else 1.0
+    hashes: list[np.ndarray] = []
+    rows = 0
+    for batch in source(schema.names):
+        rows += batch.num_rows
+        keep = rng.random(batch.num_rows) < rate if rate < 1.0 else None
+        for name, array in zip(batch.schema.names, batch.columns, strict=True):
+            acc = accs[name]
+            col_keep = keep
+            if keep is None and acc.kind in NUMERIC_KINDS:
+                col_keep = np.ones(batch.num_rows, dtype=bool)
+            _update(acc, array, col_keep, category_cap)
+        if count_duplicates and batch.num_rows:
+            hashes.append(_row_hashes(batch))
+
+    duplicates = None
+    if count_duplicates:
+        all_hashes = np.concatenate(hashes) if hashes else np.empty(0, dtype=np.uint64)
+        del hashes
+        all_hashes.sort()
+        duplicates = int(np.count_nonzero(all_hashes[1:] == all_hashes[:-1]))
+        del all_hashes
+
+    histograms = _histograms(source, accs, bins)
+    columns: dict[str, ColumnStatistics] = {}
+    samples: dict[str, np.ndarray] = {}
+    for name, acc in accs.items():
+        columns[name], sample = _finish(name, acc, rows, histograms.get(name), top_k)
+        if sample is not None:
+            samples[name] = sample
+    stats = DatasetStatistics(
+        rows=rows, columns=columns, duplicate_rows=duplicates, sample_size=sample_size
+    )
+    return Scan(stats=stats, samples=samples)
+
+
+def _histograms(
+    source: BatchSource, accs: dict[str, _Accumulator], bins: int
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Second pass: fixed-bin histograms between each numeric column's min and max."""
+    edges = {}
+    for name, acc in accs.items():
+        if acc.kind in NUMERIC_KINDS and acc.count:
+            lo, hi = acc.min, acc.max
+            if acc.kind == "integer":
+                # Whole-number bins centred on the integers: no aliasing stripes.
+                width = max(1, int(np.ceil((hi - lo + 1) / bins)))
+                count = int(np.ceil((hi - lo + 1) / width))
+                edges[name] = lo - 0.5 + width * np.arange(count + 1, dtype=np.float64)
+                continue
+            if lo == hi:  # a constant column still gets one honest bin
+                lo, hi = lo - 0.5, hi + 0.5
+            edges[name] = np.linspace(lo, hi, bins + 1)
+    counts = {name: np.zeros(len(e) - 1, dtype=np.int64) for name, e in edges.items()}
+    if not edges:
+        return {}
+    for batch in source(list(edges)):
+        for name, array in zip(batch.schema.names, batch.columns, strict=True):
+            counts[name] += np.histogram(_numeric_values(array), bins=edges[name])[0]
+    return {name: (edges[name], counts[name]) for name in edges}
+
+
+def _finish(
+    name: str,
+    acc: _Accumulator,
+    rows: int,
+    histogram: tuple[np.ndarray, np.ndarray] | None,
+    top_k: int,
+) -> tuple[ColumnStatistics, np.ndarray | None]:
+    col = ColumnStatistics(
+        name=name,
+        kind=acc.kind,
+        arrow_type=acc.arrow_type,
+        count=acc.count,
+        missing=acc.missing,
+        missing_share=acc.missing / rows if rows else 0.0,
+    )
+    sample = None
+    if acc.kind in NUMERIC_KINDS:
+        sample = np.concatenate(acc.sample) if acc.sample else np.empty(0)
+        col.all_integral = acc.all_integral if acc.count else None
+        if acc.count:
+            col.mean = acc.mean
+            col.std = float(np.sqrt(acc.m2 / (acc.count - 1))) if acc.count > 1 else None
+            col.min, col.max = acc.min, acc.max
+        if len(sample):
+            values = np.quantile(sample, list(QUANTILES.values()))
+            col.quantiles = {k: float(v) for k, v in zip(QUANTILES, values, strict=True)}
+        if histogram is not None:
+            col.histogram = {
+                "edges": [float(e) for e in histogram[0]],
+                "counts": [int(c) for c in histogram[1]],
+            }
+    elif acc.kind == "datetime":
+        col.min = acc.min.isoformat() if acc.min is not None else None
+        col.max = acc.max.isoformat() if acc.max is not None else None
+    else:
+        col.distinct = len(acc.counter)
+        col.distinct_capped = acc.capped
+        col.top_values = [(str(v), int(n)) for v, n in acc.counter.most_common(top_k)]
+    return col, sample
+
+
+def _parquet_source(
+    path: str | Path | io.BytesIO, batch_rows: int
+) -> tuple[BatchSource, pa.Schema, int]:
+    try:
+        meta_file = pq.ParquetFile(path)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise StatisticsError(f"cannot read {path} as Parquet: {exc}") from exc
+
+    def source(columns: list[str]) -> Iterator[pa.RecordBatch]:
+        # A fresh reader per pass: iter_batches reads one row group at a time.
+        if isinstance(path, io.BytesIO):
+            path.seek(0)
+        reader = pq.ParquetFile(path)
+        yield from reader.iter_batches(batch_size=batch_rows, columns=columns)
+
+    return source, meta_file.schema_arrow, meta_file.metadata.num_rows
+
+
+def scan_parquet(path: str | Path, *, batch_rows: int = DEFAULT_BATCH_ROWS, **options: Any) -> Scan:
+    """Scan a Parquet file (statistics and samples); see :func:`scan` for ``options``."""
+    source, schema, num_rows = _parquet_source(path, batch_rows)
+    return scan(source, schema, num_rows, **options)
+
+
+def scan_frame(df: pd.DataFrame, *, batch_rows: int = DEFAULT_BATCH_ROWS, **options: Any) -> Scan:
+    """Scan an in-memory DataFrame exactly as its Parquet file would be scanned."""
+    table = frame_to_table(df)
+
+    def source(columns: list[str]) -> Iterator[pa.RecordBatch]:
+        yield from table.select(columns).to_batches(max_chunksize=batch_rows)
+
+    return scan(source, table.schema, table.num_rows, **options)
+
+
+def frame_to_table(df: pd.DataFrame) -> pa.Table:
+    """Arrow table of ``df`` without its index; errors name the column to fix."""
+    for name in df.columns:
+        if not isinstance(name, str):
+            raise StatisticsError(
+                f"column name {name!r} is not a string; rename the columns to strings"
+            )
+    try:
+        return pa.Table.from_pandas(df, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise StatisticsError(
+            f"cannot convert the table to Arrow: {exc}. A column mixes types; cast it to one "
+            "type (for example df[col].astype(str)) first"
+        ) from exc
+
+
+def compute_statistics(path: str | Path, **options: Any) -> DatasetStatistics:
+    """Statistics of a Parquet file, streamed by batches (memory bounded)."""
+    return scan_parquet(path, **options).stats
+
+
+def compute_statistics_from_frame(df: pd.DataFrame, **options: Any) -> DatasetStatistics:
+    """Statistics of an in-memory DataFrame, computed the same way as for a file."""
+    return scan_frame(df, **options).stats
+
+
+def scan_any(data: pd.DataFrame | str | Path, **options: Any) -> Scan:
+    """Scan a DataFrame or a Parquet path."""
+    if isinstance(data, pd.DataFrame):
+        return scan_frame(data, **options)
+    return scan_parquet(data, **options)

@@ -1,0 +1,239 @@
+"""Validate a dataset's statistics against a schema: the data-validation gate.
+
+Unlike TFX's validator, which records anomalies and blocks nothing, the result here is a
+boolean plus a reason that a pipeline branches on. Every anomaly names the column and
+the value, and says how to accept the change or fix the data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from kfp_mlops.data.schema import ColumnSchema, Schema
+from kfp_mlops.data.stats import NUMERIC_KINDS, ColumnStatistics, DatasetStatistics
+
+ERROR = "error"
+WARNING = "warning"
+_ACCEPT_SCHEMA = "edit schema.yaml and save it as a new version, or re-run with --update-schema"
+
+
+@dataclass
+class ValidationThresholds:
+    """When an observation becomes an anomaly.
+
+    Defaults are deliberately lenient on noise and strict on breakage.
+
+    Attributes:
+        min_rows: fewer rows is an error (an empty or truncated extract). A schema's own
+            ``min_rows`` wins when set.
+        max_missing_share: a nullable column missing more than this share of values is an
+            error (0.3: a feature that is mostly imputed carries little signal).
+        range_slack: a value past the schema's [min, max] by at most this fraction of
+            the range width is a warning, further out an error (0.5: a new batch's extremes
+            legitimately edge past the training ones, heavy tails most; unit errors,
+            sentinels like -999 and sign flips land far outside).
+        max_unseen_category_share: rows with categories outside the schema's domain above
+            this share are an error, any share below it a warning (0.01: a rare new label
+            is normal, a renamed label is not).
+        max_duplicate_share: duplicate rows above this share are an error (0.05: a few
+            repeats happen in real data; many mean a join or an ingestion ran twice).
+        extra_columns_are_errors: a column the schema does not know is a warning by
+            default, since models select their features by name.
+        warn_only: report every anomaly as a warning and pass (observe before enforcing).
+
+    """
+
+    min_rows: int = 1
+    max_missing_share: float = 0.3
+    range_slack: float = 0.5
+    max_unseen_category_share: float = 0.01
+    max_duplicate_share: float = 0.05
+    extra_columns_are_errors: bool = False
+    warn_only: bool = False
+
+
+@dataclass
+class Anomaly:
+    """One thing in the data that the schema does not expect."""
+
+    column: str | None  # None for dataset-level anomalies (rows, duplicates)
+    kind: str
+    severity: str  # "error" or "warning"
+    message: str  # names the column and the value
+    fix: str  # how to accept the change or fix the data
+
+    def __str__(self) -> str:
+        return f"[{self.severity}] {self.message}; {self.fix}"
+
+
+@dataclass
+class ValidationResult:
+    """The gate's verdict: passed, every anomaly, and a one-line reason."""
+
+    passed: bool
+    anomalies: list[Anomaly] = field(default_factory=list)
+    reason: str = ""
+
+    @property
+    def errors(self) -> list[Anomaly]:
+        """Anomalies that fail the gate."""
+        return [a for a in self.anomalies if a.severity == ERROR]
+
+    @property
+    def warnings(self) -> list[Anomaly]:
+        """Anomalies reported without failing the gate."""
+        return [a for a in self.anomalies if a.severity == WARNING]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON."""
+        return asdict(self)
+
+
+def _compatible(expected: str, actual: str, col: ColumnStatistics) -> bool:
+    if expected == actual:
+        return True
+    # pandas reads an integer column with missing values as floats: still integers.
+    return expected == "integer" and actual == "numeric" and col.all_integral is not False
+
+
+def _check_column(
+    name: str, expected: ColumnSchema, col: ColumnStatistics, t: ValidationThresholds
+) -> list[Anomaly]:
+    found: list[Anomaly] = []
+    if not _compatible(expected.type, col.kind, col):
+        return [Anomaly(
+            name, "type_change", ERROR,
+            f"column {name!r} is {col.kind} ({col.arrow_type}) in the data but {expected.type} "
+            "in the schema",
+            f"cast the column back to {expected.type} in the source, or {_ACCEPT_SCHEMA}",
+        )]
+    if col.count == 0:
+        return [Anomaly(
+            name, "all_null", ERROR,
+            f"column {name!r} has no values: all {col.missing} rows are missing",
+            "check the extract that fills this column (a broken join or a renamed source field)",
+        )]
+    if col.missing and not expected.nullable:
+        found.append(Anomaly(
+            name, "unexpected_nulls", ERROR,
+            f"column {name!r} has {col.missing} missing values ({col.missing_share:.1%}) but is "
+            "not nullable in the schema",
+            f"fill the missing values, or set 'nullable: true' for {name!r}: {_ACCEPT_SCHEMA}",
+        ))
+    elif col.missing_share > t.max_missing_share:
+        found.append(Anomaly(
+            name, "missing_values", ERROR,
+            f"column {name!r} misses {col.missing_share:.1%} of its values, above the "
+            f"{t.max_missing_share:.1%} allowed",
+            "fix the source, or raise max_missing_share if this much is expected",
+        ))
+    if col.kind in NUMERIC_KINDS:
+        found += _check_range(name, expected, col, t)
+    if col.kind in ("categorical", "boolean") and expected.domain is not None:
+        found += _check_domain(name, expected.domain, col, t)
+    return found
+
+
+def _check_range(
+    name: str, expected: ColumnSchema, col: ColumnStatistics, t: ValidationThresholds
+) -> list[Anomaly]:
+    found = []
+    width = abs(expected.max - expected.min) if None not in (expected.min, expected.max) else 0.0
+    slack = t.range_slack * width  # type: ignore[operator]
+    fix = f"edit schema.yaml to widen the range of {name!r}, or re-run with --update-schema"
+    if expected.min is not None and col.min is not None and float(col.min) < expected.min:
+        severity = ERROR if float(col.min) < expected.min - slack else WARNING
+        found.append(Anomaly(
+            name, "out_of_range", severity,
+            f"column {name!r} has minimum {col.min:g}, below the schema's min {expected.min:g}",
+            fix,
+        ))
+    if expected.max is not None and col.max is not None and float(col.max) > expected.max:
+        severity = ERROR if float(col.max) > expected.max + slack else WARNING
+        found.append(Anomaly(
+            name, "out_of_range", severity,
+            f"column {name!r} has maximum {col.max:g}, above the schema's max {expected.max:g}",
+            fix,
+        ))
+    return found
+
+
+def _check_domain(
+    name: str, domain: list[str], col: ColumnStatistics, t: ValidationThresholds
+) -> list[Anomaly]:
+    allowed = {v.lower() for v in domain} if col.kind == "boolean" else set(domain)
+    counts = col.category_counts()
+    if col.kind == "boolean":
+        counts = {k.lower(): v for k, v in counts.items()}
+    seen = sum(n for v, n in counts.items() if v in allowed)
+    unseen = col.count - seen  # values past the category cap count as unseen
+    if unseen <= 0:
+        return []
+    share = unseen / col.count
+    examples = [v for v, _ in sorted(counts.items(), key=lambda kv: -kv[1]) if v not in allowed]
+    shown = ", ".join(repr(v) for v in examples[:5]) or "(values past the category cap)"
+    severity = ERROR if share > t.max_unseen_category_share else WARNING
+    return [Anomaly(
+        name, "unseen_categories", severity,
+        f"column {name!r} has {share:.1%} of rows with values not in the schema's domain: {shown}",
+        f"add the values to the domain of {name!r} in schema.yaml, or re-run with "
+        "--update-schema; or map them to known values in the source",
+    )]
+
+
+def validate(
+    stats: DatasetStatistics, schema: Schema, thresholds: ValidationThresholds | None = None
+) -> ValidationResult:
+    """Check ``stats`` against ``schema``; ``passed`` is False when any error is found."""
+    t = thresholds or ValidationThresholds()
+    found: list[Anomaly] = []
+    min_rows = schema.min_rows if schema.min_rows is not None else t.min_rows
+    if stats.rows < min_rows:
+        found.append(Anomaly(
+            None, "too_few_rows", ERROR,
+            f"the dataset has {stats.rows} rows, fewer than the {min_rows} required",
+            "check that the extract is complete, or lower min_rows",
+        ))
+    share = stats.duplicate_share
+    if share is not None and share > t.max_duplicate_share:
+        found.append(Anomaly(
+            None, "duplicate_rows", ERROR,
+            f"{stats.duplicate_rows} rows ({share:.1%}) repeat an earlier row, above the "
+            f"{t.max_duplicate_share:.1%} allowed",
+            "de-duplicate the source (a join or an ingestion that ran twice), or raise "
+            "max_duplicate_share",
+        ))
+    for name, expected in schema.columns.items():
+        if name not in stats.columns:
+            found.append(Anomaly(
+                name, "missing_column", ERROR,
+                f"column {name!r} is in the schema but not in the data",
+                f"restore the column in the source, or remove {name!r} from schema.yaml",
+            ))
+            continue
+        found += _check_column(name, expected, stats.columns[name], t)
+    for name in stats.columns:
+        if name not in schema.columns:
+            found.append(Anomaly(
+                name, "extra_column", ERROR if t.extra_columns_are_errors else WARNING,
+                f"column {name!r} ({stats.columns[name].kind}) is in the data but not in the "
+                "schema",
+                f"add {name!r} to schema.yaml, or re-run with --update-schema",
+            ))
+    if t.warn_only:
+        for anomaly in found:
+            anomaly.severity = WARNING
+    return _verdict(found, schema)
+
+
+def _verdict(found: list[Anomaly], schema: Schema) -> ValidationResult:
+    errors = [a for a in found if a.severity == ERROR]
+    warnings = len(found) - len(errors)
+    version = f" v{schema.version}" if schema.version is not None else ""
+    if errors:
+        more = f" (and {len(errors) - 1} more errors)" if len(errors) > 1 else ""
+        reason = f"data does not match schema{version}: {errors[0].message}{more}"
+    else:
+        reason = f"data matches schema{version} ({warnings} warnings)"
+    return ValidationResult(passed=not errors, anomalies=found, reason=reason)

@@ -1,0 +1,178 @@
+"""Immutable, content-addressed dataset versions in the store.
+
+Layout: ``datasets/<version_id>/data.parquet`` and ``datasets/<version_id>/metadata.json``;
+``metadata.json`` is the commit file, written last, so a folder without it is a
+half-written version and stays invisible.
+
+The version id is the first 16 hex characters of a *content hash*, not of the Parquet
+bytes (those embed the writer's version and would change on a pyarrow upgrade). The
+content hash is the sha256 of a header (column names and Arrow types, in order) followed
+by pandas' stable 64-bit hash of every row (``pd.util.hash_pandas_object(df,
+index=False)``, fixed key), in row order. So the same table ingested twice gets the same
+id, whatever its index; reordering rows or columns, or changing a type, gives a new one.
+``sha256`` in the metadata is of the stored ``data.parquet`` file and is checked on
+download.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from kfp_mlops.data.stats import frame_to_table
+from kfp_mlops.storage import AlreadyExistsError, Store, StoreError
+
+DATASETS_PREFIX = "datasets"
+DATA_FILE = "data.parquet"
+METADATA_FILE = "metadata.json"
+ID_LENGTH = 16
+_HASH_FORMAT = b"kfp-mlops-dataset-content-v1\n"
+
+
+class DatasetVersionNotFoundError(StoreError):
+    """No committed dataset version has the requested id."""
+
+
+@dataclass(frozen=True)
+class DatasetVersion:
+    """Metadata of one published dataset version."""
+
+    version_id: str
+    content_sha256: str  # content hash the id is cut from (see the module docstring)
+    sha256: str  # of the stored data.parquet file
+    rows: int
+    columns: dict[str, str]  # column name -> Arrow type, in order
+    source_uri: str
+    created_at: str  # UTC, ISO 8601
+    parent: str | None = None  # version this one was derived from
+
+    @property
+    def prefix(self) -> str:
+        """Store prefix of this version's folder."""
+        return f"{DATASETS_PREFIX}/{self.version_id}"
+
+    def to_json(self) -> str:
+        """JSON text of the metadata file."""
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DatasetVersion:
+        """Rebuild from the metadata file's content."""
+        return cls(**data)
+
+
+def content_hash(table: pd.DataFrame) -> str:
+    """Full sha256 hex of ``table``'s content (column names, types, rows in order)."""
+    arrow = frame_to_table(table)
+    digest = hashlib.sha256(_HASH_FORMAT)
+    for field in arrow.schema:
+        digest.update(f"{field.name}\t{field.type}\n".encode())
+    rows = pd.util.hash_pandas_object(table.reset_index(drop=True), index=False)
+    digest.update(rows.to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_dataset_version(
+    store: Store, table: pd.DataFrame, source_uri: str, parent: str | None = None
+) -> tuple[DatasetVersion, bool]:
+    """Publish ``table`` as a dataset version; return it and whether it was new.
+
+    Identical content maps to the existing version: nothing is stored and ``created`` is
+    ``False`` (the first version's ``source_uri`` and ``created_at`` are kept).
+    """
+    full_hash = content_hash(table)
+    version_id = full_hash[:ID_LENGTH]
+    existing = _read_version(store, version_id)
+    if existing is not None:
+        return existing, False
+    if parent is not None:
+        get_dataset_version(store, parent)  # fail early on a parent that does not exist
+    arrow = frame_to_table(table)
+    with tempfile.TemporaryDirectory(prefix="kfp-mlops-dataset-") as tmp:
+        data_path = Path(tmp) / DATA_FILE
+        pq.write_table(arrow, data_path, row_group_size=100_000)
+        version = DatasetVersion(
+            version_id=version_id,
+            content_sha256=full_hash,
+            sha256=_file_sha256(data_path),
+            rows=arrow.num_rows,
+            columns={f.name: str(f.type) for f in arrow.schema},
+            source_uri=source_uri,
+            created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            parent=parent,
+        )
+        (Path(tmp) / METADATA_FILE).write_text(version.to_json())
+        try:
+            store.publish_dir(version.prefix, tmp, commit_file=METADATA_FILE)
+        except AlreadyExistsError:
+            # Another writer published the same content first: same id, same data.
+            winner = _read_version(store, version_id)
+            if winner is None:
+                raise
+            return winner, False
+    return version, True
+
+
+def _read_version(store: Store, version_id: str) -> DatasetVersion | None:
+    key = f"{DATASETS_PREFIX}/{version_id}/{METADATA_FILE}"
+    if not store.exists(key):
+        return None
+    return DatasetVersion.from_dict(json.loads(store.get_bytes(key)))
+
+
+def list_dataset_versions(store: Store) -> list[DatasetVersion]:
+    """Every committed dataset version, newest first."""
+    versions = [
+        v for v in (_read_version(store, name) for name in store.children(DATASETS_PREFIX)) if v
+    ]
+    return sorted(versions, key=lambda v: (v.created_at, v.version_id), reverse=True)
+
+
+def get_dataset_version(store: Store, version_id: str) -> DatasetVersion:
+    """Return the committed version ``version_id``; a clear error if there is none."""
+    version = _read_version(store, version_id) if "/" not in version_id else None
+    if version is None:
+        raise DatasetVersionNotFoundError(
+            f"dataset version {version_id!r} is not in the store {store.uri}; "
+            "run `kfp-mlops data list` to see the valid version ids"
+        )
+    return version
+
+
+def download_dataset(store: Store, version_id: str, path: str | Path) -> Path:
+    """Copy a version's Parquet file to ``path`` (a file, or a folder to put it in).
+
+    The file's sha256 is checked against the metadata; a mismatch raises
+    :class:`StoreError` and removes the partial copy.
+    """
+    version = get_dataset_version(store, version_id)
+    target = Path(path)
+    if target.is_dir():
+        target = target / DATA_FILE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    store.download_file(f"{version.prefix}/{DATA_FILE}", target)
+    actual = _file_sha256(target)
+    if actual != version.sha256:
+        target.unlink(missing_ok=True)
+        raise StoreError(
+            f"{store.uri_for(version.prefix + '/' + DATA_FILE)} has sha256 {actual}, but its "
+            f"metadata says {version.sha256}; the stored file is corrupt: re-ingest the source "
+            f"{version.source_uri}"
+        )
+    return target

@@ -1,0 +1,45 @@
+"""``python -m kfp_mlops.serving --model_dir DIR --model_name NAME --http_port N``.
+
+The argument names follow the KServe runtime convention, so the suite image can be a
+ClusterServingRuntime whose container gets ``--model_name={{.Name}}
+--model_dir=/mnt/models --http_port=8080``. Unknown arguments KServe may add are ignored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from kfp_mlops.serving.server import DEFAULT_HOST
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse the runtime arguments, ignoring ones meant for KServe itself."""
+    parser = argparse.ArgumentParser(
+        prog="python -m kfp_mlops.serving", description="Serve a kfp-mlops model folder."
+    )
+    parser.add_argument("--model_dir", required=True, help="model version folder")
+    parser.add_argument("--model_name", default="model", help="name in the endpoint path")
+    parser.add_argument("--http_port", type=int, default=8080)
+    parser.add_argument("--host", default=DEFAULT_HOST, help="interface to bind")
+    args, _unknown = parser.parse_known_args(argv)
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve until stopped; exit 2 with the reason if the model folder is broken."""
+    from kfp_mlops.model.package import ModelIntegrityError
+    from kfp_mlops.serving.server import serve
+
+    args = parse_args(argv)
+    try:
+        serve(args.model_dir, args.model_name, args.http_port, host=args.host)
+    except (ModelIntegrityError, FileNotFoundError) as exc:
+        print(f"kfp-mlops serving: cannot serve {args.model_dir}: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,255 @@
+"""Batch scoring of Parquet or CSV files with bounded memory.
+
+Rows stream through in batches (Parquet record batches, CSV blocks), each scored by the
+model and appended to the output with ``pq.ParquetWriter``. The input schema is checked
+against the model's features before anything is scored, and the output is written to
+a temporary file renamed into place at the end: a reader never sees half a result.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from kfp_mlops.model.package import Feature, load_model_folder
+
+PREDICTION_COLUMN = "prediction"
+PROBABILITY_PREFIX = "proba_"
+CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv")
+
+
+class BatchInputError(ValueError):
+    """The input file does not fit the model's feature schema (nothing was written)."""
+
+
+@dataclass
+class BatchResult:
+    """What a batch scoring run produced."""
+
+    rows: int
+    batches: int
+    output_path: str
+    columns: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _family(dtype: str) -> str:
+    name = dtype.lower()
+    if name in ("bool", "boolean"):
+        return "bool"
+    if name.startswith(("int", "uint", "float")):
+        return "numeric"
+    return "string"
+
+
+def _arrow_family(arrow_type: pa.DataType) -> str:
+    if pa.types.is_dictionary(arrow_type):
+        arrow_type = arrow_type.value_type
+    if pa.types.is_boolean(arrow_type):
+        return "bool"
+    if pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type):
+        return "numeric"
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return "string"
+    if pa.types.is_null(arrow_type):
+        return "null"
+    return str(arrow_type)
+
+
+def check_schema(
+    schema: pa.Schema, features: Sequence[Feature], keep_columns: Sequence[str], source: str
+) -> None:
+    """Refuse an input whose columns or types do not fit the features, naming them."""
+    names = set(schema.names)
+    missing = [f.name for f in features if f.name not in names]
+    if missing:
+        raise BatchInputError(
+            f"{source} lacks feature columns {missing} (it has {schema.names}); "
+            "add them (null where unknown) or score with the model that matches this data"
+        )
+    absent = [c for c in keep_columns if c not in names]
+    if absent:
+        raise BatchInputError(f"keep_columns {absent} are not columns of {source}")
+    for feature in features:
+        found = _arrow_family(schema.field(feature.name).type)
+        wanted = _family(feature.dtype)
+        if found != wanted and not (found == "null" and feature.nullable):
+            raise BatchInputError(
+                f"column '{feature.name}' is {schema.field(feature.name).type} in {source} "
+                f"but the model was trained on {feature.dtype} ({wanted}); convert the "
+                "column or retrain on data of this type"
+            )
+
+
+def conform_frame(frame: pd.DataFrame, features: Sequence[Feature], first_row: int) -> None:
+    """Make an Arrow-made frame look like training data, in place; check nullability.
+
+    Missing strings arrive as ``None`` but scikit-learn's imputers look for ``np.nan``
+    (and treat ``None`` as an unknown category); integer columns return to their
+    trained dtype when no value is missing.
+    """
+    for feature in features:
+        column = frame[feature.name]
+        family = _family(feature.dtype)
+        values = column.to_numpy()
+        missing = pd.isna(values)
+        has_missing = bool(missing.any())
+        if has_missing and not feature.nullable:
+            raise BatchInputError(
+                f"column '{feature.name}' is not nullable but row "
+                f"{first_row + int(np.argmax(missing))} is null; "
+                "fill it before scoring (no output was written)"
+            )
+        if family == "string" and has_missing:
+            values = values.astype(object, copy=True)
+            values[missing] = np.nan
+            frame[feature.name] = values
+        elif family == "numeric" and not has_missing and column.dtype != feature.dtype:
+            if feature.dtype.lower().startswith(("int", "uint")) and np.all(
+                np.floor(values) == values
+            ):
+                frame[feature.name] = column.astype(feature.dtype)
+
+
+def _csv_batches(
+    path: Path, features: Sequence[Feature], keep: Sequence[str], batch_rows: int
+) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    # Fix the types from the schema: per-block inference would flip int/float mid-file.
+    types: dict[str, pa.DataType] = {}
+    for feature in features:
+        family = _family(feature.dtype)
+        types[feature.name] = {"numeric": pa.float64(), "string": pa.string(), "bool": pa.bool_()}[
+            family
+        ]
+    header = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16))
+    names = header.schema.names
+    header.close()
+    wanted = [c for c in dict.fromkeys([*(f.name for f in features), *keep]) if c in names]
+    reader = pacsv.open_csv(
+        path,
+        read_options=pacsv.ReadOptions(block_size=max(1 << 20, batch_rows * 64)),
+        convert_options=pacsv.ConvertOptions(
+            column_types={k: v for k, v in types.items() if k in names},
+            include_columns=wanted,
+            strings_can_be_null=True,
+        ),
+    )
+    schema = pa.schema([header.schema.field(n) for n in names])
+    # Report the declared types so check_schema judges what will be read.
+    schema = pa.schema([pa.field(n, types.get(n, schema.field(n).type)) for n in names])
+    return schema, iter(reader)
+
+
+def _open(
+    path: Path, features: Sequence[Feature], keep: Sequence[str], batch_rows: int
+) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    if path.name.lower().endswith(CSV_SUFFIXES):
+        return _csv_batches(path, features, keep, batch_rows)
+    parquet = pq.ParquetFile(path)
+    schema = parquet.schema_arrow
+    columns = list(dict.fromkeys([*(f.name for f in features), *keep]))
+    present = [c for c in columns if c in schema.names]
+    return schema, parquet.iter_batches(batch_size=batch_rows, columns=present)
+
+
+def _prediction_type(classes: Any, task: str) -> pa.DataType:
+    if task != "classification" or classes is None:
+        return pa.float64()
+    kind = np.asarray(classes).dtype.kind
+    return {"b": pa.bool_(), "i": pa.int64(), "u": pa.int64(), "f": pa.float64()}.get(
+        kind, pa.string()
+    )
+
+
+def _prediction_array(predictions: Any, classes: Any, arrow_type: pa.DataType) -> pa.Array:
+    if classes is None:
+        return pa.array(np.asarray(predictions, dtype=np.float64), type=arrow_type)
+    # Index into the class list: far cheaper than converting millions of Python strings.
+    index = pd.Index(classes).get_indexer(np.asarray(predictions))
+    return pa.array(list(classes), type=arrow_type).take(pa.array(index))
+
+
+def score_parquet(
+    model_dir: str | Path,
+    input_path: str | Path,
+    output_path: str | Path,
+    batch_rows: int = 262_144,
+    with_probabilities: bool = False,
+    keep_columns: Sequence[str] = (),
+    prediction_column: str = PREDICTION_COLUMN,
+) -> BatchResult:
+    """Score a Parquet (or CSV) file with a model folder into a predictions Parquet.
+
+    The output holds ``keep_columns`` copied from the input (e.g. an id), the
+    ``prediction`` column and, with ``with_probabilities``, one ``proba_<class>``
+    column per class. Memory is bounded by ``batch_rows`` (and the input's row group
+    size). Raises ``BatchInputError`` before scoring if the input does not fit.
+    """
+    started = time.perf_counter()
+    if batch_rows < 1:
+        raise ValueError(f"batch_rows must be at least 1, got {batch_rows}")
+    model, metadata = load_model_folder(model_dir)
+    features = metadata.features
+    names = [f.name for f in features]
+    classes = getattr(model, "classes_", None)
+    if with_probabilities and (metadata.task != "classification" or classes is None):
+        raise BatchInputError(
+            f"with_probabilities needs a classifier but the model is {metadata.task}"
+        )
+    input_path, output_path = Path(input_path), Path(output_path)
+    if not input_path.is_file():
+        raise FileNotFoundError(f"input {input_path} does not exist")
+    keep = list(keep_columns)
+    schema, batches = _open(input_path, features, keep, batch_rows)
+    check_schema(schema, features, keep, str(input_path))
+
+    proba_names = [f"{PROBABILITY_PREFIX}{c}" for c in classes] if with_probabilities else []
+    clash = {prediction_column, *proba_names} & set(keep)
+    if clash:
+        raise BatchInputError(f"keep_columns {sorted(clash)} clash with output column names")
+    out_schema = pa.schema(
+        [schema.field(c) for c in keep]
+        + [pa.field(prediction_column, _prediction_type(classes, metadata.task))]
+        + [pa.field(n, pa.float64()) for n in proba_names]
+    )
+    pred_type = out_schema.field(prediction_column).type
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    temp = output_path.with_name(f".{output_path.name}.{uuid.uuid4().hex}.tmp")
+    rows = count = 0
+    try:
+        with pq.ParquetWriter(temp, out_schema) as writer:
+            for batch in batches:
+                if batch.num_rows == 0:
+                    continue
+                frame = pa.Table.from_batches([batch]).select(names).to_pandas()
+                conform_frame(frame, features, rows)
+                arrays = [batch.column(batch.schema.get_field_index(c)) for c in keep]
+                arrays.append(_prediction_array(model.predict(frame), classes, pred_type))
+                if proba_names:
+                    proba = np.asarray(model.predict_proba(frame), dtype=np.float64)
+                    arrays.extend(pa.array(proba[:, j]) for j in range(proba.shape[1]))
+                writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=out_schema))
+                rows += batch.num_rows
+                count += 1
+        os.replace(temp, output_path)
+    finally:
+        if temp.exists():
+            temp.unlink()
+    return BatchResult(
+        rows=rows,
+        batches=count,
+        output_path=str(output_path),
+        columns=out_schema.names,
+        seconds=time.perf_counter() - started,
+    )

@@ -1,0 +1,637 @@
+"""KServe predictor for a kfp-mlops model version folder, speaking V1 and V2 REST.
+
+Every request is checked against the feature schema in ``metadata.json`` before the
+model sees it, so a client mistake is an HTTP 400 naming the field, never a 500.
+
+V1 (``POST /v1/models/NAME:predict``)::
+
+    {"instances": [[row values in feature order], ...], "return_probabilities": true}
+    {"instances": [{"feature": value, ...}, ...]}
+
+V2 / Open Inference Protocol (``POST /v2/models/NAME/infer``): one input per feature
+column (``"parameters": {"content_type": "pd"}``), or a single ``[rows, features]``
+tensor in feature order; ask for ``{"name": "probabilities"}`` in ``outputs``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from kserve import Model
+from kserve.errors import InvalidInput
+from kserve.protocol.infer_type import InferInput, InferOutput, InferRequest, InferResponse
+from prometheus_client import Counter, Histogram
+
+from kfp_mlops.model.package import Feature, ModelMetadata, load_model_folder
+
+PREDICTIONS = "predictions"
+PROBABILITIES = "probabilities"
+V1_FIELDS = ("instances", "return_probabilities")
+
+# Numeric, string and boolean features accept these V2 tensor datatypes.
+_V2_TYPES = {
+    "numeric": {
+        "INT8",
+        "INT16",
+        "INT32",
+        "INT64",
+        "UINT8",
+        "UINT16",
+        "UINT32",
+        "UINT64",
+        "FP16",
+        "FP32",
+        "FP64",
+    },
+    "string": {"BYTES"},
+    "bool": {"BOOL"},
+}
+
+# Regression targets have no known scale, so buckets span many decades (1-2-5 steps).
+_STEPS = [m * 10.0**e for e in range(-2, 6) for m in (1.0, 2.0, 5.0)]
+PREDICTION_BUCKETS: tuple[float, ...] = tuple(sorted([-s for s in _STEPS] + [0.0] + _STEPS))
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+# Metrics live in prometheus_client's default registry: KServe serves it on /metrics.
+REQUESTS = Counter(
+    "kfp_mlops_requests",
+    "Inference requests by model, protocol (v1|v2) and outcome (success|invalid_input|error).",
+    ["model", "protocol", "outcome"],
+)
+REQUEST_LATENCY = Histogram(
+    "kfp_mlops_request_duration_seconds",
+    "Wall time of an inference request from first byte in to last byte out.",
+    ["model", "protocol"],
+    buckets=LATENCY_BUCKETS,
+)
+ROWS = Counter("kfp_mlops_rows", "Rows scored successfully.", ["model", "protocol"])
+INVALID_INPUTS = Counter(
+    "kfp_mlops_invalid_inputs",
+    "Requests refused by the schema check, by reason.",
+    ["model", "reason"],
+)
+PREDICTED_CLASS = Counter(
+    "kfp_mlops_predicted_class", "Classification predictions by class.", ["model", "class"]
+)
+PREDICTION_VALUE = Histogram(
+    "kfp_mlops_prediction_value",
+    "Regression predictions.",
+    ["model"],
+    buckets=PREDICTION_BUCKETS,
+)
+
+
+class InputSchemaError(InvalidInput):
+    """A request does not match the model's feature schema (KServe answers HTTP 400)."""
+
+    def __init__(self, message: str, reason: str, field: str | None = None):
+        super().__init__(message)
+        self.reason_code = reason
+        self.field = field
+
+
+def dtype_family(dtype: str) -> str:
+    """Map a pandas dtype name from the metadata to 'numeric', 'bool' or 'string'."""
+    name = dtype.lower()
+    if name in ("bool", "boolean"):
+        return "bool"
+    if name.startswith(("int", "uint", "float")):
+        return "numeric"
+    return "string"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    )
+
+
+def _is_null(value: Any) -> bool:
+    return value is None or (isinstance(value, (float, np.floating)) and math.isnan(value))
+
+
+_EXPECTS = {
+    "numeric": "a number",
+    "string": "a string",
+    "bool": "true or false",
+}
+
+
+def coerce_column(feature: Feature, values: Sequence[Any], where: Callable[[int], str]) -> Any:
+    """Check one column's raw values against ``feature``; return a typed numpy array.
+
+    ``where(i)`` names the position of value ``i`` in the request, for error messages.
+    Missing values (``null``/NaN) become ``np.nan`` so the model's imputers see them.
+    """
+    family = dtype_family(feature.dtype)
+    n = len(values)
+    nulls = 0
+    if family == "numeric":
+        out = np.empty(n, dtype=np.float64)
+        for i, value in enumerate(values):
+            if _is_null(value):
+                out[i] = np.nan
+                nulls += 1
+            elif _is_number(value):
+                out[i] = value
+                if math.isinf(out[i]):
+                    raise InputSchemaError(
+                        f"feature '{feature.name}' got an infinite value at {where(i)}; "
+                        "send a finite number or null",
+                        "wrong_type",
+                        feature.name,
+                    )
+            else:
+                _raise_type(feature, family, value, where(i))
+    else:
+        out = np.empty(n, dtype=object)
+        check = (
+            (lambda v: isinstance(v, str))
+            if family == "string"
+            else (lambda v: isinstance(v, (bool, np.bool_)))
+        )
+        for i, value in enumerate(values):
+            if _is_null(value):
+                out[i] = np.nan
+                nulls += 1
+            elif check(value):
+                out[i] = value
+            else:
+                _raise_type(feature, family, value, where(i))
+    if nulls and not feature.nullable:
+        first = next(i for i, v in enumerate(values) if _is_null(v))
+        raise InputSchemaError(
+            f"feature '{feature.name}' is not nullable but {where(first)} is null/NaN "
+            f"({nulls} of {n} rows); send a value for '{feature.name}'",
+            "null_value",
+            feature.name,
+        )
+    if not nulls:
+        # Give the model the dtype it was trained on where that is lossless.
+        if family == "numeric" and feature.dtype.lower().startswith(("int", "uint")):
+            if np.all(np.floor(out) == out):
+                return out.astype(feature.dtype.lower())
+        elif family == "bool":
+            return out.astype(bool)
+    return out
+
+
+def _raise_type(feature: Feature, family: str, value: Any, where: str) -> None:
+    shown = repr(value)
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+    raise InputSchemaError(
+        f"feature '{feature.name}' expects {_EXPECTS[family]} ({feature.dtype}) but {where} "
+        f"is {type(value).__name__} {shown}; send {_EXPECTS[family]} or null",
+        "wrong_type",
+        feature.name,
+    )
+
+
+def frame_from_columns(
+    features: Sequence[Feature],
+    columns: Mapping[str, Sequence[Any]],
+    where: Callable[[str, int], str],
+) -> pd.DataFrame:
+    """Build the model's input frame from one value list per feature, checking each."""
+    data = {
+        f.name: coerce_column(f, columns[f.name], lambda i, name=f.name: where(name, i))
+        for f in features
+    }
+    return pd.DataFrame(data, columns=[f.name for f in features])
+
+
+def frame_from_v1(features: Sequence[Feature], payload: Any) -> tuple[pd.DataFrame, bool]:
+    """Parse a V1 body into the model's input frame and the return-probabilities flag."""
+    names = [f.name for f in features]
+    if not isinstance(payload, dict):
+        raise InputSchemaError(
+            'the V1 body must be a JSON object like {"instances": [...]}, '
+            f"got a JSON {type(payload).__name__}",
+            "malformed",
+        )
+    extra = [k for k in payload if k not in V1_FIELDS]
+    if extra:
+        raise InputSchemaError(
+            f"unknown top-level field '{extra[0]}' in the V1 body; allowed: {list(V1_FIELDS)}",
+            "extra_field",
+            extra[0],
+        )
+    want_proba = payload.get("return_probabilities", False)
+    if not isinstance(want_proba, bool):
+        raise InputSchemaError(
+            "'return_probabilities' must be true or false", "wrong_type", "return_probabilities"
+        )
+    instances = payload.get("instances")
+    if not isinstance(instances, list) or not instances:
+        raise InputSchemaError(
+            "'instances' must be a non-empty list of rows (lists in feature order "
+            f"{names}) or records (objects keyed by feature name)",
+            "malformed",
+            "instances",
+        )
+    if isinstance(instances[0], dict):
+        columns = _columns_from_records(names, instances)
+    else:
+        columns = _columns_from_rows(names, instances)
+    frame = frame_from_columns(features, columns, lambda name, i: f"instances[{i}].{name}")
+    return frame, want_proba
+
+
+def _columns_from_rows(names: list[str], rows: list[Any]) -> dict[str, Sequence[Any]]:
+    width = len(names)
+    for i, row in enumerate(rows):
+        if not isinstance(row, list):
+            raise InputSchemaError(
+                f"instances[{i}] is a {type(row).__name__} but instances[0] is a list; "
+                "send every row as a list in feature order (or every row as an object)",
+                "malformed",
+                f"instances[{i}]",
+            )
+        if len(row) != width:
+            raise InputSchemaError(
+                f"instances[{i}] has {len(row)} values but the model expects {width}, "
+                f"in this order: {names}",
+                "row_length",
+                f"instances[{i}]",
+            )
+    # Row lengths were checked above, so both zips are exact.
+    return dict(zip(names, zip(*rows, strict=True), strict=True))
+
+
+def _columns_from_records(names: list[str], rows: list[Any]) -> dict[str, Sequence[Any]]:
+    expected = set(names)
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise InputSchemaError(
+                f"instances[{i}] is a {type(row).__name__} but instances[0] is an object; "
+                "send every row as an object keyed by feature name",
+                "malformed",
+                f"instances[{i}]",
+            )
+        if row.keys() != expected:
+            missing = [n for n in names if n not in row]
+            if missing:
+                raise InputSchemaError(
+                    f"instances[{i}] is missing feature '{missing[0]}' "
+                    f"(missing: {missing}); send every feature, null where unknown",
+                    "missing_field",
+                    missing[0],
+                )
+            extra = sorted(k for k in row if k not in expected)
+            raise InputSchemaError(
+                f"instances[{i}] has unknown field '{extra[0]}'; the model's features are "
+                f"{names}; drop the extra fields",
+                "extra_field",
+                extra[0],
+            )
+    return {n: [row[n] for row in rows] for n in names}
+
+
+def _input_values(item: InferInput) -> list[Any]:
+    """Flat Python list of a V2 input's values, from JSON data or binary data."""
+    if getattr(item, "_raw_data", None) is not None:
+        values: list[Any] = item.as_numpy().ravel().tolist()
+    else:
+        values = list(item.data)
+        if values and isinstance(values[0], list):
+            values = [v for sub in values for v in (sub if isinstance(sub, list) else [sub])]
+    return [v.decode("utf-8") if isinstance(v, bytes) else v for v in values]
+
+
+def frame_from_v2(features: Sequence[Feature], request: InferRequest) -> pd.DataFrame:
+    """Parse a V2 inference request (per-column inputs or one row tensor) into a frame."""
+    names = [f.name for f in features]
+    by_name = {f.name: f for f in features}
+    inputs = list(request.inputs)
+    if not inputs:
+        raise InputSchemaError("the V2 request has no inputs", "malformed", "inputs")
+    if len(inputs) == 1 and inputs[0].name not in by_name and len(features) > 1:
+        return _frame_from_v2_tensor(features, inputs[0])
+    seen: set[str] = set()
+    columns: dict[str, Sequence[Any]] = {}
+    rows: int | None = None
+    for item in inputs:
+        if item.name not in by_name:
+            raise InputSchemaError(
+                f"unknown input '{item.name}'; the model's features are {names}",
+                "extra_field",
+                item.name,
+            )
+        if item.name in seen:
+            raise InputSchemaError(f"input '{item.name}' appears twice", "malformed", item.name)
+        seen.add(item.name)
+        family = dtype_family(by_name[item.name].dtype)
+        if item.datatype not in _V2_TYPES[family]:
+            wanted = sorted(_V2_TYPES[family])[0] if family != "numeric" else "FP64 or INT64"
+            raise InputSchemaError(
+                f"input '{item.name}' has datatype {item.datatype} but feature "
+                f"'{item.name}' is {by_name[item.name].dtype}; send datatype {wanted}",
+                "wrong_type",
+                item.name,
+            )
+        shape = list(item.shape)
+        if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
+            raise InputSchemaError(
+                f"input '{item.name}' has shape {shape}; a column input must have shape "
+                "[rows] or [rows, 1]",
+                "row_length",
+                item.name,
+            )
+        values = _input_values(item)
+        if len(values) != shape[0]:
+            raise InputSchemaError(
+                f"input '{item.name}' declares shape {shape} but carries {len(values)} "
+                "values; make them agree",
+                "row_length",
+                item.name,
+            )
+        if rows is not None and shape[0] != rows:
+            raise InputSchemaError(
+                f"input '{item.name}' has {shape[0]} rows but '{inputs[0].name}' has {rows}; "
+                "every column must have the same number of rows",
+                "row_length",
+                item.name,
+            )
+        rows = shape[0]
+        columns[item.name] = values
+    missing = [n for n in names if n not in seen]
+    if missing:
+        raise InputSchemaError(
+            f"missing input for feature '{missing[0]}' (missing: {missing}); send one input "
+            "per feature, with null where a value is unknown",
+            "missing_field",
+            missing[0],
+        )
+    return frame_from_columns(features, columns, lambda name, i: f"input '{name}' data[{i}]")
+
+
+def _frame_from_v2_tensor(features: Sequence[Feature], item: InferInput) -> pd.DataFrame:
+    names = [f.name for f in features]
+    shape = list(item.shape)
+    if len(shape) != 2 or shape[1] != len(names):
+        raise InputSchemaError(
+            f"input '{item.name}' is not a feature name, so it must be one [rows, "
+            f"{len(names)}] tensor in feature order {names}, but its shape is {shape}; "
+            'or send one input per feature with "parameters": {"content_type": "pd"}',
+            "row_length",
+            item.name,
+        )
+    values = _input_values(item)
+    if len(values) != shape[0] * shape[1]:
+        raise InputSchemaError(
+            f"input '{item.name}' declares shape {shape} but carries {len(values)} values",
+            "row_length",
+            item.name,
+        )
+    width = shape[1]
+    columns = {n: values[j::width] for j, n in enumerate(names)}
+    return frame_from_columns(
+        features, columns, lambda name, i: f"input '{item.name}' row {i} ({name})"
+    )
+
+
+@dataclass
+class Scored:
+    """Predictions for a batch of rows, plus class probabilities when asked."""
+
+    predictions: np.ndarray
+    probabilities: np.ndarray | None = None
+
+
+class SklearnFolderModel(Model):  # type: ignore[misc]  # kserve ships no type hints
+    """A ``kserve.Model`` serving one kfp-mlops model version folder.
+
+    ``load()`` verifies the folder (one model file, sha256, scikit-learn version);
+    ``predict()`` validates every request against the feature schema.
+    """
+
+    def __init__(self, name: str, model_dir: str | Path):
+        super().__init__(name)
+        self.model_dir = Path(model_dir)
+        self.model: Any = None
+        self.metadata: ModelMetadata | None = None
+        self.classes: list[Any] | None = None
+
+    def load(self) -> bool:
+        """Load and verify the model folder; raises ``ModelIntegrityError`` if broken."""
+        self.model, self.metadata = load_model_folder(self.model_dir)
+        if self.metadata.task == "classification":
+            found = getattr(self.model, "classes_", None)
+            self.classes = list(found) if found is not None else self.metadata.classes
+        self.ready = True
+        return self.ready
+
+    @property
+    def features(self) -> list[Feature]:
+        """The feature schema, in training order."""
+        assert self.metadata is not None, "call load() first"
+        return self.metadata.features
+
+    def get_input_types(self) -> list[dict[str, Any]]:
+        """V2 model metadata: one column input per feature."""
+        return [
+            {"name": f.name, "datatype": _v2_datatype(f.dtype), "shape": [-1]}
+            for f in self.features
+        ]
+
+    def get_output_types(self) -> list[dict[str, Any]]:
+        """V2 model metadata: predictions, and probabilities for a classifier."""
+        outputs = [{"name": PREDICTIONS, "datatype": "BYTES", "shape": [-1]}]
+        if self.classes is not None:
+            outputs.append(
+                {"name": PROBABILITIES, "datatype": "FP64", "shape": [-1, len(self.classes)]}
+            )
+        return outputs
+
+    def score(self, frame: pd.DataFrame, with_probabilities: bool = False) -> Scored:
+        """Run the model on a checked frame; the model's own refusals become HTTP 400."""
+        if with_probabilities and self.classes is None:
+            raise InputSchemaError(
+                f"model '{self.name}' is a {self._task()} model: it has no class "
+                "probabilities; do not request them",
+                "malformed",
+                PROBABILITIES,
+            )
+        try:
+            predictions = np.asarray(self.model.predict(frame))
+            probabilities = (
+                np.asarray(self.model.predict_proba(frame), dtype=np.float64)
+                if with_probabilities
+                else None
+            )
+        except (ValueError, TypeError) as exc:
+            # Input passed the schema but the estimator refused it (e.g. unseen category).
+            raise InputSchemaError(
+                f"the model rejected the input: {exc}", "rejected_by_model"
+            ) from exc
+        return Scored(predictions, probabilities)
+
+    def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
+        """Answer one V1 (dict) or V2 (``InferRequest``) request."""
+        protocol = "v2" if isinstance(payload, InferRequest) else "v1"
+        try:
+            if isinstance(payload, (bytes, bytearray, str)):
+                # KServe hands over the raw body when the content type is not JSON.
+                payload = _parse_json(payload)
+            if isinstance(payload, InferRequest):
+                response: Any = self._predict_v2(payload)
+            else:
+                frame, want_proba = frame_from_v1(self.features, payload)
+                scored = self.score(frame, want_proba)
+                response = self._v1_response(scored)
+                self._observe(scored.predictions)
+        except InputSchemaError as exc:
+            INVALID_INPUTS.labels(self.name, exc.reason_code).inc()
+            raise
+        ROWS.labels(self.name, protocol).inc(len(scored_rows(response)))
+        return response
+
+    def _predict_v2(self, request: InferRequest) -> InferResponse:
+        wanted = [o.name for o in (request.request_outputs or [])] or [PREDICTIONS]
+        unknown = [w for w in wanted if w not in (PREDICTIONS, PROBABILITIES)]
+        if unknown:
+            raise InputSchemaError(
+                f"unknown output '{unknown[0]}'; this model offers "
+                f"'{PREDICTIONS}' and '{PROBABILITIES}'",
+                "malformed",
+                unknown[0],
+            )
+        frame = frame_from_v2(self.features, request)
+        scored = self.score(frame, PROBABILITIES in wanted)
+        self._observe(scored.predictions)
+        outputs = []
+        for name in wanted:
+            if name == PREDICTIONS:
+                outputs.append(_infer_output(PREDICTIONS, scored.predictions))
+            else:
+                assert scored.probabilities is not None
+                out = _infer_output(PROBABILITIES, scored.probabilities)
+                out.parameters = {"classes": json.dumps(_plain(self.classes or []))}
+                outputs.append(out)
+        return InferResponse(
+            response_id=request.id or str(uuid.uuid4()),
+            model_name=self.name,
+            infer_outputs=outputs,
+        )
+
+    def _v1_response(self, scored: Scored) -> dict[str, Any]:
+        body: dict[str, Any] = {PREDICTIONS: _plain(scored.predictions.tolist())}
+        if scored.probabilities is not None:
+            body[PROBABILITIES] = scored.probabilities.tolist()
+            body["classes"] = _plain(self.classes or [])
+        return body
+
+    def _observe(self, predictions: np.ndarray) -> None:
+        if self.classes is not None:
+            labels, counts = np.unique(predictions.astype(str), return_counts=True)
+            for label, count in zip(labels.tolist(), counts.tolist(), strict=True):
+                PREDICTED_CLASS.labels(self.name, label).inc(count)
+        else:
+            histogram = PREDICTION_VALUE.labels(self.name)
+            for value in predictions.astype(np.float64).tolist():
+                histogram.observe(value)
+
+    def _task(self) -> str:
+        return self.metadata.task if self.metadata else "unknown"
+
+
+def _parse_json(body: bytes | bytearray | str) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputSchemaError(
+            f"request body is not valid JSON ({exc}); send a JSON object", "malformed"
+        ) from exc
+
+
+def scored_rows(response: Any) -> Sequence[Any]:
+    """Return the predictions of a V1 dict or V2 ``InferResponse`` (for row counting)."""
+    if isinstance(response, InferResponse):
+        first = response.outputs[0]
+        return range(first.shape[0])
+    return response[PREDICTIONS]  # type: ignore[no-any-return]
+
+
+def _plain(values: Any) -> Any:
+    """Turn numpy scalars inside lists into JSON-ready Python values."""
+    if isinstance(values, list):
+        return [_plain(v) for v in values]
+    if isinstance(values, np.generic):
+        return values.item()
+    return values
+
+
+def _infer_output(name: str, array: np.ndarray) -> InferOutput:
+    if array.dtype.kind in "OUS":
+        array = array.astype(object)
+        datatype = "BYTES"
+    elif array.dtype.kind == "b":
+        datatype = "BOOL"
+    elif array.dtype.kind in "iu":
+        array = array.astype(np.int64)
+        datatype = "INT64"
+    else:
+        array = array.astype(np.float64)
+        datatype = "FP64"
+    out = InferOutput(name=name, shape=list(array.shape), datatype=datatype)
+    out.set_data_from_numpy(array, binary_data=False)
+    return out
+
+
+def _v2_datatype(dtype: str) -> str:
+    family = dtype_family(dtype)
+    if family == "string":
+        return "BYTES"
+    if family == "bool":
+        return "BOOL"
+    return "INT64" if dtype.lower().startswith(("int", "uint")) else "FP64"
+
+
+def _json_values(series: pd.Series) -> list[Any]:
+    """Return a column as JSON-ready values, missing values as ``None``."""
+    as_object = series.astype(object)
+    return as_object.where(series.notna(), None).tolist()  # type: ignore[no-any-return]
+
+
+def encode_v1(
+    frame: pd.DataFrame,
+    features: Sequence[Feature],
+    records: bool = False,
+    return_probabilities: bool = False,
+) -> dict[str, Any]:
+    """Client side: a V1 request body for ``frame`` (rows in feature order, or records)."""
+    names = [f.name for f in features]
+    columns = [_json_values(frame[n]) for n in names]
+    rows = [list(r) for r in zip(*columns, strict=True)]
+    instances: list[Any] = [dict(zip(names, r, strict=True)) for r in rows] if records else rows
+    body: dict[str, Any] = {"instances": instances}
+    if return_probabilities:
+        body["return_probabilities"] = True
+    return body
+
+
+def encode_v2(
+    frame: pd.DataFrame, features: Sequence[Feature], with_probabilities: bool = False
+) -> dict[str, Any]:
+    """Client side: a V2 request body for ``frame``, one pandas-typed input per feature."""
+    inputs = [
+        {
+            "name": f.name,
+            "shape": [len(frame)],
+            "datatype": _v2_datatype(f.dtype),
+            "data": _json_values(frame[f.name]),
+        }
+        for f in features
+    ]
+    body: dict[str, Any] = {"parameters": {"content_type": "pd"}, "inputs": inputs}
+    if with_probabilities:
+        body["outputs"] = [{"name": PREDICTIONS}, {"name": PROBABILITIES}]
+    return body

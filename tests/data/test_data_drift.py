@@ -1,0 +1,80 @@
+import json
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_breast_cancer
+
+from kfp_mlops.data.drift import DriftError, DriftThresholds, detect_drift, psi
+
+
+def test_no_drift_between_random_halves_of_real_data():
+    frame = load_breast_cancer(as_frame=True).frame
+    shuffled = frame.sample(frac=1.0, random_state=0)
+    result = detect_drift(shuffled.iloc[:280], shuffled.iloc[280:])
+    assert result.features[0].test == "ks"  # under 1000 rows a test decides
+    assert not result.dataset_drift
+    assert result.drift_share < 0.2, result.reason
+
+
+def test_injected_drift_on_real_data_is_found():
+    frame = load_breast_cancer(as_frame=True).frame
+    ref, cur = frame.iloc[::2].copy(), frame.iloc[1::2].copy()
+    shifted = ["mean radius", "mean texture", "worst area"]
+    for name in shifted:
+        cur[name] = cur[name] * 1.5
+    result = detect_drift(ref, cur)
+    assert set(shifted) <= set(result.drifted_features)
+
+
+@pytest.mark.parametrize("rows", [600, 20_000])
+def test_large_and_small_regimes(frame_factory, rows):
+    ref, same, moved = frame_factory(rows, 0), frame_factory(rows, 1), frame_factory(rows, 2, 1.0)
+    calm = detect_drift(ref, same)
+    assert not calm.dataset_drift and calm.drifted_features == [], calm.reason
+    drifted = detect_drift(ref, moved)
+    assert drifted.dataset_drift
+    assert {"age", "income", "city"} <= set(drifted.drifted_features)
+    tests = {f.column: f.test for f in drifted.features}
+    if rows > 1000:
+        assert tests["age"] == "wasserstein_normed" and tests["city"] == "jensenshannon"
+    else:
+        assert tests["age"] == "ks" and tests["city"] == "chi2"
+    assert "visits" not in drifted.drifted_features and "member" not in drifted.drifted_features
+
+
+def test_parquet_paths_and_json(frame_factory, tmp_path):
+    frame_factory(5000, 0).to_parquet(tmp_path / "ref.parquet", index=False)
+    frame_factory(5000, 1, 1.0).to_parquet(tmp_path / "cur.parquet", index=False)
+    result = detect_drift(tmp_path / "ref.parquet", tmp_path / "cur.parquet")
+    data = json.loads(json.dumps(result.to_dict()))
+    assert data["dataset_drift"] is True and data["thresholds"]["drift_share"] == 0.5
+    assert {f["column"] for f in data["features"]} == {"age", "income", "visits", "city", "member"}
+
+
+def test_psi_method_and_share_threshold(frame_factory):
+    ref, cur = frame_factory(3000, 0), frame_factory(3000, 1, 1.0)
+    result = detect_drift(ref, cur, DriftThresholds(method="psi", drift_share=0.9))
+    assert next(f for f in result.features if f.column == "age").test == "psi"
+    assert 0.4 <= result.drift_share < 0.9 and not result.dataset_drift
+
+
+def test_psi_values():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(0, 1, 50_000), rng.normal(0, 1, 50_000)
+    assert psi(a, b) < 0.01
+    assert psi(a, b + 1.0) > 0.5
+
+
+def test_few_valued_numbers_are_tested_as_categories(frame_factory):
+    ref = frame_factory(3000, 0).assign(level=lambda d: d.index % 3)
+    result = detect_drift(ref, ref)
+    level = next(f for f in result.features if f.column == "level")
+    assert level.test == "jensenshannon" and not level.drifted
+
+
+def test_type_mismatch_is_named(frame_factory):
+    ref = frame_factory(200, 0)
+    with pytest.raises(DriftError, match="'age' is numeric"):
+        detect_drift(ref, ref.assign(age=ref["age"].astype(str)))
+    with pytest.raises(DriftError, match="'nope'"):
+        detect_drift(ref, ref, columns=["nope"])

@@ -1,0 +1,79 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from kfp_mlops.data.sources import DataError, load_table
+from kfp_mlops.model.evaluate import evaluate_model, quality_gate
+from kfp_mlops.model.features import plan_features
+from kfp_mlops.model.package import ModelIntegrityError, load_model_folder, write_model_folder
+from kfp_mlops.model.train import train_model
+
+
+def messy_frame(rows=300, seed=0):
+    rng = np.random.default_rng(seed)
+    color = rng.choice(["red", "green", "blue"], rows)
+    size = rng.normal(10, 3, rows)
+    frame = pd.DataFrame({
+        "id": [f"row-{i}" for i in range(rows)],
+        "size": size,
+        "color": color,
+        "empty": [None] * rows,
+        "constant": 7,
+        "when": pd.date_range("2024-01-01", periods=rows, freq="D").astype(str),
+        "label": np.where(size > 10, "big", "small"),
+    })
+    frame.loc[rng.choice(rows, 30, replace=False), "size"] = np.nan
+    frame.loc[rng.choice(rows, 30, replace=False), "color"] = None
+    return frame
+
+
+def test_feature_plan_drops_unusable_columns_with_reasons():
+    plan = plan_features(messy_frame(), "label")
+    assert plan.numeric == ["size"]
+    assert plan.categorical == ["color"]
+    assert set(plan.dropped) == {"id", "empty", "constant", "when"}
+    assert "identifier-like" in plan.dropped["id"]
+    assert "date" in plan.dropped["when"]
+
+
+def test_pipeline_handles_missing_values_and_unseen_categories():
+    frame = messy_frame()
+    model, metadata = train_model(frame, "label", "classification")
+    unseen = frame.head(5).assign(color="purple")
+    assert len(model.predict(unseen[metadata.feature_names])) == 5
+    evaluation = evaluate_model(model, metadata, frame)
+    assert evaluation.metrics["accuracy"] > 0.8
+    assert evaluation.confusion_matrix is not None
+    assert evaluation.roc is not None and len(evaluation.roc["fpr"]) <= 200
+    assert all(np.isfinite(evaluation.roc["thresholds"]))
+
+
+def test_regression_metrics_and_gate():
+    frame = load_table("diabetes")
+    model, metadata = train_model(frame, "target", "regression", estimator="ridge")
+    evaluation = evaluate_model(model, metadata, frame)
+    assert set(evaluation.metrics) == {"r2", "rmse", "mae"}
+    assert quality_gate(evaluation.metrics, "regression", "rmse", 1000).passed
+    failed = quality_gate(evaluation.metrics, "regression", "r2", 0.99)
+    assert not failed.passed and "r2" in failed.reason and "0.99" in failed.reason
+
+
+def test_unknown_estimator_and_bad_params():
+    frame = load_table("iris")
+    with pytest.raises(DataError, match="choose one of"):
+        train_model(frame, "target", "classification", estimator="xgboost")
+    with pytest.raises(DataError, match="not a JSON object"):
+        train_model(frame, "target", "classification", params="{max_depth")
+
+
+def test_model_folder_round_trip_and_tamper_check(tmp_path):
+    frame = load_table("wine")
+    model, metadata = train_model(frame, "target", "classification")
+    write_model_folder(model, metadata, tmp_path / "m")
+    loaded, meta = load_model_folder(tmp_path / "m")
+    assert meta.model_sha256 and meta.sklearn_version
+    assert (loaded.predict(frame[meta.feature_names]) == model.predict(frame[meta.feature_names])).all()
+    with open(tmp_path / "m" / "model.joblib", "ab") as handle:
+        handle.write(b"tampered")
+    with pytest.raises(ModelIntegrityError, match="sha256"):
+        load_model_folder(tmp_path / "m")
