@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,9 +16,7 @@ from kfp_mlops.storage import (
     StoreError,
     open_store,
 )
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/, for the S3 helper
-from s3server import s3_server  # noqa: E402
+from tests.s3server import s3_server
 
 
 @pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.slow)])

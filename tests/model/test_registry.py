@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,9 +30,7 @@ from kfp_mlops.model.registry import (
     supports_conditional_put,
 )
 from kfp_mlops.storage import LocalStore, S3Store, Store, open_store
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, for the S3 helper
-from s3server import s3_server  # noqa: E402
+from tests.s3server import s3_server
 
 
 @pytest.fixture(scope="module")
