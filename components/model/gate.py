@@ -26,7 +26,7 @@ def quality_gate(
     """
     from collections import namedtuple
 
-    from kfp_mlops.model.evaluate import quality_gate as decide
+    from kfp_mlops.model.gates import quality_gate as decide
 
     result = decide(dict(metrics.metadata), task, metric, threshold)
     print(result.reason)

@@ -97,5 +97,6 @@ def prepare_inputs(frame: pd.DataFrame, plan: FeaturePlan) -> pd.DataFrame:
     for name in plan.numeric:
         out[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
     for name in plan.categorical:
-        out[name] = frame[name].map(lambda v: str(v) if pd.notna(v) else np.nan).astype(object)
+        column = frame[name]
+        out[name] = column.astype(str).astype(object).where(column.notna(), np.nan)
     return out

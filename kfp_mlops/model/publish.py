@@ -26,6 +26,8 @@ def publish_model(
     metadata.run_id = run_id or None
     registry = Registry(open_store(store_uri))
     name = model_name or model_name_for(source)
+    # Only models that passed the pipeline's gates reach this step: they are blessed.
     return registry.publish(
-        name, Path(model_dir), metadata, stage=stage, reason=reason, actor=run_id or "kfp-mlops"
+        name, Path(model_dir), metadata, stage=stage, reason=reason,
+        actor=run_id or "kfp-mlops", blessed=True,
     )

@@ -39,8 +39,11 @@ def evaluate_step(model_dir: str | Path, test_path: str | Path) -> tuple[Evaluat
 def model_name_for(source: str) -> str:
     """A registry/InferenceService-safe model name derived from a data source."""
     stem = Path(source.rstrip("/").split("/")[-1]).stem or "model"
-    name = re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-")
-    return (name or "model")[:50]
+    name = re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-") or "model"
+    # InferenceService names are DNS-1035 labels: they start with a letter.
+    if not name[0].isalpha():
+        name = f"model-{name}"
+    return name[:50].rstrip("-")
 
 
 def utc_now() -> str:

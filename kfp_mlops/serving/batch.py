@@ -9,6 +9,8 @@ a temporary file renamed into place at the end: a reader never sees half a resul
 from __future__ import annotations
 
 import os
+import queue
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -172,6 +174,49 @@ def _prediction_type(classes: Any, task: str) -> pa.DataType:
     )
 
 
+def _prefetch(batches: Iterator[pa.RecordBatch], depth: int = 1) -> Iterator[pa.RecordBatch]:
+    """Decode the next batch in a thread while the model scores this one.
+
+    Arrow releases the GIL while reading, so this hides most of the read time; at most
+    ``depth + 1`` batches are in memory.
+    """
+    slots: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():  # never block forever: the consumer may have gone
+            try:
+                slots.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def fill() -> None:
+        try:
+            for batch in batches:
+                if not put(batch):
+                    return
+            put(done)
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(exc)
+
+    worker = threading.Thread(target=fill, name="kfp-mlops-batch-reader", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = slots.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=5)
+
+
 def _prediction_array(predictions: Any, classes: Any, arrow_type: pa.DataType) -> pa.Array:
     if classes is None:
         return pa.array(np.asarray(predictions, dtype=np.float64), type=arrow_type)
@@ -229,7 +274,7 @@ def score_parquet(
     rows = count = 0
     try:
         with pq.ParquetWriter(temp, out_schema) as writer:
-            for batch in batches:
+            for batch in _prefetch(batches):
                 if batch.num_rows == 0:
                     continue
                 frame = pa.Table.from_batches([batch]).select(names).to_pandas()

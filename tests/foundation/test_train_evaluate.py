@@ -3,7 +3,8 @@ import pandas as pd
 import pytest
 
 from kfp_mlops.data.sources import DataError, load_table
-from kfp_mlops.model.evaluate import evaluate_model, quality_gate
+from kfp_mlops.model.evaluate import evaluate_model
+from kfp_mlops.model.gates import quality_gate
 from kfp_mlops.model.features import plan_features
 from kfp_mlops.model.package import ModelIntegrityError, load_model_folder, write_model_folder
 from kfp_mlops.model.train import train_model

@@ -1,0 +1,128 @@
+"""Local pipeline (kfp-mlops run) vs a plain script doing the same ingest, train, evaluate.
+
+Both run side by side in one invocation on the same CSV, as separate processes, with
+medians of --repeats runs. Prints the wall-time ratio and each side's peak RSS.
+
+    .venv/bin/python bench/bench_pipeline.py --rows 1000000 --repeats 2
+    .venv/bin/python bench/bench_pipeline.py --bundled penguins --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+PLAIN_SCRIPT = r'''
+import sys, time
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.metrics import accuracy_score
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+import joblib
+
+path, target = sys.argv[1], sys.argv[2]
+frame = pd.read_csv(path) if path.endswith(".csv") else pd.read_parquet(path)
+frame = frame[frame[target].notna()]
+y = frame[target].astype(str)
+X = frame.drop(columns=[target])
+numeric = [c for c in X if pd.api.types.is_numeric_dtype(X[c])]
+categorical = [c for c in X if c not in numeric]
+X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, random_state=42, stratify=y)
+model = Pipeline([
+    ("preprocess", ColumnTransformer([
+        ("numeric", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]), numeric),
+        ("categorical", Pipeline([("impute", SimpleImputer(strategy="most_frequent")),
+                                  ("onehot", OneHotEncoder(handle_unknown="infrequent_if_exist", max_categories=50, sparse_output=False))]), categorical),
+    ])),
+    ("estimator", HistGradientBoostingClassifier(random_state=42)),
+])
+model.fit(X_train, y_train)
+print("accuracy", accuracy_score(y_test, model.predict(X_test)))
+joblib.dump(model, sys.argv[3])
+'''
+
+
+def generate(rows: int, path: Path, seed: int = 0) -> None:
+    """A classification table: 8 numbers, 3 categories, some missing values."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({f"x{i}": rng.normal(size=rows) for i in range(8)})
+    for i, levels in enumerate([5, 12, 30]):
+        frame[f"c{i}"] = rng.integers(0, levels, rows).astype(str)
+        frame[f"c{i}"] = "level-" + frame[f"c{i}"]
+    score = frame["x0"] + 0.5 * frame["x1"] - frame["x2"] * (frame["c0"] == "level-1")
+    frame["label"] = np.where(score + rng.normal(scale=0.5, size=rows) > 0, "yes", "no")
+    for column in ("x3", "c1"):
+        frame.loc[rng.random(rows) < 0.05, column] = None
+    frame.to_csv(path, index=False)
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of the largest process in ``cmd``'s tree."""
+    start = time.perf_counter()
+    wrapped = [sys.executable, "-c", (
+        "import resource, subprocess, sys, json;"
+        "p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL);"
+        "r = resource.getrusage(resource.RUSAGE_CHILDREN);"
+        "print(json.dumps([p.returncode, r.ru_maxrss]))"
+    ), *cmd]
+    out = subprocess.run(wrapped, env=env, check=True, capture_output=True, text=True).stdout
+    seconds = time.perf_counter() - start
+    code, maxrss_kb = json.loads(out)
+    if code != 0:
+        raise SystemExit(f"{cmd} failed with exit status {code}")
+    return seconds, maxrss_kb / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--bundled", help="use a bundled data set instead of generated rows")
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    bin_dir = Path(sys.executable).parent
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        if args.bundled:
+            from kfp_mlops.data.sources import BUNDLED, load_table
+
+            data, target = tmp_path / f"{args.bundled}.csv", BUNDLED[args.bundled].target
+            load_table(args.bundled).to_csv(data, index=False)
+            label = f"bundled {args.bundled}"
+        else:
+            data, target = tmp_path / "generated.csv", "label"
+            generate(args.rows, data)
+            label = f"{args.rows:,} generated rows"
+        script = tmp_path / "plain.py"
+        script.write_text(PLAIN_SCRIPT)
+        env = dict(os.environ)
+        plain, suite = [], []
+        for i in range(args.repeats):
+            plain.append(timed([sys.executable, str(script), str(data), target,
+                                str(tmp_path / "plain.joblib")], env))
+            suite.append(timed([str(bin_dir / "kfp-mlops"), "run", "--data", str(data), "--target",
+                                target, "--store", str(tmp_path / f"store{i}"),
+                                "--runs-dir", str(tmp_path / "runs"), "--output", "json"], env))
+        p_time = statistics.median(t for t, _ in plain)
+        s_time = statistics.median(t for t, _ in suite)
+        print(f"data: {label}, {data.stat().st_size / 2**20:.1f} MiB CSV, {args.repeats} runs each")
+        print(f"plain script      median {p_time:8.2f} s   peak RSS {max(m for _, m in plain):8.0f} MiB")
+        print(f"kfp-mlops run     median {s_time:8.2f} s   peak RSS {max(m for _, m in suite):8.0f} MiB")
+        print(f"ratio (suite / plain): {s_time / p_time:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

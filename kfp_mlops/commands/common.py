@@ -1,0 +1,44 @@
+"""Conventions every command follows: --store, --output text|json, clear errors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from kfp_mlops.storage import DEFAULT_LOCAL_STORE, DEFAULT_STORE_ENV, default_store_uri
+
+
+class CliError(Exception):
+    """An error the user can fix; printed as one paragraph, exit status 1."""
+
+
+def add_output(parser: argparse.ArgumentParser) -> None:
+    """Add ``--output text|json``."""
+    parser.add_argument(
+        "--output", choices=["text", "json"], default="text",
+        help="text for people (default), json for scripts (one object on stdout)",
+    )
+
+
+def add_store(parser: argparse.ArgumentParser) -> None:
+    """Add ``--store`` with the documented default."""
+    parser.add_argument(
+        "--store", default=None,
+        help=f"store URI: a local folder or s3://bucket/prefix (default: ${DEFAULT_STORE_ENV}, "
+        f"else {DEFAULT_LOCAL_STORE}); S3 uses AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, "
+        "AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION, S3_VERIFY_SSL",
+    )
+
+
+def store_uri(args: argparse.Namespace) -> str:
+    """The store the command should use."""
+    return args.store or default_store_uri()
+
+
+def emit(args: argparse.Namespace, payload: Any, text: str) -> None:
+    """Print ``payload`` as JSON or ``text`` for people, as ``--output`` asks."""
+    if args.output == "json":
+        print(json.dumps(payload, indent=2, default=str))
+    else:
+        print(text)

@@ -1,0 +1,94 @@
+"""``kfp-mlops run``: the training pipeline on kfp.local, with progress and a summary."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from kfp_mlops.commands.common import CliError, add_output, add_store, emit, store_uri
+
+
+def check_store_reachable(uri: str) -> None:
+    """Fail before training, not after, when the store cannot be written."""
+    from kfp_mlops.storage import LocalStore, S3Store, open_store
+
+    store = open_store(uri)
+    if isinstance(store, S3Store):
+        store.ensure_bucket()
+    elif isinstance(store, LocalStore):
+        store._ensure_root()
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run the training pipeline locally with kfp.local and summarise it."""
+    from kfp_mlops.console import capture_run_output, format_summary
+    from kfp_mlops.pipelines.local import run_locally
+    from kfp_mlops.pipelines.training import build_training_pipeline, summarize_training
+
+    store = store_uri(args)
+    check_store_reachable(store)
+    arguments = {
+        "data": args.data, "store": store,
+        "target": args.target or "auto", "task": args.task or "auto",
+        "model_name": args.model_name or "auto", "estimator": args.estimator,
+        "params": args.params or "{}", "test_size": args.test_size, "seed": args.seed,
+        "quality_metric": args.quality_metric or "auto",
+        "quality_threshold": (
+            "auto" if args.quality_threshold is None else str(args.quality_threshold)
+        ),
+    }
+    runs_dir = Path(args.runs_dir)
+    log_path = runs_dir / "last-run.log"
+    if args.output == "text":
+        print(f"kfp-mlops run: training on {args.data!r}, store {store}", file=sys.stderr)
+    with capture_run_output(log_path, show_progress=args.output == "text") as log:
+        run = run_locally(build_training_pipeline(), arguments, runs_dir)
+    final_log = run.run_dir / "run.log" if run.run_dir != runs_dir.resolve() else log_path
+    if final_log != log_path:
+        log_path.replace(final_log)
+    if not run.succeeded:
+        raise CliError(
+            f"the training pipeline failed in task {log.failed_task or '?'}: "
+            f"{log.last_error or run.error}. Nothing was published. Full log: {final_log}"
+        )
+    summary = summarize_training(run)
+    summary["log"] = str(final_log)
+    emit(args, summary, format_summary(summary))
+    return 0
+
+
+def register(commands) -> None:
+    """Add the ``run`` command."""
+    from kfp_mlops.data.sources import BUNDLED, DEFAULT_DATASET
+    from kfp_mlops.pipelines.local import DEFAULT_RUNS_DIR
+
+    run = commands.add_parser(
+        "run", help="run the training pipeline locally (kfp.local)",
+        description="Run the training pipeline with kfp.local: ingest, check, split, train, "
+        "evaluate, quality gate, publish. With no arguments it trains on the bundled "
+        f"{DEFAULT_DATASET!r} data into the local store.",
+    )
+    run.add_argument(
+        "--data", default=DEFAULT_DATASET,
+        help=f"CSV/Parquet path, s3:// URI, or bundled data set ({', '.join(BUNDLED)}); "
+        f"default {DEFAULT_DATASET}",
+    )
+    run.add_argument("--target", help="target column (bundled data sets know theirs)")
+    run.add_argument("--task", choices=["classification", "regression"],
+                     help="default: inferred from the target")
+    run.add_argument("--model-name", help="registry name (default: from the data's name)")
+    run.add_argument("--estimator", default="auto",
+                     help="auto (hist_gradient_boosting), random_forest, "
+                     "logistic_regression, ridge")
+    run.add_argument("--params", help='estimator parameters as JSON, e.g. \'{"max_depth": 3}\'')
+    run.add_argument("--test-size", type=float, default=0.2, help="held-out share (default 0.2)")
+    run.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    run.add_argument("--quality-metric", help="metric the gate judges (default accuracy / r2)")
+    run.add_argument("--quality-threshold", type=float,
+                     help="gate threshold (default 0.7 accuracy / 0.2 r2)")
+    run.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR,
+                     help=f"where kfp.local keeps run outputs (default {DEFAULT_RUNS_DIR})")
+    add_store(run)
+    add_output(run)
+    run.set_defaults(handler=run_command)
