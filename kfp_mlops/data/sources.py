@@ -9,9 +9,7 @@ from urllib.parse import urlparse
 
 import pandas as pd
 
-
-class DataError(ValueError):
-    """The data cannot be used as given; the message names the problem and the fix."""
+from kfp_mlops.errors import DataError
 
 
 @dataclass(frozen=True)

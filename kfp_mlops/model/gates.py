@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kfp_mlops.data.sources import DataError
+from kfp_mlops.errors import DataError
 
 # The metric each task is judged on when the user names none.
 DEFAULT_METRIC = {"classification": "accuracy", "regression": "r2"}

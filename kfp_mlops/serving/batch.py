@@ -121,7 +121,7 @@ def conform_frame(frame: pd.DataFrame, features: Sequence[Feature], first_row: i
             if feature.dtype.lower().startswith(("int", "uint")) and np.all(
                 np.floor(values) == values
             ):
-                frame[feature.name] = column.astype(feature.dtype)
+                frame[feature.name] = column.astype(np.dtype(feature.dtype.lower()))
 
 
 def _csv_batches(
@@ -247,7 +247,7 @@ def score_parquet(
     model, metadata = load_model_folder(model_dir)
     features = metadata.features
     names = [f.name for f in features]
-    classes = getattr(model, "classes_", None)
+    classes: Any = getattr(model, "classes_", None)
     if with_probabilities and (metadata.task != "classification" or classes is None):
         raise BatchInputError(
             f"with_probabilities needs a classifier but the model is {metadata.task}"

@@ -201,11 +201,12 @@ def frame_from_columns(
     where: Callable[[str, int], str],
 ) -> pd.DataFrame:
     """Build the model's input frame from one value list per feature, checking each."""
-    data = {
-        f.name: coerce_column(f, columns[f.name], lambda i, name=f.name: where(name, i))
-        for f in features
-    }
+    data = {f.name: coerce_column(f, columns[f.name], _locator(where, f.name)) for f in features}
     return pd.DataFrame(data, columns=[f.name for f in features])
+
+
+def _locator(where: Callable[[str, int], str], name: str) -> Callable[[int], str]:
+    return lambda i: where(name, i)
 
 
 def frame_from_v1(features: Sequence[Feature], payload: Any) -> tuple[pd.DataFrame, bool]:
@@ -444,7 +445,9 @@ class SklearnFolderModel(Model):  # type: ignore[misc]  # kserve ships no type h
 
     def get_output_types(self) -> list[dict[str, Any]]:
         """V2 model metadata: predictions, and probabilities for a classifier."""
-        outputs = [{"name": PREDICTIONS, "datatype": "BYTES", "shape": [-1]}]
+        kind = np.asarray(self.classes).dtype.kind if self.classes is not None else "f"
+        datatype = {"i": "INT64", "u": "INT64", "b": "BOOL", "f": "FP64"}.get(kind, "BYTES")
+        outputs = [{"name": PREDICTIONS, "datatype": datatype, "shape": [-1]}]
         if self.classes is not None:
             outputs.append(
                 {"name": PROBABILITIES, "datatype": "FP64", "shape": [-1, len(self.classes)]}
