@@ -58,8 +58,10 @@ def start(kind: str, model_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
 
     port = free_port()
     if kind == "ours":
-        command = [sys.executable, "-m", "kfp_mlops.serving", "--model_dir", str(model_dir),
-                   "--model_name", "penguins", "--http_port", str(port), "--host", "127.0.0.1"]  # fmt: skip
+        command = [
+            sys.executable, "-m", "kfp_mlops.serving", "--model_dir", str(model_dir),
+            "--model_name", "penguins", "--http_port", str(port), "--host", "127.0.0.1",
+        ]  # fmt: skip
     else:
         command = [sys.executable, __file__, "--bare-server", str(model_dir), "--port", str(port)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -104,7 +104,7 @@ def validate_cron(expression: str) -> str:
             f"e.g. {EXAMPLE}",
             value=spec,
         )
-    for field, text in zip(FIELDS, fields):
+    for field, text in zip(FIELDS, fields, strict=True):
         _check_field(spec, field, text)
     return spec
 
