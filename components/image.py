@@ -14,9 +14,9 @@ DEFAULT_IMAGE = "kfp-mlops:0.1.0"
 
 def all_components() -> list:
     """Every component the suite declares."""
-    from kfp_mlops.components import data, model
+    from kfp_mlops.components import data, model, serving
 
-    return [*data.COMPONENTS, *model.COMPONENTS]
+    return [*data.COMPONENTS, *model.COMPONENTS, *serving.COMPONENTS]
 
 
 @contextlib.contextmanager
@@ -29,5 +29,5 @@ def use_image(image: str) -> Iterator[None]:
     try:
         yield
     finally:
-        for spec, old in zip(specs, previous):
+        for spec, old in zip(specs, previous, strict=True):
             spec.image = old

@@ -1,0 +1,44 @@
+from typing import NamedTuple
+
+from kfp import dsl
+
+from kfp_mlops.components.image import DEFAULT_IMAGE
+
+
+@dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
+def deploy(
+    store: str,
+    model_name: str,
+    version: int,
+    namespace: str = "",
+    canary_traffic_percent: int = 0,
+    timeout_s: int = 600,
+) -> NamedTuple("DeployOutputs", [("passed", bool), ("status", str), ("reason", str)]):
+    """Roll the version out to a KServe InferenceService, then promote or roll back.
+
+    Args:
+        store: Store URI holding the registry.
+        model_name: Registry name (also the InferenceService name).
+        version: Registry version to release.
+        namespace: Kubernetes namespace; empty means no cluster (local run): the
+            version is promoted in the registry only.
+        canary_traffic_percent: Share of traffic for the new revision before promotion
+            (1-99, Knative mode); 0 sends all traffic at once.
+        timeout_s: How long to wait for the InferenceService to become Ready.
+
+    Returns:
+        passed: whether the version now serves; status: promoted, created,
+        registry-only, rolled_back or failed; reason: why.
+    """
+    from collections import namedtuple
+
+    from kfp_mlops.serving.release import release_version
+
+    result = release_version(
+        store, model_name, version, namespace=namespace or None,
+        canary_traffic_percent=canary_traffic_percent or None, timeout_s=timeout_s,
+    )
+    print(result.reason)
+    return namedtuple("DeployOutputs", ["passed", "status", "reason"])(
+        result.passed, result.status, result.reason
+    )

@@ -1,0 +1,35 @@
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Model
+
+from kfp_mlops.components.image import DEFAULT_IMAGE
+
+
+@dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
+def infra_validate(
+    model: Input[Model], test_data: Input[Dataset], rows: int = 200
+) -> NamedTuple("InfraOutputs", [("passed", bool), ("reason", str)]):
+    """Serve the candidate with the real KServe ModelServer on loopback and compare.
+
+    Held-out rows go through V1 and V2; the gate passes only if every request succeeds
+    and served predictions equal the in-process ones.
+
+    Args:
+        model: Model folder from ``train``.
+        test_data: Held-out rows (Parquet); the first ``rows`` are sent.
+        rows: How many rows to send.
+
+    Returns:
+        passed: whether serving matches; reason: a sentence saying why.
+    """
+    from collections import namedtuple
+
+    import pandas as pd
+
+    from kfp_mlops.serving.infra_validation import validate_serving
+
+    frame = pd.read_parquet(test_data.path).head(rows)
+    result = validate_serving(model.path, frame)
+    print(result.reason)
+    return namedtuple("InfraOutputs", ["passed", "reason"])(result.passed, result.reason)

@@ -1,0 +1,95 @@
+"""``kfp-mlops serve`` (KServe ModelServer, locally) and ``kfp-mlops score`` (batch)."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+from kfp_mlops.commands.common import CliError, add_output, add_store, emit, store_uri
+
+SERVE_CACHE = ".kfp-mlops/serving"
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    """Fetch a registry version (sha256 checked) and serve it until interrupted."""
+    from kfp_mlops.model.registry import Registry
+    from kfp_mlops.serving.server import serve
+    from kfp_mlops.storage import open_store
+
+    registry = Registry(open_store(store_uri(args)))
+    version = registry.get(args.ref)
+    folder = Path(SERVE_CACHE) / version.name / str(version.version)
+    shutil.rmtree(folder, ignore_errors=True)
+    registry.download(version.ref, folder)
+    base = f"http://{args.host}:{args.port}"
+    print(
+        f"serving {version.ref} ({version.stage}) at {base}\n"
+        f"  V1: POST {base}/v1/models/{version.name}:predict\n"
+        f"  V2: POST {base}/v2/models/{version.name}/infer\n"
+        f"  metrics: {base}/metrics   (Ctrl-C stops)",
+        file=sys.stderr, flush=True,
+    )
+    serve(folder, model_name=version.name, http_port=args.port, host=args.host)
+    return 0
+
+
+def score_command(args: argparse.Namespace) -> int:
+    """Run the batch inference pipeline with kfp.local and copy out the predictions."""
+    from kfp_mlops.console import capture_run_output
+    from kfp_mlops.pipelines.batch import build_batch_pipeline
+    from kfp_mlops.pipelines.local import run_locally
+
+    runs_dir = Path(args.runs_dir)
+    with capture_run_output(runs_dir / "last-run.log", args.output == "text") as log:
+        run = run_locally(
+            build_batch_pipeline(),
+            {"data": args.data, "model": args.ref, "store": store_uri(args),
+             "with_probabilities": args.probabilities, "keep_columns": args.keep_columns},
+            runs_dir,
+        )
+    if not run.succeeded:
+        raise CliError(
+            f"batch scoring failed: {log.last_error or run.error}. No predictions were written."
+        )
+    task = run.tasks["batch-predict"]
+    produced = Path(task.artifacts["predictions"]["uri"])
+    target = Path(args.out) if args.out else produced
+    if args.out:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(produced, target)
+    payload = {"rows": task.parameters["Output"], "predictions": str(target),
+               "model": args.ref, "run_dir": str(run.run_dir)}
+    emit(args, payload, f"scored {payload['rows']} rows with {args.ref} -> {target}")
+    return 0
+
+
+def register(commands) -> None:
+    """Add ``serve`` and ``score``."""
+    from kfp_mlops.pipelines.local import DEFAULT_RUNS_DIR
+
+    serve = commands.add_parser(
+        "serve", help="serve a registry version with KServe's ModelServer (V1 and V2)",
+        description="Serve NAME, NAME@VERSION or NAME@STAGE locally with the suite's KServe "
+        "predictor: V1 and V2 REST, input checked against the model's schema, Prometheus "
+        "metrics on /metrics.",
+    )
+    serve.add_argument("ref", help="e.g. penguins@production")
+    serve.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080)")
+    serve.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    add_store(serve)
+    serve.set_defaults(handler=serve_command, output="text")
+
+    score = commands.add_parser(
+        "score", help="batch-score a CSV/Parquet file with a registry version (kfp.local)",
+    )
+    score.add_argument("ref", help="NAME, NAME@VERSION or NAME@STAGE")
+    score.add_argument("--data", required=True, help="CSV/Parquet path or s3:// URI")
+    score.add_argument("--out", help="where to copy the predictions Parquet")
+    score.add_argument("--probabilities", action="store_true", help="add proba_<class> columns")
+    score.add_argument("--keep-columns", default="", help="input columns to copy (comma-separated)")
+    score.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR)
+    add_store(score)
+    add_output(score)
+    score.set_defaults(handler=score_command)

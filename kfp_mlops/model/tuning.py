@@ -1,0 +1,348 @@
+"""Hyperparameter tuning: seeded random search over a small grid, scored by cross-validation.
+
+The search is split in three pure steps so a pipeline can fan the middle one out
+(``dsl.ParallelFor``), one trial per task:
+
+1. :func:`make_candidates` samples parameter sets from a search space (a JSON object of
+   parameter name -> list of values; :data:`DEFAULT_SEARCH_SPACES` per estimator);
+2. :func:`run_trial` cross-validates the very Pipeline :func:`train_model` builds with
+   one parameter set and returns a :class:`TrialResult`;
+3. :func:`select_best` picks the highest mean score (ties: the first).
+
+Every trial uses the same seed, so the folds are identical and the scores comparable.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from kfp_mlops.errors import DataError
+from kfp_mlops.model.features import plan_features, prepare_inputs
+from kfp_mlops.model.train import (
+    DEFAULT_ESTIMATOR,
+    ESTIMATORS,
+    build_pipeline,
+    make_estimator,
+    parse_params,
+)
+
+SearchSpace = dict[str, list[Any]]
+
+# Small grids around scikit-learn's defaults (each default value is in its grid), so a
+# handful of random trials covers the values that usually matter.
+DEFAULT_SEARCH_SPACES: dict[str, SearchSpace] = {
+    "hist_gradient_boosting": {
+        "learning_rate": [0.03, 0.1, 0.3],
+        "max_iter": [100, 200, 400],
+        "max_leaf_nodes": [15, 31, 63],
+        "l2_regularization": [0.0, 0.1, 1.0],
+    },
+    "random_forest": {
+        "n_estimators": [100, 200, 400],
+        "max_depth": [None, 8, 16],
+        "min_samples_leaf": [1, 2, 5],
+    },
+    "logistic_regression": {"C": [0.01, 0.1, 1.0, 10.0, 100.0]},
+    "ridge": {"alpha": [0.01, 0.1, 1.0, 10.0, 100.0]},
+}
+
+# User-facing metric name -> scikit-learn scorer. Scorers are "higher is better", so
+# error metrics are negated (rmse is scored as neg_root_mean_squared_error).
+SCORERS: dict[str, dict[str, str]] = {
+    "classification": {
+        "accuracy": "accuracy",
+        "balanced_accuracy": "balanced_accuracy",
+        "f1_macro": "f1_macro",
+        "roc_auc": "roc_auc",
+        "log_loss": "neg_log_loss",
+    },
+    "regression": {
+        "r2": "r2",
+        "rmse": "neg_root_mean_squared_error",
+        "mae": "neg_mean_absolute_error",
+    },
+}
+DEFAULT_METRICS = {"classification": "accuracy", "regression": "r2"}
+
+
+@dataclass
+class TrialResult:
+    """One parameter set's cross-validated score (scikit-learn scorer: higher is better)."""
+
+    params: dict[str, Any]
+    score: float  # mean over folds
+    std: float  # standard deviation over folds
+    metric: str  # scorer name, e.g. "accuracy" or "neg_root_mean_squared_error"
+    fold_scores: list[float] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        """Serialise as one JSON object (the ``run_trial`` component's output)."""
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | dict[str, Any]) -> TrialResult:
+        """Parse :meth:`to_json`'s output (a string or the already-parsed dict)."""
+        try:
+            raw = json.loads(text) if isinstance(text, str) else text
+        except json.JSONDecodeError as exc:
+            raise DataError(f"trial result {text!r} is not JSON: {exc.msg}") from None
+        missing = {"params", "score", "std", "metric"} - set(raw if isinstance(raw, dict) else {})
+        if not isinstance(raw, dict) or missing:
+            raise DataError(
+                f"trial result {text!r} lacks {sorted(missing)}; pass the output of run_trial"
+            )
+        return cls(
+            params=dict(raw["params"]),
+            score=float(raw["score"]),
+            std=float(raw["std"]),
+            metric=str(raw["metric"]),
+            fold_scores=[float(s) for s in raw.get("fold_scores", [])],
+        )
+
+    def describe(self) -> str:
+        """One line in the metric's own units, e.g. ``rmse 53.1 ± 2.0``."""
+        name, value = self.metric, self.score
+        if name.startswith("neg_"):
+            name, value = _SHORT_NAMES.get(name, name.removeprefix("neg_")), -value
+        return f"{name} {value:.4g} ± {self.std:.2g} ({len(self.fold_scores)}-fold CV)"
+
+
+_SHORT_NAMES = {
+    scorer: short for table in SCORERS.values() for short, scorer in table.items()
+}
+
+
+def default_search_space(estimator: str = "auto") -> SearchSpace:
+    """A copy of the default search space of ``estimator`` (``auto``: the default one)."""
+    name = DEFAULT_ESTIMATOR if estimator == "auto" else estimator
+    if name not in DEFAULT_SEARCH_SPACES:
+        raise DataError(
+            f"no default search space for estimator {estimator!r}; choose one of "
+            f"{', '.join(['auto', *DEFAULT_SEARCH_SPACES])} or pass search_space as JSON"
+        )
+    return {k: list(v) for k, v in DEFAULT_SEARCH_SPACES[name].items()}
+
+
+def _check_task(task: str) -> None:
+    if task not in ESTIMATORS:
+        raise DataError(f"task {task!r} is unknown; use one of {', '.join(ESTIMATORS)}")
+
+
+def _check_param(task: str, estimator: str, name: str, value: Any, where: str) -> None:
+    """Refuse a parameter the estimator does not have, or a value it rejects."""
+    known = make_estimator(task, estimator, {}, 0).get_params()
+    if name not in known:
+        raise DataError(
+            f"{where}: {name!r} is not a parameter of {estimator} for {task}; "
+            f"its parameters are {', '.join(sorted(known))}"
+        )
+    candidate = make_estimator(task, estimator, {name: value}, 0)
+    # scikit-learn checks values only at fit time; its own validator runs the same
+    # checks now, so a bad value fails before a pipeline fans out.
+    validate = getattr(candidate, "_validate_params", None)
+    if callable(validate):
+        try:
+            validate()
+        except (ValueError, TypeError) as exc:
+            raise DataError(f"{where}: {name}={value!r} is rejected by {estimator}: {exc}") from None
+
+
+def parse_search_space(
+    text: str | dict[str, Any], task: str = "classification", estimator: str = "auto"
+) -> SearchSpace:
+    """Parse a search space: ``auto`` (the estimator's default) or a JSON object of lists.
+
+    Every key must be a parameter of the estimator (``make_estimator(...).get_params()``)
+    and every value a non-empty list of distinct JSON scalars the estimator accepts.
+    """
+    _check_task(task)
+    make_estimator(task, estimator, {}, 0)  # refuses an unknown estimator by name
+    if isinstance(text, str) and text.strip() in ("", "auto"):
+        return default_search_space(estimator)
+    if isinstance(text, str):
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise DataError(
+                f"search space {text!r} is not JSON ({exc.msg}); write an object of lists "
+                'like {"max_depth": [3, 5, 8]} or "auto"'
+            ) from None
+    else:
+        raw = text
+    if not isinstance(raw, dict) or not raw:
+        raise DataError(
+            f"search space {text!r} must be a non-empty JSON object of lists like "
+            '{"max_depth": [3, 5, 8]}, or "auto"'
+        )
+    space: SearchSpace = {}
+    for name, values in raw.items():
+        where = f"search space key {name!r}"
+        if not isinstance(values, list) or not values:
+            raise DataError(
+                f"{where}: value {values!r} must be a non-empty list of values, e.g. [{values!r}]"
+            )
+        for value in values:
+            if not (value is None or isinstance(value, (bool, int, float, str))):
+                raise DataError(f"{where}: value {value!r} is not a number, string, bool or null")
+            if values.count(value) > 1:
+                raise DataError(f"{where}: value {value!r} is listed twice; list each value once")
+            _check_param(task, estimator, name, value, where)
+        space[name] = list(values)
+    return space
+
+
+def grid_size(space: SearchSpace) -> int:
+    """Number of parameter combinations in ``space``."""
+    return math.prod(len(v) for v in space.values())
+
+
+def _combination(space: SearchSpace, index: int) -> dict[str, Any]:
+    # Decode a mixed-radix index: sampling indices avoids building a huge product.
+    combo = {}
+    for name, values in reversed(list(space.items())):
+        index, position = divmod(index, len(values))
+        combo[name] = values[position]
+    return {name: combo[name] for name in space}
+
+
+def make_candidates(
+    task: str,
+    estimator: str = "auto",
+    search_space: str | dict[str, Any] = "auto",
+    n_trials: int = 4,
+    seed: int = 42,
+    base_params: str | dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """Sample up to ``n_trials`` distinct parameter sets from the grid, seeded.
+
+    Each candidate is ``base_params`` updated with one grid combination (the grid wins
+    on a shared key). ``n_trials <= 1`` means no tuning: the only candidate is
+    ``base_params``. A grid smaller than ``n_trials`` yields every combination once.
+    """
+    _check_task(task)
+    base = parse_params(base_params)
+    for name, value in base.items():
+        _check_param(task, estimator, name, value, f"params key {name!r}")
+    if n_trials <= 1:
+        return [dict(base)]
+    space = parse_search_space(search_space, task, estimator)
+    total = grid_size(space)
+    indices = random.Random(seed).sample(range(total), min(n_trials, total))
+    return [{**base, **_combination(space, i)} for i in indices]
+
+
+def resolve_metric(task: str, metric: str = "auto") -> str:
+    """The scikit-learn scorer name for a user metric (``auto``: accuracy or r2)."""
+    _check_task(task)
+    name = DEFAULT_METRICS[task] if metric == "auto" else metric
+    table = SCORERS[task]
+    if name in table:
+        return table[name]
+    if name in table.values():  # already a scorer name
+        return name
+    raise DataError(
+        f"metric {metric!r} cannot score {task} trials; use one of {', '.join(['auto', *table])}"
+    )
+
+
+def run_trial(
+    frame: pd.DataFrame,
+    target: str,
+    task: str,
+    estimator: str = "auto",
+    params: str | dict[str, Any] | None = None,
+    cv_folds: int = 3,
+    seed: int = 42,
+    metric: str = "auto",
+) -> TrialResult:
+    """Cross-validate the Pipeline ``train_model`` would fit with ``params``."""
+    from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score
+
+    scorer = resolve_metric(task, metric)
+    if target not in frame.columns:
+        raise DataError(f"training data has no target column {target!r}")
+    if cv_folds < 2:
+        raise DataError(f"cv_folds is {cv_folds}; cross-validation needs at least 2 folds")
+    labelled = frame[frame[target].notna()]
+    plan = plan_features(labelled, target)
+    inputs = prepare_inputs(labelled, plan)
+    parsed = parse_params(params)
+    model = build_pipeline(plan, make_estimator(task, estimator, parsed, seed))
+    if task == "classification":
+        y = labelled[target].astype(str)
+        smallest = y.value_counts()
+        if smallest.min() < cv_folds:
+            raise DataError(
+                f"class {smallest.idxmin()!r} has {smallest.min()} rows, fewer than "
+                f"cv_folds={cv_folds}; lower cv_folds or drop the rare class"
+            )
+        folds: KFold | StratifiedKFold = StratifiedKFold(cv_folds, shuffle=True, random_state=seed)
+    else:
+        y = labelled[target].astype(float)
+        if len(y) < cv_folds:
+            raise DataError(f"{len(y)} labelled rows cannot make {cv_folds} folds; lower cv_folds")
+        folds = KFold(cv_folds, shuffle=True, random_state=seed)
+    # Parallelism comes from running trials side by side, so each trial uses one core.
+    scores = cross_val_score(model, inputs, y, scoring=scorer, cv=folds, n_jobs=1,
+                             error_score="raise")
+    return TrialResult(
+        params=parsed,
+        score=float(scores.mean()),
+        std=float(scores.std()),
+        metric=scorer,
+        fold_scores=[float(s) for s in scores],
+    )
+
+
+def run_trial_on_file(
+    train_path: str | Path,
+    target: str,
+    task: str,
+    estimator: str = "auto",
+    params: str | dict[str, Any] | None = None,
+    cv_folds: int = 3,
+    seed: int = 42,
+    metric: str = "auto",
+) -> TrialResult:
+    """:func:`run_trial` on the Parquet dataset at ``train_path`` (what the component calls)."""
+    from kfp_mlops.data.ingest import read_dataset
+
+    return run_trial(read_dataset(train_path), target, task, estimator, params, cv_folds, seed,
+                     metric)
+
+
+def select_best(results: Sequence[TrialResult | str | dict[str, Any]]) -> TrialResult:
+    """The trial with the highest finite mean score; ties go to the first listed."""
+    trials = [r if isinstance(r, TrialResult) else TrialResult.from_json(r) for r in results]
+    if not trials:
+        raise DataError("no trial results to choose from; run at least one trial")
+    metrics = sorted({t.metric for t in trials})
+    if len(metrics) > 1:
+        raise DataError(f"trials were scored with different metrics {metrics}; use one metric")
+    finite = [t for t in trials if math.isfinite(t.score)]
+    if not finite:
+        raise DataError(f"all {len(trials)} trials scored NaN or infinity; check the trial logs")
+    best = finite[0]
+    for trial in finite[1:]:
+        if trial.score > best.score:  # strict: an equal later score does not win
+            best = trial
+    return best
+
+
+def summarize_trials(results: Sequence[TrialResult], best: TrialResult) -> str:
+    """A short Markdown table of every trial, best first marked, for logs and the UI."""
+    lines = [f"Best of {len(results)} trials: {best.describe()} with {json.dumps(best.params)}",
+             "", "| | score | std | params |", "|---|---|---|---|"]
+    for trial in sorted(results, key=lambda t: -t.score if math.isfinite(t.score) else math.inf):
+        mark = "best" if trial is best else ""
+        lines.append(f"| {mark} | {trial.score:.6g} | {trial.std:.2g} | "
+                     f"`{json.dumps(trial.params, sort_keys=True)}` |")
+    return "\n".join(lines)

@@ -1,0 +1,56 @@
+"""Release a registry version: deploy it to KServe (when a cluster is configured), then
+record the outcome in the registry. A failed rollout leaves the registry unchanged."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kfp_mlops.model.registry import Registry
+from kfp_mlops.storage import open_store
+
+
+@dataclass(frozen=True)
+class ReleaseResult:
+    """What the release did (``status``), whether it went live (``passed``), and why."""
+
+    status: str  # promoted | created | registry-only | rolled_back | failed
+    passed: bool
+    reason: str
+
+
+def release_version(
+    store_uri: str,
+    name: str,
+    version: int,
+    *,
+    namespace: str | None,
+    canary_traffic_percent: int | None = None,
+    timeout_s: float = 600.0,
+    actor: str = "kfp-mlops",
+) -> ReleaseResult:
+    """Deploy ``name@version`` to ``namespace`` and promote it, or roll back and say why.
+
+    With no namespace (a local run, no cluster) the version is promoted to production
+    in the registry only, so ``kfp-mlops serve NAME@production`` serves it locally.
+    """
+    registry = Registry(open_store(store_uri))
+    target = registry.get(f"{name}@{version}")
+    if not namespace:
+        reason = "no cluster configured: promoted to production in the registry only"
+        registry.transition(name, version, "production", reason=reason, actor=actor)
+        return ReleaseResult("registry-only", True, reason)
+    if not target.uri.startswith("s3://"):
+        raise ValueError(
+            f"{target.uri} is on a local disk a cluster cannot read; publish to an "
+            "s3://bucket/prefix store to deploy with KServe"
+        )
+    from kfp_mlops.serving.deploy import deploy_model
+
+    result = deploy_model(
+        name, namespace, target.uri, canary_traffic_percent=canary_traffic_percent,
+        timeout_s=timeout_s,
+    )
+    if not result.succeeded:
+        return ReleaseResult(result.status, False, f"{result.status}: {result.reason}")
+    registry.transition(name, version, "production", reason=result.reason, actor=actor)
+    return ReleaseResult(result.status, True, f"{result.status}: {result.reason}")

@@ -1,0 +1,36 @@
+"""Batch scoring straight from the registry and any source the store can reach."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import urlparse
+
+from kfp_mlops.model.registry import Registry
+from kfp_mlops.serving.batch import BatchResult, score_parquet
+from kfp_mlops.storage import S3Store, open_store
+
+
+def score_from_registry(
+    store_uri: str,
+    model_ref: str,
+    data: str,
+    output_path: str | Path,
+    *,
+    with_probabilities: bool = False,
+    keep_columns: Sequence[str] = (),
+) -> BatchResult:
+    """Download ``model_ref`` (sha256-checked) and stream ``data`` through it."""
+    registry = Registry(open_store(store_uri))
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir, _ = registry.download(model_ref, Path(tmp) / "model")
+        source = Path(data)
+        if data.startswith("s3://"):
+            parsed = urlparse(data)
+            source = Path(tmp) / Path(parsed.path).name
+            S3Store(f"s3://{parsed.netloc}").download_file(parsed.path.lstrip("/"), source)
+        return score_parquet(
+            model_dir, source, output_path, with_probabilities=with_probabilities,
+            keep_columns=tuple(keep_columns),
+        )
