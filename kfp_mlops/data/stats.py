@@ -373,10 +373,11 @@ def _parquet_source(
         raise StatisticsError(f"cannot read {path} as Parquet: {exc}") from exc
 
     def source(columns: list[str]) -> Iterator[pa.RecordBatch]:
-        # A fresh reader per pass: iter_batches reads one row group at a time.
+        # A fresh reader per pass. pre_buffer=False: with it pyarrow reads ahead across
+        # row groups, and peak memory grows with the file (1.4 GB vs 0.2 GB on 10M rows).
         if isinstance(path, io.BytesIO):
             path.seek(0)
-        reader = pq.ParquetFile(path)
+        reader = pq.ParquetFile(path, pre_buffer=False)
         yield from reader.iter_batches(batch_size=batch_rows, columns=columns)
 
     return source, meta_file.schema_arrow, meta_file.metadata.num_rows

@@ -139,8 +139,9 @@ def _check_range(
     name: str, expected: ColumnSchema, col: ColumnStatistics, t: ValidationThresholds
 ) -> list[Anomaly]:
     found = []
-    width = abs(expected.max - expected.min) if None not in (expected.min, expected.max) else 0.0
-    slack = t.range_slack * width  # type: ignore[operator]
+    both = expected.min is not None and expected.max is not None
+    width = abs(expected.max - expected.min) if both else 0.0  # type: ignore[operator]
+    slack = t.range_slack * width  # a one-sided range has no width: no slack
     fix = f"edit schema.yaml to widen the range of {name!r}, or re-run with --update-schema"
     if expected.min is not None and col.min is not None and float(col.min) < expected.min:
         severity = ERROR if float(col.min) < expected.min - slack else WARNING

@@ -262,9 +262,16 @@ def run_trial(
     cv_folds: int = 3,
     seed: int = 42,
     metric: str = "auto",
+    threads: int = 1,
 ) -> TrialResult:
-    """Cross-validate the Pipeline ``train_model`` would fit with ``params``."""
+    """Cross-validate the Pipeline ``train_model`` would fit with ``params``.
+
+    ``threads`` caps the OpenMP threads of the estimator (hist_gradient_boosting): trials
+    run side by side, and oversubscribed OpenMP threads spin-wait, which made a trial
+    ten times slower on a busy 2-core machine than with one thread each.
+    """
     from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score
+    from threadpoolctl import threadpool_limits
 
     scorer = resolve_metric(task, metric)
     if target not in frame.columns:
@@ -290,9 +297,10 @@ def run_trial(
         if len(y) < cv_folds:
             raise DataError(f"{len(y)} labelled rows cannot make {cv_folds} folds; lower cv_folds")
         folds = KFold(cv_folds, shuffle=True, random_state=seed)
-    # Parallelism comes from running trials side by side, so each trial uses one core.
-    scores = cross_val_score(model, inputs, y, scoring=scorer, cv=folds, n_jobs=1,
-                             error_score="raise")
+    # Parallelism comes from running trials side by side, so folds run one after another.
+    with threadpool_limits(limits=threads, user_api="openmp"):
+        scores = cross_val_score(model, inputs, y, scoring=scorer, cv=folds, n_jobs=1,
+                                 error_score="raise")
     return TrialResult(
         params=parsed,
         score=float(scores.mean()),

@@ -179,8 +179,11 @@ def test_badly_typed_parameter_names_the_parameter_and_an_example(kfp_api):
 
 
 def test_unknown_pipeline_lists_the_known_ones(kfp_api):
-    with pytest.raises(SubmitError, match="unknown pipeline 'trainign'; known: training"):
+    from kfp_mlops.pipelines import PIPELINES
+
+    with pytest.raises(SubmitError, match="unknown pipeline 'trainign'; known: ") as info:
         submit("trainign", kfp_api.url)
+    assert all(name in str(info.value) for name in PIPELINES)
     assert kfp_api.requests == []
 
 

@@ -1,0 +1,106 @@
+from typing import List, NamedTuple
+
+from kfp import dsl
+from kfp.dsl import Dataset, Input
+
+from kfp_mlops.components.image import DEFAULT_IMAGE
+
+
+@dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
+def make_candidates(
+    task: str,
+    estimator: str = "auto",
+    search_space: str = "auto",
+    n_trials: int = 4,
+    seed: int = 42,
+    params: str = "{}",
+) -> List[str]:
+    """Sample parameter sets to try; fan out over them with ``dsl.ParallelFor``.
+
+    Args:
+        task: ``classification`` or ``regression``.
+        estimator: ``auto`` (hist_gradient_boosting), ``random_forest``,
+            ``logistic_regression`` (classification) or ``ridge`` (regression).
+        search_space: ``auto`` (the estimator's default grid) or a JSON object of
+            parameter -> list of values, e.g. ``{"max_depth": [3, 5, 8]}``.
+        n_trials: How many distinct combinations to sample (1: no tuning, just ``params``).
+        seed: Seed of the sampling.
+        params: Fixed estimator parameters (JSON object) every candidate starts from.
+
+    Returns:
+        One JSON object string of estimator parameters per candidate.
+    """
+    import json
+
+    from kfp_mlops.model.tuning import make_candidates as sample
+
+    candidates = sample(task, estimator, search_space, n_trials, seed, params)
+    for candidate in candidates:
+        print(json.dumps(candidate, sort_keys=True))
+    return [json.dumps(c, sort_keys=True) for c in candidates]
+
+
+@dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
+def run_trial(
+    train_data: Input[Dataset],
+    target: str,
+    task: str,
+    params: str,
+    estimator: str = "auto",
+    cv_folds: int = 3,
+    seed: int = 42,
+    metric: str = "auto",
+) -> str:
+    """Cross-validate the training Pipeline with one parameter set.
+
+    Args:
+        train_data: Training rows (Parquet).
+        target: Target column.
+        task: ``classification`` or ``regression``.
+        params: Estimator parameters as a JSON object (one ``make_candidates`` item).
+        estimator: Estimator name, as for ``train``.
+        cv_folds: Number of cross-validation folds (stratified for classification).
+        seed: Seed of the folds and the estimator; keep it equal across trials.
+        metric: ``auto`` (accuracy, or r2 for regression), ``balanced_accuracy``,
+            ``f1_macro``, ``roc_auc``, ``log_loss``, ``rmse`` or ``mae``.
+
+    Returns:
+        The trial result as JSON: params, score (higher is better), std, metric.
+    """
+    from kfp_mlops.model.tuning import run_trial_on_file
+
+    result = run_trial_on_file(
+        train_data.path, target, task, estimator, params, cv_folds, seed, metric
+    )
+    print(result.describe(), params)
+    return result.to_json()
+
+
+@dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
+def select_best(
+    results: List[str],
+) -> NamedTuple("BestTrial", [("params", str), ("summary", str)]):
+    """Pick the trial with the highest cross-validated score (ties: the first).
+
+    Args:
+        results: ``run_trial`` outputs, gathered with ``dsl.Collected``.
+
+    Returns:
+        params: the best parameters as a JSON object, ready for ``train``'s ``params``;
+        summary: a Markdown table of every trial.
+    """
+    import json
+    from collections import namedtuple
+
+    from kfp_mlops.model.tuning import TrialResult, select_best as choose, summarize_trials
+
+    trials = [TrialResult.from_json(r) for r in results]
+    best = choose(trials)
+    summary = summarize_trials(trials, best)
+    print(summary)
+    return namedtuple("BestTrial", ["params", "summary"])(
+        json.dumps(best.params, sort_keys=True), summary
+    )
+
+
+COMPONENTS = [make_candidates, run_trial, select_best]

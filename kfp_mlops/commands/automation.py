@@ -1,0 +1,75 @@
+"""``kfp-mlops submit`` and ``kfp-mlops schedule``: pipelines on a KFP cluster."""
+
+from __future__ import annotations
+
+import argparse
+
+from kfp_mlops.commands.common import CliError, add_output, emit
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    from kfp_mlops.components.image import DEFAULT_IMAGE
+    from kfp_mlops.pipelines import PIPELINES
+
+    parser.add_argument("pipeline", choices=sorted(PIPELINES), help="which pipeline")
+    parser.add_argument("--host", required=True, help="KFP API endpoint, e.g. http://localhost:8080")
+    parser.add_argument("--experiment", help="experiment name (created if missing)")
+    parser.add_argument("--image", default=DEFAULT_IMAGE, help="the suite image to compile with")
+    parser.add_argument("--param", action="append", metavar="KEY=VALUE",
+                        help="pipeline parameter (repeatable), e.g. --param data=s3://raw/x.csv")
+    parser.add_argument("--namespace", help="KFP namespace (multi-user installs)")
+    add_output(parser)
+
+
+def submit_command(args: argparse.Namespace) -> int:
+    """Upload the pipeline (or a new version of it) and start a run."""
+    from kfp_mlops.automation.submit import SubmitError, parse_param_pairs, submit
+
+    try:
+        result = submit(
+            args.pipeline, args.host, arguments=parse_param_pairs(args.param),
+            experiment=args.experiment, image=args.image, wait=args.wait,
+            timeout_s=args.timeout, namespace=args.namespace,
+        )
+    except SubmitError as exc:
+        raise CliError(str(exc)) from None
+    emit(args, result.to_dict(), f"run {result.run_id} ({result.state}): {result.url}")
+    if args.wait and not result.succeeded:
+        raise CliError(f"run {result.run_id} ended {result.state}: see {result.url}")
+    return 0
+
+
+def schedule_command(args: argparse.Namespace) -> int:
+    """Create a recurring run of the pipeline."""
+    from kfp_mlops.automation.cron import CronError
+    from kfp_mlops.automation.submit import SubmitError, parse_param_pairs, schedule
+
+    try:
+        result = schedule(
+            args.pipeline, args.host, cron=args.cron, experiment=args.experiment,
+            arguments=parse_param_pairs(args.param), job_name=args.name, image=args.image,
+            namespace=args.namespace, replace=args.replace,
+        )
+    except (SubmitError, CronError) as exc:
+        raise CliError(str(exc)) from None
+    emit(args, result.to_dict(),
+         f"recurring run {result.name} ({result.cron}): {result.url}")
+    return 0
+
+
+def register(commands) -> None:
+    """Add ``submit`` and ``schedule``."""
+    submit = commands.add_parser("submit", help="upload a pipeline version and start a run")
+    _common(submit)
+    submit.add_argument("--wait", action="store_true", help="wait for the run to finish")
+    submit.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait")
+    submit.set_defaults(handler=submit_command)
+
+    schedule = commands.add_parser("schedule", help="create a recurring run")
+    _common(schedule)
+    schedule.add_argument("--cron", required=True,
+                          help="six fields, seconds first, as KFP reads them: '0 0 3 * * *'")
+    schedule.add_argument("--name", help="recurring run name (default: from the pipeline)")
+    schedule.add_argument("--replace", action="store_true",
+                          help="replace a recurring run of the same name")
+    schedule.set_defaults(handler=schedule_command)

@@ -1,0 +1,523 @@
+"""Model card: one self-contained HTML page (and a Markdown summary) per model version.
+
+The page has no scripts and no external references: figures are PNG data URIs and the
+style sheet is inline, so it renders the same in the KFP UI (an HTML artifact), in a
+mail attachment or offline. It shows what a reviewer asks before approving a model:
+what it is, how well it does on held-out rows, where it errs, which inputs matter, how
+it compares with the current champion, which data and code made it, and what it is for.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kfp_mlops.errors import DataError
+from kfp_mlops.model.blessing import Blessing, Comparison
+from kfp_mlops.model.evaluate import evaluate_model
+from kfp_mlops.model.features import FeaturePlan, prepare_inputs
+from kfp_mlops.model.package import ModelMetadata
+
+# Permutation importance refits nothing but predicts n_repeats x columns times: a sample
+# keeps the card fast on big test sets and barely changes the ranking.
+IMPORTANCE_MAX_ROWS = 2000
+IMPORTANCE_REPEATS = 5
+IMPORTANCE_TOP = 15
+FIGURE_SIZE = (5.2, 3.9)
+FIGURE_DPI = 100
+
+
+@dataclass
+class Figure:
+    """One embedded plot: a title, a caption and the PNG bytes."""
+
+    title: str
+    caption: str
+    png: bytes
+
+    def data_uri(self) -> str:
+        """The PNG as a ``data:`` URI for an ``<img src>``."""
+        return "data:image/png;base64," + base64.b64encode(self.png).decode("ascii")
+
+
+def _plot(draw: Callable[[Any], None], size: tuple[float, float] = FIGURE_SIZE) -> bytes:
+    """Render ``draw(axes)`` to PNG with the Agg canvas (no pyplot, no display needed)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure as MplFigure
+
+    fig = MplFigure(figsize=size, dpi=FIGURE_DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    ax.grid(True, alpha=0.3)
+    draw(ax)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def _confusion_figure(y: pd.Series, predicted: np.ndarray, labels: list[str]) -> Figure:
+    from sklearn.metrics import confusion_matrix
+
+    matrix = confusion_matrix(y, predicted, labels=labels)
+
+    def draw(ax) -> None:
+        ax.grid(False)
+        ax.imshow(matrix, cmap="Blues")
+        ticks = range(len(labels))
+        ax.set_xticks(ticks, labels, rotation=30 if len(labels) > 3 else 0, ha="right"
+                      if len(labels) > 3 else "center")
+        ax.set_yticks(ticks, labels)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("actual")
+        limit = matrix.max() / 2 if matrix.size else 0
+        for (row, col), count in np.ndenumerate(matrix):
+            ax.text(col, row, str(count), ha="center", va="center",
+                    color="white" if count > limit else "black")
+
+    side = min(3.5 + 0.35 * len(labels), 8.0)
+    return Figure("Confusion matrix", f"Counts on {len(y)} held-out rows; rows are the "
+                  "actual class, columns the predicted one.", _plot(draw, (side, side * 0.85)))
+
+
+def _roc_figure(positive: np.ndarray, score: np.ndarray, label: str) -> Figure:
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    fpr, tpr, _ = roc_curve(positive, score)
+    auc = roc_auc_score(positive, score)
+
+    def draw(ax) -> None:
+        ax.plot(fpr, tpr, color="C0", label=f"model (AUC {auc:.3f})")
+        ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="chance")
+        ax.set_xlabel("false positive rate")
+        ax.set_ylabel("true positive rate")
+        ax.legend(loc="lower right")
+
+    return Figure("ROC curve", f"Positive class {label!r}.", _plot(draw))
+
+
+def _precision_recall_figure(positive: np.ndarray, score: np.ndarray, label: str) -> Figure:
+    from sklearn.metrics import average_precision_score, precision_recall_curve
+
+    precision, recall, _ = precision_recall_curve(positive, score)
+    ap = average_precision_score(positive, score)
+    base = float(positive.mean())
+
+    def draw(ax) -> None:
+        ax.plot(recall, precision, color="C0", label=f"model (AP {ap:.3f})")
+        ax.axhline(base, color="grey", linestyle="--", label=f"prevalence {base:.2f}")
+        ax.set_xlabel("recall")
+        ax.set_ylabel("precision")
+        ax.set_ylim(0, 1.02)
+        ax.legend(loc="lower left")
+
+    return Figure("Precision-recall curve", f"Positive class {label!r}.", _plot(draw))
+
+
+def _calibration_figure(positive: np.ndarray, score: np.ndarray, label: str, note: str) -> Figure:
+    from sklearn.calibration import calibration_curve
+
+    bins = int(max(3, min(10, len(positive) // 20)))
+    observed, predicted = calibration_curve(positive, score, n_bins=bins, strategy="quantile")
+
+    def draw(ax) -> None:
+        ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfectly calibrated")
+        ax.plot(predicted, observed, marker="o", color="C0", label="model")
+        ax.set_xlabel(f"predicted probability of {label!r}")
+        ax.set_ylabel(f"observed share of {label!r}")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.legend(loc="upper left")
+
+    return Figure("Calibration curve", f"{bins} quantile bins. {note}".strip(), _plot(draw))
+
+
+def _residual_figures(y: pd.Series, predicted: np.ndarray, target: str) -> list[Figure]:
+    residual = y.to_numpy() - predicted
+
+    def residuals(ax) -> None:
+        ax.scatter(predicted, residual, s=12, alpha=0.6, color="C0")
+        ax.axhline(0, color="grey", linestyle="--")
+        ax.set_xlabel(f"predicted {target}")
+        ax.set_ylabel("residual (actual - predicted)")
+
+    def versus(ax) -> None:
+        low = float(min(y.min(), predicted.min()))
+        high = float(max(y.max(), predicted.max()))
+        ax.scatter(y, predicted, s=12, alpha=0.6, color="C0")
+        ax.plot([low, high], [low, high], color="grey", linestyle="--", label="perfect")
+        ax.set_xlabel(f"actual {target}")
+        ax.set_ylabel(f"predicted {target}")
+        ax.legend(loc="upper left")
+
+    return [
+        Figure("Residuals vs predicted", "A pattern (funnel, curve) means the errors depend "
+               "on the prediction.", _plot(residuals)),
+        Figure("Predicted vs actual", "Points on the dashed line are exact.", _plot(versus)),
+    ]
+
+
+def _importance_figure(
+    model: Any, inputs: pd.DataFrame, y: pd.Series, task: str, seed: int
+) -> Figure:
+    from sklearn.inspection import permutation_importance
+
+    if len(inputs) > IMPORTANCE_MAX_ROWS:
+        inputs = inputs.sample(IMPORTANCE_MAX_ROWS, random_state=seed)
+        y = y.loc[inputs.index]
+    scoring = "accuracy" if task == "classification" else "r2"
+    result = permutation_importance(model, inputs, y, scoring=scoring,
+                                    n_repeats=IMPORTANCE_REPEATS, random_state=seed, n_jobs=1)
+    order = np.argsort(result.importances_mean)[::-1][:IMPORTANCE_TOP][::-1]
+    names = [str(inputs.columns[i]) for i in order]
+
+    def draw(ax) -> None:
+        ax.barh(names, result.importances_mean[order], xerr=result.importances_std[order],
+                color="C0", alpha=0.8)
+        ax.axvline(0, color="grey", linewidth=0.8)
+        ax.set_xlabel(f"drop in {scoring} when the column is shuffled")
+
+    height = max(2.5, 0.3 * len(names) + 1.2)
+    shown = f"top {len(names)} of {inputs.shape[1]}" if inputs.shape[1] > len(names) else "all"
+    return Figure(
+        "Permutation feature importance",
+        f"Raw input columns ({shown}); {len(inputs)} rows, {IMPORTANCE_REPEATS} shuffles each, "
+        "bars show the spread.",
+        _plot(draw, (FIGURE_SIZE[0], height)),
+    )
+
+
+def _figures(model: Any, metadata: ModelMetadata, frame: pd.DataFrame, seed: int
+             ) -> tuple[list[Figure], list[str]]:
+    """Every plot for the task, and notes on plots that were left out and why."""
+    plan = FeaturePlan(
+        numeric=[f.name for f in metadata.features if f.kind == "numeric"],
+        categorical=[f.name for f in metadata.features if f.kind == "categorical"],
+    )
+    inputs = prepare_inputs(frame, plan)[metadata.feature_names]
+    figures: list[Figure] = []
+    notes: list[str] = []
+    if metadata.task == "classification":
+        y = frame[metadata.target].astype(str)
+        predicted = model.predict(inputs)
+        labels = [str(c) for c in model.classes_]
+        figures.append(_confusion_figure(y, predicted, labels))
+        if not hasattr(model, "predict_proba"):
+            notes.append("The estimator gives no probabilities: no ROC, precision-recall "
+                         "or calibration curves.")
+        elif len(labels) == 2:
+            positive = (y == labels[1]).to_numpy().astype(int)
+            score = model.predict_proba(inputs)[:, 1]
+            if positive.min() == positive.max():
+                notes.append("The test rows hold one class only: no ROC, precision-recall "
+                             "or calibration curves.")
+            else:
+                figures.append(_roc_figure(positive, score, labels[1]))
+                figures.append(_precision_recall_figure(positive, score, labels[1]))
+                figures.append(_calibration_figure(positive, score, labels[1], ""))
+        else:
+            top = str(y.value_counts().idxmax())
+            positive = (y == top).to_numpy().astype(int)
+            score = model.predict_proba(inputs)[:, labels.index(top)]
+            figures.append(_calibration_figure(
+                positive, score, top, f"One-vs-rest for the most frequent class {top!r}."))
+            notes.append(f"{len(labels)} classes: ROC and precision-recall curves are drawn "
+                         "for binary targets only; the metrics table has roc_auc_ovr.")
+    else:
+        y = frame[metadata.target].astype(float)
+        figures.extend(_residual_figures(y, np.asarray(model.predict(inputs), float),
+                                         metadata.target))
+    figures.append(_importance_figure(model, inputs, y, metadata.task, seed))
+    return figures, notes
+
+
+def blessing_from_dict(raw: dict[str, Any] | Blessing) -> Blessing:
+    """Read :meth:`Blessing.to_dict`'s output back, with errors naming the missing part."""
+    if isinstance(raw, Blessing):
+        return raw
+    if not isinstance(raw, dict) or not isinstance(raw.get("comparisons"), list):
+        raise DataError(
+            "blessing must be a dict with 'blessed', 'reason' and a 'comparisons' list "
+            "(Blessing.to_dict()'s output)"
+        )
+    fields = set(Comparison.__dataclass_fields__)
+    rows = []
+    for i, row in enumerate(raw["comparisons"]):
+        missing = fields - set(row) if isinstance(row, dict) else fields
+        if missing:
+            raise DataError(f"blessing comparisons[{i}] lacks {sorted(missing)}")
+        rows.append(Comparison(**{k: row[k] for k in fields}))
+    return Blessing(bool(raw.get("blessed")), str(raw.get("reason", "")), rows)
+
+
+def default_intended_use(metadata: ModelMetadata) -> str:
+    """A conservative intended-use statement derived from the metadata."""
+    what = ("Classifies rows into " + ", ".join(repr(c) for c in metadata.classes or [])
+            if metadata.task == "classification" else f"Predicts the number {metadata.target!r}")
+    return (
+        f"{what} from {len(metadata.features)} tabular input columns, for rows drawn from "
+        "the same population and time span as the training data"
+        f"{' (dataset ' + metadata.dataset_version + ')' if metadata.dataset_version else ''}. "
+        "Not validated for other populations, for inputs outside the training ranges, or "
+        "for decisions about people without human review."
+    )
+
+
+def _fmt(value: Any) -> str:
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _table(header: list[str], rows: list[list[Any]], row_class: list[str] | None = None) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = []
+    for i, row in enumerate(rows):
+        cls = f' class="{row_class[i]}"' if row_class and row_class[i] else ""
+        cells = "".join(f"<td>{html.escape(_fmt(c))}</td>" for c in row)
+        body.append(f"<tr{cls}>{cells}</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _key_values(pairs: list[tuple[str, Any]]) -> str:
+    rows = "".join(
+        f"<tr><th>{html.escape(k)}</th><td><code>{html.escape(_fmt(v))}</code></td></tr>"
+        for k, v in pairs
+    )
+    return f'<table class="kv"><tbody>{rows}</tbody></table>'
+
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1f2328;
+background:#f6f8fa}
+main{max-width:1100px;margin:0 auto;padding:24px}
+header{background:#fff;border:1px solid #d0d7de;border-radius:8px;padding:16px 20px}
+h1{margin:0 0 8px;font-size:1.6em}h2{margin:28px 0 10px;font-size:1.2em}
+section{background:#fff;border:1px solid #d0d7de;border-radius:8px;padding:4px 20px 16px;
+margin-top:16px}
+.badges span{display:inline-block;margin:2px 6px 2px 0;padding:2px 10px;border-radius:12px;
+background:#ddf4ff;font-size:.9em}
+table{border-collapse:collapse;margin:8px 0;font-size:.92em}
+th,td{border:1px solid #d0d7de;padding:4px 10px;text-align:left;vertical-align:top}
+thead th{background:#f6f8fa}table.kv th{background:#f6f8fa;white-space:nowrap}
+td code{word-break:break-all}
+tr.fail td{background:#ffebe9}tr.pass td{background:#dafbe1}
+.verdict{font-weight:600;padding:8px 12px;border-radius:6px;display:inline-block}
+.verdict.pass{background:#dafbe1}.verdict.fail{background:#ffebe9}
+.figures{display:grid;grid-template-columns:repeat(auto-fit,minmax(460px,1fr));gap:16px}
+figure{margin:0;border:1px solid #d0d7de;border-radius:6px;padding:8px;background:#fff}
+figure img{max-width:100%;height:auto;display:block;margin:0 auto}
+figcaption{font-size:.88em;color:#57606a;margin-top:4px}
+.note{color:#57606a;font-size:.9em}footer{color:#57606a;font-size:.85em;margin:16px 0}
+"""
+
+
+def render_model_card(
+    model: Any,
+    metadata: ModelMetadata,
+    test_frame: pd.DataFrame,
+    *,
+    blessing: dict[str, Any] | Blessing | None = None,
+    dataset_summary: dict[str, Any] | None = None,
+    intended_use: str = "",
+    stage: str | None = None,
+    seed: int = 0,
+) -> tuple[str, str]:
+    """Render the model card: ``(html, markdown)``.
+
+    Args:
+        model: The fitted scikit-learn Pipeline.
+        metadata: Its metadata (``metadata.json`` of the model folder).
+        test_frame: Held-out rows with the target column; metrics and plots use them.
+        blessing: :meth:`Blessing.to_dict` output; adds the champion comparison.
+        dataset_summary: Optional facts about the data (``source``, ``rows``,
+            ``columns``, ``dataset_version``, ``data_sha256``; other keys are shown too).
+        intended_use: What the model is for; empty: :func:`default_intended_use`.
+        stage: Registry stage, if known.
+        seed: Seed of the permutation-importance shuffles and row sample.
+    """
+    if metadata.target not in test_frame.columns:
+        raise DataError(
+            f"test data has no target column {metadata.target!r}; pass the held-out split"
+        )
+    labelled = test_frame[test_frame[metadata.target].notna()]
+    evaluation = evaluate_model(model, metadata, labelled)
+    figures, notes = _figures(model, metadata, labelled, seed)
+    verdict = blessing_from_dict(blessing) if blessing else None
+    summary = dict(dataset_summary or {})
+    intended = intended_use.strip() or default_intended_use(metadata)
+    title = metadata.name or "unnamed model"
+    version = f"v{metadata.version}" if metadata.version is not None else "unpublished"
+    data_version = summary.pop("dataset_version", None) or metadata.dataset_version
+    data_sha = summary.pop("data_sha256", None) or metadata.data_sha256
+
+    badges = [("task", metadata.task), ("target", metadata.target),
+              ("estimator", metadata.estimator), ("created", metadata.created_at),
+              ("stage", stage)]
+    parts = [
+        f"<header><h1>Model card: {html.escape(title)} "
+        f"<small>{html.escape(version)}</small></h1><div class=\"badges\">"
+        + "".join(f"<span>{html.escape(k)}: <b>{html.escape(str(v))}</b></span>"
+                  for k, v in badges if v)
+        + "</div></header>",
+        "<section><h2>Intended use</h2><p>" + html.escape(intended) + "</p></section>",
+        f"<section><h2>Metrics</h2><p class=\"note\">On {len(labelled)} held-out rows.</p>"
+        + _table(["metric", "value"], [[k, v] for k, v in evaluation.metrics.items()])
+        + "</section>",
+    ]
+    if verdict is not None:
+        cls = "pass" if verdict.blessed else "fail"
+        parts.append(
+            "<section><h2>Champion comparison</h2>"
+            f"<p class=\"verdict {cls}\">{'Blessed' if verdict.blessed else 'Not blessed'}: "
+            f"{html.escape(verdict.reason)}</p>"
+            + _table(
+                ["metric", "better", "challenger", "champion", "threshold", "tolerance",
+                 "passed", "why"],
+                [[c.metric, c.direction, c.challenger, c.champion, c.threshold, c.tolerance,
+                  c.passed, c.why] for c in verdict.comparisons],
+                ["pass" if c.passed else "fail" for c in verdict.comparisons],
+            )
+            + "</section>"
+        )
+    parts.append(
+        "<section><h2>Plots</h2><div class=\"figures\">"
+        + "".join(
+            f"<figure><img alt=\"{html.escape(f.title)}\" src=\"{f.data_uri()}\">"
+            f"<figcaption><b>{html.escape(f.title)}.</b> {html.escape(f.caption)}"
+            "</figcaption></figure>"
+            for f in figures
+        )
+        + "</div>"
+        + "".join(f"<p class=\"note\">{html.escape(n)}</p>" for n in notes)
+        + "</section>"
+    )
+    numeric = [f.name for f in metadata.features if f.kind == "numeric"]
+    categorical = [f.name for f in metadata.features if f.kind == "categorical"]
+    facts: list[tuple[str, Any]] = [
+        ("source", summary.pop("source", None)),
+        ("rows", summary.pop("rows", None)),
+        ("columns", summary.pop("columns", None)),
+        ("held-out rows (this card)", len(labelled)),
+        *sorted(summary.items()),
+        ("numeric features", ", ".join(numeric)),
+        ("categorical features", ", ".join(categorical)),
+        ("dataset version", data_version),
+        ("data sha256", data_sha),
+    ]
+    dropped = metadata.dropped_columns
+    parts.append(
+        "<section><h2>Data</h2>" + _key_values([(k, v) for k, v in facts if v not in (None, "")])
+        + ("<h3>Dropped columns</h3>"
+           + _table(["column", "reason"], [[k, v] for k, v in dropped.items()])
+           if dropped else "<p class=\"note\">No input column was dropped.</p>")
+        + "</section>"
+    )
+    lineage = _lineage(metadata, data_version, data_sha)
+    parts.append(
+        "<section><h2>Lineage</h2>" + _key_values(lineage[:-1])
+        + "<h3>Estimator parameters</h3><pre>"
+        + html.escape(json.dumps(metadata.params, indent=2, sort_keys=True) or "{}")
+        + "</pre></section>"
+    )
+    page = (
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>Model card: {html.escape(title)} {html.escape(version)}</title>"
+        f"<style>{_STYLE}</style></head><body><main>"
+        + "".join(parts)
+        + f"<footer>Generated by kfp-mlops {html.escape(_version())}.</footer></main></body></html>"
+    )
+    return page, _markdown(title, version, metadata, evaluation.metrics, len(labelled),
+                           verdict, lineage, intended)
+
+
+def _version() -> str:
+    import kfp_mlops
+
+    return kfp_mlops.__version__
+
+
+def _lineage(metadata: ModelMetadata, data_version: Any, data_sha: Any) -> list[tuple[str, Any]]:
+    return [
+        ("dataset version", data_version),
+        ("data sha256", data_sha),
+        ("model sha256", metadata.model_sha256),
+        ("scikit-learn", metadata.sklearn_version),
+        ("kfp-mlops", metadata.kfp_mlops_version),
+        ("python", metadata.python_version),
+        ("run id", metadata.run_id),
+        ("params", json.dumps(metadata.params, sort_keys=True)),
+    ]
+
+
+def _markdown(
+    title: str,
+    version: str,
+    metadata: ModelMetadata,
+    metrics: dict[str, float],
+    rows: int,
+    verdict: Blessing | None,
+    lineage: list[tuple[str, Any]],
+    intended: str,
+) -> str:
+    lines = [
+        f"## Model card: {title} {version}",
+        "",
+        f"{metadata.task} of `{metadata.target}` with {metadata.estimator}.",
+        "",
+        f"**Metrics** on {rows} held-out rows:",
+        "",
+        "| metric | value |",
+        "|---|---|",
+        *[f"| {k} | {_fmt(v)} |" for k, v in metrics.items()],
+        "",
+    ]
+    if verdict is not None:
+        lines += [verdict.to_markdown(), ""]
+    lines += ["**Lineage**", ""]
+    lines += [f"- {k}: `{_fmt(v)}`" for k, v in lineage]
+    lines += ["", f"**Intended use**: {intended}"]
+    return "\n".join(lines) + "\n"
+
+
+def card_step(
+    model_dir: str | Path,
+    test_path: str | Path,
+    card_path: str | Path,
+    summary_path: str | Path,
+    blessing: str = "{}",
+    intended_use: str = "auto",
+) -> ModelMetadata:
+    """Render the card of the model folder on the held-out Parquet; write both files."""
+    from kfp_mlops.data.ingest import read_dataset
+    from kfp_mlops.model.package import load_model_folder
+
+    parsed: dict[str, Any] | None = None
+    if blessing.strip() not in ("", "{}"):
+        try:
+            parsed = json.loads(blessing)
+        except json.JSONDecodeError as exc:
+            raise DataError(
+                f"blessing {blessing[:80]!r} is not JSON ({exc.msg}); pass Blessing.to_dict() "
+                "as JSON, or {} for none"
+            ) from None
+    model, metadata = load_model_folder(model_dir)
+    page, markdown = render_model_card(
+        model, metadata, read_dataset(test_path), blessing=parsed,
+        intended_use="" if intended_use == "auto" else intended_use,
+    )
+    Path(card_path).write_text(page, encoding="utf-8")
+    Path(summary_path).write_text(markdown, encoding="utf-8")
+    return metadata
