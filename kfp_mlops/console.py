@@ -95,9 +95,11 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines = []
     data = summary.get("data") or {}
     if data:
+        version = data.get("dataset_version")
+        seen = "" if not version else (" (new)" if data.get("new_version") else " (seen before)")
         lines.append(
-            f"Data:      {data.get('source')}: {data.get('rows')} rows, sha256 "
-            f"{str(data.get('sha256', ''))[:12]}"
+            f"Data:      {data.get('source')}: {data.get('rows')} rows, dataset version "
+            f"{version or '-'}{seen}"
         )
     if summary.get("task"):
         lines.append(f"Task:      {summary['task']} of target {summary.get('target')!r}")
@@ -119,6 +121,10 @@ def format_summary(summary: dict[str, Any]) -> str:
         )
     else:
         lines.append("Published: nothing (a gate stopped the run)")
+    if summary.get("deploy"):
+        lines.append(f"Deploy:    {summary['deploy']}")
+    for name, path in (summary.get("reports") or {}).items():
+        lines.append(f"Report:    {name}: {path}")
     lines.append(f"Run dir:   {summary.get('run_dir')}")
     if summary.get("log"):
         lines.append(f"Full log:  {summary['log']}")

@@ -8,12 +8,15 @@ cluster runs here with the SDK's SubprocessRunner in the installed environment
 from __future__ import annotations
 
 import json
+import shutil
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 DEFAULT_RUNS_DIR = ".kfp-mlops/runs"
+# Output names of the HTML and Markdown artifacts the suite's components write.
+REPORT_OUTPUTS = {"report": ".html", "card": ".html", "summary": ".md", "comparison": ".md"}
 
 
 @dataclass
@@ -43,10 +46,32 @@ class RunResult:
         }
 
 
+    def reports(self) -> dict[str, str]:
+        """HTML and Markdown artifacts (reports, model card): ``task/output`` -> path.
+
+        KFP artifact files have no suffix; a copy with ``.html``/``.md`` goes to
+        ``<run_dir>/reports/`` so a browser or editor opens it directly.
+        """
+        found = {}
+        for name, task in self.tasks.items():
+            for key, artifact in task.artifacts.items():
+                source = Path(artifact["uri"])
+                suffix = REPORT_OUTPUTS.get(key)
+                if suffix is None or not source.is_file():
+                    continue
+                copy = self.run_dir / "reports" / f"{name}-{key}{suffix}"
+                copy.parent.mkdir(exist_ok=True)
+                shutil.copyfile(source, copy)
+                found[f"{name}/{key}"] = str(copy)
+        return found
+
+
 def read_run(run_dir: Path, succeeded: bool = True, error: str | None = None) -> RunResult:
     """Collect the task outputs of a finished local run folder."""
     tasks = {}
-    for output in sorted(run_dir.glob("*/executor_output.json")):
+    # In the order the tasks finished, so summaries read like the run.
+    outputs = sorted(run_dir.glob("*/executor_output.json"), key=lambda p: p.stat().st_mtime)
+    for output in outputs:
         raw = json.loads(output.read_text())
         artifacts = {
             key: {"uri": value["artifacts"][0]["uri"],

@@ -1,13 +1,26 @@
-"""The training pipeline: ingest -> check -> split -> train -> evaluate -> gate -> publish."""
-# No "from __future__ import annotations": KFP reads the pipeline signature at runtime.
+"""The training pipeline: data gate -> train -> model gate -> publish -> serving gate -> deploy.
 
+ingest (dataset version) -> check -> statistics -> validate (data gate)
+  -> split -> train -> evaluate -> bless against the champion (model gate)
+     -> publish (staging) and infra validation (serving gate) -> deploy + promote.
+Every gate is a boolean plus a reason; every ``dsl.If`` has a ``dsl.Else`` that
+records why the next step was skipped.
+"""
 
 from typing import Optional
 
+# No "from __future__ import annotations": KFP reads the pipeline signature at runtime.
 from kfp import dsl
 
-from kfp_mlops.components.data import check_data, ingest, split_data
-from kfp_mlops.components.model import evaluate, publish, quality_gate, skip_step, train
+from kfp_mlops.components.data import (
+    check_data,
+    compute_statistics,
+    ingest,
+    split_data,
+    validate_data,
+)
+from kfp_mlops.components.model import bless_model, evaluate, publish, skip_step, train
+from kfp_mlops.components.serving import deploy, infra_validate
 from kfp_mlops.pipelines.cluster import ClusterConfig, on_cluster
 
 PIPELINE_NAME = "kfp-mlops-training"
@@ -19,7 +32,8 @@ def build_training_pipeline(cluster: Optional[ClusterConfig] = None):
 
     @dsl.pipeline(
         name=PIPELINE_NAME,
-        description="Train, evaluate, gate and publish a scikit-learn model on tabular data.",
+        description="Validate data, train, bless against the champion, publish, serve-test "
+        "and deploy a scikit-learn model on tabular data.",
     )
     def training_pipeline(
         data: str = "penguins",
@@ -33,56 +47,86 @@ def build_training_pipeline(cluster: Optional[ClusterConfig] = None):
         seed: int = 42,
         quality_metric: str = "auto",
         quality_threshold: str = "auto",
+        blessing_policy: str = "auto",
+        update_schema: bool = False,
+        warn_only: bool = False,
+        namespace: str = "",
+        canary_traffic_percent: int = 0,
     ):
-        """Train a model on ``data`` and publish it to ``store`` if it passes the gate.
+        """Train a model on ``data`` and release it through every gate.
 
         Parameters are plain strings with "auto" meaning "choose for me" because
-        kfp.local (2.17) cannot run pipelines whose parameters default to None.
+        kfp.local (2.17) cannot run pipelines whose parameters default to None. An empty
+        ``namespace`` means no cluster: the deploy step promotes in the registry only.
         """
-        ingested = on_cluster(ingest(source=data), cluster)
+        ingested = on_cluster(ingest(source=data, store=store), cluster)
+        dataset = ingested.outputs["dataset"]
         checked = check_data(
-            dataset=ingested.outputs["dataset"], source=data, target=target, task=task
+            dataset=dataset, source=data, target=target, task=task, model_name=model_name
         )
-        split = split_data(
-            dataset=ingested.outputs["dataset"],
-            target=checked.outputs["target"],
-            task=checked.outputs["task"],
-            test_size=test_size,
-            seed=seed,
+        stats = compute_statistics(dataset=dataset)
+        data_gate = on_cluster(
+            validate_data(
+                statistics=stats.outputs["statistics"], store=store,
+                schema_name=checked.outputs["model_name"], update_schema=update_schema,
+                warn_only=warn_only,
+            ),
+            cluster,
         )
-        trained = train(
-            train_data=split.outputs["train_data"],
-            target=checked.outputs["target"],
-            task=checked.outputs["task"],
-            estimator=estimator,
-            params=params,
-            seed=seed,
-            data_sha256=ingested.outputs["data_sha256"],
-        )
-        evaluated = evaluate(model=trained.outputs["model"], test_data=split.outputs["test_data"])
-        gate = quality_gate(
-            metrics=evaluated.outputs["metrics"],
-            task=checked.outputs["task"],
-            metric=quality_metric,
-            threshold=quality_threshold,
-        )
-        with dsl.If(gate.outputs["passed"] == True, name="publish-if-quality-passed"):  # noqa: E712
-            on_cluster(
-                publish(
-                    model=trained.outputs["model"],
-                    metrics=evaluated.outputs["metrics"],
-                    store=store,
-                    source=data,
-                    model_name=model_name,
-                    reason=gate.outputs["reason"],
-                    run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+        with dsl.If(data_gate.outputs["passed"] == True, name="data-valid"):  # noqa: E712
+            split = split_data(
+                dataset=dataset, target=checked.outputs["target"], task=checked.outputs["task"],
+                test_size=test_size, seed=seed,
+            )
+            trained = train(
+                train_data=split.outputs["train_data"], target=checked.outputs["target"],
+                task=checked.outputs["task"], estimator=estimator, params=params, seed=seed,
+                data_sha256=ingested.outputs["data_sha256"],
+                dataset_version=ingested.outputs["dataset_version"],
+            )
+            evaluated = evaluate(
+                model=trained.outputs["model"], test_data=split.outputs["test_data"]
+            )
+            model_gate = on_cluster(
+                bless_model(
+                    metrics=evaluated.outputs["metrics"], test_data=split.outputs["test_data"],
+                    store=store, model_name=checked.outputs["model_name"],
+                    task=checked.outputs["task"], quality_metric=quality_metric,
+                    quality_threshold=quality_threshold, policy=blessing_policy,
                 ),
                 cluster,
             )
-        # Every gate has an Else: the run says why a step was skipped (and kfp.local
-        # 2.17 only evaluates a dsl.If condition that has an Else branch).
-        with dsl.Else(name="publish-skipped"):
-            skip_step(step="publish", reason=gate.outputs["reason"])
+            with dsl.If(model_gate.outputs["passed"] == True, name="model-blessed"):  # noqa: E712
+                published = on_cluster(
+                    publish(
+                        model=trained.outputs["model"], metrics=evaluated.outputs["metrics"],
+                        store=store, model_name=checked.outputs["model_name"],
+                        stage="staging", reason=model_gate.outputs["reason"],
+                        blessing=model_gate.outputs["blessing"],
+                        dataset_version=ingested.outputs["dataset_version"],
+                        run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+                    ),
+                    cluster,
+                )
+                serving_gate = infra_validate(
+                    model=trained.outputs["model"], test_data=split.outputs["test_data"]
+                )
+                with dsl.If(serving_gate.outputs["passed"] == True, name="serving-valid"):  # noqa: E712
+                    on_cluster(
+                        deploy(
+                            store=store, model_name=published.outputs["model_name"],
+                            version=published.outputs["version"], namespace=namespace,
+                            canary_traffic_percent=canary_traffic_percent,
+                        ),
+                        cluster,
+                    )
+                with dsl.Else(name="deploy-skipped"):
+                    skip_step(step="deploy", reason=serving_gate.outputs["reason"])
+            # kfp.local 2.17 only evaluates a dsl.If condition that has an Else branch.
+            with dsl.Else(name="publish-skipped"):
+                skip_step(step="publish", reason=model_gate.outputs["reason"])
+        with dsl.Else(name="training-skipped"):
+            skip_step(step="training", reason=data_gate.outputs["reason"])
 
     return training_pipeline
 
@@ -96,10 +140,13 @@ def summarize_training(run) -> dict:
     model_meta = tasks["train"].artifacts["model"]["metadata"] if "train" in tasks else {}
     metrics = tasks["evaluate"].artifacts["metrics"]["metadata"] if "evaluate" in tasks else {}
     published = tasks["publish"].parameters if "publish" in tasks else {}
+    deployed = tasks["deploy"].parameters if "deploy" in tasks else {}
     return {
         "succeeded": run.succeeded,
         "data": {"source": dataset.get("source"), "rows": dataset.get("rows"),
-                 "sha256": dataset.get("sha256")} if dataset else None,
+                 "sha256": dataset.get("sha256"),
+                 "dataset_version": dataset.get("dataset_version") or None,
+                 "new_version": dataset.get("new_version")} if dataset else None,
         "task": checked.get("task"),
         "target": checked.get("target"),
         "estimator": model_meta.get("estimator"),
@@ -110,5 +157,7 @@ def summarize_training(run) -> dict:
         "model_uri": published.get("model_uri"),
         "model_name": published.get("model_name"),
         "version": int(published["version"]) if "version" in published else None,
+        "deploy": deployed.get("status"),
+        "reports": run.reports(),
         "run_dir": str(run.run_dir),
     }

@@ -8,8 +8,14 @@ from kfp_mlops.components.image import DEFAULT_IMAGE
 
 @dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
 def check_data(
-    dataset: Input[Dataset], source: str, target: str = "auto", task: str = "auto"
-) -> NamedTuple("CheckOutputs", [("target", str), ("task", str), ("rows", int)]):
+    dataset: Input[Dataset],
+    source: str,
+    target: str = "auto",
+    task: str = "auto",
+    model_name: str = "auto",
+) -> NamedTuple(
+    "CheckOutputs", [("target", str), ("task", str), ("rows", int), ("model_name", str)]
+):
     """Fail fast unless the data can train a model: target present, enough rows, 2+ classes.
 
     Args:
@@ -17,15 +23,19 @@ def check_data(
         source: The ingested source, to default the target of bundled data sets.
         target: Target column; ``auto`` only for bundled data sets.
         task: ``classification``, ``regression``, or ``auto`` (inferred from the target).
+        model_name: Registry name; ``auto`` derives one from the source.
 
     Returns:
-        target: the target column; task: the task to train; rows: rows with a target.
+        target: the target column; task: the task to train; rows: rows with a target;
+        model_name: the registry name (also the schema name).
     """
     from collections import namedtuple
 
     from kfp_mlops.data.checks import check_training_data
     from kfp_mlops.data.ingest import read_dataset
     from kfp_mlops.data.sources import DataError, default_target
+    from kfp_mlops.model.registry import validate_name
+    from kfp_mlops.model.steps import model_name_for
 
     target = default_target(source) if target == "auto" else target
     if not target:
@@ -33,5 +43,7 @@ def check_data(
     checked = check_training_data(
         read_dataset(dataset.path), target, None if task == "auto" else task
     )
+    name = model_name_for(source) if model_name == "auto" else validate_name(model_name)
     print(f"data check passed: {checked.rows} rows, {checked.columns} columns, task {checked.task}")
-    return namedtuple("CheckOutputs", ["target", "task", "rows"])(target, checked.task, checked.rows)
+    outputs = namedtuple("CheckOutputs", ["target", "task", "rows", "model_name"])
+    return outputs(target, checked.task, checked.rows, name)

@@ -11,10 +11,11 @@ def publish(
     model: Input[Model],
     metrics: Input[Metrics],
     store: str,
-    source: str,
-    model_name: str = "auto",
-    stage: str = "none",
+    model_name: str,
+    stage: str = "staging",
     reason: str = "",
+    blessing: str = "",
+    dataset_version: str = "",
     run_id: str = "",
 ) -> NamedTuple("PublishOutputs", [("model_uri", str), ("model_name", str), ("version", int)]):
     """Publish the model folder to the store's registry as a new immutable version.
@@ -23,10 +24,11 @@ def publish(
         model: Model folder from ``train``.
         metrics: Metrics from ``evaluate``, recorded in the version's metadata.
         store: Store URI: a local folder or ``s3://bucket/prefix``.
-        source: The ingested data source, to derive a model name when none is given.
-        model_name: Registry name (lowercase letters, digits and ``-``); ``auto``: from the data.
-        stage: Stage of the new version (``none`` or ``staging``).
+        model_name: Registry name (lowercase letters, digits and ``-``).
+        stage: Stage of the new version: ``staging`` (a deployment candidate) or ``none``.
         reason: Why it was published (the gate decisions), kept in the history.
+        blessing: The blessing verdict and comparison table (JSON from ``bless-model``).
+        dataset_version: The dataset version it was trained on (lineage).
         run_id: The pipeline run that made it.
 
     Returns:
@@ -38,7 +40,8 @@ def publish(
     from kfp_mlops.model.publish import publish_model
 
     published = publish_model(
-        model.path, dict(metrics.metadata), store, None if model_name == "auto" else model_name, source, stage, reason, run_id
+        model.path, dict(metrics.metadata), store, model_name, stage=stage, reason=reason,
+        run_id=run_id, dataset_version=dataset_version, blessing_json=blessing,
     )
     print(f"published {published.name} version {published.version} to {published.uri}")
     return namedtuple("PublishOutputs", ["model_uri", "model_name", "version"])(

@@ -1,4 +1,4 @@
-"""Ingest: read a source and write it as one Parquet file (the pipeline's dataset)."""
+"""Ingest: read a source, publish it as a dataset version, write the pipeline's Parquet."""
 
 from __future__ import annotations
 
@@ -9,30 +9,41 @@ from pathlib import Path
 import pandas as pd
 
 from kfp_mlops.data.sources import BUNDLED, load_table
+from kfp_mlops.data.versions import write_dataset_version
+from kfp_mlops.storage import open_store
 
 
 @dataclass(frozen=True)
 class IngestResult:
-    """What was ingested: row and column counts and the content hash."""
+    """What was ingested: counts, content hash, and the dataset version in the store."""
 
     rows: int
     columns: int
     sha256: str
     source_uri: str
+    dataset_version: str | None = None
+    new_version: bool = False
 
 
-def ingest_to_parquet(source: str, out_path: str | Path) -> IngestResult:
-    """Load ``source`` and write it to ``out_path`` as Parquet, written then renamed."""
+def ingest_to_parquet(source: str, out_path: str | Path, store_uri: str | None = None) -> IngestResult:
+    """Load ``source``, publish it as a dataset version in ``store_uri`` (if given), and
+    write it to ``out_path`` as Parquet (written beside, then renamed)."""
     frame = load_table(source)
     frame.columns = [str(c) for c in frame.columns]
+    uri = f"bundled:{source}" if source in BUNDLED else source
+    version, created = (None, False)
+    if store_uri:
+        version, created = write_dataset_version(open_store(store_uri), frame, uri)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(out_path.name + ".tmp")
     frame.to_parquet(tmp, index=False)
     tmp.replace(out_path)
     digest = hashlib.sha256(out_path.read_bytes()).hexdigest()
-    uri = f"bundled:{source}" if source in BUNDLED else source
-    return IngestResult(rows=len(frame), columns=frame.shape[1], sha256=digest, source_uri=uri)
+    return IngestResult(
+        rows=len(frame), columns=frame.shape[1], sha256=digest, source_uri=uri,
+        dataset_version=version.version_id if version else None, new_version=created,
+    )
 
 
 def read_dataset(path: str | Path) -> pd.DataFrame:

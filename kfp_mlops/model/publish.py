@@ -1,33 +1,47 @@
-"""Publish a trained model folder to the registry in the store."""
+"""Publish a trained, blessed model folder to the registry in the store."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+from kfp_mlops.model.blessing import Blessing, Comparison
 from kfp_mlops.model.package import read_metadata
 from kfp_mlops.model.registry import ModelVersion, Registry
-from kfp_mlops.model.steps import model_name_for
 from kfp_mlops.storage import open_store
+
+
+def blessing_from_json(text: str) -> Blessing | None:
+    """Rebuild the blessing verdict a pipeline passed along as JSON (``""``: none)."""
+    if not text or text == "{}":
+        return None
+    raw = json.loads(text)
+    fields = set(Comparison.__dataclass_fields__)
+    rows = [Comparison(**{k: v for k, v in c.items() if k in fields}) for c in raw["comparisons"]]
+    return Blessing(blessed=bool(raw["blessed"]), reason=raw["reason"], comparisons=rows)
 
 
 def publish_model(
     model_dir: str | Path,
     metrics: dict[str, float],
     store_uri: str,
-    model_name: str | None,
-    source: str,
+    name: str,
+    *,
     stage: str = "none",
     reason: str = "",
     run_id: str = "",
+    dataset_version: str | None = None,
+    blessing_json: str = "",
 ) -> ModelVersion:
-    """Record ``metrics`` and ``run_id`` in the metadata and publish a new version."""
+    """Record metrics, lineage and the blessing, then publish a new immutable version."""
     metadata = read_metadata(model_dir)
     metadata.metrics = {k: float(v) for k, v in metrics.items()}
     metadata.run_id = run_id or None
+    metadata.dataset_version = dataset_version or metadata.dataset_version
+    blessing = blessing_from_json(blessing_json)
     registry = Registry(open_store(store_uri))
-    name = model_name or model_name_for(source)
-    # Only models that passed the pipeline's gates reach this step: they are blessed.
     return registry.publish(
         name, Path(model_dir), metadata, stage=stage, reason=reason,
-        actor=run_id or "kfp-mlops", blessed=True,
+        actor=run_id or "kfp-mlops", blessing=blessing,
+        blessed=None if blessing is not None else True,
     )

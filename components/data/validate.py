@@ -1,0 +1,51 @@
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import HTML, Artifact, Input, Markdown, Output
+
+from kfp_mlops.components.image import DEFAULT_IMAGE
+
+
+@dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
+def validate_data(
+    statistics: Input[Artifact],
+    store: str,
+    schema_name: str,
+    report: Output[HTML],
+    summary: Output[Markdown],
+    update_schema: bool = False,
+    warn_only: bool = False,
+) -> NamedTuple("ValidationOutputs", [("passed", bool), ("reason", str)]):
+    """The data gate: check the statistics against the stored schema; drives ``dsl.If``.
+
+    The first run infers the schema and stores it as reviewable YAML
+    (``schemas/<name>/<version>.yaml``); later runs validate against it. Re-inferring
+    is explicit (``update_schema``), never silent.
+
+    Args:
+        statistics: From ``compute-statistics``.
+        store: Store URI holding the schemas.
+        schema_name: Which schema (the model name).
+        report: Self-contained HTML report: anomalies, statistics, histograms.
+        summary: Short Markdown summary.
+        update_schema: Re-infer the schema from this data and store it as a new version.
+        warn_only: Report anomalies as warnings and pass.
+
+    Returns:
+        passed: whether the data may train a model; reason: each anomaly and its fix.
+    """
+    from collections import namedtuple
+
+    from kfp_mlops.data.gate import validate_against_store
+    from kfp_mlops.data.stats import DatasetStatistics
+
+    with open(statistics.path) as handle:
+        stats = DatasetStatistics.from_json(handle.read())
+    result = validate_against_store(
+        stats, store, schema_name, update_schema=update_schema, warn_only=warn_only,
+        report_path=report.path, summary_path=summary.path,
+    )
+    for anomaly in result.validation.anomalies:
+        print(anomaly)
+    print(result.reason)
+    return namedtuple("ValidationOutputs", ["passed", "reason"])(result.passed, result.reason)

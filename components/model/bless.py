@@ -1,0 +1,58 @@
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Markdown, Metrics, Output
+
+from kfp_mlops.components.image import DEFAULT_IMAGE
+
+
+@dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
+def bless_model(
+    metrics: Input[Metrics],
+    test_data: Input[Dataset],
+    store: str,
+    model_name: str,
+    task: str,
+    comparison: Output[Markdown],
+    quality_metric: str = "auto",
+    quality_threshold: str = "auto",
+    policy: str = "auto",
+) -> NamedTuple("BlessOutputs", [("passed", bool), ("reason", str), ("blessing", str)]):
+    """The model gate: absolute thresholds and the current champion; drives ``dsl.If``.
+
+    The production version (if any) is scored on the same held-out rows; the
+    challenger is blessed when it meets every threshold and is not worse than the
+    champion by more than the tolerance.
+
+    Args:
+        metrics: Challenger metrics from ``evaluate``.
+        test_data: The held-out rows the challenger was scored on.
+        store: Store URI holding the registry.
+        model_name: Registry name.
+        task: ``classification`` or ``regression``.
+        comparison: The comparison table (Markdown).
+        quality_metric: Metric of the default policy; ``auto``: accuracy or r2.
+        quality_threshold: Its threshold; ``auto``: 0.7 accuracy or 0.2 r2.
+        policy: A full policy (``accuracy>=0.8,f1_macro>=0.7;tolerance=0.01``) that
+            replaces the two above; ``auto`` builds one from them.
+
+    Returns:
+        passed: blessed or not; reason: why; blessing: the verdict and table as JSON.
+    """
+    import json
+    from collections import namedtuple
+
+    from kfp_mlops.model.champion import bless_challenger, evaluate_champion
+    from kfp_mlops.model.gates import policy_spec
+
+    champion = evaluate_champion(store, model_name, test_data.path)
+    spec = policy_spec(task, quality_metric, quality_threshold, policy)
+    verdict = bless_challenger(dict(metrics.metadata), champion, task, spec)
+    with open(comparison.path, "w") as handle:
+        handle.write(f"Policy: `{spec}`\n\n{verdict.to_markdown()}\n")
+    print(verdict.reason)
+    payload = {**verdict.to_dict(), "policy": spec, "champion_version": champion.version,
+               "champion_metrics": champion.metrics}
+    return namedtuple("BlessOutputs", ["passed", "reason", "blessing"])(
+        verdict.blessed, verdict.reason, json.dumps(payload)
+    )

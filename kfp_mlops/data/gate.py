@@ -1,0 +1,53 @@
+"""The data validation gate as one step: statistics in, schema from the store, report out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from kfp_mlops.data.report import html_report, markdown_summary
+from kfp_mlops.data.schema import infer_or_load_schema
+from kfp_mlops.data.stats import DatasetStatistics
+from kfp_mlops.data.validation import ValidationResult, ValidationThresholds, validate
+from kfp_mlops.storage import open_store
+
+
+@dataclass(frozen=True)
+class DataGateResult:
+    """The gate's decision, the validation details, and whether the schema is new."""
+
+    passed: bool
+    reason: str
+    validation: ValidationResult
+    schema_created: bool
+
+
+def validate_against_store(
+    stats: DatasetStatistics,
+    store_uri: str,
+    schema_name: str,
+    *,
+    update_schema: bool = False,
+    warn_only: bool = False,
+    report_path: str | Path | None = None,
+    summary_path: str | Path | None = None,
+) -> DataGateResult:
+    """Validate ``stats`` against the stored schema ``schema_name`` (inferred the first
+    time, re-inferred only with ``update_schema``); write the HTML and Markdown reports."""
+    schema, created = infer_or_load_schema(
+        open_store(store_uri), schema_name, stats, update=update_schema
+    )
+    result = validate(stats, schema, ValidationThresholds(warn_only=warn_only))
+    reason = result.reason
+    if created:
+        reason = f"{reason} (schema '{schema_name}' inferred from this data and stored)"
+    if not result.passed:
+        fixes = "; ".join(f"{a.message} -> {a.fix}" for a in result.errors[:5])
+        reason = f"{reason}: {fixes}"
+    if report_path:
+        Path(report_path).write_text(
+            html_report(stats, validation=result, title=f"Data report: {schema_name}")
+        )
+    if summary_path:
+        Path(summary_path).write_text(markdown_summary(stats, validation=result))
+    return DataGateResult(result.passed, reason, result, created)
