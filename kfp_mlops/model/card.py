@@ -126,7 +126,7 @@ def _calibration_figure(positive: np.ndarray, score: np.ndarray, label: str, not
     from sklearn.calibration import calibration_curve
 
     bins = int(max(3, min(10, len(positive) // 20)))
-    observed, predicted = calibration_curve(positive, score, n_bins=bins, strategy="quantile")
+    observed, predicted = calibration_curve(positive, score, n_bins=bins, strategy="uniform")
 
     def draw(ax) -> None:
         ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfectly calibrated")
@@ -137,7 +137,8 @@ def _calibration_figure(positive: np.ndarray, score: np.ndarray, label: str, not
         ax.set_ylim(0, 1)
         ax.legend(loc="upper left")
 
-    return Figure("Calibration curve", f"{bins} quantile bins. {note}".strip(), _plot(draw))
+    return Figure("Calibration curve", f"{bins} equal-width probability bins; empty bins "
+                  f"have no point. {note}".strip(), _plot(draw))
 
 
 def _residual_figures(y: pd.Series, predicted: np.ndarray, target: str) -> list[Figure]:
@@ -312,7 +313,7 @@ background:#ddf4ff;font-size:.9em}
 table{border-collapse:collapse;margin:8px 0;font-size:.92em}
 th,td{border:1px solid #d0d7de;padding:4px 10px;text-align:left;vertical-align:top}
 thead th{background:#f6f8fa}table.kv th{background:#f6f8fa;white-space:nowrap}
-td code{word-break:break-all}
+td code{overflow-wrap:anywhere}
 tr.fail td{background:#ffebe9}tr.pass td{background:#dafbe1}
 .verdict{font-weight:600;padding:8px 12px;border-radius:6px;display:inline-block}
 .verdict.pass{background:#dafbe1}.verdict.fail{background:#ffebe9}
@@ -363,8 +364,8 @@ def render_model_card(
     verdict = blessing_from_dict(blessing) if blessing else None
     summary = dict(dataset_summary or {})
     intended = intended_use.strip() or default_intended_use(metadata)
-    title = metadata.name or "unnamed model"
-    version = f"v{metadata.version}" if metadata.version is not None else "unpublished"
+    title = metadata.name or f"{metadata.target} model"
+    version = f"v{metadata.version}" if metadata.version is not None else "(not yet published)"
     data_version = summary.pop("dataset_version", None) or metadata.dataset_version
     data_sha = summary.pop("data_sha256", None) or metadata.data_sha256
 
@@ -386,8 +387,7 @@ def render_model_card(
         cls = "pass" if verdict.blessed else "fail"
         parts.append(
             "<section><h2>Champion comparison</h2>"
-            f"<p class=\"verdict {cls}\">{'Blessed' if verdict.blessed else 'Not blessed'}: "
-            f"{html.escape(verdict.reason)}</p>"
+            f"<p class=\"verdict {cls}\">{html.escape(_verdict_line(verdict))}</p>"
             + _table(
                 ["metric", "better", "challenger", "champion", "threshold", "tolerance",
                  "passed", "why"],
@@ -433,9 +433,12 @@ def render_model_card(
     lineage = _lineage(metadata, data_version, data_sha)
     parts.append(
         "<section><h2>Lineage</h2>" + _key_values(lineage[:-1])
-        + "<h3>Estimator parameters</h3><pre>"
-        + html.escape(json.dumps(metadata.params, indent=2, sort_keys=True) or "{}")
-        + "</pre></section>"
+        + "<h3>Estimator parameters</h3><p class=\"note\">Set for this model (the rest are "
+        "the estimator's defaults):</p><pre>"
+        + html.escape(json.dumps(metadata.params, indent=2, sort_keys=True))
+        + "</pre><details><summary>Every parameter of the fitted estimator</summary><pre>"
+        + html.escape(_estimator_params(model))
+        + "</pre></details></section>"
     )
     page = (
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -446,6 +449,22 @@ def render_model_card(
     )
     return page, _markdown(title, version, metadata, evaluation.metrics, len(labelled),
                            verdict, lineage, intended)
+
+
+def _verdict_line(verdict: Blessing) -> str:
+    # Blessing reasons already start with the verdict ("blessed: ..."): don't repeat it.
+    label = "Blessed" if verdict.blessed else "Not blessed"
+    reason = verdict.reason
+    if reason.lower().startswith(label.lower() + ":"):
+        reason = reason[len(label) + 1:].strip()
+    return f"{label}: {reason}"
+
+
+def _estimator_params(model: Any) -> str:
+    steps = getattr(model, "named_steps", {})
+    estimator = steps.get("estimator", model) if isinstance(steps, dict) else model
+    params = estimator.get_params(deep=False) if hasattr(estimator, "get_params") else {}
+    return json.dumps(params, indent=2, sort_keys=True, default=repr)
 
 
 def _version() -> str:

@@ -53,7 +53,7 @@ def test_csv_multiclass_with_missing_values_and_free_text(tmp_path, capsys):
     assert code == 0
     assert summary["task"] == "classification"
     assert "notes" in summary["dropped_columns"]
-    assert summary["gates"]["quality-gate"]["passed"] is True
+    assert summary["gates"]["bless-model"]["passed"] is True
     assert summary["model_name"] == "birds" and summary["version"] == 1
     assert_kserve_folder(summary["model_uri"])
     assert Path(summary["run_dir"]).is_dir()
@@ -69,8 +69,9 @@ def test_regression_with_date_column_and_failed_gate(tmp_path, capsys):
     assert code == 0
     assert summary["task"] == "regression" and "visit" in summary["dropped_columns"]
     assert summary["model_uri"] is None
-    assert summary["gates"]["quality-gate"]["passed"] is False
-    assert summary["skipped"] == [f"publish skipped: {summary['gates']['quality-gate']['reason']}"]
+    assert summary["gates"]["bless-model"]["passed"] is False
+    assert "r2" in summary["gates"]["bless-model"]["reason"]
+    assert summary["skipped"] == [f"publish skipped: {summary['gates']['bless-model']['reason']}"]
     assert not (tmp_path / "store" / "models").exists()
 
 

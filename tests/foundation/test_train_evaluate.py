@@ -4,7 +4,8 @@ import pytest
 
 from kfp_mlops.data.sources import DataError, load_table
 from kfp_mlops.model.evaluate import evaluate_model
-from kfp_mlops.model.gates import quality_gate
+from kfp_mlops.model.blessing import BlessingPolicy, bless
+from kfp_mlops.model.gates import policy_spec
 from kfp_mlops.model.features import plan_features
 from kfp_mlops.model.package import ModelIntegrityError, load_model_folder, write_model_folder
 from kfp_mlops.model.train import train_model
@@ -54,9 +55,19 @@ def test_regression_metrics_and_gate():
     model, metadata = train_model(frame, "target", "regression", estimator="ridge")
     evaluation = evaluate_model(model, metadata, frame)
     assert set(evaluation.metrics) == {"r2", "rmse", "mae"}
-    assert quality_gate(evaluation.metrics, "regression", "rmse", 1000).passed
-    failed = quality_gate(evaluation.metrics, "regression", "r2", 0.99)
-    assert not failed.passed and "r2" in failed.reason and "0.99" in failed.reason
+    loose = BlessingPolicy.parse(policy_spec("regression", "rmse", 1000))
+    assert bless(evaluation.metrics, None, loose).blessed
+    strict = BlessingPolicy.parse(policy_spec("regression", "r2", 0.99))
+    failed = bless(evaluation.metrics, None, strict)
+    assert not failed.blessed and "r2" in failed.reason and "0.99" in failed.reason
+
+
+def test_policy_from_quality_flags():
+    assert policy_spec("classification") == "accuracy>=0.7~0.01"
+    assert policy_spec("regression", "rmse", "40") == "rmse<=40~0.01"
+    assert policy_spec("regression", policy="r2>=0.5") == "r2>=0.5"
+    with pytest.raises(DataError, match="give a quality threshold"):
+        policy_spec("classification", "f1_macro")
 
 
 def test_unknown_estimator_and_bad_params():

@@ -1,0 +1,36 @@
+from kfp import dsl
+from kfp.dsl import HTML, Dataset, Input, Markdown, Model, Output
+
+from kfp_mlops.components.image import DEFAULT_IMAGE
+
+
+@dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
+def model_card(
+    model: Input[Model],
+    test_data: Input[Dataset],
+    card: Output[HTML],
+    summary: Output[Markdown],
+    blessing: str = "{}",
+    intended_use: str = "auto",
+):
+    """Render the model card (HTML, self-contained) and a Markdown summary; the KFP UI shows both.
+
+    Args:
+        model: Model folder from ``train``.
+        test_data: Held-out rows (Parquet) the metrics and plots are computed on.
+        card: The card: header, metrics, plots (confusion matrix, ROC, precision-recall,
+            calibration, residuals, permutation importance), champion comparison, data
+            summary, lineage and intended use, in one HTML page with embedded images.
+        summary: Metrics, blessing verdict and lineage as Markdown.
+        blessing: The champion comparison as JSON (``Blessing.to_dict()``); ``{}``: none.
+        intended_use: What the model is for; ``auto``: a conservative statement from its
+            metadata.
+    """
+    from kfp_mlops.model.card import card_step
+
+    metadata = card_step(model.path, test_data.path, card.path, summary.path, blessing,
+                         intended_use)
+    card.metadata.update({"task": metadata.task, "estimator": metadata.estimator})
+
+
+COMPONENTS = [model_card]

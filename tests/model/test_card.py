@@ -1,0 +1,216 @@
+"""Model card: a self-contained HTML page and a Markdown summary per model."""
+
+import html
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.model_selection import train_test_split
+
+from kfp_mlops.data.sources import DataError, load_table
+from kfp_mlops.model.blessing import BlessingPolicy, bless
+from kfp_mlops.model.card import card_step, render_model_card
+from kfp_mlops.model.evaluate import evaluate_model
+from kfp_mlops.model.package import write_model_folder
+from kfp_mlops.model.train import train_model
+
+PNG = "data:image/png;base64,"
+
+
+def trained(name, target, task, tmp_path_factory, estimator="auto"):
+    frame = load_table(name)
+    train, test = train_test_split(frame, test_size=0.3, random_state=0)
+    model, metadata = train_model(train, target, task, estimator)
+    folder = tmp_path_factory.mktemp(name) / "model"
+    metadata = write_model_folder(model, metadata, folder)
+    metadata.name, metadata.version, metadata.run_id = name.replace("_", "-"), 2, "run-123"
+    metadata.dataset_version, metadata.data_sha256 = "v-2026-01", "d" * 64
+    return model, metadata, test, folder
+
+
+@pytest.fixture(scope="module")
+def binary(tmp_path_factory):
+    return trained("breast_cancer", "target", "classification", tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def multiclass(tmp_path_factory):
+    return trained("penguins", "species", "classification", tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def regression(tmp_path_factory):
+    return trained("diabetes", "target", "regression", tmp_path_factory)
+
+
+def assert_self_contained(page):
+    assert page.startswith("<!DOCTYPE html>")
+    assert "<script" not in page.lower()
+    assert "http://" not in page and "https://" not in page
+    assert not re.search(r"""(src|href)=["'](?!data:)""", page)  # only data: URIs
+
+
+def assert_metrics_shown(page, markdown, model, metadata, test):
+    metrics = evaluate_model(model, metadata, test).metrics
+    assert metrics
+    for name, value in metrics.items():
+        shown = f"{value:.4g}"
+        assert f"<td>{name}</td><td>{shown}</td>" in page, name
+        assert f"| {name} | {shown} |" in markdown, name
+
+
+def blessing_for(metadata, model, test, champion_factor):
+    metrics = evaluate_model(model, metadata, test).metrics
+    champion = {k: v * champion_factor for k, v in metrics.items()}
+    return bless(metrics, champion, BlessingPolicy.default(metadata.task))
+
+
+def test_binary_card_has_five_plots_metrics_and_lineage(binary):
+    model, metadata, test, _ = binary
+    page, markdown = render_model_card(model, metadata, test, stage="staging",
+                                       dataset_summary={"source": "breast_cancer", "rows": 569})
+    assert_self_contained(page)
+    assert page.count(PNG) == 5
+    for title in ["Confusion matrix", "ROC curve", "Precision-recall curve", "Calibration curve",
+                  "Permutation feature importance"]:
+        assert f'alt="{title}"' in page
+    assert_metrics_shown(page, markdown, model, metadata, test)
+    for fact in ["breast-cancer", "v2", "staging", "HistGradientBoostingClassifier", "run-123",
+                 "v-2026-01", "d" * 64, metadata.model_sha256, metadata.sklearn_version, "569",
+                 "Intended use", "malignant"]:
+        assert fact in page, fact
+    for fact in ["breast-cancer v2", "v-2026-01", metadata.model_sha256, "run-123"]:
+        assert fact in markdown, fact
+    assert "Champion comparison" not in page and "lessed" not in markdown
+
+
+def test_multiclass_card_with_missing_values_skips_binary_curves_with_a_note(multiclass):
+    model, metadata, test, _ = multiclass
+    assert test.drop(columns="species").isna().any().any()  # penguins' own gaps
+    page, markdown = render_model_card(model, metadata, test)
+    assert_self_contained(page)
+    assert page.count(PNG) == 3
+    assert 'alt="ROC curve"' not in page
+    assert "ROC and precision-recall curves are drawn for binary targets only" in page
+    assert "One-vs-rest for the most frequent class" in page
+    assert "roc_auc_ovr" in page and "island" in page
+    assert_metrics_shown(page, markdown, model, metadata, test)
+
+
+def test_regression_card_has_residual_plots(regression):
+    model, metadata, test, _ = regression
+    page, markdown = render_model_card(model, metadata, test, intended_use="Triage research only.")
+    assert_self_contained(page)
+    assert page.count(PNG) == 3
+    for title in ["Residuals vs predicted", "Predicted vs actual", "Permutation feature importance"]:
+        assert f'alt="{title}"' in page
+    assert 'alt="Confusion matrix"' not in page
+    assert "Triage research only." in page and "Triage research only." in markdown
+    assert_metrics_shown(page, markdown, model, metadata, test)
+
+
+def test_blessing_table_appears_with_each_rule(regression):
+    model, metadata, test, _ = regression
+    verdict = blessing_for(metadata, model, test, 0.9)
+    assert verdict.blessed is False  # diabetes r2 < 0.5: the absolute threshold fails
+    page, markdown = render_model_card(model, metadata, test, blessing=verdict.to_dict())
+    assert "Champion comparison" in page
+    assert "Not blessed: r2" in page  # the verdict is not repeated ("Not blessed: not blessed")
+    for row in verdict.comparisons:
+        assert f"<td>{row.metric}</td><td>{row.direction}</td>" in page
+        assert html.escape(row.why) in page
+    assert page.count('<tr class="fail">') == sum(not c.passed for c in verdict.comparisons)
+    assert verdict.to_markdown() in markdown
+
+
+def test_blessed_verdict_on_a_classifier(binary):
+    model, metadata, test, _ = binary
+    verdict = blessing_for(metadata, model, test, 0.99)
+    assert verdict.blessed
+    page, _ = render_model_card(model, metadata, test, blessing=verdict.to_dict())
+    assert '<p class="verdict pass">Blessed: all 2 checks passed' in page
+    assert page.count('<tr class="pass">') == 2
+
+
+def test_text_is_escaped_not_injected(binary):
+    model, metadata, test, _ = binary
+    metadata.name = "<img src=x onerror=alert(1)>"
+    try:
+        page, _ = render_model_card(model, metadata, test, intended_use="<script>bad()</script>")
+    finally:
+        metadata.name = "breast-cancer"
+    assert "<script>bad()" not in page and "&lt;script&gt;bad()" in page
+    assert "<img src=x" not in page
+
+
+def test_bad_inputs_name_the_problem(binary):
+    model, metadata, test, _ = binary
+    with pytest.raises(DataError, match="'comparisons' list"):
+        render_model_card(model, metadata, test, blessing={"blessed": True})
+    with pytest.raises(DataError, match=r"comparisons\[0\] lacks"):
+        render_model_card(model, metadata, test, blessing={"comparisons": [{"metric": "x"}]})
+    with pytest.raises(DataError, match="no target column 'target'"):
+        render_model_card(model, metadata, test.drop(columns="target"))
+
+
+def test_importance_samples_big_test_sets():
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.normal(size=3000), "b": rng.normal(size=3000),
+                          "noise": rng.normal(size=3000)})
+    frame["y"] = 3 * frame["a"] - frame["b"] + rng.normal(scale=0.1, size=3000)
+    model, metadata = train_model(frame, "y", "regression", "ridge")
+    page, _ = render_model_card(model, metadata, frame)
+    assert "2000 rows, 5 shuffles" in page
+    assert "On 3000 held-out rows" in page
+    assert page.count(PNG) == 3
+
+
+def test_card_step_writes_both_files_from_a_model_folder(binary, tmp_path):
+    model, metadata, test, folder = binary
+    test_path = tmp_path / "test.parquet"
+    test.to_parquet(test_path)
+    verdict = blessing_for(metadata, model, test, 0.99)
+    card, summary = tmp_path / "card.html", tmp_path / "summary.md"
+    card_step(folder, test_path, card, summary, json.dumps(verdict.to_dict()), "auto")
+    page = card.read_text()
+    assert page.count(PNG) == 5 and "Champion comparison" in page
+    assert html.escape("Classifies rows into 'benign', 'malignant'") in page  # default use
+    assert "Model card: target model (not yet published)" in page
+    assert summary.read_text().startswith("## Model card:")
+    with pytest.raises(DataError, match="blessing .* is not JSON"):
+        card_step(folder, test_path, card, summary, "{nope", "auto")
+
+
+@pytest.mark.slow
+def test_model_card_component_in_a_kfp_local_pipeline(tmp_path):
+    from kfp import dsl, local
+    from kfp.dsl import Dataset, Output
+
+    from kfp_mlops.components.image import DEFAULT_IMAGE
+    from kfp_mlops.components.model.card import model_card
+    from kfp_mlops.components.model.train import train as train_op
+
+    @dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
+    def wine_parquet(dataset: Output[Dataset]):
+        from kfp_mlops.data.sources import load_table
+
+        load_table("wine").to_parquet(dataset.path)
+
+    @dsl.pipeline(name="card-wine")
+    def card_wine():
+        data = wine_parquet()
+        trained_task = train_op(train_data=data.outputs["dataset"], target="target",
+                                task="classification", estimator="logistic_regression")
+        model_card(model=trained_task.outputs["model"], test_data=data.outputs["dataset"],
+                   intended_use="Demo of the card component.")
+
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path),
+               raise_on_error=True)
+    card_wine()
+    (run_dir,) = tmp_path.iterdir()
+    page = (run_dir / "model-card" / "card").read_text()
+    assert_self_contained(page)
+    assert page.count(PNG) == 3 and "Demo of the card component." in page
+    assert "accuracy" in (run_dir / "model-card" / "summary").read_text()
