@@ -10,8 +10,7 @@ trials in a process pool vs one after another, without KFP.
     .venv/bin/python bench/bench_tuning.py --rows 20000 --trials 4 --repeats 3
 """
 
-from __future__ import annotations
-
+# No "from __future__ import annotations": KFP reads the component signature at runtime.
 import argparse
 import json
 import os

@@ -14,12 +14,13 @@ from collections.abc import Callable
 
 from kfp_mlops.commands import automation as automation_cmd
 from kfp_mlops.commands import compile as compile_cmd
+from kfp_mlops.commands import data as data_cmd
 from kfp_mlops.commands import models as models_cmd
 from kfp_mlops.commands import run as run_cmd
 from kfp_mlops.commands import serving as serving_cmd
 from kfp_mlops.commands.common import CliError
 
-COMMAND_GROUPS = [run_cmd, compile_cmd, models_cmd, serving_cmd, automation_cmd]
+COMMAND_GROUPS = [run_cmd, data_cmd, models_cmd, serving_cmd, compile_cmd, automation_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,9 +42,14 @@ def _error_types() -> tuple[type[BaseException], ...]:
     from kfp_mlops.data.sources import DataError
     from kfp_mlops.model.package import ModelIntegrityError
     from kfp_mlops.model.registry import RegistryError
+    from kfp_mlops.data.drift import DriftError
+    from kfp_mlops.data.schema import SchemaError
+    from kfp_mlops.data.stats import StatisticsError
+    from kfp_mlops.model.blessing import PolicyError
     from kfp_mlops.storage import StoreError
 
-    return (CliError, DataError, StoreError, ModelIntegrityError, RegistryError)
+    return (CliError, DataError, StoreError, ModelIntegrityError, RegistryError, SchemaError,
+            DriftError, StatisticsError, PolicyError)
 
 
 def main(argv: list[str] | None = None) -> int:

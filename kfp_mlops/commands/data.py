@@ -1,0 +1,154 @@
+"""``kfp-mlops data``: dataset versions, schemas and drift, from the store."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+from kfp_mlops.commands.common import CliError, add_output, add_store, emit, store_uri
+
+
+def _store(args: argparse.Namespace):
+    from kfp_mlops.storage import open_store
+
+    return open_store(store_uri(args))
+
+
+def list_command(args: argparse.Namespace) -> int:
+    """List dataset versions, newest first."""
+    from kfp_mlops.data.versions import list_dataset_versions
+
+    versions = list_dataset_versions(_store(args))
+    lines = [f"{'VERSION':<18} {'ROWS':>10} {'COLS':>5}  {'CREATED':<26} SOURCE"]
+    lines += [
+        f"{v.version_id:<18} {v.rows:>10} {len(v.columns):>5}  {v.created_at:<26} {v.source_uri}"
+        for v in versions
+    ]
+    emit(args, [asdict(v) for v in versions],
+         "\n".join(lines) if versions else "no dataset versions in the store yet")
+    return 0
+
+
+def show_command(args: argparse.Namespace) -> int:
+    """Show one dataset version's metadata."""
+    from kfp_mlops.data.versions import get_dataset_version
+
+    version = get_dataset_version(_store(args), args.version)
+    lines = [
+        f"dataset version {version.version_id}",
+        f"  source:   {version.source_uri}",
+        f"  rows:     {version.rows}",
+        f"  created:  {version.created_at}",
+        f"  parent:   {version.parent or '-'}",
+        f"  sha256:   {version.sha256}",
+        "  columns:",
+    ] + [f"    {name}: {kind}" for name, kind in version.columns.items()]
+    emit(args, asdict(version), "\n".join(lines))
+    return 0
+
+
+def schema_command(args: argparse.Namespace) -> int:
+    """Print a stored schema, or store an edited one as its next version."""
+    from kfp_mlops.data.schema import Schema, SchemaError, load_schema, save_schema
+
+    store = _store(args)
+    if args.set:
+        try:
+            schema = Schema.from_yaml(Path(args.set).read_text())
+        except (OSError, SchemaError, ValueError) as exc:
+            raise CliError(f"cannot use {args.set} as a schema: {exc}") from None
+        version = save_schema(store, schema, args.name)
+        emit(args, {"name": args.name, "version": version},
+             f"stored {args.set} as schema {args.name!r} version {version}; "
+             "the next training run validates against it")
+        return 0
+    schema = load_schema(store, args.name, args.version)
+    emit(args, {"name": args.name, "version": schema.version, "yaml": schema.to_yaml()},
+         schema.to_yaml().rstrip())
+    return 0
+
+
+def _as_parquet(store, source: str, workdir: Path) -> Path:
+    """A dataset version id, or anything ``--data`` accepts, as a local Parquet file."""
+    from kfp_mlops.data.ingest import ingest_to_parquet
+    from kfp_mlops.data.versions import download_dataset, get_dataset_version
+    from kfp_mlops.storage import StoreError
+
+    target = workdir / f"{len(list(workdir.iterdir()))}.parquet"
+    try:
+        get_dataset_version(store, source)
+    except StoreError:
+        ingest_to_parquet(source, target)
+        return target
+    return download_dataset(store, source, target)
+
+
+def drift_command(args: argparse.Namespace) -> int:
+    """Compare two datasets: per-feature tests, the drift share, and an HTML report."""
+    from kfp_mlops.data.drift import DriftThresholds, detect_drift
+    from kfp_mlops.data.report import html_report
+
+    store = _store(args)
+    thresholds = DriftThresholds(drift_share=args.drift_share) if args.drift_share else None
+    with tempfile.TemporaryDirectory() as tmp:
+        reference = _as_parquet(store, args.reference, Path(tmp))
+        current = _as_parquet(store, args.current, Path(tmp))
+        result = detect_drift(reference, current, thresholds)
+    if not result.features:
+        raise CliError(
+            f"{args.reference!r} and {args.current!r} share no feature columns: nothing to "
+            "compare. Check that both are versions of the same data"
+        )
+    if args.report:
+        Path(args.report).write_text(html_report(
+            result.current_stats, drift=result, title=f"Drift: {args.current} vs {args.reference}"
+        ))
+    lines = [result.reason, f"{'FEATURE':<24} {'TEST':<14} {'SCORE':>10} {'THRESHOLD':>10}  DRIFT"]
+    lines += [
+        f"{f.column:<24} {f.test:<14} {f.score:>10.4f} {f.threshold:>10.4f}  "
+        f"{'yes' if f.drifted else 'no'}"
+        for f in result.features
+    ]
+    if args.report:
+        lines.append(f"report: {args.report}")
+    emit(args, result.to_dict(), "\n".join(lines))
+    return 0
+
+
+def register(commands) -> None:
+    """Add ``data list|show|schema|drift``."""
+    data = commands.add_parser("data", help="dataset versions, schemas and drift")
+    sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+
+    listing = sub.add_parser("list", help="dataset versions in the store, newest first")
+    listing.set_defaults(handler=list_command)
+
+    show = sub.add_parser("show", help="one dataset version's metadata")
+    show.add_argument("version", help="a version id from `data list`")
+    show.set_defaults(handler=show_command)
+
+    schema = sub.add_parser(
+        "schema", help="print a stored schema, or store an edited one (--set FILE)",
+        description="Schemas are inferred by the first training run of a model and stored "
+        "as YAML under schemas/<name>/<version>/. Print one, edit it, and store it back "
+        "with --set: later runs validate against the newest version.",
+    )
+    schema.add_argument("name", help="schema name (the model name)")
+    schema.add_argument("--version", type=int, help="default: the newest")
+    schema.add_argument("--set", metavar="FILE", help="store this edited schema.yaml")
+    schema.set_defaults(handler=schema_command)
+
+    drift = sub.add_parser("drift", help="compare two datasets for drift")
+    drift.add_argument("--reference", required=True,
+                       help="dataset version id, path, s3:// URI or bundled name")
+    drift.add_argument("--current", required=True, help="the same kinds as --reference")
+    drift.add_argument("--drift-share", type=float,
+                       help="share of drifted features that means dataset drift (default 0.5)")
+    drift.add_argument("--report", help="write the HTML report here")
+    drift.set_defaults(handler=drift_command)
+
+    for parser in (listing, show, schema, drift):
+        add_store(parser)
+        add_output(parser)
