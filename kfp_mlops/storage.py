@@ -17,6 +17,7 @@ local backend also builds the folder beside its target and renames it into place
 
 from __future__ import annotations
 
+import builtins
 import io
 import os
 import shutil
@@ -83,7 +84,7 @@ class Store(ABC):
         """Full URI of ``key`` (a path for a local store, ``s3://...`` for S3)."""
         return f"{self.uri.rstrip('/')}/{key}"
 
-    def children(self, prefix: str) -> list[str]:
+    def children(self, prefix: str) -> builtins.list[str]:
         """Names of the direct sub-folders/objects below ``prefix``."""
         prefix = prefix.rstrip("/") + "/"
         names = {k[len(prefix):].split("/", 1)[0] for k in self.list(prefix)}
