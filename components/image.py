@@ -14,9 +14,9 @@ DEFAULT_IMAGE = "kfp-mlops:0.1.0"
 
 def all_components() -> list:
     """Every component the suite declares."""
-    from kfp_mlops.components import data, model, serving
+    from kfp_mlops.components import data, model, monitoring, serving
 
-    return [*data.COMPONENTS, *model.COMPONENTS, *serving.COMPONENTS]
+    return [*data.COMPONENTS, *model.COMPONENTS, *serving.COMPONENTS, *monitoring.COMPONENTS]
 
 
 @contextlib.contextmanager

@@ -15,12 +15,15 @@ from collections.abc import Callable
 from kfp_mlops.commands import automation as automation_cmd
 from kfp_mlops.commands import compile as compile_cmd
 from kfp_mlops.commands import data as data_cmd
+from kfp_mlops.commands import loop as loop_cmd
 from kfp_mlops.commands import models as models_cmd
 from kfp_mlops.commands import run as run_cmd
 from kfp_mlops.commands import serving as serving_cmd
 from kfp_mlops.commands.common import CliError
 
-COMMAND_GROUPS = [run_cmd, data_cmd, models_cmd, serving_cmd, compile_cmd, automation_cmd]
+COMMAND_GROUPS = [
+    run_cmd, data_cmd, models_cmd, serving_cmd, loop_cmd, compile_cmd, automation_cmd,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

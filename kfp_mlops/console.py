@@ -109,6 +109,10 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"Dropped:   {column!r}: {reason}")
     if summary.get("metrics"):
         lines.append(f"Metrics:   {format_metrics(summary['metrics'])}")
+    if summary.get("monitor"):
+        watch = summary["monitor"]
+        decision = "RETRAIN" if watch.get("retrain") else "KEEP"
+        lines.append(f"Monitor:   [{decision}] {watch.get('reason')}")
     for name, gate in (summary.get("gates") or {}).items():
         mark = "PASS" if gate["passed"] else "STOP"
         lines.append(f"Gate:      [{mark}] {name}: {gate['reason']}")

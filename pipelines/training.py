@@ -27,6 +27,98 @@ PIPELINE_NAME = "kfp-mlops-training"
 DEFAULT_CLUSTER_STORE = "s3://mlpipeline/kfp-mlops"
 
 
+def add_training_steps(
+    *,
+    data,
+    target,
+    task,
+    store,
+    model_name,
+    estimator,
+    params,
+    test_size,
+    seed,
+    quality_metric,
+    quality_threshold,
+    blessing_policy,
+    update_schema,
+    warn_only,
+    namespace,
+    canary_traffic_percent,
+    cluster: Optional[ClusterConfig] = None,
+) -> None:
+    """Add every training step and gate to the pipeline being defined.
+
+    Arguments are pipeline parameters (or constants); the training and continuous
+    training pipelines share this wiring.
+    """
+    ingested = on_cluster(ingest(source=data, store=store), cluster)
+    dataset = ingested.outputs["dataset"]
+    checked = check_data(
+        dataset=dataset, source=data, target=target, task=task, model_name=model_name
+    )
+    stats = compute_statistics(dataset=dataset)
+    data_gate = on_cluster(
+        validate_data(
+            statistics=stats.outputs["statistics"], store=store,
+            schema_name=checked.outputs["model_name"], update_schema=update_schema,
+            warn_only=warn_only,
+        ),
+        cluster,
+    )
+    with dsl.If(data_gate.outputs["passed"] == True, name="data-valid"):  # noqa: E712
+        split = split_data(
+            dataset=dataset, target=checked.outputs["target"], task=checked.outputs["task"],
+            test_size=test_size, seed=seed,
+        )
+        trained = train(
+            train_data=split.outputs["train_data"], target=checked.outputs["target"],
+            task=checked.outputs["task"], estimator=estimator, params=params, seed=seed,
+            data_sha256=ingested.outputs["data_sha256"],
+            dataset_version=ingested.outputs["dataset_version"],
+        )
+        evaluated = evaluate(model=trained.outputs["model"], test_data=split.outputs["test_data"])
+        model_gate = on_cluster(
+            bless_model(
+                metrics=evaluated.outputs["metrics"], test_data=split.outputs["test_data"],
+                store=store, model_name=checked.outputs["model_name"],
+                task=checked.outputs["task"], quality_metric=quality_metric,
+                quality_threshold=quality_threshold, policy=blessing_policy,
+            ),
+            cluster,
+        )
+        with dsl.If(model_gate.outputs["passed"] == True, name="model-blessed"):  # noqa: E712
+            published = on_cluster(
+                publish(
+                    model=trained.outputs["model"], metrics=evaluated.outputs["metrics"],
+                    store=store, model_name=checked.outputs["model_name"], stage="staging",
+                    reason=model_gate.outputs["reason"], blessing=model_gate.outputs["blessing"],
+                    dataset_version=ingested.outputs["dataset_version"],
+                    run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+                ),
+                cluster,
+            )
+            serving_gate = infra_validate(
+                model=trained.outputs["model"], test_data=split.outputs["test_data"]
+            )
+            with dsl.If(serving_gate.outputs["passed"] == True, name="serving-valid"):  # noqa: E712
+                on_cluster(
+                    deploy(
+                        store=store, model_name=published.outputs["model_name"],
+                        version=published.outputs["version"], namespace=namespace,
+                        canary_traffic_percent=canary_traffic_percent,
+                    ),
+                    cluster,
+                )
+            with dsl.Else(name="deploy-skipped"):
+                skip_step(step="deploy", reason=serving_gate.outputs["reason"])
+        # kfp.local 2.17 only evaluates a dsl.If condition that has an Else branch.
+        with dsl.Else(name="publish-skipped"):
+            skip_step(step="publish", reason=model_gate.outputs["reason"])
+    with dsl.Else(name="training-skipped"):
+        skip_step(step="training", reason=data_gate.outputs["reason"])
+
+
 def build_training_pipeline(cluster: Optional[ClusterConfig] = None):
     """Build the training pipeline; ``cluster`` adds S3 credentials for a real cluster."""
 
@@ -59,74 +151,14 @@ def build_training_pipeline(cluster: Optional[ClusterConfig] = None):
         kfp.local (2.17) cannot run pipelines whose parameters default to None. An empty
         ``namespace`` means no cluster: the deploy step promotes in the registry only.
         """
-        ingested = on_cluster(ingest(source=data, store=store), cluster)
-        dataset = ingested.outputs["dataset"]
-        checked = check_data(
-            dataset=dataset, source=data, target=target, task=task, model_name=model_name
+        add_training_steps(
+            data=data, target=target, task=task, store=store, model_name=model_name,
+            estimator=estimator, params=params, test_size=test_size, seed=seed,
+            quality_metric=quality_metric, quality_threshold=quality_threshold,
+            blessing_policy=blessing_policy, update_schema=update_schema,
+            warn_only=warn_only, namespace=namespace,
+            canary_traffic_percent=canary_traffic_percent, cluster=cluster,
         )
-        stats = compute_statistics(dataset=dataset)
-        data_gate = on_cluster(
-            validate_data(
-                statistics=stats.outputs["statistics"], store=store,
-                schema_name=checked.outputs["model_name"], update_schema=update_schema,
-                warn_only=warn_only,
-            ),
-            cluster,
-        )
-        with dsl.If(data_gate.outputs["passed"] == True, name="data-valid"):  # noqa: E712
-            split = split_data(
-                dataset=dataset, target=checked.outputs["target"], task=checked.outputs["task"],
-                test_size=test_size, seed=seed,
-            )
-            trained = train(
-                train_data=split.outputs["train_data"], target=checked.outputs["target"],
-                task=checked.outputs["task"], estimator=estimator, params=params, seed=seed,
-                data_sha256=ingested.outputs["data_sha256"],
-                dataset_version=ingested.outputs["dataset_version"],
-            )
-            evaluated = evaluate(
-                model=trained.outputs["model"], test_data=split.outputs["test_data"]
-            )
-            model_gate = on_cluster(
-                bless_model(
-                    metrics=evaluated.outputs["metrics"], test_data=split.outputs["test_data"],
-                    store=store, model_name=checked.outputs["model_name"],
-                    task=checked.outputs["task"], quality_metric=quality_metric,
-                    quality_threshold=quality_threshold, policy=blessing_policy,
-                ),
-                cluster,
-            )
-            with dsl.If(model_gate.outputs["passed"] == True, name="model-blessed"):  # noqa: E712
-                published = on_cluster(
-                    publish(
-                        model=trained.outputs["model"], metrics=evaluated.outputs["metrics"],
-                        store=store, model_name=checked.outputs["model_name"],
-                        stage="staging", reason=model_gate.outputs["reason"],
-                        blessing=model_gate.outputs["blessing"],
-                        dataset_version=ingested.outputs["dataset_version"],
-                        run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
-                    ),
-                    cluster,
-                )
-                serving_gate = infra_validate(
-                    model=trained.outputs["model"], test_data=split.outputs["test_data"]
-                )
-                with dsl.If(serving_gate.outputs["passed"] == True, name="serving-valid"):  # noqa: E712
-                    on_cluster(
-                        deploy(
-                            store=store, model_name=published.outputs["model_name"],
-                            version=published.outputs["version"], namespace=namespace,
-                            canary_traffic_percent=canary_traffic_percent,
-                        ),
-                        cluster,
-                    )
-                with dsl.Else(name="deploy-skipped"):
-                    skip_step(step="deploy", reason=serving_gate.outputs["reason"])
-            # kfp.local 2.17 only evaluates a dsl.If condition that has an Else branch.
-            with dsl.Else(name="publish-skipped"):
-                skip_step(step="publish", reason=model_gate.outputs["reason"])
-        with dsl.Else(name="training-skipped"):
-            skip_step(step="training", reason=data_gate.outputs["reason"])
 
     return training_pipeline
 
@@ -158,6 +190,7 @@ def summarize_training(run) -> dict:
         "model_name": published.get("model_name"),
         "version": int(published["version"]) if "version" in published else None,
         "deploy": deployed.get("status"),
+        "monitor": tasks["monitor"].parameters if "monitor" in tasks else None,
         "reports": run.reports(),
         "run_dir": str(run.run_dir),
     }

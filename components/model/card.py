@@ -1,6 +1,5 @@
 from kfp import dsl
 from kfp.dsl import HTML, Dataset, Input, Markdown, Model, Output
-
 from kfp_mlops.components.image import DEFAULT_IMAGE
 
 
@@ -25,6 +24,7 @@ def model_card(
         blessing: The champion comparison as JSON (``Blessing.to_dict()``); ``{}``: none.
         intended_use: What the model is for; ``auto``: a conservative statement from its
             metadata.
+
     """
     from kfp_mlops.model.card import card_step
 

@@ -1,8 +1,7 @@
-from typing import List, NamedTuple
+from typing import List, NamedTuple  # noqa: UP035 (as the KFP docs write it)
 
 from kfp import dsl
 from kfp.dsl import Dataset, Input
-
 from kfp_mlops.components.image import DEFAULT_IMAGE
 
 
@@ -14,7 +13,7 @@ def make_candidates(
     n_trials: int = 4,
     seed: int = 42,
     params: str = "{}",
-) -> List[str]:
+) -> List[str]:  # noqa: UP006
     """Sample parameter sets to try; fan out over them with ``dsl.ParallelFor``.
 
     Args:
@@ -29,6 +28,7 @@ def make_candidates(
 
     Returns:
         One JSON object string of estimator parameters per candidate.
+
     """
     import json
 
@@ -66,6 +66,7 @@ def run_trial(
 
     Returns:
         The trial result as JSON: params, score (higher is better), std, metric.
+
     """
     from kfp_mlops.model.tuning import run_trial_on_file
 
@@ -78,7 +79,7 @@ def run_trial(
 
 @dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
 def select_best(
-    results: List[str],
+    results: List[str],  # noqa: UP006
 ) -> NamedTuple("BestTrial", [("params", str), ("summary", str)]):
     """Pick the trial with the highest cross-validated score (ties: the first).
 
@@ -88,11 +89,13 @@ def select_best(
     Returns:
         params: the best parameters as a JSON object, ready for ``train``'s ``params``;
         summary: a Markdown table of every trial.
+
     """
     import json
     from collections import namedtuple
 
-    from kfp_mlops.model.tuning import TrialResult, select_best as choose, summarize_trials
+    from kfp_mlops.model.tuning import TrialResult, summarize_trials
+    from kfp_mlops.model.tuning import select_best as choose
 
     trials = [TrialResult.from_json(r) for r in results]
     best = choose(trials)

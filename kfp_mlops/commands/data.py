@@ -117,6 +117,22 @@ def drift_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def generate_command(args: argparse.Namespace) -> int:
+    """Write a reference or drifted batch of the bundled loan-default generator."""
+    from kfp_mlops.data.generator import make_batch
+
+    frame = make_batch(args.kind, args.rows, args.seed)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".parquet":
+        frame.to_parquet(out, index=False)
+    else:
+        frame.to_csv(out, index=False)
+    emit(args, {"path": str(out), "rows": len(frame), "kind": args.kind, "target": "default"},
+         f"wrote {len(frame)} {args.kind} rows to {out} (target column 'default')")
+    return 0
+
+
 def register(commands) -> None:
     """Add ``data list|show|schema|drift``."""
     data = commands.add_parser("data", help="dataset versions, schemas and drift")
@@ -148,6 +164,16 @@ def register(commands) -> None:
                        help="share of drifted features that means dataset drift (default 0.5)")
     drift.add_argument("--report", help="write the HTML report here")
     drift.set_defaults(handler=drift_command)
+
+    generate = sub.add_parser(
+        "generate", help="write a reference or drifted batch (loan defaults) for the loop demo",
+    )
+    generate.add_argument("--kind", choices=["reference", "drifted"], default="reference")
+    generate.add_argument("--rows", type=int, default=2000)
+    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--out", required=True, help="CSV or .parquet path")
+    generate.set_defaults(handler=generate_command)
+    add_output(generate)
 
     for parser in (listing, show, schema, drift):
         add_store(parser)

@@ -20,36 +20,25 @@ def check_store_reachable(uri: str) -> None:
         store._ensure_root()
 
 
-def run_command(args: argparse.Namespace) -> int:
-    """Run the training pipeline locally with kfp.local and summarise it."""
+def execute(args: argparse.Namespace, pipeline, arguments: dict, title: str) -> int:
+    """Run ``pipeline`` on kfp.local with progress, then print the run summary."""
     from kfp_mlops.console import capture_run_output, format_summary
     from kfp_mlops.pipelines.local import run_locally
-    from kfp_mlops.pipelines.training import build_training_pipeline, summarize_training
+    from kfp_mlops.pipelines.training import summarize_training
 
-    store = store_uri(args)
-    check_store_reachable(store)
-    arguments = {
-        "data": args.data, "store": store,
-        "target": args.target or "auto", "task": args.task or "auto",
-        "model_name": args.model_name or "auto", "estimator": args.estimator,
-        "params": args.params or "{}", "test_size": args.test_size, "seed": args.seed,
-        "quality_metric": args.quality_metric or "auto",
-        "quality_threshold": (
-            "auto" if args.quality_threshold is None else str(args.quality_threshold)
-        ),
-    }
+    check_store_reachable(arguments["store"])
     runs_dir = Path(args.runs_dir)
     log_path = runs_dir / "last-run.log"
     if args.output == "text":
-        print(f"kfp-mlops run: training on {args.data!r}, store {store}", file=sys.stderr)
+        print(f"kfp-mlops {args.command}: {title}, store {arguments['store']}", file=sys.stderr)
     with capture_run_output(log_path, show_progress=args.output == "text") as log:
-        run = run_locally(build_training_pipeline(), arguments, runs_dir)
+        run = run_locally(pipeline, arguments, runs_dir)
     final_log = run.run_dir / "run.log" if run.run_dir != runs_dir.resolve() else log_path
     if final_log != log_path:
         log_path.replace(final_log)
     if not run.succeeded:
         raise CliError(
-            f"the training pipeline failed in task {log.failed_task or '?'}: "
+            f"the pipeline failed in task {log.failed_task or '?'}: "
             f"{log.last_error or run.error}. Nothing was published. Full log: {final_log}"
         )
     summary = summarize_training(run)
@@ -58,17 +47,35 @@ def run_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(commands) -> None:
-    """Add the ``run`` command."""
+def training_arguments(args: argparse.Namespace) -> dict:
+    """Pipeline arguments from the training flags ("auto" where the user said nothing)."""
+    return {
+        "data": args.data, "store": store_uri(args),
+        "target": args.target or "auto", "task": args.task or "auto",
+        "model_name": args.model_name or "auto", "estimator": args.estimator,
+        "params": args.params or "{}", "test_size": args.test_size, "seed": args.seed,
+        "quality_metric": args.quality_metric or "auto",
+        "quality_threshold": (
+            "auto" if args.quality_threshold is None else str(args.quality_threshold)
+        ),
+        "blessing_policy": args.blessing_policy or "auto",
+    }
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run the training pipeline locally with kfp.local and summarise it."""
+    from kfp_mlops.pipelines.training import build_training_pipeline
+
+    arguments = training_arguments(args)
+    arguments.update(update_schema=args.update_schema, warn_only=args.warn_only)
+    return execute(args, build_training_pipeline(), arguments, f"training on {args.data!r}")
+
+
+def add_training_flags(run: argparse.ArgumentParser) -> None:
+    """The flags shared by ``run`` and ``continuous``."""
     from kfp_mlops.data.sources import BUNDLED, DEFAULT_DATASET
     from kfp_mlops.pipelines.local import DEFAULT_RUNS_DIR
 
-    run = commands.add_parser(
-        "run", help="run the training pipeline locally (kfp.local)",
-        description="Run the training pipeline with kfp.local: ingest, check, split, train, "
-        "evaluate, quality gate, publish. With no arguments it trains on the bundled "
-        f"{DEFAULT_DATASET!r} data into the local store.",
-    )
     run.add_argument(
         "--data", default=DEFAULT_DATASET,
         help=f"CSV/Parquet path, s3:// URI, or bundled data set ({', '.join(BUNDLED)}); "
@@ -84,11 +91,32 @@ def register(commands) -> None:
     run.add_argument("--params", help='estimator parameters as JSON, e.g. \'{"max_depth": 3}\'')
     run.add_argument("--test-size", type=float, default=0.2, help="held-out share (default 0.2)")
     run.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
-    run.add_argument("--quality-metric", help="metric the gate judges (default accuracy / r2)")
+    run.add_argument("--quality-metric", help="metric the model gate judges (default accuracy / r2)")
     run.add_argument("--quality-threshold", type=float,
-                     help="gate threshold (default 0.7 accuracy / 0.2 r2)")
+                     help="its threshold (default 0.7 accuracy / 0.2 r2)")
+    run.add_argument("--blessing-policy",
+                     help="full policy replacing the two above, e.g. "
+                     "'accuracy>=0.8,f1_macro>=0.7;tolerance=0.01'")
     run.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR,
                      help=f"where kfp.local keeps run outputs (default {DEFAULT_RUNS_DIR})")
     add_store(run)
     add_output(run)
+
+
+def register(commands) -> None:
+    """Add the ``run`` command."""
+    from kfp_mlops.data.sources import DEFAULT_DATASET
+
+    run = commands.add_parser(
+        "run", help="run the training pipeline locally (kfp.local)",
+        description="Run the training pipeline with kfp.local: ingest (dataset version), "
+        "check, statistics, validate against the stored schema, split, train, evaluate, "
+        "bless against the production model, publish, infra-validate, deploy/promote. With "
+        f"no arguments it trains on the bundled {DEFAULT_DATASET!r} data into the local store.",
+    )
+    add_training_flags(run)
+    run.add_argument("--update-schema", action="store_true",
+                     help="re-infer the stored schema from this data (explicit, never silent)")
+    run.add_argument("--warn-only", action="store_true",
+                     help="data anomalies are warnings: the data gate passes")
     run.set_defaults(handler=run_command)

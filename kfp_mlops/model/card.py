@@ -348,6 +348,7 @@ def render_model_card(
         intended_use: What the model is for; empty: :func:`default_intended_use`.
         stage: Registry stage, if known.
         seed: Seed of the permutation-importance shuffles and row sample.
+
     """
     if metadata.target not in test_frame.columns:
         raise DataError(

@@ -29,16 +29,12 @@ class Evaluation:
 
 def evaluate_model(model, metadata: ModelMetadata, frame: pd.DataFrame) -> Evaluation:
     """Evaluate ``model`` on ``frame`` (which holds the target column)."""
-    from kfp_mlops.model.features import FeaturePlan, prepare_inputs
+    from kfp_mlops.model.features import model_inputs
 
     if metadata.target not in frame.columns:
         raise DataError(f"evaluation data has no target column {metadata.target!r}")
     labelled = frame[frame[metadata.target].notna()]
-    plan = FeaturePlan(
-        numeric=[f.name for f in metadata.features if f.kind == "numeric"],
-        categorical=[f.name for f in metadata.features if f.kind == "categorical"],
-    )
-    inputs = prepare_inputs(labelled, plan)[metadata.feature_names]
+    inputs = model_inputs(labelled, metadata)
     if metadata.task == "classification":
         return _classification(model, inputs, labelled[metadata.target].astype(str))
     return _regression(model, inputs, labelled[metadata.target].astype(float))

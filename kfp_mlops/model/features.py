@@ -100,3 +100,12 @@ def prepare_inputs(frame: pd.DataFrame, plan: FeaturePlan) -> pd.DataFrame:
         column = frame[name]
         out[name] = column.astype(str).astype(object).where(column.notna(), np.nan)
     return out
+
+
+def model_inputs(frame: pd.DataFrame, metadata) -> pd.DataFrame:
+    """``frame``'s feature columns prepared exactly as training prepared them."""
+    plan = FeaturePlan(
+        numeric=[f.name for f in metadata.features if f.kind == "numeric"],
+        categorical=[f.name for f in metadata.features if f.kind == "categorical"],
+    )
+    return prepare_inputs(frame, plan)[metadata.feature_names]

@@ -138,10 +138,11 @@ def _check_task(task: str) -> None:
 
 def _check_param(task: str, estimator: str, name: str, value: Any, where: str) -> None:
     """Refuse a parameter the estimator does not have, or a value it rejects."""
+    shown = DEFAULT_ESTIMATOR if estimator == "auto" else estimator
     known = make_estimator(task, estimator, {}, 0).get_params()
     if name not in known:
         raise DataError(
-            f"{where}: {name!r} is not a parameter of {estimator} for {task}; "
+            f"{where}: {name!r} is not a parameter of {shown} for {task}; "
             f"its parameters are {', '.join(sorted(known))}"
         )
     candidate = make_estimator(task, estimator, {name: value}, 0)
@@ -152,7 +153,7 @@ def _check_param(task: str, estimator: str, name: str, value: Any, where: str) -
         try:
             validate()
         except (ValueError, TypeError) as exc:
-            raise DataError(f"{where}: {name}={value!r} is rejected by {estimator}: {exc}") from None
+            raise DataError(f"{where}: {name}={value!r} is rejected by {shown}: {exc}") from None
 
 
 def parse_search_space(

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from kfp_mlops.model.features import model_inputs
 from kfp_mlops.model.package import ModelMetadata, load_model_folder
 from kfp_mlops.serving.predictor import PROBABILITIES, encode_v1, encode_v2
 
@@ -243,7 +244,9 @@ def validate_serving(
         return InfraValidationResult(
             False, f"rows lack feature columns {missing}; pass rows with every feature"
         )
-    frame = rows[metadata.feature_names].reset_index(drop=True)
+    # The rows as training fed them to the model (missing categories as NaN, numbers as
+    # float64): the reference for what the server must reproduce from JSON.
+    frame = model_inputs(rows, metadata).reset_index(drop=True)
     expected = np.asarray(model.predict(frame))
     expected_proba = (
         np.asarray(model.predict_proba(frame), dtype=np.float64)

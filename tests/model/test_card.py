@@ -104,7 +104,8 @@ def test_regression_card_has_residual_plots(regression):
     page, markdown = render_model_card(model, metadata, test, intended_use="Triage research only.")
     assert_self_contained(page)
     assert page.count(PNG) == 3
-    for title in ["Residuals vs predicted", "Predicted vs actual", "Permutation feature importance"]:
+    for title in ["Residuals vs predicted", "Predicted vs actual",
+                  "Permutation feature importance"]:
         assert f'alt="{title}"' in page
     assert 'alt="Confusion matrix"' not in page
     assert "Triage research only." in page and "Triage research only." in markdown
@@ -187,7 +188,6 @@ def test_card_step_writes_both_files_from_a_model_folder(binary, tmp_path):
 def test_model_card_component_in_a_kfp_local_pipeline(tmp_path):
     from kfp import dsl, local
     from kfp.dsl import Dataset, Output
-
     from kfp_mlops.components.image import DEFAULT_IMAGE
     from kfp_mlops.components.model.card import model_card
     from kfp_mlops.components.model.train import train as train_op

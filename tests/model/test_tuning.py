@@ -37,7 +37,8 @@ def test_default_spaces_are_valid_json_for_every_estimator(task, estimator):
 
 
 def test_auto_means_the_default_estimator():
-    assert parse_search_space("auto", "regression") == DEFAULT_SEARCH_SPACES["hist_gradient_boosting"]
+    default = DEFAULT_SEARCH_SPACES["hist_gradient_boosting"]
+    assert parse_search_space("auto", "regression") == default
 
 
 @pytest.mark.parametrize(
@@ -46,7 +47,7 @@ def test_auto_means_the_default_estimator():
         ("{max_depth", "not JSON"),
         ("[1, 2]", "non-empty JSON object of lists"),
         ("{}", "non-empty JSON object"),
-        ('{"C": [1.0]}', r"'C' is not a parameter of .* its parameters are"),
+        ('{"C": [1.0]}', r"'C' is not a parameter of hist_gradient_boosting for .* parameters are"),
         ('{"learning_rate": 0.1}', r"key 'learning_rate': value 0.1 must be a non-empty list"),
         ('{"learning_rate": []}', "non-empty list"),
         ('{"learning_rate": [-1]}', r"learning_rate=-1 is rejected"),
@@ -188,12 +189,11 @@ def test_tuning_fans_out_in_a_kfp_local_pipeline(tmp_path):
     """Three candidates fan out with dsl.ParallelFor and come back with dsl.Collected."""
     from kfp import dsl, local
     from kfp.dsl import Dataset, Output
-
+    from kfp_mlops.components.image import DEFAULT_IMAGE
+    from kfp_mlops.components.model.train import train as train_op
     from kfp_mlops.components.model.tune import make_candidates as candidates_op
     from kfp_mlops.components.model.tune import run_trial as trial_op
     from kfp_mlops.components.model.tune import select_best as select_op
-    from kfp_mlops.components.image import DEFAULT_IMAGE
-    from kfp_mlops.components.model.train import train as train_op
 
     @dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
     def iris_parquet(dataset: Output[Dataset]):

@@ -1,0 +1,7 @@
+"""Observability components."""
+
+from kfp_mlops.components.monitoring.monitor import monitor
+
+COMPONENTS = [monitor]
+
+__all__ = ["COMPONENTS", "monitor"]

@@ -1,0 +1,62 @@
+"""``kfp-mlops monitor`` and ``kfp-mlops continuous``: the drift -> retrain loop, locally."""
+
+from __future__ import annotations
+
+import argparse
+
+from kfp_mlops.commands.common import CliError, add_output, add_store, store_uri
+from kfp_mlops.commands.run import add_training_flags, execute, training_arguments
+
+
+def monitor_command(args: argparse.Namespace) -> int:
+    """Run the monitoring pipeline on one batch."""
+    from kfp_mlops.pipelines.monitoring import build_monitoring_pipeline
+
+    arguments = {"data": args.data, "model_name": args.model_name, "store": store_uri(args),
+                 "drift_share": args.drift_share, "pushgateway": args.pushgateway or ""}
+    return execute(args, build_monitoring_pipeline(), arguments,
+                   f"monitoring {args.data!r} against {args.model_name}@production")
+
+
+def continuous_command(args: argparse.Namespace) -> int:
+    """Run the continuous training pipeline on one batch."""
+    from kfp_mlops.pipelines.monitoring import build_continuous_pipeline
+
+    if not args.model_name:
+        raise CliError("continuous training needs --model-name: the model whose production "
+                       "version the batch is compared with")
+    arguments = training_arguments(args)
+    arguments.update(model_name=args.model_name, force=args.force, drift_share=args.drift_share,
+                     pushgateway=args.pushgateway or "")
+    return execute(args, build_continuous_pipeline(), arguments,
+                   f"continuous training of {args.model_name} on {args.data!r}")
+
+
+def register(commands) -> None:
+    """Add ``monitor`` and ``continuous``."""
+    from kfp_mlops.pipelines.local import DEFAULT_RUNS_DIR
+
+    mon = commands.add_parser(
+        "monitor", help="drift, data quality and performance of a batch (kfp.local)",
+    )
+    mon.add_argument("--data", required=True, help="the batch: path, s3:// URI or bundled name")
+    mon.add_argument("--model-name", required=True, help="its production version is the reference")
+    mon.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR)
+    add_store(mon)
+    add_output(mon)
+
+    cont = commands.add_parser(
+        "continuous", help="monitor a batch and retrain on drift (kfp.local)",
+        description="The continuous training loop on one batch: monitor -> if drift, forced, "
+        "or no production model: ingest, validate, train, bless, infra-validate, deploy, "
+        "promote. Every skip is explained in the summary.",
+    )
+    add_training_flags(cont)
+    cont.add_argument("--force", action="store_true", help="retrain even without drift")
+
+    for parser in (mon, cont):
+        parser.add_argument("--drift-share", type=float, default=0.5,
+                            help="share of drifted features that means drift (default 0.5)")
+        parser.add_argument("--pushgateway", help="push the drift gauges to this Pushgateway")
+    mon.set_defaults(handler=monitor_command)
+    cont.set_defaults(handler=continuous_command)
