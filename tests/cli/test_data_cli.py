@@ -1,0 +1,62 @@
+"""`kfp-mlops data ...`: versions, schemas (hand-edited ones too) and drift."""
+
+import json
+
+import yaml
+
+from kfp_mlops.cli import main
+from kfp_mlops.data.generator import make_batch
+from kfp_mlops.data.ingest import ingest_to_parquet
+
+
+def cli_json(capsys, *argv):
+    code = main([*argv, "--output", "json"])
+    out = capsys.readouterr().out
+    return code, json.loads(out)
+
+
+def test_versions_are_content_addressed_and_listed(tmp_path, capsys):
+    store = str(tmp_path / "store")
+    first = ingest_to_parquet("wine", tmp_path / "a.parquet", store)
+    again = ingest_to_parquet("wine", tmp_path / "b.parquet", store)
+    assert first.dataset_version == again.dataset_version and first.new_version
+    assert not again.new_version
+    code, versions = cli_json(capsys, "data", "list", "--store", store)
+    assert code == 0 and [v["version_id"] for v in versions] == [first.dataset_version]
+    code, shown = cli_json(capsys, "data", "show", first.dataset_version, "--store", store)
+    assert shown["rows"] == 178 and "alcohol" in shown["columns"]
+    code, error = cli_json(capsys, "data", "show", "feedbeef", "--store", store)
+    assert code == 1 and "kfp-mlops data list" in error["error"]
+
+
+def test_edited_schema_becomes_the_next_version(tmp_path, capsys):
+    from kfp_mlops.data.gate import validate_against_store
+    from kfp_mlops.data.stats import compute_statistics_from_frame
+
+    store = str(tmp_path / "store")
+    frame = make_batch("reference", 500, 1)
+    first = validate_against_store(compute_statistics_from_frame(frame), store, "loans")
+    assert first.passed and first.schema_created
+    code, shown = cli_json(capsys, "data", "schema", "loans", "--store", store)
+    schema = yaml.safe_load(shown["yaml"])
+    schema["columns"]["region"]["domain"] = ["north"]  # pretend only one region is allowed
+    (tmp_path / "schema.yaml").write_text(yaml.safe_dump(schema))
+    code, stored = cli_json(capsys, "data", "schema", "loans", "--set",
+                            str(tmp_path / "schema.yaml"), "--store", store)
+    assert code == 0 and stored["version"] == 2
+    second = validate_against_store(compute_statistics_from_frame(frame), store, "loans")
+    assert not second.passed and "region" in second.reason
+
+
+def test_drift_between_versions_and_files_with_report(tmp_path, capsys):
+    make_batch("reference", 1500, 1).to_csv(tmp_path / "ref.csv", index=False)
+    make_batch("drifted", 1500, 2).to_csv(tmp_path / "cur.csv", index=False)
+    code, result = cli_json(capsys, "data", "drift", "--reference", str(tmp_path / "ref.csv"),
+                            "--current", str(tmp_path / "cur.csv"), "--report",
+                            str(tmp_path / "drift.html"), "--store", str(tmp_path / "s"))
+    assert code == 0 and result["dataset_drift"] is True
+    html = (tmp_path / "drift.html").read_text()
+    assert "data:image/png;base64," in html and "<script" not in html
+    code, error = cli_json(capsys, "data", "drift", "--reference", str(tmp_path / "ref.csv"),
+                           "--current", "iris", "--store", str(tmp_path / "s"))
+    assert code == 1 and "share no feature columns" in error["error"]
