@@ -70,15 +70,16 @@ def generate(rows: int, path: Path, seed: int = 0) -> None:
     frame.to_csv(path, index=False)
 
 
-def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+def timed(cmd: list[str], env: dict[str, str], stdout: Path) -> tuple[float, float]:
     """Wall seconds and peak RSS (MiB) of the largest process in ``cmd``'s tree."""
     start = time.perf_counter()
     wrapped = [sys.executable, "-c", (
         "import resource, subprocess, sys, json;"
-        "p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL);"
+        "out = open(sys.argv[1], 'w');"
+        "p = subprocess.run(sys.argv[2:], stdout=out, stderr=subprocess.DEVNULL);"
         "r = resource.getrusage(resource.RUSAGE_CHILDREN);"
         "print(json.dumps([p.returncode, r.ru_maxrss]))"
-    ), *cmd]
+    ), str(stdout), *cmd]
     out = subprocess.run(wrapped, env=env, check=True, capture_output=True, text=True).stdout
     seconds = time.perf_counter() - start
     code, maxrss_kb = json.loads(out)
@@ -112,16 +113,21 @@ def main() -> None:
         plain, suite = [], []
         for i in range(args.repeats):
             plain.append(timed([sys.executable, str(script), str(data), target,
-                                str(tmp_path / "plain.joblib")], env))
+                                str(tmp_path / "plain.joblib")], env, tmp_path / "plain.out"))
             suite.append(timed([str(bin_dir / "kfp-mlops"), "run", "--data", str(data), "--target",
                                 target, "--store", str(tmp_path / f"store{i}"),
-                                "--runs-dir", str(tmp_path / "runs"), "--output", "json"], env))
+                                "--runs-dir", str(tmp_path / "runs"), "--output", "json"], env,
+                               tmp_path / "suite.json"))
         p_time = statistics.median(t for t, _ in plain)
         s_time = statistics.median(t for t, _ in suite)
         print(f"data: {label}, {data.stat().st_size / 2**20:.1f} MiB CSV, {args.repeats} runs each")
         print(f"plain script      median {p_time:8.2f} s   peak RSS {max(m for _, m in plain):8.0f} MiB")
         print(f"kfp-mlops run     median {s_time:8.2f} s   peak RSS {max(m for _, m in suite):8.0f} MiB")
         print(f"ratio (suite / plain): {s_time / p_time:.2f}x")
+        summary = json.loads((tmp_path / "suite.json").read_text())
+        print("suite task seconds (last run):")
+        for task, seconds in sorted(summary["task_seconds"].items(), key=lambda kv: -kv[1]):
+            print(f"  {task:<22} {seconds:7.2f}")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ class RunLog:
         self._progress = progress
         self._pending = ""
         self._started: dict[str, float] = {}
+        self.durations: dict[str, float] = {}
         self.last_error: str | None = None
         self.failed_task: str | None = None
 
@@ -61,6 +62,7 @@ class RunLog:
         elif match := _FINISHED.search(line):
             task, status = match.groups()
             took = time.monotonic() - self._started.get(task, time.monotonic())
+            self.durations[task] = round(took, 3)
             ok = status == "SUCCESS"
             if not ok:
                 self.failed_task = task
@@ -107,6 +109,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"Model:     {summary['estimator']}")
     for column, reason in (summary.get("dropped_columns") or {}).items():
         lines.append(f"Dropped:   {column!r}: {reason}")
+    if summary.get("tuning"):
+        lines.append(f"Tuning:    {summary['tuning'].splitlines()[0]}")
     if summary.get("metrics"):
         lines.append(f"Metrics:   {format_metrics(summary['metrics'])}")
     if summary.get("monitor"):

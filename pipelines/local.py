@@ -59,7 +59,7 @@ class RunResult:
                 suffix = REPORT_OUTPUTS.get(key)
                 if suffix is None or not source.is_file():
                     continue
-                copy = self.run_dir / "reports" / f"{name}-{key}{suffix}"
+                copy = self.run_dir / "reports" / f"{name.replace('/', '-')}-{key}{suffix}"
                 copy.parent.mkdir(exist_ok=True)
                 shutil.copyfile(source, copy)
                 found[f"{name}/{key}"] = str(copy)
@@ -70,7 +70,8 @@ def read_run(run_dir: Path, succeeded: bool = True, error: str | None = None) ->
     """Collect the task outputs of a finished local run folder."""
     tasks = {}
     # In the order the tasks finished, so summaries read like the run.
-    outputs = sorted(run_dir.glob("*/executor_output.json"), key=lambda p: p.stat().st_mtime)
+    # Tasks inside dsl.ParallelFor sit one folder deeper (for-loop-N-iteration-I/task).
+    outputs = sorted(run_dir.rglob("executor_output.json"), key=lambda p: p.stat().st_mtime)
     for output in outputs:
         raw = json.loads(output.read_text())
         artifacts = {
@@ -78,7 +79,7 @@ def read_run(run_dir: Path, succeeded: bool = True, error: str | None = None) ->
                   "metadata": value["artifacts"][0].get("metadata", {})}
             for key, value in raw.get("artifacts", {}).items()
         }
-        name = output.parent.name
+        name = output.parent.relative_to(run_dir).as_posix()
         tasks[name] = TaskResult(name, raw.get("parameterValues", {}), artifacts)
     return RunResult(run_dir=run_dir, succeeded=succeeded, tasks=tasks, error=error)
 

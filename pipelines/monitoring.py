@@ -65,6 +65,7 @@ def build_continuous_pipeline(cluster: Optional[ClusterConfig] = None):
         namespace: str = "",
         canary_traffic_percent: int = 0,
         pushgateway: str = "",
+        n_trials: int = 0,
     ):
         """Retrain ``model_name`` on ``data`` when the batch drifted from its training data."""
         watch = on_cluster(
@@ -79,7 +80,7 @@ def build_continuous_pipeline(cluster: Optional[ClusterConfig] = None):
                 quality_metric=quality_metric, quality_threshold=quality_threshold,
                 blessing_policy=blessing_policy, update_schema=False, warn_only=False,
                 namespace=namespace, canary_traffic_percent=canary_traffic_percent,
-                cluster=cluster,
+                n_trials=n_trials, cluster=cluster,
             )
         with dsl.Else(name="retrain-skipped"):
             skip_step(step="retraining", reason=watch.outputs["reason"])

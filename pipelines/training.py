@@ -19,7 +19,18 @@ from kfp_mlops.components.data import (
     split_data,
     validate_data,
 )
-from kfp_mlops.components.model import bless_model, evaluate, publish, skip_step, train
+from kfp_mlops.components.model import (
+    bless_model,
+    evaluate,
+    fixed_params,
+    make_candidates,
+    model_card,
+    publish,
+    run_trial,
+    select_best,
+    skip_step,
+    train,
+)
 from kfp_mlops.components.serving import deploy, infra_validate
 from kfp_mlops.pipelines.cluster import ClusterConfig, on_cluster
 
@@ -45,6 +56,8 @@ def add_training_steps(
     warn_only,
     namespace,
     canary_traffic_percent,
+    n_trials=0,
+    search_space="auto",
     cluster: Optional[ClusterConfig] = None,
 ) -> None:
     """Add every training step and gate to the pipeline being defined.
@@ -71,9 +84,26 @@ def add_training_steps(
             dataset=dataset, target=checked.outputs["target"], task=checked.outputs["task"],
             test_size=test_size, seed=seed,
         )
+        # Tuning fans trials out as parallel tasks (pods on a cluster); without it the
+        # given parameters pass straight through.
+        with dsl.If(n_trials > 1, name="tune"):
+            candidates = make_candidates(
+                task=checked.outputs["task"], estimator=estimator, search_space=search_space,
+                n_trials=n_trials, seed=seed, params=params,
+            )
+            with dsl.ParallelFor(candidates.output, parallelism=8) as candidate:
+                trial = run_trial(
+                    train_data=split.outputs["train_data"], target=checked.outputs["target"],
+                    task=checked.outputs["task"], params=candidate, estimator=estimator,
+                    seed=seed,
+                )
+            best = select_best(results=dsl.Collected(trial.output))
+        with dsl.Else(name="no-tuning"):
+            given = fixed_params(params=params)
         trained = train(
             train_data=split.outputs["train_data"], target=checked.outputs["target"],
-            task=checked.outputs["task"], estimator=estimator, params=params, seed=seed,
+            task=checked.outputs["task"], estimator=estimator,
+            params=dsl.OneOf(best.outputs["params"], given.output), seed=seed,
             data_sha256=ingested.outputs["data_sha256"],
             dataset_version=ingested.outputs["dataset_version"],
         )
@@ -97,6 +127,10 @@ def add_training_steps(
                     run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
                 ),
                 cluster,
+            )
+            model_card(
+                model=trained.outputs["model"], test_data=split.outputs["test_data"],
+                blessing=model_gate.outputs["blessing"],
             )
             serving_gate = infra_validate(
                 model=trained.outputs["model"], test_data=split.outputs["test_data"]
@@ -144,6 +178,8 @@ def build_training_pipeline(cluster: Optional[ClusterConfig] = None):
         warn_only: bool = False,
         namespace: str = "",
         canary_traffic_percent: int = 0,
+        n_trials: int = 0,
+        search_space: str = "auto",
     ):
         """Train a model on ``data`` and release it through every gate.
 
@@ -157,7 +193,8 @@ def build_training_pipeline(cluster: Optional[ClusterConfig] = None):
             quality_metric=quality_metric, quality_threshold=quality_threshold,
             blessing_policy=blessing_policy, update_schema=update_schema,
             warn_only=warn_only, namespace=namespace,
-            canary_traffic_percent=canary_traffic_percent, cluster=cluster,
+            canary_traffic_percent=canary_traffic_percent, n_trials=n_trials,
+            search_space=search_space, cluster=cluster,
         )
 
     return training_pipeline
@@ -186,6 +223,7 @@ def summarize_training(run) -> dict:
         "metrics": metrics,
         "gates": run.gates(),
         "skipped": [t.parameters["Output"] for n, t in tasks.items() if n.startswith("skip-step")],
+        "tuning": tasks["select-best"].parameters.get("summary") if "select-best" in tasks else None,
         "model_uri": published.get("model_uri"),
         "model_name": published.get("model_name"),
         "version": int(published["version"]) if "version" in published else None,

@@ -107,3 +107,19 @@ def select_best(
 
 
 COMPONENTS = [make_candidates, run_trial, select_best]
+
+
+@dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
+def fixed_params(params: str = "{}") -> str:
+    """Pass the given estimator parameters on (the no-tuning side of ``dsl.OneOf``).
+
+    Args:
+        params: Estimator parameters as a JSON object.
+
+    Returns:
+        The same JSON.
+    """
+    return params
+
+
+COMPONENTS = [*COMPONENTS, fixed_params]

@@ -43,6 +43,7 @@ def execute(args: argparse.Namespace, pipeline, arguments: dict, title: str) -> 
         )
     summary = summarize_training(run)
     summary["log"] = str(final_log)
+    summary["task_seconds"] = log.durations
     emit(args, summary, format_summary(summary))
     return 0
 
@@ -59,6 +60,7 @@ def training_arguments(args: argparse.Namespace) -> dict:
             "auto" if args.quality_threshold is None else str(args.quality_threshold)
         ),
         "blessing_policy": args.blessing_policy or "auto",
+        "n_trials": args.n_trials,
     }
 
 
@@ -67,7 +69,8 @@ def run_command(args: argparse.Namespace) -> int:
     from kfp_mlops.pipelines.training import build_training_pipeline
 
     arguments = training_arguments(args)
-    arguments.update(update_schema=args.update_schema, warn_only=args.warn_only)
+    arguments.update(update_schema=args.update_schema, warn_only=args.warn_only,
+                     search_space=args.search_space)
     return execute(args, build_training_pipeline(), arguments, f"training on {args.data!r}")
 
 
@@ -97,6 +100,9 @@ def add_training_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument("--blessing-policy",
                      help="full policy replacing the two above, e.g. "
                      "'accuracy>=0.8,f1_macro>=0.7;tolerance=0.01'")
+    run.add_argument("--n-trials", type=int, default=0,
+                     help="tune: cross-validate this many candidates in parallel tasks, train "
+                     "the best (default 0: no tuning)")
     run.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR,
                      help=f"where kfp.local keeps run outputs (default {DEFAULT_RUNS_DIR})")
     add_store(run)
@@ -117,6 +123,9 @@ def register(commands) -> None:
     add_training_flags(run)
     run.add_argument("--update-schema", action="store_true",
                      help="re-infer the stored schema from this data (explicit, never silent)")
+    run.add_argument("--search-space", default="auto",
+                     help='tuning grid as JSON, e.g. \'{"max_depth": [3, 5, 8]}\' '
+                     "(default: one per estimator)")
     run.add_argument("--warn-only", action="store_true",
                      help="data anomalies are warnings: the data gate passes")
     run.set_defaults(handler=run_command)

@@ -206,6 +206,7 @@ def _figures(model: Any, metadata: ModelMetadata, frame: pd.DataFrame, seed: int
     inputs = prepare_inputs(frame, plan)[metadata.feature_names]
     figures: list[Figure] = []
     notes: list[str] = []
+    y: pd.Series
     if metadata.task == "classification":
         y = frame[metadata.target].astype(str)
         predicted = model.predict(inputs)
@@ -356,13 +357,13 @@ def render_model_card(
         )
     from threadpoolctl import threadpool_limits
 
+    verdict = blessing_from_dict(blessing) if blessing else None  # fail before the work
     labelled = test_frame[test_frame[metadata.target].notna()]
     # Hundreds of small predictions: OpenMP threads only add spin-waiting (5x slower on
     # a busy 2-core machine), so the card predicts on one thread.
     with threadpool_limits(limits=1, user_api="openmp"):
         evaluation = evaluate_model(model, metadata, labelled)
         figures, notes = _figures(model, metadata, labelled, seed)
-    verdict = blessing_from_dict(blessing) if blessing else None
     summary = dict(dataset_summary or {})
     intended = intended_use.strip() or default_intended_use(metadata)
     title = metadata.name or f"{metadata.target} model"

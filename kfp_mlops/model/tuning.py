@@ -284,12 +284,13 @@ def run_trial(
     inputs = prepare_inputs(labelled, plan)
     parsed = parse_params(params)
     model = build_pipeline(plan, make_estimator(task, estimator, parsed, seed))
+    y: pd.Series
     if task == "classification":
         y = labelled[target].astype(str)
-        smallest = y.value_counts()
-        if smallest.min() < cv_folds:
+        counts = y.value_counts()
+        if counts.min() < cv_folds:
             raise DataError(
-                f"class {smallest.idxmin()!r} has {smallest.min()} rows, fewer than "
+                f"class {counts.idxmin()!r} has {counts.min()} rows, fewer than "
                 f"cv_folds={cv_folds}; lower cv_folds or drop the rare class"
             )
         folds: KFold | StratifiedKFold = StratifiedKFold(cv_folds, shuffle=True, random_state=seed)

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.model_selection import train_test_split
+from threadpoolctl import threadpool_limits
 
 from kfp_mlops.data.sources import DataError, load_table
 from kfp_mlops.model.blessing import BlessingPolicy, bless
@@ -22,7 +23,9 @@ PNG = "data:image/png;base64,"
 def trained(name, target, task, tmp_path_factory, estimator="auto"):
     frame = load_table(name)
     train, test = train_test_split(frame, test_size=0.3, random_state=0)
-    model, metadata = train_model(train, target, task, estimator)
+    # One OpenMP thread: on a busy 2-core machine more threads only spin-wait.
+    with threadpool_limits(limits=1, user_api="openmp"):
+        model, metadata = train_model(train, target, task, estimator)
     folder = tmp_path_factory.mktemp(name) / "model"
     metadata = write_model_folder(model, metadata, folder)
     metadata.name, metadata.version, metadata.run_id = name.replace("_", "-"), 2, "run-123"
