@@ -106,6 +106,7 @@ def add_training_steps(
             params=dsl.OneOf(best.outputs["params"], given.output), seed=seed,
             data_sha256=ingested.outputs["data_sha256"],
             dataset_version=ingested.outputs["dataset_version"],
+            model_name=checked.outputs["model_name"],
         )
         evaluated = evaluate(model=trained.outputs["model"], test_data=split.outputs["test_data"])
         model_gate = on_cluster(

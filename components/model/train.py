@@ -15,6 +15,7 @@ def train(
     seed: int = 42,
     data_sha256: str = "",
     dataset_version: str = "",
+    model_name: str = "",
 ):
     """Fit a scikit-learn Pipeline (imputation, scaling, one-hot encoding, estimator).
 
@@ -29,12 +30,13 @@ def train(
         seed: Random seed of the estimator.
         data_sha256: sha256 of the ingested data, recorded in the metadata.
         dataset_version: Dataset version id, recorded in the metadata.
+        model_name: Registry name, recorded so reports can name the model before publishing.
     """
     from kfp_mlops.model.steps import train_step
 
     metadata = train_step(
         train_data.path, model.path, target, task, estimator, params, seed,
-        data_sha256 or None, dataset_version or None,
+        data_sha256 or None, dataset_version or None, model_name or None,
     )
     model.metadata.update({
         "framework": "scikit-learn", "framework_version": metadata.sklearn_version,

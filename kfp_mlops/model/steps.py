@@ -22,11 +22,13 @@ def train_step(
     seed: int = 42,
     data_sha256: str | None = None,
     dataset_version: str | None = None,
+    model_name: str | None = None,
 ) -> ModelMetadata:
     """Train on the Parquet at ``train_path``; write the model folder to ``model_dir``."""
     model, metadata = train_model(read_dataset(train_path), target, task, estimator, params, seed)
     metadata.data_sha256 = data_sha256
     metadata.dataset_version = dataset_version
+    metadata.name = model_name
     return write_model_folder(model, metadata, model_dir)
 
 
