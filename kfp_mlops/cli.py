@@ -42,13 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _error_types() -> tuple[type[BaseException], ...]:
-    from kfp_mlops.data.sources import DataError
-    from kfp_mlops.model.package import ModelIntegrityError
-    from kfp_mlops.model.registry import RegistryError
     from kfp_mlops.data.drift import DriftError
     from kfp_mlops.data.schema import SchemaError
+    from kfp_mlops.data.sources import DataError
     from kfp_mlops.data.stats import StatisticsError
     from kfp_mlops.model.blessing import PolicyError
+    from kfp_mlops.model.package import ModelIntegrityError
+    from kfp_mlops.model.registry import RegistryError
     from kfp_mlops.storage import StoreError
 
     return (CliError, DataError, StoreError, ModelIntegrityError, RegistryError, SchemaError,

@@ -254,7 +254,9 @@ class S3Store(Store):
         )
 
     def get_bytes(self, key: str) -> bytes:
-        response = self._call(self.uri_for(key), self.client.get_object, self.bucket, self._key(key))
+        response = self._call(
+            self.uri_for(key), self.client.get_object, self.bucket, self._key(key)
+        )
         try:
             return response.read()
         finally:
@@ -282,7 +284,9 @@ class S3Store(Store):
 
     def upload_file(self, key: str, path: str | Path) -> None:
         self.ensure_bucket()
-        self._call(self.uri_for(key), self.client.fput_object, self.bucket, self._key(key), str(path))
+        self._call(
+            self.uri_for(key), self.client.fput_object, self.bucket, self._key(key), str(path)
+        )
 
     def download_file(self, key: str, path: str | Path) -> None:
         self._call(
@@ -301,7 +305,7 @@ class S3Store(Store):
         if commit_file not in rel:
             raise StoreError(f"{local_dir} has no {commit_file} to publish last")
         # S3 has no rename: the commit file, written last, is what makes the folder real.
-        for path, name in zip(files, rel):
+        for path, name in zip(files, rel, strict=True):
             if name != commit_file:
                 self.upload_file(f"{prefix}/{name}", path)
         self.upload_file(f"{prefix}/{commit_file}", Path(local_dir) / commit_file)

@@ -1,10 +1,8 @@
 """The batch inference pipeline: a registry version or stage plus a dataset -> predictions."""
 
-from typing import Optional
 
 # No "from __future__ import annotations": KFP reads the pipeline signature at runtime.
 from kfp import dsl
-
 from kfp_mlops.components.serving import batch_predict
 from kfp_mlops.pipelines.cluster import ClusterConfig, on_cluster
 from kfp_mlops.pipelines.training import DEFAULT_CLUSTER_STORE
@@ -12,7 +10,7 @@ from kfp_mlops.pipelines.training import DEFAULT_CLUSTER_STORE
 PIPELINE_NAME = "kfp-mlops-batch-inference"
 
 
-def build_batch_pipeline(cluster: Optional[ClusterConfig] = None):
+def build_batch_pipeline(cluster: ClusterConfig | None = None):
     """Build the batch inference pipeline; ``cluster`` adds S3 credentials."""
 
     @dsl.pipeline(

@@ -84,7 +84,9 @@ def read_run(run_dir: Path, succeeded: bool = True, error: str | None = None) ->
     return RunResult(run_dir=run_dir, succeeded=succeeded, tasks=tasks, error=error)
 
 
-def run_locally(pipeline, arguments: dict[str, Any], runs_dir: str | Path = DEFAULT_RUNS_DIR) -> RunResult:
+def run_locally(
+    pipeline, arguments: dict[str, Any], runs_dir: str | Path = DEFAULT_RUNS_DIR
+) -> RunResult:
     """Run ``pipeline`` with ``kfp.local``; never raises for a failed task."""
     from kfp import local
 

@@ -1,10 +1,8 @@
 """The monitoring pipeline and the continuous training pipeline built on it."""
 
-from typing import Optional
 
 # No "from __future__ import annotations": KFP reads the pipeline signature at runtime.
 from kfp import dsl
-
 from kfp_mlops.components.model import skip_step
 from kfp_mlops.components.monitoring import monitor
 from kfp_mlops.pipelines.cluster import ClusterConfig, on_cluster
@@ -14,7 +12,7 @@ MONITORING_NAME = "kfp-mlops-monitoring"
 CONTINUOUS_NAME = "kfp-mlops-continuous-training"
 
 
-def build_monitoring_pipeline(cluster: Optional[ClusterConfig] = None):
+def build_monitoring_pipeline(cluster: ClusterConfig | None = None):
     """Build the monitoring pipeline: one batch against the production model's data."""
 
     @dsl.pipeline(
@@ -39,7 +37,7 @@ def build_monitoring_pipeline(cluster: Optional[ClusterConfig] = None):
     return monitoring_pipeline
 
 
-def build_continuous_pipeline(cluster: Optional[ClusterConfig] = None):
+def build_continuous_pipeline(cluster: ClusterConfig | None = None):
     """Build the continuous training pipeline: monitor, then retrain only on drift."""
 
     @dsl.pipeline(

@@ -7,11 +7,9 @@ Every gate is a boolean plus a reason; every ``dsl.If`` has a ``dsl.Else`` that
 records why the next step was skipped.
 """
 
-from typing import Optional
 
 # No "from __future__ import annotations": KFP reads the pipeline signature at runtime.
 from kfp import dsl
-
 from kfp_mlops.components.data import (
     check_data,
     compute_statistics,
@@ -58,7 +56,7 @@ def add_training_steps(
     canary_traffic_percent,
     n_trials=0,
     search_space="auto",
-    cluster: Optional[ClusterConfig] = None,
+    cluster: ClusterConfig | None = None,
 ) -> None:
     """Add every training step and gate to the pipeline being defined.
 
@@ -154,7 +152,7 @@ def add_training_steps(
         skip_step(step="training", reason=data_gate.outputs["reason"])
 
 
-def build_training_pipeline(cluster: Optional[ClusterConfig] = None):
+def build_training_pipeline(cluster: ClusterConfig | None = None):
     """Build the training pipeline; ``cluster`` adds S3 credentials for a real cluster."""
 
     @dsl.pipeline(
@@ -224,7 +222,8 @@ def summarize_training(run) -> dict:
         "metrics": metrics,
         "gates": run.gates(),
         "skipped": [t.parameters["Output"] for n, t in tasks.items() if n.startswith("skip-step")],
-        "tuning": tasks["select-best"].parameters.get("summary") if "select-best" in tasks else None,
+        "tuning": tasks["select-best"].parameters.get("summary")
+        if "select-best" in tasks else None,
         "model_uri": published.get("model_uri"),
         "model_name": published.get("model_name"),
         "version": int(published["version"]) if "version" in published else None,

@@ -1,6 +1,5 @@
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Output
-
 from kfp_mlops.components.image import DEFAULT_IMAGE
 
 

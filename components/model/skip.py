@@ -1,5 +1,4 @@
 from kfp import dsl
-
 from kfp_mlops.components.image import DEFAULT_IMAGE
 
 

@@ -1,7 +1,6 @@
 from typing import NamedTuple
 
 from kfp import dsl
-
 from kfp_mlops.components.image import DEFAULT_IMAGE
 
 

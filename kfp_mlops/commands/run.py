@@ -94,7 +94,8 @@ def add_training_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument("--params", help='estimator parameters as JSON, e.g. \'{"max_depth": 3}\'')
     run.add_argument("--test-size", type=float, default=0.2, help="held-out share (default 0.2)")
     run.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
-    run.add_argument("--quality-metric", help="metric the model gate judges (default accuracy / r2)")
+    run.add_argument("--quality-metric",
+                     help="metric the model gate judges (default accuracy / r2)")
     run.add_argument("--quality-threshold", type=float,
                      help="its threshold (default 0.7 accuracy / 0.2 r2)")
     run.add_argument("--blessing-policy",

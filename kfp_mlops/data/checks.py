@@ -41,7 +41,9 @@ def check_training_data(
     """Check ``frame`` can train a model for ``target``; raise :class:`DataError` if not."""
     if frame.columns.duplicated().any():
         dupes = sorted(set(frame.columns[frame.columns.duplicated()]))
-        raise DataError(f"column names {dupes} appear more than once; rename them so each is unique")
+        raise DataError(
+            f"column names {dupes} appear more than once; rename them so each is unique"
+        )
     if target not in frame.columns:
         raise DataError(
             f"target column {target!r} is not in the data; its columns are "
@@ -56,14 +58,17 @@ def check_training_data(
             "are needed to train and hold out a test split. Give more data"
         )
     if frame.shape[1] < 2:
-        raise DataError(f"the data has only the target column {target!r}; there is nothing to learn from")
+        raise DataError(
+            f"the data has only the target column {target!r}; there is nothing to learn from"
+        )
     task = task or infer_task(labelled[target])
     classes = None
     if task == "classification":
         counts = labelled[target].astype(str).value_counts()
         if len(counts) < 2:
             raise DataError(
-                f"target {target!r} has a single class ({counts.index[0]!r}) in {len(labelled)} rows; "
+                f"target {target!r} has a single class ({counts.index[0]!r}) in "
+                f"{len(labelled)} rows; "
                 "a classifier needs at least two. Check the data or the target column"
             )
         classes = sorted(counts.index.tolist())

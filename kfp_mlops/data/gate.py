@@ -32,8 +32,10 @@ def validate_against_store(
     report_path: str | Path | None = None,
     summary_path: str | Path | None = None,
 ) -> DataGateResult:
-    """Validate ``stats`` against the stored schema ``schema_name`` (inferred the first
-    time, re-inferred only with ``update_schema``); write the HTML and Markdown reports."""
+    """Validate ``stats`` against the stored schema ``schema_name``; write the reports.
+
+    The schema is inferred the first time and re-inferred only with ``update_schema``.
+    """
     schema, created = infer_or_load_schema(
         open_store(store_uri), schema_name, stats, update=update_schema
     )

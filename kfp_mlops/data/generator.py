@@ -1,5 +1,6 @@
-"""Reference and drifted batches of a credit-risk-like table, so the whole
-monitor -> retrain -> promote loop runs locally with nothing downloaded.
+"""Reference and drifted batches of a credit-risk-like table for the local drift loop.
+
+They let the whole monitor -> retrain -> promote loop run with nothing downloaded.
 
 ``reference`` batches come from one fixed world. ``drifted`` batches move it: incomes
 fall, debt rises, regions and employment mix change (data drift), and the link between
@@ -31,7 +32,9 @@ def make_batch(kind: str = "reference", rows: int = 2000, seed: int = 0) -> pd.D
     employment_p = [0.3, 0.35, 0.3, 0.05] if drifted else [0.6, 0.15, 0.1, 0.15]
     frame = pd.DataFrame({
         "age": np.clip(rng.normal(47 if drifted else 42, 11, rows), 18, 90).round(),
-        "income": np.clip(rng.lognormal(10.45 if drifted else 10.8, 0.45, rows), 5e3, 4e5).round(-2),
+        "income": np.clip(
+            rng.lognormal(10.45 if drifted else 10.8, 0.45, rows), 5e3, 4e5
+        ).round(-2),
         "debt_ratio": np.clip(rng.beta(3.2 if drifted else 2, 4, rows), 0, 1).round(3),
         "credit_lines": rng.poisson(4.5 if drifted else 3, rows),
         "region": rng.choice(REGIONS, rows, p=region_p),

@@ -25,9 +25,14 @@ class IngestResult:
     new_version: bool = False
 
 
-def ingest_to_parquet(source: str, out_path: str | Path, store_uri: str | None = None) -> IngestResult:
-    """Load ``source``, publish it as a dataset version in ``store_uri`` (if given), and
-    write it to ``out_path`` as Parquet (written beside, then renamed)."""
+def ingest_to_parquet(
+    source: str, out_path: str | Path, store_uri: str | None = None
+) -> IngestResult:
+    """Load ``source`` and write it to ``out_path`` as Parquet.
+
+    With ``store_uri`` it is also published as a dataset version. The Parquet file is
+    written beside its target and renamed, so nobody reads half of it.
+    """
     frame = load_table(source)
     frame.columns = [str(c) for c in frame.columns]
     uri = f"bundled:{source}" if source in BUNDLED else source

@@ -139,7 +139,8 @@ def load_model_folder(folder: str | Path, check_sklearn: bool = True) -> tuple[A
             f"{metadata.model_sha256}: the file was changed after publishing; "
             "re-publish the model instead of editing it"
         )
-    if check_sklearn and metadata.sklearn_version and metadata.sklearn_version != sklearn.__version__:
+    trained_with = metadata.sklearn_version
+    if check_sklearn and trained_with and trained_with != sklearn.__version__:
         raise ModelIntegrityError(
             f"model was trained with scikit-learn {metadata.sklearn_version} but "
             f"{sklearn.__version__} is installed; serve it with the image that trained it "

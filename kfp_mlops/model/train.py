@@ -95,7 +95,9 @@ def parse_params(params: str | dict[str, Any] | None) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise DataError(f"estimator params {params!r} are not a JSON object: {exc.msg}") from None
     if not isinstance(parsed, dict):
-        raise DataError(f"estimator params {params!r} must be a JSON object like {{\"max_depth\": 3}}")
+        raise DataError(
+            f"estimator params {params!r} must be a JSON object like {{\"max_depth\": 3}}"
+        )
     return parsed
 
 
@@ -116,7 +118,10 @@ def train_model(
     model = build_pipeline(plan, make_estimator(task, estimator, parsed, seed))
     model.fit(inputs, y)
     features = [
-        Feature(name=c, dtype=str(inputs[c].dtype), kind="numeric" if c in plan.numeric else "categorical")
+        Feature(
+            name=c, dtype=str(inputs[c].dtype),
+            kind="numeric" if c in plan.numeric else "categorical",
+        )
         for c in plan.columns
     ]
     metadata = ModelMetadata(

@@ -1,5 +1,8 @@
-"""Release a registry version: deploy it to KServe (when a cluster is configured), then
-record the outcome in the registry. A failed rollout leaves the registry unchanged."""
+"""Release a registry version: deploy it to KServe, then record the outcome.
+
+Without a cluster the registry alone records the promotion. A failed rollout leaves the
+registry unchanged.
+"""
 
 from __future__ import annotations
 

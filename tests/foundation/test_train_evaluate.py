@@ -3,10 +3,10 @@ import pandas as pd
 import pytest
 
 from kfp_mlops.data.sources import DataError, load_table
-from kfp_mlops.model.evaluate import evaluate_model
 from kfp_mlops.model.blessing import BlessingPolicy, bless
-from kfp_mlops.model.gates import policy_spec
+from kfp_mlops.model.evaluate import evaluate_model
 from kfp_mlops.model.features import plan_features
+from kfp_mlops.model.gates import policy_spec
 from kfp_mlops.model.package import ModelIntegrityError, load_model_folder, write_model_folder
 from kfp_mlops.model.train import train_model
 
