@@ -104,7 +104,25 @@ def _read_file(path: Path, shown: str) -> pd.DataFrame:
         raise DataError(f"cannot read {shown!r}: {type(exc).__name__}: {exc}") from None
     if frame.empty:
         raise DataError(f"{shown!r} has no rows; give a file with data")
+    if suffix not in (".parquet", ".pq"):
+        _refuse_duplicate_header(path, shown, "\t" if suffix == ".tsv" else ",")
     return frame
+
+
+def _refuse_duplicate_header(path: Path, shown: str, sep: str) -> None:
+    """pandas silently renames a repeated CSV column to ``name.1``; say so instead."""
+    import csv
+    import gzip
+
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8", newline="") as handle:
+        header = next(csv.reader(handle, delimiter=sep), [])
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:
+        raise DataError(
+            f"{shown!r} has the column name(s) {repeated} more than once; rename them so "
+            "each column is unique"
+        )
 
 
 def _load_s3(uri: str) -> pd.DataFrame:

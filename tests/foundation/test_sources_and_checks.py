@@ -42,6 +42,7 @@ def test_s3_csv_source(s3, tmp_path):
         (b"", "is empty"),
         (b'a,b\n1,"unterminated\n', "cannot parse"),
         (b"a,b\n", "has no rows"),
+        (b"a,b,a\n1,2,3\n", "more than once"),
     ],
 )
 def test_unreadable_files_name_the_problem(tmp_path, content, message):
