@@ -110,7 +110,7 @@ def _read_file(path: Path, shown: str) -> pd.DataFrame:
 
 
 def _refuse_duplicate_header(path: Path, shown: str, sep: str) -> None:
-    """pandas silently renames a repeated CSV column to ``name.1``; say so instead."""
+    """Pandas silently renames a repeated CSV column to ``name.1``; say so instead."""
     import csv
     import gzip
 

@@ -7,6 +7,7 @@ cannot skew from training, and the stock KServe sklearn server can load the mode
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -101,6 +102,35 @@ def parse_params(params: str | dict[str, Any] | None) -> dict[str, Any]:
     return parsed
 
 
+@dataclass
+class TrainingSetup:
+    """An unfitted model and the prepared rows it learns from (training and tuning)."""
+
+    model: Pipeline
+    inputs: pd.DataFrame
+    y: pd.Series
+    plan: FeaturePlan
+    params: dict[str, Any]
+
+
+def prepare_training(
+    frame: pd.DataFrame,
+    target: str,
+    task: str,
+    estimator: str = "auto",
+    params: str | dict[str, Any] | None = None,
+    seed: int = 42,
+) -> TrainingSetup:
+    """Choose features, prepare the rows with a target, and build the unfitted model."""
+    labelled = frame[frame[target].notna()]
+    plan = plan_features(labelled, target)
+    inputs = prepare_inputs(labelled, plan)
+    y = labelled[target].astype(str) if task == "classification" else labelled[target].astype(float)
+    parsed = parse_params(params)
+    model = build_pipeline(plan, make_estimator(task, estimator, parsed, seed))
+    return TrainingSetup(model, inputs, y, plan, parsed)
+
+
 def train_model(
     frame: pd.DataFrame,
     target: str,
@@ -110,13 +140,9 @@ def train_model(
     seed: int = 42,
 ) -> tuple[Pipeline, ModelMetadata]:
     """Fit a Pipeline on ``frame``; return it with metadata describing its inputs."""
-    labelled = frame[frame[target].notna()]
-    plan = plan_features(labelled, target)
-    inputs = prepare_inputs(labelled, plan)
-    y = labelled[target].astype(str) if task == "classification" else labelled[target].astype(float)
-    parsed = parse_params(params)
-    model = build_pipeline(plan, make_estimator(task, estimator, parsed, seed))
-    model.fit(inputs, y)
+    setup = prepare_training(frame, target, task, estimator, params, seed)
+    model, inputs, plan, parsed = setup.model, setup.inputs, setup.plan, setup.params
+    model.fit(inputs, setup.y)
     features = [
         Feature(
             name=c, dtype=str(inputs[c].dtype),

@@ -25,13 +25,12 @@ from typing import Any
 import pandas as pd
 
 from kfp_mlops.errors import DataError
-from kfp_mlops.model.features import plan_features, prepare_inputs
 from kfp_mlops.model.train import (
     DEFAULT_ESTIMATOR,
     ESTIMATORS,
-    build_pipeline,
     make_estimator,
     parse_params,
+    prepare_training,
 )
 
 SearchSpace = dict[str, list[Any]]
@@ -279,14 +278,9 @@ def run_trial(
         raise DataError(f"training data has no target column {target!r}")
     if cv_folds < 2:
         raise DataError(f"cv_folds is {cv_folds}; cross-validation needs at least 2 folds")
-    labelled = frame[frame[target].notna()]
-    plan = plan_features(labelled, target)
-    inputs = prepare_inputs(labelled, plan)
-    parsed = parse_params(params)
-    model = build_pipeline(plan, make_estimator(task, estimator, parsed, seed))
-    y: pd.Series
+    setup = prepare_training(frame, target, task, estimator, params, seed)
+    model, inputs, y, parsed = setup.model, setup.inputs, setup.y, setup.params
     if task == "classification":
-        y = labelled[target].astype(str)
         counts = y.value_counts()
         if counts.min() < cv_folds:
             raise DataError(
@@ -295,7 +289,6 @@ def run_trial(
             )
         folds: KFold | StratifiedKFold = StratifiedKFold(cv_folds, shuffle=True, random_state=seed)
     else:
-        y = labelled[target].astype(float)
         if len(y) < cv_folds:
             raise DataError(f"{len(y)} labelled rows cannot make {cv_folds} folds; lower cv_folds")
         folds = KFold(cv_folds, shuffle=True, random_state=seed)

@@ -25,6 +25,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from kfp_mlops.model.package import Feature, load_model_folder
+from kfp_mlops.serving.predictor import dtype_family
 
 PREDICTION_COLUMN = "prediction"
 PROBABILITY_PREFIX = "proba_"
@@ -44,15 +45,6 @@ class BatchResult:
     output_path: str
     columns: list[str] = field(default_factory=list)
     seconds: float = 0.0
-
-
-def _family(dtype: str) -> str:
-    name = dtype.lower()
-    if name in ("bool", "boolean"):
-        return "bool"
-    if name.startswith(("int", "uint", "float")):
-        return "numeric"
-    return "string"
 
 
 def _arrow_family(arrow_type: pa.DataType) -> str:
@@ -85,7 +77,7 @@ def check_schema(
         raise BatchInputError(f"keep_columns {absent} are not columns of {source}")
     for feature in features:
         found = _arrow_family(schema.field(feature.name).type)
-        wanted = _family(feature.dtype)
+        wanted = dtype_family(feature.dtype)
         if found != wanted and not (found == "null" and feature.nullable):
             raise BatchInputError(
                 f"column '{feature.name}' is {schema.field(feature.name).type} in {source} "
@@ -103,7 +95,7 @@ def conform_frame(frame: pd.DataFrame, features: Sequence[Feature], first_row: i
     """
     for feature in features:
         column = frame[feature.name]
-        family = _family(feature.dtype)
+        family = dtype_family(feature.dtype)
         values = column.to_numpy()
         missing = pd.isna(values)
         has_missing = bool(missing.any())
@@ -130,7 +122,7 @@ def _csv_batches(
     # Fix the types from the schema: per-block inference would flip int/float mid-file.
     types: dict[str, pa.DataType] = {}
     for feature in features:
-        family = _family(feature.dtype)
+        family = dtype_family(feature.dtype)
         types[feature.name] = {"numeric": pa.float64(), "string": pa.string(), "bool": pa.bool_()}[
             family
         ]
