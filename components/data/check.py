@@ -31,7 +31,7 @@ def check_data(
     from collections import namedtuple
 
     from kfp_mlops.data.checks import check_training_data
-    from kfp_mlops.data.ingest import read_dataset
+    from kfp_mlops.data.ingest import dataset_columns, read_dataset
     from kfp_mlops.data.sources import DataError, default_target
     from kfp_mlops.model.registry import validate_name
     from kfp_mlops.model.steps import model_name_for
@@ -39,9 +39,10 @@ def check_data(
     target = default_target(source) if target == "auto" else target
     if not target:
         raise DataError(f"no target column given for {source!r}; pass --target COLUMN")
-    checked = check_training_data(
-        read_dataset(dataset.path), target, None if task == "auto" else task
-    )
+    # Only the target column is read: the checks need the other columns' names only.
+    columns = dataset_columns(dataset.path)
+    frame = read_dataset(dataset.path, columns=[target] if target in columns else [])
+    checked = check_training_data(frame, target, None if task == "auto" else task, columns=columns)
     name = model_name_for(source) if model_name == "auto" else validate_name(model_name)
     print(f"data check passed: {checked.rows} rows, {checked.columns} columns, task {checked.task}")
     outputs = namedtuple("CheckOutputs", ["target", "task", "rows", "model_name"])

@@ -36,18 +36,27 @@ def infer_task(target: pd.Series) -> str:
 
 
 def check_training_data(
-    frame: pd.DataFrame, target: str, task: str | None = None, min_rows: int = MIN_ROWS
+    frame: pd.DataFrame,
+    target: str,
+    task: str | None = None,
+    min_rows: int = MIN_ROWS,
+    columns: list[str] | None = None,
 ) -> DataCheck:
-    """Check ``frame`` can train a model for ``target``; raise :class:`DataError` if not."""
-    if frame.columns.duplicated().any():
-        dupes = sorted(set(frame.columns[frame.columns.duplicated()]))
+    """Check ``frame`` can train a model for ``target``; raise :class:`DataError` if not.
+
+    ``columns`` names every column of the data when ``frame`` holds only the target
+    (so large data need not be read whole for these checks).
+    """
+    names = pd.Index(columns if columns is not None else frame.columns)
+    if names.duplicated().any():
+        dupes = sorted(set(names[names.duplicated()]))
         raise DataError(
             f"column names {dupes} appear more than once; rename them so each is unique"
         )
-    if target not in frame.columns:
+    if target not in names:
         raise DataError(
             f"target column {target!r} is not in the data; its columns are "
-            f"{_preview(list(frame.columns))}. Pass the right one with --target"
+            f"{_preview(list(names))}. Pass the right one with --target"
         )
     if task is not None and task not in TASKS:
         raise DataError(f"task {task!r} is unknown; use one of {', '.join(TASKS)} or leave it out")
@@ -57,7 +66,7 @@ def check_training_data(
             f"only {len(labelled)} rows have a value in target {target!r}; at least {min_rows} "
             "are needed to train and hold out a test split. Give more data"
         )
-    if frame.shape[1] < 2:
+    if len(names) < 2:
         raise DataError(
             f"the data has only the target column {target!r}; there is nothing to learn from"
         )
@@ -77,7 +86,7 @@ def check_training_data(
             f"task is regression but target {target!r} holds text such as "
             f"{labelled[target].iloc[0]!r}; use --task classification or a numeric target"
         )
-    return DataCheck(task=task, rows=len(labelled), columns=frame.shape[1] - 1, classes=classes)
+    return DataCheck(task=task, rows=len(labelled), columns=len(names) - 1, classes=classes)
 
 
 def _preview(names: list[str], limit: int = 12) -> str:

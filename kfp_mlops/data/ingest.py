@@ -51,6 +51,13 @@ def ingest_to_parquet(
     )
 
 
-def read_dataset(path: str | Path) -> pd.DataFrame:
+def read_dataset(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:
     """Read a dataset artifact written by :func:`ingest_to_parquet` or a split."""
-    return pd.read_parquet(path)
+    return pd.read_parquet(path, columns=columns)
+
+
+def dataset_columns(path: str | Path) -> list[str]:
+    """Column names of a Parquet dataset, without reading its rows."""
+    import pyarrow.parquet as pq
+
+    return pq.read_schema(path).names

@@ -41,8 +41,14 @@ def evaluate_model(model, metadata: ModelMetadata, frame: pd.DataFrame) -> Evalu
 
 
 def _classification(model, inputs: pd.DataFrame, y: pd.Series) -> Evaluation:
-    predicted = model.predict(inputs)
     labels = [str(c) for c in model.classes_]
+    # One pass through the pipeline: a scikit-learn classifier's predict is the argmax
+    # of predict_proba, so deriving it halves evaluation time on large test splits.
+    proba = model.predict_proba(inputs) if hasattr(model, "predict_proba") else None
+    predicted = (
+        np.asarray(model.classes_)[proba.argmax(axis=1)] if proba is not None
+        else model.predict(inputs)
+    )
     result = {
         "accuracy": skm.accuracy_score(y, predicted),
         "balanced_accuracy": skm.balanced_accuracy_score(y, predicted),
@@ -55,8 +61,7 @@ def _classification(model, inputs: pd.DataFrame, y: pd.Series) -> Evaluation:
         labels=labels,
         confusion_matrix=skm.confusion_matrix(y, predicted, labels=labels).tolist(),
     )
-    if hasattr(model, "predict_proba"):
-        proba = model.predict_proba(inputs)
+    if proba is not None:
         result["log_loss"] = skm.log_loss(y, proba, labels=labels)
         if len(labels) == 2:
             positive = (y == labels[1]).astype(int)
