@@ -12,6 +12,8 @@ from kfp_mlops.data.sources import BUNDLED, load_table
 from kfp_mlops.data.versions import write_dataset_version
 from kfp_mlops.storage import open_store
 
+ROW_GROUP_ROWS = 100_000
+
 
 @dataclass(frozen=True)
 class IngestResult:
@@ -42,7 +44,8 @@ def ingest_to_parquet(
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(out_path.name + ".tmp")
-    frame.to_parquet(tmp, index=False)
+    # Row groups of 100k rows let later steps stream the file with bounded memory.
+    frame.to_parquet(tmp, index=False, row_group_size=ROW_GROUP_ROWS)
     tmp.replace(out_path)
     digest = hashlib.sha256(out_path.read_bytes()).hexdigest()
     return IngestResult(
