@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kfp_mlops.data.report import html_report, markdown_summary
-from kfp_mlops.data.schema import infer_or_load_schema
+from kfp_mlops.data.schema import infer_schema, load_schema, save_schema
 from kfp_mlops.data.stats import DatasetStatistics
 from kfp_mlops.data.validation import ValidationResult, ValidationThresholds, validate
-from kfp_mlops.storage import open_store
+from kfp_mlops.storage import StoreError, open_store
 
 
 @dataclass(frozen=True)
@@ -36,16 +36,28 @@ def validate_against_store(
 
     The schema is inferred the first time and re-inferred only with ``update_schema``.
     """
-    schema, created = infer_or_load_schema(
-        open_store(store_uri), schema_name, stats, update=update_schema
-    )
+    store = open_store(store_uri)
+    try:
+        schema = None if update_schema else load_schema(store, schema_name)
+    except StoreError:  # no schema yet: this data defines it
+        schema = None
+    created = schema is None
+    if schema is None:
+        schema = infer_schema(stats)
     result = validate(stats, schema, ValidationThresholds(warn_only=warn_only))
-    reason = result.reason
-    if created:
-        reason = f"{reason} (schema '{schema_name}' inferred from this data and stored)"
-    if not result.passed:
-        fixes = "; ".join(f"{a.message} -> {a.fix}" for a in result.errors[:5])
-        reason = f"{reason}: {fixes}"
+    if result.passed:
+        reason = result.reason
+        if created:
+            # Only data that passes becomes the reference schema.
+            save_schema(store, schema, schema_name)
+            reason = f"{reason} (schema '{schema_name}' v{schema.version} inferred from this data)"
+    else:
+        errors = result.errors
+        reason = f"{len(errors)} blocking anomal{'y' if len(errors) == 1 else 'ies'}: " + "; ".join(
+            f"{a.message} (fix: {a.fix})" for a in errors[:5]
+        )
+        if len(errors) > 5:
+            reason += f"; and {len(errors) - 5} more in the report"
     if report_path:
         Path(report_path).write_text(
             html_report(stats, validation=result, title=f"Data report: {schema_name}")

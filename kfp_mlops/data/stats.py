@@ -136,6 +136,9 @@ def column_kind(arrow_type: pa.DataType) -> str:
         return "numeric"
     if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
         return "categorical"
+    if pa.types.is_null(arrow_type):
+        # An all-empty column: profiled as (empty) categories so validation can report it.
+        return "categorical"
     if pa.types.is_timestamp(arrow_type) or pa.types.is_date(arrow_type):
         return "datetime"
     raise StatisticsError(

@@ -118,3 +118,32 @@ def test_warn_only_passes_but_reports(schema, mixed):
     assert result.passed
     assert [a.severity for a in result.anomalies] == ["warning"]
     assert result.to_dict()["anomalies"][0]["kind"] == "missing_column"
+
+
+def test_all_null_column_is_an_anomaly_not_a_crash():
+    import pandas as pd
+
+    from kfp_mlops.data.schema import infer_schema
+    from kfp_mlops.data.stats import compute_statistics_from_frame
+    from kfp_mlops.data.validation import validate
+
+    frame = pd.DataFrame({"a": range(50), "empty": [None] * 50})
+    stats = compute_statistics_from_frame(frame)
+    result = validate(stats, infer_schema(stats))
+    assert not result.passed
+    assert any(a.column == "empty" and a.kind == "all_null" for a in result.anomalies)
+
+
+def test_a_failing_first_dataset_does_not_become_the_schema(tmp_path):
+    import pandas as pd
+
+    from kfp_mlops.data.gate import validate_against_store
+    from kfp_mlops.data.stats import compute_statistics_from_frame
+
+    good = pd.DataFrame({"a": range(100), "b": ["x", "y"] * 50})
+    bad = pd.concat([good, good.head(40)])  # 29% duplicate rows
+    first = validate_against_store(compute_statistics_from_frame(bad), str(tmp_path), "t")
+    assert not first.passed and "repeat an earlier row" in first.reason
+    assert not (tmp_path / "schemas").exists()
+    second = validate_against_store(compute_statistics_from_frame(good), str(tmp_path), "t")
+    assert second.passed and second.schema_created
