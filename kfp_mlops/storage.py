@@ -320,14 +320,12 @@ def _minio_client_from_env():
     from minio import Minio
 
     endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("S3_ENDPOINT")
-    if endpoint:
-        parsed = urlparse(endpoint if "://" in endpoint else f"https://{endpoint}")
-        secure = parsed.scheme == "https"
-        if "S3_USE_HTTPS" in os.environ and "://" not in endpoint:
-            secure = os.environ["S3_USE_HTTPS"] not in ("0", "false", "False")
-        host = parsed.netloc
-    else:
-        host, secure = "s3.amazonaws.com", True
+    if endpoint and "://" not in endpoint:
+        # KServe's older form: S3_ENDPOINT=host:port with S3_USE_HTTPS=0|1.
+        plain = os.environ.get("S3_USE_HTTPS", "1").lower() in ("0", "false", "no")
+        endpoint = f"{'http' if plain else 'https'}://{endpoint}"
+    parsed = urlparse(endpoint or "https://s3.amazonaws.com")
+    host, secure = parsed.netloc, parsed.scheme == "https"
     verify = os.environ.get("S3_VERIFY_SSL", "1").lower() not in ("0", "false", "no")
     return Minio(
         host,
