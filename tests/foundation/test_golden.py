@@ -10,7 +10,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from kfp_mlops.pipelines import PIPELINES
 from kfp_mlops.pipelines.compile import compile_pipelines
 
