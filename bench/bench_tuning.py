@@ -47,6 +47,7 @@ def run_pipeline(data: str, trials: int, parallelism: int, runs_dir: str) -> Non
 
     from kfp import dsl, local
     from kfp.dsl import Dataset, Output
+
     from kfp_mlops.components.image import DEFAULT_IMAGE
     from kfp_mlops.components.model.tune import make_candidates, run_trial, select_best
 

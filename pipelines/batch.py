@@ -3,6 +3,7 @@
 
 # No "from __future__ import annotations": KFP reads the pipeline signature at runtime.
 from kfp import dsl
+
 from kfp_mlops.components.serving import batch_predict
 from kfp_mlops.pipelines.cluster import ClusterConfig, on_cluster
 from kfp_mlops.pipelines.training import DEFAULT_CLUSTER_STORE

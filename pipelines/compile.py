@@ -13,11 +13,11 @@ from pathlib import Path
 
 from kfp import compiler
 from kfp.compiler.compiler_utils import KubernetesManifestOptions
+
+import kfp_mlops
 from kfp_mlops.components.image import DEFAULT_IMAGE, use_image
 from kfp_mlops.pipelines import PIPELINES
 from kfp_mlops.pipelines.cluster import ClusterConfig
-
-import kfp_mlops
 
 
 def compile_pipelines(

@@ -3,6 +3,7 @@
 
 # No "from __future__ import annotations": KFP reads the pipeline signature at runtime.
 from kfp import dsl
+
 from kfp_mlops.components.model import skip_step
 from kfp_mlops.components.monitoring import monitor
 from kfp_mlops.pipelines.cluster import ClusterConfig, on_cluster

@@ -10,6 +10,7 @@ records why the next step was skipped.
 
 # No "from __future__ import annotations": KFP reads the pipeline signature at runtime.
 from kfp import dsl
+
 from kfp_mlops.components.data import (
     check_data,
     compute_statistics,

@@ -2,6 +2,7 @@ from typing import NamedTuple
 
 from kfp import dsl
 from kfp.dsl import Dataset, Output
+
 from kfp_mlops.components.image import DEFAULT_IMAGE
 
 

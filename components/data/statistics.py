@@ -1,5 +1,6 @@
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Output
+
 from kfp_mlops.components.image import DEFAULT_IMAGE
 
 

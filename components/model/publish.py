@@ -2,6 +2,7 @@ from typing import NamedTuple
 
 from kfp import dsl
 from kfp.dsl import Input, Metrics, Model
+
 from kfp_mlops.components.image import DEFAULT_IMAGE
 
 

@@ -1,4 +1,5 @@
 from kfp import dsl
+
 from kfp_mlops.components.image import DEFAULT_IMAGE
 
 

@@ -2,6 +2,7 @@ from typing import List, NamedTuple  # noqa: UP035 (as the KFP docs write it)
 
 from kfp import dsl
 from kfp.dsl import Dataset, Input
+
 from kfp_mlops.components.image import DEFAULT_IMAGE
 
 

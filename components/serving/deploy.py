@@ -1,6 +1,7 @@
 from typing import NamedTuple
 
 from kfp import dsl
+
 from kfp_mlops.components.image import DEFAULT_IMAGE
 
 

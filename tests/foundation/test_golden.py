@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from kfp_mlops.pipelines import PIPELINES
 from kfp_mlops.pipelines.compile import compile_pipelines
 

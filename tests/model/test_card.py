@@ -191,6 +191,7 @@ def test_card_step_writes_both_files_from_a_model_folder(binary, tmp_path):
 def test_model_card_component_in_a_kfp_local_pipeline(tmp_path):
     from kfp import dsl, local
     from kfp.dsl import Dataset, Output
+
     from kfp_mlops.components.image import DEFAULT_IMAGE
     from kfp_mlops.components.model.card import model_card
     from kfp_mlops.components.model.train import train as train_op

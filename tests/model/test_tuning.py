@@ -189,6 +189,7 @@ def test_tuning_fans_out_in_a_kfp_local_pipeline(tmp_path):
     """Three candidates fan out with dsl.ParallelFor and come back with dsl.Collected."""
     from kfp import dsl, local
     from kfp.dsl import Dataset, Output
+
     from kfp_mlops.components.image import DEFAULT_IMAGE
     from kfp_mlops.components.model.train import train as train_op
     from kfp_mlops.components.model.tune import make_candidates as candidates_op
