@@ -80,6 +80,10 @@ class Store(ABC):
         Raises :class:`AlreadyExistsError` when ``prefix`` is already published.
         """
 
+    @abstractmethod
+    def ensure_ready(self) -> None:
+        """Fail now, with a clear :class:`StoreError`, if the store cannot be used."""
+
     def uri_for(self, key: str) -> str:
         """Full URI of ``key`` (a path for a local store, ``s3://...`` for S3)."""
         return f"{self.uri.rstrip('/')}/{key}"
@@ -113,6 +117,9 @@ class LocalStore(Store):
         if path != self.root and self.root not in path.parents:
             raise StoreError(f"key {key!r} escapes the store root {self.root}")
         return path
+
+    def ensure_ready(self) -> None:
+        self._ensure_root()
 
     def _ensure_root(self) -> None:
         try:
@@ -234,6 +241,9 @@ class S3Store(Store):
                 f"{type(exc).__name__}: {exc}. Check AWS_ENDPOINT_URL and the credentials "
                 "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), or use a local folder as store."
             ) from None
+
+    def ensure_ready(self) -> None:
+        self.ensure_bucket()
 
     def ensure_bucket(self) -> None:
         """Check once that the bucket exists, with a clear error otherwise."""

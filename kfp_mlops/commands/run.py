@@ -9,24 +9,15 @@ from pathlib import Path
 from kfp_mlops.commands.common import CliError, add_output, add_store, emit, store_uri
 
 
-def check_store_reachable(uri: str) -> None:
-    """Fail before training, not after, when the store cannot be written."""
-    from kfp_mlops.storage import LocalStore, S3Store, open_store
-
-    store = open_store(uri)
-    if isinstance(store, S3Store):
-        store.ensure_bucket()
-    elif isinstance(store, LocalStore):
-        store._ensure_root()
-
-
 def execute(args: argparse.Namespace, pipeline, arguments: dict, title: str) -> int:
     """Run ``pipeline`` on kfp.local with progress, then print the run summary."""
     from kfp_mlops.console import capture_run_output, format_summary
     from kfp_mlops.pipelines.local import run_locally
     from kfp_mlops.pipelines.training import summarize_training
+    from kfp_mlops.storage import open_store
 
-    check_store_reachable(arguments["store"])
+    # Fail before training, not after, when the store cannot be reached.
+    open_store(arguments["store"]).ensure_ready()
     runs_dir = Path(args.runs_dir)
     log_path = runs_dir / "last-run.log"
     if args.output == "text":
