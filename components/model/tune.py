@@ -107,7 +107,6 @@ def select_best(
     )
 
 
-COMPONENTS = [make_candidates, run_trial, select_best]
 
 
 @dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
@@ -123,4 +122,4 @@ def fixed_params(params: str = "{}") -> str:
     return params
 
 
-COMPONENTS = [*COMPONENTS, fixed_params]
+COMPONENTS = [make_candidates, run_trial, select_best, fixed_params]

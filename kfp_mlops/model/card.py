@@ -24,7 +24,7 @@ import pandas as pd
 from kfp_mlops.errors import DataError
 from kfp_mlops.model.blessing import Blessing, Comparison
 from kfp_mlops.model.evaluate import evaluate_model
-from kfp_mlops.model.features import FeaturePlan, prepare_inputs
+from kfp_mlops.model.features import model_inputs, plan_from_metadata
 from kfp_mlops.model.package import ModelMetadata
 
 # Permutation importance refits nothing but predicts n_repeats x columns times: a sample
@@ -199,11 +199,7 @@ def _importance_figure(
 def _figures(model: Any, metadata: ModelMetadata, frame: pd.DataFrame, seed: int
              ) -> tuple[list[Figure], list[str]]:
     """Every plot for the task, and notes on plots that were left out and why."""
-    plan = FeaturePlan(
-        numeric=[f.name for f in metadata.features if f.kind == "numeric"],
-        categorical=[f.name for f in metadata.features if f.kind == "categorical"],
-    )
-    inputs = prepare_inputs(frame, plan)[metadata.feature_names]
+    inputs = model_inputs(frame, metadata)
     figures: list[Figure] = []
     notes: list[str] = []
     y: pd.Series
@@ -411,16 +407,15 @@ def render_model_card(
         + "".join(f"<p class=\"note\">{html.escape(n)}</p>" for n in notes)
         + "</section>"
     )
-    numeric = [f.name for f in metadata.features if f.kind == "numeric"]
-    categorical = [f.name for f in metadata.features if f.kind == "categorical"]
+    plan = plan_from_metadata(metadata)
     facts: list[tuple[str, Any]] = [
         ("source", summary.pop("source", None)),
         ("rows", summary.pop("rows", None)),
         ("columns", summary.pop("columns", None)),
         ("held-out rows (this card)", len(labelled)),
         *sorted(summary.items()),
-        ("numeric features", ", ".join(numeric)),
-        ("categorical features", ", ".join(categorical)),
+        ("numeric features", ", ".join(plan.numeric)),
+        ("categorical features", ", ".join(plan.categorical)),
         ("dataset version", data_version),
         ("data sha256", data_sha),
     ]

@@ -6,11 +6,9 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kfp_mlops.data.ingest import read_dataset
 from kfp_mlops.model.blessing import Blessing, BlessingPolicy, bless
-from kfp_mlops.model.evaluate import evaluate_model
-from kfp_mlops.model.package import load_model_folder
 from kfp_mlops.model.registry import Registry, RegistryError
+from kfp_mlops.model.steps import evaluate_step
 from kfp_mlops.storage import open_store
 
 
@@ -33,8 +31,7 @@ def evaluate_champion(store_uri: str, name: str, test_path: str | Path) -> Champ
     with tempfile.TemporaryDirectory() as tmp:
         folder, _ = registry.download(production.ref, Path(tmp) / "champion")
         try:
-            model, metadata = load_model_folder(folder)
-            evaluation = evaluate_model(model, metadata, read_dataset(test_path))
+            evaluation, _ = evaluate_step(folder, test_path)
         except Exception as exc:  # schema changed, missing columns: not comparable
             return Champion(
                 version=production.version,

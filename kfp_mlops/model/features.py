@@ -102,10 +102,14 @@ def prepare_inputs(frame: pd.DataFrame, plan: FeaturePlan) -> pd.DataFrame:
     return out
 
 
-def model_inputs(frame: pd.DataFrame, metadata) -> pd.DataFrame:
-    """``frame``'s feature columns prepared exactly as training prepared them."""
-    plan = FeaturePlan(
+def plan_from_metadata(metadata) -> FeaturePlan:
+    """The feature plan a trained model's metadata records."""
+    return FeaturePlan(
         numeric=[f.name for f in metadata.features if f.kind == "numeric"],
         categorical=[f.name for f in metadata.features if f.kind == "categorical"],
     )
-    return prepare_inputs(frame, plan)[metadata.feature_names]
+
+
+def model_inputs(frame: pd.DataFrame, metadata) -> pd.DataFrame:
+    """``frame``'s feature columns prepared exactly as training prepared them."""
+    return prepare_inputs(frame, plan_from_metadata(metadata))[metadata.feature_names]
