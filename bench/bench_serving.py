@@ -102,7 +102,7 @@ def main() -> None:
     from palmerpenguins import load_penguins
 
     from kfp_mlops.model.package import read_metadata
-    from kfp_mlops.serving.predictor import encode_v1, encode_v2
+    from kfp_mlops.serving.payloads import encode_v1, encode_v2
 
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
         model_dir = Path(tmp) / "model"

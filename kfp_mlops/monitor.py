@@ -11,12 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from kfp_mlops.data.drift import DriftThresholds, detect_drift
 from kfp_mlops.data.report import html_report, markdown_summary
 from kfp_mlops.data.schema import load_schema
-from kfp_mlops.data.sources import load_table
+from kfp_mlops.data.sources import load_table, read_parquet
 from kfp_mlops.data.stats import compute_statistics_from_frame
 from kfp_mlops.data.validation import ValidationThresholds, validate
 from kfp_mlops.data.versions import download_dataset
@@ -91,7 +89,7 @@ def monitor_batch(
                 f"the monitoring batch lacks the model's features {missing}; its columns are "
                 f"{list(current.columns)}. Send batches with the training schema"
             )
-        reference = pd.read_parquet(
+        reference = read_parquet(
             download_dataset(store, metadata.dataset_version, Path(tmp) / "reference.parquet")
         )
         columns = [c for c in [*metadata.feature_names, metadata.target]

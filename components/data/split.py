@@ -25,11 +25,10 @@ def split_data(
         test_size: Share of rows held out.
         seed: Random seed, so a re-run splits the same way.
     """
-    from kfp_mlops.data.ingest import read_dataset
-    from kfp_mlops.data.split import split_frame
+    from kfp_mlops.data.split import split_file
 
-    train, test = split_frame(read_dataset(dataset.path), target, task, test_size, seed)
-    train.to_parquet(train_data.path, index=False)
-    test.to_parquet(test_data.path, index=False)
-    train_data.metadata["rows"] = len(train)
-    test_data.metadata["rows"] = len(test)
+    train_rows, test_rows = split_file(
+        dataset.path, train_data.path, test_data.path, target, task, test_size, seed
+    )
+    train_data.metadata["rows"] = train_rows
+    test_data.metadata["rows"] = test_rows

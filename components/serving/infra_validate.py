@@ -25,11 +25,10 @@ def infra_validate(
     """
     from collections import namedtuple
 
-    import pandas as pd
-
+    from kfp_mlops.data.sources import read_head
     from kfp_mlops.serving.infra_validation import validate_serving
 
-    frame = pd.read_parquet(test_data.path).head(rows)
+    frame = read_head(test_data.path, rows)
     result = validate_serving(model.path, frame)
     print(result.reason)
     return namedtuple("InfraOutputs", ["passed", "reason"])(result.passed, result.reason)

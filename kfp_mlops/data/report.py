@@ -1,23 +1,23 @@
 """Self-contained HTML data report and a short Markdown summary.
 
-The HTML page has no external scripts, fonts or style sheets: plots are matplotlib PNGs
-embedded as base64 data URIs, so the file opens anywhere (KFP's artifact viewer, a mail
-attachment, an air-gapped cluster). Plots are drawn from the statistics' histograms and
-category counts, so a report never needs the data itself.
+The HTML page has no external scripts, fonts or style sheets: plots are inline SVG,
+so the file opens anywhere (KFP's artifact viewer, a mail attachment, an air-gapped
+cluster). Plots are drawn from the statistics' histograms and category counts, so a
+report never needs the data itself.
 """
 
 from __future__ import annotations
 
-import base64
-import io
 from html import escape
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.figure import Figure
 
-from kfp_mlops.data.drift import DriftResult
 from kfp_mlops.data.stats import NUMERIC_KINDS, ColumnStatistics, DatasetStatistics
 from kfp_mlops.data.validation import ValidationResult
+
+if TYPE_CHECKING:  # drift imports scipy; the data gate's report does not need it
+    from kfp_mlops.data.drift import DriftResult
 
 MAX_PLOTS = 60  # keeps a report of a very wide table at a readable, mailable size
 MAX_BARS = 15
@@ -33,64 +33,130 @@ td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left}th{background:#f4
 .warning{color:#9a6700}.error{color:#cf222e}
 .grid{display:flex;flex-wrap:wrap;gap:12px}
 .card{border:1px solid #ddd;padding:6px;border-radius:4px}
-.card img{width:320px;display:block}.card p{margin:.2em 0;font-size:.8em;color:#555}
+.card svg{display:block}.card svg text{font-family:inherit;fill:#333}
+.card p{margin:.2em 0;font-size:.8em;color:#555}
 """
-
-
-def _png(fig: Figure) -> str:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=80, bbox_inches="tight")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
 def _density(col: ColumnStatistics) -> tuple[np.ndarray, np.ndarray] | None:
     if not col.histogram:
         return None
-    edges = np.asarray(col.histogram["edges"])
+    edges = np.asarray(col.histogram["edges"], dtype=float)
     counts = np.asarray(col.histogram["counts"], dtype=float)
     total = counts.sum()
-    if total == 0:
+    widths = np.diff(edges)
+    if total == 0 or len(edges) < 2 or not np.all(widths > 0):
         return None
-    return counts / total / np.diff(edges), edges
+    return counts / total / widths, edges
+
+
+# Plot geometry (SVG user units = CSS pixels at 100%).
+_W, _H = 320, 190
+_LEFT, _RIGHT, _TOP = 44, 8, 30
+
+
+def _num(value: float) -> str:
+    if float(value).is_integer() and abs(value) < 1e7:
+        return str(int(value))
+    return f"{value:.3g}"
+
+
+def _svg(title: str, body: list[str], bottom: int, y_max: float, y_label: str,
+         legend: bool) -> str:
+    """Frame ``body`` (shapes in plot coordinates) with axes, title and legend."""
+    x0, x1, y0, y1 = _LEFT, _W - _RIGHT, _TOP, _H - bottom
+    parts = [
+        f"<svg class='plot' viewBox='0 0 {_W} {_H}' width='{_W}' height='{_H}' role='img'>",
+        f"<title>{escape(title)}</title>",
+        f"<text x='{_W / 2}' y='14' text-anchor='middle' font-size='11'>{escape(title)}</text>",
+        *body,
+        f"<line x1='{x0}' y1='{y1}' x2='{x1}' y2='{y1}' stroke='#555'/>",
+        f"<line x1='{x0}' y1='{y0}' x2='{x0}' y2='{y1}' stroke='#555'/>",
+        f"<text x='{x0 - 3}' y='{y1}' text-anchor='end' font-size='8'>0</text>",
+        f"<text x='{x0 - 3}' y='{y0 + 6}' text-anchor='end' font-size='8'>{_num(y_max)}</text>",
+        f"<text transform='translate(10 {(y0 + y1) / 2}) rotate(-90)' text-anchor='middle' "
+        f"font-size='9'>{y_label}</text>",
+    ]
+    if legend:  # one row between the title and the plot, clear of the bars
+        for i, (name, color) in enumerate((("reference", _REFERENCE), ("current", _CURRENT))):
+            x = x1 - 130 + 70 * i
+            parts.append(f"<rect x='{x}' y='{_TOP - 11}' width='9' height='9' fill='{color}' "
+                         f"fill-opacity='0.6'/><text x='{x + 12}' y='{_TOP - 3}' "
+                         f"font-size='9'>{name}</text>")
+    return "".join(parts) + "</svg>"
+
+
+def _histogram_svg(col: ColumnStatistics, reference: ColumnStatistics | None) -> str | None:
+    current = _density(col)
+    if current is None:
+        return None
+    ref = _density(reference) if reference is not None else None
+    # Each side has its own bins (from its own min/max); densities make them comparable.
+    layers = [(ref, _REFERENCE, 0.35), (current, _CURRENT, 0.5)] if ref else [
+        (current, _CURRENT, 0.5)]
+    low = min(edges[0] for (_, edges), _, _ in layers)
+    high = max(edges[-1] for (_, edges), _, _ in layers)
+    top = max(float(density.max()) for (density, _), _, _ in layers) or 1.0
+    bottom = 30
+    x0, x1, y1 = _LEFT, _W - _RIGHT, _H - bottom
+    span = (high - low) or 1.0
+
+    def x(value: float) -> float:
+        return x0 + (value - low) / span * (x1 - x0)
+
+    body = []
+    for (density, edges), color, opacity in layers:
+        for d, a, b in zip(density, edges[:-1], edges[1:], strict=True):
+            h = d / top * (y1 - _TOP)
+            body.append(f"<rect x='{x(a):.1f}' y='{y1 - h:.1f}' width='{max(x(b) - x(a), 0.5):.1f}'"
+                        f" height='{h:.1f}' fill='{color}' fill-opacity='{opacity}'/>")
+    for value, anchor in ((low, "start"), ((low + high) / 2, "middle"), (high, "end")):
+        body.append(f"<text x='{x(value):.1f}' y='{y1 + 12}' text-anchor='{anchor}' "
+                    f"font-size='8'>{_num(value)}</text>")
+    return _svg(col.name, body, bottom, top, "density", ref is not None)
+
+
+def _bars_svg(col: ColumnStatistics, reference: ColumnStatistics | None) -> str | None:
+    if not col.top_values:
+        return None
+    counts = dict(col.top_values)
+    ref_counts = reference.category_counts() if reference is not None else {}
+    keys = [k for k, _ in col.top_values[:MAX_BARS]]
+    keys += [k for k in list(ref_counts)[:MAX_BARS] if k not in counts][: MAX_BARS // 3]
+    shares = [counts.get(k, 0) / max(col.count, 1) for k in keys]
+    series = [(shares, _CURRENT, 0.8)]
+    if ref_counts:
+        ref_total = max(sum(ref_counts.values()), 1)
+        series.insert(0, ([ref_counts.get(k, 0) / ref_total for k in keys], _REFERENCE, 0.6))
+    top = max(max(values) for values, _, _ in series) or 1.0
+    bottom = 50
+    x0, x1, y1 = _LEFT, _W - _RIGHT, _H - bottom
+    slot = (x1 - x0) / len(keys)
+    width = slot * 0.8 / len(series)
+    body = []
+    for i, key in enumerate(keys):
+        for j, (values, color, opacity) in enumerate(series):
+            h = values[i] / top * (y1 - _TOP)
+            left = x0 + i * slot + slot * 0.1 + j * width
+            body.append(f"<rect x='{left:.1f}' y='{y1 - h:.1f}' width='{width:.1f}' "
+                        f"height='{h:.1f}' fill='{color}' fill-opacity='{opacity}'>"
+                        f"<title>{escape(key)}: {values[i]:.1%}</title></rect>")
+        centre = x0 + (i + 0.5) * slot
+        body.append(f"<text transform='translate({centre:.1f} {y1 + 8}) rotate(-45)' "
+                    f"text-anchor='end' font-size='8'>{escape(key[:12])}</text>")
+    return _svg(col.name, body, bottom, top, "share", bool(ref_counts))
 
 
 def column_plot(col: ColumnStatistics, reference: ColumnStatistics | None = None) -> str | None:
-    """PNG data URI of a column's histogram (or top categories), over the reference's."""
-    fig = Figure(figsize=(4, 2.4))
-    ax = fig.add_subplot()
+    """Inline SVG of a column's histogram (or top categories), over the reference's.
+
+    Drawn by hand from the statistics, not with matplotlib: a 12-column report took
+    2.5 s to render as PNGs and takes milliseconds as SVG, which also stays sharp
+    when zoomed and needs no image decoding in the KFP UI.
+    """
     if col.kind in NUMERIC_KINDS:
-        current = _density(col)
-        if current is None:
-            return None
-        # Each side has its own bins (from its own min/max); densities make them comparable.
-        if reference is not None and (ref := _density(reference)) is not None:
-            ax.stairs(ref[0], ref[1], fill=True, alpha=0.35, color=_REFERENCE, label="reference")
-        ax.stairs(current[0], current[1], fill=True, alpha=0.5, color=_CURRENT, label="current")
-        ax.set_ylabel("density")
-    elif col.top_values:
-        counts = dict(col.top_values)
-        ref_counts = reference.category_counts() if reference is not None else {}
-        keys = [k for k, _ in col.top_values[:MAX_BARS]]
-        keys += [k for k in list(ref_counts)[:MAX_BARS] if k not in counts][: MAX_BARS // 3]
-        x = np.arange(len(keys))
-        width = 0.4 if ref_counts else 0.8
-        shares = [counts.get(k, 0) / max(col.count, 1) for k in keys]
-        if ref_counts:
-            ref_total = max(sum(ref_counts.values()), 1)
-            ax.bar(x - width / 2, [ref_counts.get(k, 0) / ref_total for k in keys], width,
-                   color=_REFERENCE, alpha=0.6, label="reference")
-            ax.bar(x + width / 2, shares, width, color=_CURRENT, alpha=0.8, label="current")
-        else:
-            ax.bar(x, shares, width, color=_CURRENT, label="current")
-        ax.set_xticks(x, [k[:12] for k in keys], rotation=45, ha="right", fontsize=7)
-        ax.set_ylabel("share")
-    else:
-        return None
-    ax.set_title(col.name, fontsize=9)
-    ax.tick_params(labelsize=7)
-    if reference is not None:
-        ax.legend(fontsize=7)
-    return _png(fig)
+        return _histogram_svg(col, reference)
+    return _bars_svg(col, reference)
 
 
 def _fmt(value: object) -> str:
@@ -180,9 +246,9 @@ def html_report(
     cards = []
     for col in list(stats.columns.values())[:MAX_PLOTS]:
         ref_col = reference.columns.get(col.name) if reference is not None else None
-        uri = column_plot(col, ref_col)
-        if uri:
-            cards.append(f"<div class='card'><img alt='{escape(col.name)}' src='{uri}'>"
+        svg = column_plot(col, ref_col)
+        if svg:
+            cards.append(f"<div class='card'>{svg}"
                          f"<p>{escape(col.name)} ({col.kind})</p></div>")
     if len(stats.columns) > MAX_PLOTS:
         parts.append(f"<p>Plots for the first {MAX_PLOTS} of {len(stats.columns)} columns.</p>")

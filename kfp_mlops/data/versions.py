@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from kfp_mlops.data.stats import frame_to_table
@@ -34,6 +36,8 @@ DATASETS_PREFIX = "datasets"
 DATA_FILE = "data.parquet"
 METADATA_FILE = "metadata.json"
 ID_LENGTH = 16
+# Row groups of 100k rows let later steps stream a file with bounded memory.
+ROW_GROUP_ROWS = 100_000
 _HASH_FORMAT = b"kfp-mlops-dataset-content-v1\n"
 
 
@@ -69,18 +73,23 @@ class DatasetVersion:
         return cls(**data)
 
 
-def content_hash(table: pd.DataFrame) -> str:
-    """Full sha256 hex of ``table``'s content (column names, types, rows in order)."""
-    arrow = frame_to_table(table)
+def content_hash(table: pd.DataFrame, schema: pa.Schema | None = None) -> str:
+    """Full sha256 hex of ``table``'s content (column names, types, rows in order).
+
+    ``schema`` is ``table``'s Arrow schema when the caller already converted it.
+    """
+    if schema is None:
+        schema = frame_to_table(table).schema
     digest = hashlib.sha256(_HASH_FORMAT)
-    for field in arrow.schema:
+    for field in schema:
         digest.update(f"{field.name}\t{field.type}\n".encode())
     rows = pd.util.hash_pandas_object(table.reset_index(drop=True), index=False)
     digest.update(rows.to_numpy().tobytes())
     return digest.hexdigest()
 
 
-def _file_sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """sha256 hex of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -96,23 +105,46 @@ def write_dataset_version(
     Identical content maps to the existing version: nothing is stored and ``created`` is
     ``False`` (the first version's ``source_uri`` and ``created_at`` are kept).
     """
-    full_hash = content_hash(table)
+    arrow = frame_to_table(table)
+    with tempfile.TemporaryDirectory(prefix="kfp-mlops-dataset-") as tmp:
+        data_path = Path(tmp) / DATA_FILE
+        pq.write_table(arrow, data_path, row_group_size=ROW_GROUP_ROWS)
+        return publish_dataset_file(
+            store, data_path, table, source_uri, schema=arrow.schema, parent=parent
+        )
+
+
+def publish_dataset_file(
+    store: Store,
+    parquet_path: Path,
+    table: pd.DataFrame,
+    source_uri: str,
+    *,
+    schema: pa.Schema,
+    parent: str | None = None,
+    sha256: str | None = None,
+) -> tuple[DatasetVersion, bool]:
+    """Publish the Parquet file that holds ``table`` (Arrow ``schema``) as a version.
+
+    For callers that wrote the file already (ingest writes its pipeline artifact once
+    and publishes that same file); ``sha256`` is the file's hash if known.
+    """
+    full_hash = content_hash(table, schema)
     version_id = full_hash[:ID_LENGTH]
     existing = _read_version(store, version_id)
     if existing is not None:
         return existing, False
     if parent is not None:
         get_dataset_version(store, parent)  # fail early on a parent that does not exist
-    arrow = frame_to_table(table)
     with tempfile.TemporaryDirectory(prefix="kfp-mlops-dataset-") as tmp:
         data_path = Path(tmp) / DATA_FILE
-        pq.write_table(arrow, data_path, row_group_size=100_000)
+        shutil.copyfile(parquet_path, data_path)
         version = DatasetVersion(
             version_id=version_id,
             content_sha256=full_hash,
-            sha256=_file_sha256(data_path),
-            rows=arrow.num_rows,
-            columns={f.name: str(f.type) for f in arrow.schema},
+            sha256=sha256 or file_sha256(data_path),
+            rows=len(table),
+            columns={f.name: str(f.type) for f in schema},
             source_uri=source_uri,
             created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             parent=parent,
@@ -167,7 +199,7 @@ def download_dataset(store: Store, version_id: str, path: str | Path) -> Path:
         target = target / DATA_FILE
     target.parent.mkdir(parents=True, exist_ok=True)
     store.download_file(f"{version.prefix}/{DATA_FILE}", target)
-    actual = _file_sha256(target)
+    actual = file_sha256(target)
     if actual != version.sha256:
         target.unlink(missing_ok=True)
         raise StoreError(

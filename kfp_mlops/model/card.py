@@ -166,22 +166,52 @@ def _residual_figures(y: pd.Series, predicted: np.ndarray, target: str) -> list[
     ]
 
 
+def _permutation_importance(
+    model: Any, inputs: pd.DataFrame, y: pd.Series, task: str, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and std of the score drop when each column is shuffled.
+
+    The same statistic as ``sklearn.inspection.permutation_importance``, but the
+    shuffled copies of one column are scored in one ``predict`` call: a fitted
+    Pipeline's per-call cost made scikit-learn's one-call-per-shuffle loop take 3.3 s
+    of the card's 4.7 s on 11 columns.
+    """
+    from sklearn.metrics import accuracy_score, r2_score
+
+    def score(truth: pd.Series, predicted: np.ndarray) -> float:
+        if task == "classification":
+            return float(accuracy_score(truth.astype(str), np.asarray(predicted).astype(str)))
+        return float(r2_score(truth, predicted))
+
+    rng = np.random.default_rng(seed)
+    rows = len(inputs)
+    baseline = score(y, model.predict(inputs))
+    drops = np.empty((inputs.shape[1], IMPORTANCE_REPEATS))
+    for i, column in enumerate(inputs.columns):
+        values = inputs[column].to_numpy()
+        shuffled = pd.concat([inputs] * IMPORTANCE_REPEATS, ignore_index=True)
+        shuffled[column] = np.concatenate(
+            [values[rng.permutation(rows)] for _ in range(IMPORTANCE_REPEATS)]
+        )
+        predicted = np.asarray(model.predict(shuffled))
+        for r in range(IMPORTANCE_REPEATS):
+            drops[i, r] = baseline - score(y, predicted[r * rows:(r + 1) * rows])
+    return drops.mean(axis=1), drops.std(axis=1)
+
+
 def _importance_figure(
     model: Any, inputs: pd.DataFrame, y: pd.Series, task: str, seed: int
 ) -> Figure:
-    from sklearn.inspection import permutation_importance
-
     if len(inputs) > IMPORTANCE_MAX_ROWS:
         inputs = inputs.sample(IMPORTANCE_MAX_ROWS, random_state=seed)
         y = y.loc[inputs.index]
     scoring = "accuracy" if task == "classification" else "r2"
-    result = permutation_importance(model, inputs, y, scoring=scoring,
-                                    n_repeats=IMPORTANCE_REPEATS, random_state=seed, n_jobs=1)
-    order = np.argsort(result.importances_mean)[::-1][:IMPORTANCE_TOP][::-1]
+    means, spreads = _permutation_importance(model, inputs, y, task, seed)
+    order = np.argsort(means)[::-1][:IMPORTANCE_TOP][::-1]
     names = [str(inputs.columns[i]) for i in order]
 
     def draw(ax) -> None:
-        ax.barh(names, result.importances_mean[order], xerr=result.importances_std[order],
+        ax.barh(names, means[order], xerr=spreads[order],
                 color="C0", alpha=0.8)
         ax.axvline(0, color="grey", linewidth=0.8)
         ax.set_xlabel(f"drop in {scoring} when the column is shuffled")

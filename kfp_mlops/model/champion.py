@@ -8,7 +8,6 @@ from pathlib import Path
 
 from kfp_mlops.model.blessing import Blessing, BlessingPolicy, bless
 from kfp_mlops.model.registry import Registry, RegistryError
-from kfp_mlops.model.steps import evaluate_step
 from kfp_mlops.storage import open_store
 
 
@@ -28,6 +27,10 @@ def evaluate_champion(store_uri: str, name: str, test_path: str | Path) -> Champ
         production = registry.get(f"{name}@production")
     except RegistryError:
         return Champion(note=f"no production version of {name!r} yet: first model")
+    # Imported here: scikit-learn costs a second of start-up, and a first model has no
+    # champion to score.
+    from kfp_mlops.model.steps import evaluate_step
+
     with tempfile.TemporaryDirectory() as tmp:
         folder, _ = registry.download(production.ref, Path(tmp) / "champion")
         try:

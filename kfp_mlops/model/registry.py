@@ -156,6 +156,16 @@ def validate_name(name: str) -> str:
     return name
 
 
+def model_name_for(source: str) -> str:
+    """A registry/InferenceService-safe model name derived from a data source."""
+    stem = Path(source.rstrip("/").split("/")[-1]).stem or "model"
+    name = re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-") or "model"
+    # InferenceService names are DNS-1035 labels: they start with a letter.
+    if not name[0].isalpha():
+        name = f"model-{name}"
+    return name[:MAX_NAME_LENGTH].rstrip("-")
+
+
 def validate_stage(stage: str) -> str:
     """Return ``stage`` if it is one of :data:`STAGES`, else raise."""
     if stage not in STAGES:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-from datetime import datetime, timezone
 from pathlib import Path
 
 from kfp_mlops.data.ingest import read_dataset
@@ -36,18 +34,3 @@ def evaluate_step(model_dir: str | Path, test_path: str | Path) -> tuple[Evaluat
     """Evaluate the model folder on the held-out Parquet at ``test_path``."""
     model, metadata = load_model_folder(model_dir)
     return evaluate_model(model, metadata, read_dataset(test_path)), metadata
-
-
-def model_name_for(source: str) -> str:
-    """A registry/InferenceService-safe model name derived from a data source."""
-    stem = Path(source.rstrip("/").split("/")[-1]).stem or "model"
-    name = re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-") or "model"
-    # InferenceService names are DNS-1035 labels: they start with a letter.
-    if not name[0].isalpha():
-        name = f"model-{name}"
-    return name[:50].rstrip("-")
-
-
-def utc_now() -> str:
-    """Current UTC time as ISO 8601 (seconds)."""
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat()

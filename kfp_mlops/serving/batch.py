@@ -25,7 +25,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from kfp_mlops.model.package import Feature, load_model_folder
-from kfp_mlops.serving.predictor import dtype_family
+from kfp_mlops.serving.payloads import dtype_family
 
 PREDICTION_COLUMN = "prediction"
 PROBABILITY_PREFIX = "proba_"

@@ -25,7 +25,7 @@ import pandas as pd
 
 from kfp_mlops.model.features import model_inputs
 from kfp_mlops.model.package import ModelMetadata, load_model_folder
-from kfp_mlops.serving.predictor import PROBABILITIES, encode_v1, encode_v2
+from kfp_mlops.serving.payloads import PROBABILITIES, encode_v1, encode_v2
 
 
 class ServerStartError(RuntimeError):
@@ -53,6 +53,7 @@ class ServerProcess:
     base_url: str
     model_name: str
     log_path: Path
+    started_at: float = 0.0
     startup_s: float = 0.0
 
     def log_tail(self, chars: int = 2000) -> str:
@@ -62,6 +63,46 @@ class ServerProcess:
         except OSError:
             return ""
 
+    def wait_ready(self, timeout_s: float) -> None:
+        """Poll the V2 readiness route; raise ``ServerStartError`` on exit or timeout."""
+        import httpx
+
+        ready_url = f"{self.base_url}/v2/models/{self.model_name}/ready"
+        with httpx.Client(timeout=2.0) as client:
+            while True:
+                if self.process.poll() is not None:
+                    raise ServerStartError(
+                        f"model server exited with code {self.process.returncode} before it "
+                        f"was ready:\n{self.log_tail()}"
+                    )
+                try:
+                    if client.get(ready_url).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass  # not listening yet
+                if time.monotonic() - self.started_at > timeout_s:
+                    raise ServerStartError(
+                        f"model server not ready after {timeout_s:.0f}s; raise timeout_s if "
+                        f"the model is large:\n{self.log_tail()}"
+                    )
+                time.sleep(0.05)
+        self.startup_s = time.monotonic() - self.started_at
+
+    def stop(self, graceful: bool = True) -> None:
+        """Stop the server: SIGTERM and wait, or SIGKILL when nothing needs a clean exit."""
+        process = self.process
+        if process.poll() is not None:
+            return
+        if not graceful:
+            process.kill()
+        else:
+            process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=15)
+
 
 def free_port(host: str = "127.0.0.1") -> int:
     """Return a TCP port nobody listens on right now."""
@@ -70,20 +111,14 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-@contextlib.contextmanager
-def running_server(
-    model_dir: str | Path,
-    model_name: str = "model",
-    timeout_s: float = 60.0,
-    env: Mapping[str, str] | None = None,
-) -> Iterator[ServerProcess]:
-    """Run the suite's model server on 127.0.0.1 and a free port; always stop it.
+def start_server(
+    model_dir: str | Path, model_name: str = "model", env: Mapping[str, str] | None = None
+) -> ServerProcess:
+    """Start the suite's model server on 127.0.0.1 and a free port; do not wait for it.
 
-    Raises ``ServerStartError`` (with the server's log) if it exits or is not ready
-    within ``timeout_s``. ``env`` adds environment variables for the server process.
+    The caller can do other work while the server imports KServe and loads the
+    model, then call :meth:`ServerProcess.wait_ready`; it must call ``stop``.
     """
-    import httpx
-
     port = free_port()
     log_dir = tempfile.mkdtemp(prefix="kfp-mlops-serve-")
     log_path = Path(log_dir) / "server.log"
@@ -104,42 +139,28 @@ def running_server(
         process = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
         )
-    server = ServerProcess(process, f"http://127.0.0.1:{port}", model_name, log_path)
+    return ServerProcess(process, f"http://127.0.0.1:{port}", model_name, log_path,
+                         started_at=time.monotonic())
+
+
+@contextlib.contextmanager
+def running_server(
+    model_dir: str | Path,
+    model_name: str = "model",
+    timeout_s: float = 60.0,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[ServerProcess]:
+    """Run the suite's model server on 127.0.0.1 and a free port; always stop it.
+
+    Raises ``ServerStartError`` (with the server's log) if it exits or is not ready
+    within ``timeout_s``. ``env`` adds environment variables for the server process.
+    """
+    server = start_server(model_dir, model_name, env)
     try:
-        started = time.monotonic()
-        ready_url = f"{server.base_url}/v2/models/{model_name}/ready"
-        with httpx.Client(timeout=2.0) as client:
-            while True:
-                if process.poll() is not None:
-                    raise ServerStartError(
-                        f"model server exited with code {process.returncode} before it was "
-                        f"ready:\n{server.log_tail()}"
-                    )
-                try:
-                    if client.get(ready_url).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass  # not listening yet
-                if time.monotonic() - started > timeout_s:
-                    raise ServerStartError(
-                        f"model server not ready after {timeout_s:.0f}s; raise timeout_s if "
-                        f"the model is large:\n{server.log_tail()}"
-                    )
-                time.sleep(0.1)
-        server.startup_s = time.monotonic() - started
+        server.wait_ready(timeout_s)
         yield server
     finally:
-        _stop(process)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
+        server.stop()
 
 
 def _mismatches(task: str, served: list[Any], expected: np.ndarray) -> int:
@@ -235,40 +256,46 @@ def validate_serving(
     """
     if rows.empty:
         return InfraValidationResult(False, "no rows given; pass held-out rows to send")
+    # The server imports KServe and loads the model in its own process (seconds); the
+    # expected answers are computed here meanwhile.
+    server = start_server(model_dir, model_name, env)
     try:
-        model, metadata = load_model_folder(model_dir)
-    except Exception as exc:  # any load failure is a refusal, with its message
-        return InfraValidationResult(False, f"model folder cannot be loaded: {exc}")
-    missing = [n for n in metadata.feature_names if n not in rows.columns]
-    if missing:
-        return InfraValidationResult(
-            False, f"rows lack feature columns {missing}; pass rows with every feature"
-        )
-    # The rows as training fed them to the model (missing categories as NaN, numbers as
-    # float64): the reference for what the server must reproduce from JSON.
-    frame = model_inputs(rows, metadata).reset_index(drop=True)
-    expected = np.asarray(model.predict(frame))
-    expected_proba = (
-        np.asarray(model.predict_proba(frame), dtype=np.float64)
-        if metadata.task == "classification" and hasattr(model, "predict_proba")
-        else None
-    )
-    try:
-        with running_server(model_dir, model_name, timeout_s, env) as server:
-            requests, counts, failure = _check_protocols(
-                server, frame, metadata, expected, expected_proba, request_rows
+        try:
+            model, metadata = load_model_folder(model_dir)
+        except Exception as exc:  # any load failure is a refusal, with its message
+            return InfraValidationResult(False, f"model folder cannot be loaded: {exc}")
+        missing = [n for n in metadata.feature_names if n not in rows.columns]
+        if missing:
+            return InfraValidationResult(
+                False, f"rows lack feature columns {missing}; pass rows with every feature"
             )
-            tail = server.log_tail()
-            startup = server.startup_s
-    except ServerStartError as exc:
-        return InfraValidationResult(False, f"model server did not start: {exc}")
+        # The rows as training fed them to the model (missing categories as NaN, numbers
+        # as float64): the reference for what the server must reproduce from JSON.
+        frame = model_inputs(rows, metadata).reset_index(drop=True)
+        expected = np.asarray(model.predict(frame))
+        expected_proba = (
+            np.asarray(model.predict_proba(frame), dtype=np.float64)
+            if metadata.task == "classification" and hasattr(model, "predict_proba")
+            else None
+        )
+        try:
+            server.wait_ready(timeout_s)
+        except ServerStartError as exc:
+            return InfraValidationResult(False, f"model server did not start: {exc}")
+        requests, counts, failure = _check_protocols(
+            server, frame, metadata, expected, expected_proba, request_rows
+        )
+        tail = server.log_tail()
+    finally:
+        # The validation server keeps no state worth a graceful shutdown.
+        server.stop(graceful=False)
     result = InfraValidationResult(
         False,
         "",
         rows=len(frame),
         requests=requests,
         mismatches=counts,
-        startup_s=startup,
+        startup_s=server.startup_s,
         server_log_tail=tail,
     )
     if failure:

@@ -31,9 +31,8 @@ from kserve.protocol.infer_type import InferInput, InferOutput, InferRequest, In
 from prometheus_client import Counter, Histogram
 
 from kfp_mlops.model.package import Feature, ModelMetadata, load_model_folder
+from kfp_mlops.serving.payloads import PREDICTIONS, PROBABILITIES, dtype_family, v2_datatype
 
-PREDICTIONS = "predictions"
-PROBABILITIES = "probabilities"
 V1_FIELDS = ("instances", "return_probabilities")
 
 # Numeric, string and boolean features accept these V2 tensor datatypes.
@@ -96,16 +95,6 @@ class InputSchemaError(InvalidInput):
         super().__init__(message)
         self.reason_code = reason
         self.field = field
-
-
-def dtype_family(dtype: str) -> str:
-    """Map a pandas dtype name from the metadata to 'numeric', 'bool' or 'string'."""
-    name = dtype.lower()
-    if name in ("bool", "boolean"):
-        return "bool"
-    if name.startswith(("int", "uint", "float")):
-        return "numeric"
-    return "string"
 
 
 def _is_number(value: Any) -> bool:
@@ -439,7 +428,7 @@ class SklearnFolderModel(Model):  # type: ignore[misc]  # kserve ships no type h
     def get_input_types(self) -> list[dict[str, Any]]:
         """V2 model metadata: one column input per feature."""
         return [
-            {"name": f.name, "datatype": _v2_datatype(f.dtype), "shape": [-1]}
+            {"name": f.name, "datatype": v2_datatype(f.dtype), "shape": [-1]}
             for f in self.features
         ]
 
@@ -587,54 +576,3 @@ def _infer_output(name: str, array: np.ndarray) -> InferOutput:
     out = InferOutput(name=name, shape=list(array.shape), datatype=datatype)
     out.set_data_from_numpy(array, binary_data=False)
     return out
-
-
-def _v2_datatype(dtype: str) -> str:
-    family = dtype_family(dtype)
-    if family == "string":
-        return "BYTES"
-    if family == "bool":
-        return "BOOL"
-    return "INT64" if dtype.lower().startswith(("int", "uint")) else "FP64"
-
-
-def _json_values(series: pd.Series) -> list[Any]:
-    """Return a column as JSON-ready values, missing values as ``None``."""
-    as_object = series.astype(object)
-    return as_object.where(series.notna(), None).tolist()  # type: ignore[no-any-return]
-
-
-def encode_v1(
-    frame: pd.DataFrame,
-    features: Sequence[Feature],
-    records: bool = False,
-    return_probabilities: bool = False,
-) -> dict[str, Any]:
-    """Client side: a V1 request body for ``frame`` (rows in feature order, or records)."""
-    names = [f.name for f in features]
-    columns = [_json_values(frame[n]) for n in names]
-    rows = [list(r) for r in zip(*columns, strict=True)]
-    instances: list[Any] = [dict(zip(names, r, strict=True)) for r in rows] if records else rows
-    body: dict[str, Any] = {"instances": instances}
-    if return_probabilities:
-        body["return_probabilities"] = True
-    return body
-
-
-def encode_v2(
-    frame: pd.DataFrame, features: Sequence[Feature], with_probabilities: bool = False
-) -> dict[str, Any]:
-    """Client side: a V2 request body for ``frame``, one pandas-typed input per feature."""
-    inputs = [
-        {
-            "name": f.name,
-            "shape": [len(frame)],
-            "datatype": _v2_datatype(f.dtype),
-            "data": _json_values(frame[f.name]),
-        }
-        for f in features
-    ]
-    body: dict[str, Any] = {"parameters": {"content_type": "pd"}, "inputs": inputs}
-    if with_probabilities:
-        body["outputs"] = [{"name": PREDICTIONS}, {"name": PROBABILITIES}]
-    return body

@@ -19,8 +19,10 @@ def test_html_report_is_self_contained(frame_factory):
     page = html_report(stats, validation=validation, drift=drift, title="Batch <7>")
     assert page.startswith("<!DOCTYPE html>") and "Batch &lt;7&gt;" in page
     assert "<script" not in page and "http://" not in page and "https://" not in page
-    images = re.findall(r"src='data:image/png;base64,[A-Za-z0-9+/=]+'", page)
-    assert len(images) == 5  # one plot per column (datetimes excepted)
+    plots = re.findall(r"<svg class='plot'.*?</svg>", page)
+    assert len(plots) == 5  # one plot per column (datetimes excepted)
+    assert all("<rect" in plot for plot in plots)  # bars or histogram bins were drawn
+    assert sum("reference" in plot for plot in plots) == 5  # overlays name the reference
     assert "marseille" in page and "unseen_categories" in page
     assert "wasserstein_normed" in page and "reference" in page
 

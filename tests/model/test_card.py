@@ -171,6 +171,23 @@ def test_importance_samples_big_test_sets():
     assert page.count(PNG) == 3
 
 
+def test_importance_agrees_with_scikit_learn(binary):
+    from sklearn.inspection import permutation_importance
+
+    from kfp_mlops.model.card import _permutation_importance
+    from kfp_mlops.model.features import model_inputs
+
+    model, metadata, test, _ = binary
+    inputs, y = model_inputs(test, metadata), test[metadata.target].astype(str)
+    ours, _ = _permutation_importance(model, inputs, y, "classification", seed=0)
+    theirs = permutation_importance(model, inputs, y, scoring="accuracy", n_repeats=20,
+                                    random_state=0).importances_mean
+    assert ours.shape == theirs.shape
+    # Different shuffles, same statistic: the strongest columns and the sizes agree.
+    assert set(np.argsort(ours)[-3:]) == set(np.argsort(theirs)[-3:])
+    np.testing.assert_allclose(ours, theirs, atol=0.03)
+
+
 def test_card_step_writes_both_files_from_a_model_folder(binary, tmp_path):
     model, metadata, test, folder = binary
     test_path = tmp_path / "test.parquet"

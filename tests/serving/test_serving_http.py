@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from kfp_mlops.model.package import load_model_folder
-from kfp_mlops.serving.predictor import encode_v1, encode_v2
+from kfp_mlops.serving.payloads import encode_v1, encode_v2
 
 pytestmark = pytest.mark.slow
 
