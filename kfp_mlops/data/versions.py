@@ -110,26 +110,28 @@ def write_dataset_version(
         data_path = Path(tmp) / DATA_FILE
         pq.write_table(arrow, data_path, row_group_size=ROW_GROUP_ROWS)
         return publish_dataset_file(
-            store, data_path, table, source_uri, schema=arrow.schema, parent=parent
+            store, data_path, source_uri, content_sha256=content_hash(table, arrow.schema),
+            schema=arrow.schema, rows=len(table), parent=parent,
         )
 
 
 def publish_dataset_file(
     store: Store,
     parquet_path: Path,
-    table: pd.DataFrame,
     source_uri: str,
     *,
+    content_sha256: str,
     schema: pa.Schema,
+    rows: int,
     parent: str | None = None,
     sha256: str | None = None,
 ) -> tuple[DatasetVersion, bool]:
-    """Publish the Parquet file that holds ``table`` (Arrow ``schema``) as a version.
+    """Publish a Parquet file whose table has ``content_hash`` ``content_sha256``.
 
     For callers that wrote the file already (ingest writes its pipeline artifact once
     and publishes that same file); ``sha256`` is the file's hash if known.
     """
-    full_hash = content_hash(table, schema)
+    full_hash = content_sha256
     version_id = full_hash[:ID_LENGTH]
     existing = _read_version(store, version_id)
     if existing is not None:
@@ -143,7 +145,7 @@ def publish_dataset_file(
             version_id=version_id,
             content_sha256=full_hash,
             sha256=sha256 or file_sha256(data_path),
-            rows=len(table),
+            rows=rows,
             columns={f.name: str(f.type) for f in schema},
             source_uri=source_uri,
             created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
