@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CORE = ["kfp_mlops/data", "kfp_mlops/model", "kfp_mlops/serving", "kfp_mlops/storage.py",
-        "kfp_mlops/monitor.py", "kfp_mlops/errors.py"]
+        "kfp_mlops/monitor.py", "kfp_mlops/errors.py", "kfp_mlops/plots.py"]
 
 
 def imported_modules(path: Path) -> set[str]:

@@ -15,13 +15,13 @@ import numpy as np
 
 from kfp_mlops.data.stats import NUMERIC_KINDS, ColumnStatistics, DatasetStatistics
 from kfp_mlops.data.validation import ValidationResult
+from kfp_mlops.plots import BLUE, ORANGE, Axis, Chart
 
 if TYPE_CHECKING:  # drift imports scipy; the data gate's report does not need it
     from kfp_mlops.data.drift import DriftResult
 
 MAX_PLOTS = 60  # keeps a report of a very wide table at a readable, mailable size
 MAX_BARS = 15
-_CURRENT, _REFERENCE = "#1f77b4", "#ff7f0e"
 
 _STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em;color:#222;max-width:1200px}
@@ -50,40 +50,9 @@ def _density(col: ColumnStatistics) -> tuple[np.ndarray, np.ndarray] | None:
     return counts / total / widths, edges
 
 
-# Plot geometry (SVG user units = CSS pixels at 100%).
-_W, _H = 320, 190
-_LEFT, _RIGHT, _TOP = 44, 8, 30
-
-
-def _num(value: float) -> str:
-    if float(value).is_integer() and abs(value) < 1e7:
-        return str(int(value))
-    return f"{value:.3g}"
-
-
-def _svg(title: str, body: list[str], bottom: int, y_max: float, y_label: str,
-         legend: bool) -> str:
-    """Frame ``body`` (shapes in plot coordinates) with axes, title and legend."""
-    x0, x1, y0, y1 = _LEFT, _W - _RIGHT, _TOP, _H - bottom
-    parts = [
-        f"<svg class='plot' viewBox='0 0 {_W} {_H}' width='{_W}' height='{_H}' role='img'>",
-        f"<title>{escape(title)}</title>",
-        f"<text x='{_W / 2}' y='14' text-anchor='middle' font-size='11'>{escape(title)}</text>",
-        *body,
-        f"<line x1='{x0}' y1='{y1}' x2='{x1}' y2='{y1}' stroke='#555'/>",
-        f"<line x1='{x0}' y1='{y0}' x2='{x0}' y2='{y1}' stroke='#555'/>",
-        f"<text x='{x0 - 3}' y='{y1}' text-anchor='end' font-size='8'>0</text>",
-        f"<text x='{x0 - 3}' y='{y0 + 6}' text-anchor='end' font-size='8'>{_num(y_max)}</text>",
-        f"<text transform='translate(10 {(y0 + y1) / 2}) rotate(-90)' text-anchor='middle' "
-        f"font-size='9'>{y_label}</text>",
-    ]
-    if legend:  # one row between the title and the plot, clear of the bars
-        for i, (name, color) in enumerate((("reference", _REFERENCE), ("current", _CURRENT))):
-            x = x1 - 130 + 70 * i
-            parts.append(f"<rect x='{x}' y='{_TOP - 11}' width='9' height='9' fill='{color}' "
-                         f"fill-opacity='0.6'/><text x='{x + 12}' y='{_TOP - 3}' "
-                         f"font-size='9'>{name}</text>")
-    return "".join(parts) + "</svg>"
+# Plot size in SVG user units (CSS pixels at 100%): small cards in a wrapping grid.
+_W, _H, _FONT = 320, 190, 8
+_LEGEND = [("reference", ORANGE, "box"), ("current", BLUE, "box")]
 
 
 def _histogram_svg(col: ColumnStatistics, reference: ColumnStatistics | None) -> str | None:
@@ -92,28 +61,16 @@ def _histogram_svg(col: ColumnStatistics, reference: ColumnStatistics | None) ->
         return None
     ref = _density(reference) if reference is not None else None
     # Each side has its own bins (from its own min/max); densities make them comparable.
-    layers = [(ref, _REFERENCE, 0.35), (current, _CURRENT, 0.5)] if ref else [
-        (current, _CURRENT, 0.5)]
+    layers = [(ref, ORANGE, 0.35), (current, BLUE, 0.5)] if ref else [(current, BLUE, 0.5)]
     low = min(edges[0] for (_, edges), _, _ in layers)
     high = max(edges[-1] for (_, edges), _, _ in layers)
     top = max(float(density.max()) for (density, _), _, _ in layers) or 1.0
-    bottom = 30
-    x0, x1, y1 = _LEFT, _W - _RIGHT, _H - bottom
-    span = (high - low) or 1.0
-
-    def x(value: float) -> float:
-        return x0 + (value - low) / span * (x1 - x0)
-
-    body = []
+    chart = Chart(col.name, x=Axis(low, high), y=Axis(0, top * 1.05, "density"), width=_W,
+                  height=_H, font=_FONT, legend=_LEGEND if ref else ())
     for (density, edges), color, opacity in layers:
         for d, a, b in zip(density, edges[:-1], edges[1:], strict=True):
-            h = d / top * (y1 - _TOP)
-            body.append(f"<rect x='{x(a):.1f}' y='{y1 - h:.1f}' width='{max(x(b) - x(a), 0.5):.1f}'"
-                        f" height='{h:.1f}' fill='{color}' fill-opacity='{opacity}'/>")
-    for value, anchor in ((low, "start"), ((low + high) / 2, "middle"), (high, "end")):
-        body.append(f"<text x='{x(value):.1f}' y='{y1 + 12}' text-anchor='{anchor}' "
-                    f"font-size='8'>{_num(value)}</text>")
-    return _svg(col.name, body, bottom, top, "density", ref is not None)
+            chart.rect(a, b, 0, d, color, opacity)
+    return chart.svg()
 
 
 def _bars_svg(col: ColumnStatistics, reference: ColumnStatistics | None) -> str | None:
@@ -124,35 +81,25 @@ def _bars_svg(col: ColumnStatistics, reference: ColumnStatistics | None) -> str 
     keys = [k for k, _ in col.top_values[:MAX_BARS]]
     keys += [k for k in list(ref_counts)[:MAX_BARS] if k not in counts][: MAX_BARS // 3]
     shares = [counts.get(k, 0) / max(col.count, 1) for k in keys]
-    series = [(shares, _CURRENT, 0.8)]
+    series = [(shares, BLUE, 0.8)]
     if ref_counts:
         ref_total = max(sum(ref_counts.values()), 1)
-        series.insert(0, ([ref_counts.get(k, 0) / ref_total for k in keys], _REFERENCE, 0.6))
+        series.insert(0, ([ref_counts.get(k, 0) / ref_total for k in keys], ORANGE, 0.6))
     top = max(max(values) for values, _, _ in series) or 1.0
-    bottom = 50
-    x0, x1, y1 = _LEFT, _W - _RIGHT, _H - bottom
-    slot = (x1 - x0) / len(keys)
-    width = slot * 0.8 / len(series)
-    body = []
-    for i, key in enumerate(keys):
-        for j, (values, color, opacity) in enumerate(series):
-            h = values[i] / top * (y1 - _TOP)
-            left = x0 + i * slot + slot * 0.1 + j * width
-            body.append(f"<rect x='{left:.1f}' y='{y1 - h:.1f}' width='{width:.1f}' "
-                        f"height='{h:.1f}' fill='{color}' fill-opacity='{opacity}'>"
-                        f"<title>{escape(key)}: {values[i]:.1%}</title></rect>")
-        centre = x0 + (i + 0.5) * slot
-        body.append(f"<text transform='translate({centre:.1f} {y1 + 8}) rotate(-45)' "
-                    f"text-anchor='end' font-size='8'>{escape(key[:12])}</text>")
-    return _svg(col.name, body, bottom, top, "share", bool(ref_counts))
+    chart = Chart(col.name, x=Axis.of(keys, rotate=45), y=Axis(0, top * 1.05, "share"),
+                  width=_W, height=_H, font=_FONT, legend=_LEGEND if ref_counts else ())
+    for j, (values, color, opacity) in enumerate(series):
+        chart.bars(values, color, group=(j, len(series)), opacity=opacity,
+                   tips=[f"{k}: {v:.1%}" for k, v in zip(keys, values, strict=True)])
+    return chart.svg()
 
 
 def column_plot(col: ColumnStatistics, reference: ColumnStatistics | None = None) -> str | None:
     """Inline SVG of a column's histogram (or top categories), over the reference's.
 
-    Drawn by hand from the statistics, not with matplotlib: a 12-column report took
-    2.5 s to render as PNGs and takes milliseconds as SVG, which also stays sharp
-    when zoomed and needs no image decoding in the KFP UI.
+    Drawn from the statistics with :mod:`kfp_mlops.plots`, not matplotlib: a 12-column
+    report took 2.5 s to render as PNGs and takes milliseconds as SVG, which also stays
+    sharp when zoomed and needs no image decoding in the KFP UI.
     """
     if col.kind in NUMERIC_KINDS:
         return _histogram_svg(col, reference)

@@ -1,19 +1,18 @@
 """Model card: one self-contained HTML page (and a Markdown summary) per model version.
 
-The page has no scripts and no external references: figures are PNG data URIs and the
-style sheet is inline, so it renders the same in the KFP UI (an HTML artifact), in a
-mail attachment or offline. It shows what a reviewer asks before approving a model:
-what it is, how well it does on held-out rows, where it errs, which inputs matter, how
-it compares with the current champion, which data and code made it, and what it is for.
+The page has no scripts and no external references: figures are inline SVG (drawn by
+:mod:`kfp_mlops.plots`, no matplotlib) and the style sheet is inline, so it renders the
+same in the KFP UI (an HTML artifact), in a mail attachment or offline. It shows what a
+reviewer asks before approving a model: what it is, how well it does on held-out rows,
+where it errs, which inputs matter, how it compares with the current champion, which
+data and code made it, and what it is for.
 """
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,66 +25,44 @@ from kfp_mlops.model.blessing import Blessing, Comparison
 from kfp_mlops.model.evaluate import evaluate_model
 from kfp_mlops.model.features import model_inputs, plan_from_metadata
 from kfp_mlops.model.package import ModelMetadata
+from kfp_mlops.plots import BLUE, GREY, Axis, Chart, padded
 
 # Permutation importance refits nothing but predicts n_repeats x columns times: a sample
 # keeps the card fast on big test sets and barely changes the ranking.
 IMPORTANCE_MAX_ROWS = 2000
 IMPORTANCE_REPEATS = 5
 IMPORTANCE_TOP = 15
-FIGURE_SIZE = (5.2, 3.9)
-FIGURE_DPI = 100
 
 
 @dataclass
 class Figure:
-    """One embedded plot: a title, a caption and the PNG bytes."""
+    """One embedded plot: a title, a caption and its inline SVG markup."""
 
     title: str
     caption: str
-    png: bytes
-
-    def data_uri(self) -> str:
-        """The PNG as a ``data:`` URI for an ``<img src>``."""
-        return "data:image/png;base64," + base64.b64encode(self.png).decode("ascii")
+    svg: str
 
 
-def _plot(draw: Callable[[Any], None], size: tuple[float, float] = FIGURE_SIZE) -> bytes:
-    """Render ``draw(axes)`` to PNG with the Agg canvas (no pyplot, no display needed)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure as MplFigure
-
-    fig = MplFigure(figsize=size, dpi=FIGURE_DPI, layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.subplots()
-    ax.grid(True, alpha=0.3)
-    draw(ax)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return buffer.getvalue()
+def _chart(title: str, x: Axis, y: Axis, legend: Sequence[tuple[str, str, str]] = (),
+           **size: int) -> Chart:
+    # The figure caption carries the title; the chart shows only its legend row.
+    return Chart(title, x=x, y=y, legend=legend, show_title=False, **size)
 
 
 def _confusion_figure(y: pd.Series, predicted: np.ndarray, labels: list[str]) -> Figure:
     from sklearn.metrics import confusion_matrix
 
     matrix = confusion_matrix(y, predicted, labels=labels)
-
-    def draw(ax) -> None:
-        ax.grid(False)
-        ax.imshow(matrix, cmap="Blues")
-        ticks = range(len(labels))
-        ax.set_xticks(ticks, labels, rotation=30 if len(labels) > 3 else 0, ha="right"
-                      if len(labels) > 3 else "center")
-        ax.set_yticks(ticks, labels)
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("actual")
-        limit = matrix.max() / 2 if matrix.size else 0
-        for (row, col), count in np.ndenumerate(matrix):
-            ax.text(col, row, str(count), ha="center", va="center",
-                    color="white" if count > limit else "black")
-
-    side = min(3.5 + 0.35 * len(labels), 8.0)
+    columns = Axis.of(labels, "predicted", 45 if len(labels) > 3 else 0)
+    rows = Axis.of(labels, "actual")
+    width = min(330 + 20 * len(labels), 520)
+    probe = _chart("Confusion matrix", columns, rows, width=width, height=width)
+    # Square cells: the second chart is as much less tall as the probe's plot is too tall.
+    height = width - round((probe.y1 - probe.y0) - (probe.x1 - probe.x0))
+    chart = _chart("Confusion matrix", columns, rows, width=width, height=height)
+    chart.heatmap(matrix)
     return Figure("Confusion matrix", f"Counts on {len(y)} held-out rows; rows are the "
-                  "actual class, columns the predicted one.", _plot(draw, (side, side * 0.85)))
+                  "actual class, columns the predicted one.", chart.svg())
 
 
 def _roc_figure(positive: np.ndarray, score: np.ndarray, label: str) -> Figure:
@@ -93,15 +70,12 @@ def _roc_figure(positive: np.ndarray, score: np.ndarray, label: str) -> Figure:
 
     fpr, tpr, _ = roc_curve(positive, score)
     auc = roc_auc_score(positive, score)
-
-    def draw(ax) -> None:
-        ax.plot(fpr, tpr, color="C0", label=f"model (AUC {auc:.3f})")
-        ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="chance")
-        ax.set_xlabel("false positive rate")
-        ax.set_ylabel("true positive rate")
-        ax.legend(loc="lower right")
-
-    return Figure("ROC curve", f"Positive class {label!r}.", _plot(draw))
+    chart = _chart("ROC curve", Axis(*padded(0, 1), "false positive rate"),
+                   Axis(*padded(0, 1), "true positive rate"),
+                   [(f"model (AUC {auc:.3f})", BLUE, "line"), ("chance", GREY, "dash")])
+    chart.line([0, 1], [0, 1], GREY, dash=True)
+    chart.line(fpr, tpr, BLUE)
+    return Figure("ROC curve", f"Positive class {label!r}.", chart.svg())
 
 
 def _precision_recall_figure(positive: np.ndarray, score: np.ndarray, label: str) -> Figure:
@@ -110,16 +84,13 @@ def _precision_recall_figure(positive: np.ndarray, score: np.ndarray, label: str
     precision, recall, _ = precision_recall_curve(positive, score)
     ap = average_precision_score(positive, score)
     base = float(positive.mean())
-
-    def draw(ax) -> None:
-        ax.plot(recall, precision, color="C0", label=f"model (AP {ap:.3f})")
-        ax.axhline(base, color="grey", linestyle="--", label=f"prevalence {base:.2f}")
-        ax.set_xlabel("recall")
-        ax.set_ylabel("precision")
-        ax.set_ylim(0, 1.02)
-        ax.legend(loc="lower left")
-
-    return Figure("Precision-recall curve", f"Positive class {label!r}.", _plot(draw))
+    chart = _chart("Precision-recall curve", Axis(*padded(0, 1), "recall"),
+                   Axis(*padded(0, 1), "precision"),
+                   [(f"model (AP {ap:.3f})", BLUE, "line"), (f"prevalence {base:.2f}", GREY,
+                                                             "dash")])
+    chart.line([0, 1], [base, base], GREY, dash=True)
+    chart.line(recall, precision, BLUE)
+    return Figure("Precision-recall curve", f"Positive class {label!r}.", chart.svg())
 
 
 def _calibration_figure(positive: np.ndarray, score: np.ndarray, label: str, note: str) -> Figure:
@@ -127,42 +98,39 @@ def _calibration_figure(positive: np.ndarray, score: np.ndarray, label: str, not
 
     bins = int(max(3, min(10, len(positive) // 20)))
     observed, predicted = calibration_curve(positive, score, n_bins=bins, strategy="uniform")
-
-    def draw(ax) -> None:
-        ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfectly calibrated")
-        ax.plot(predicted, observed, marker="o", color="C0", label="model")
-        ax.set_xlabel(f"predicted probability of {label!r}")
-        ax.set_ylabel(f"observed share of {label!r}")
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1)
-        ax.legend(loc="upper left")
-
+    chart = _chart("Calibration curve", Axis(*padded(0, 1), f"predicted probability of {label!r}"),
+                   Axis(*padded(0, 1), f"observed share of {label!r}"),
+                   [("perfectly calibrated", GREY, "dash"), ("model", BLUE, "marker")])
+    chart.line([0, 1], [0, 1], GREY, dash=True)
+    chart.line(predicted, observed, BLUE)
+    chart.markers(predicted, observed, BLUE)
     return Figure("Calibration curve", f"{bins} equal-width probability bins; empty bins "
-                  f"have no point. {note}".strip(), _plot(draw))
+                  f"have no point. {note}".strip(), chart.svg())
 
 
 def _residual_figures(y: pd.Series, predicted: np.ndarray, target: str) -> list[Figure]:
-    residual = y.to_numpy() - predicted
-
-    def residuals(ax) -> None:
-        ax.scatter(predicted, residual, s=12, alpha=0.6, color="C0")
-        ax.axhline(0, color="grey", linestyle="--")
-        ax.set_xlabel(f"predicted {target}")
-        ax.set_ylabel("residual (actual - predicted)")
-
-    def versus(ax) -> None:
-        low = float(min(y.min(), predicted.min()))
-        high = float(max(y.max(), predicted.max()))
-        ax.scatter(y, predicted, s=12, alpha=0.6, color="C0")
-        ax.plot([low, high], [low, high], color="grey", linestyle="--", label="perfect")
-        ax.set_xlabel(f"actual {target}")
-        ax.set_ylabel(f"predicted {target}")
-        ax.legend(loc="upper left")
-
+    actual = y.to_numpy(dtype=float)
+    residual = actual - predicted
+    residuals = _chart("Residuals vs predicted",
+                       Axis(*padded(predicted.min(), predicted.max()), f"predicted {target}"),
+                       Axis(*padded(residual.min(), residual.max()),
+                            "residual (actual - predicted)"))
+    residuals.line([predicted.min(), predicted.max()], [0, 0], GREY, dash=True)
+    drawn = residuals.scatter(predicted, residual, BLUE)
+    low = float(min(actual.min(), predicted.min()))
+    high = float(max(actual.max(), predicted.max()))
+    versus = _chart("Predicted vs actual", Axis(*padded(low, high), f"actual {target}"),
+                    Axis(*padded(low, high), f"predicted {target}"),
+                    [("perfect", GREY, "dash")])
+    versus.line([low, high], [low, high], GREY, dash=True)
+    versus.scatter(actual, predicted, BLUE)
+    # Both plots draw the same seeded sample of rows.
+    sampled = f" A random {drawn} of the {len(y)} rows are drawn." if drawn < len(y) else ""
     return [
         Figure("Residuals vs predicted", "A pattern (funnel, curve) means the errors depend "
-               "on the prediction.", _plot(residuals)),
-        Figure("Predicted vs actual", "Points on the dashed line are exact.", _plot(versus)),
+               f"on the prediction.{sampled}", residuals.svg()),
+        Figure("Predicted vs actual", f"Points on the dashed line are exact.{sampled}",
+               versus.svg()),
     ]
 
 
@@ -207,22 +175,23 @@ def _importance_figure(
         y = y.loc[inputs.index]
     scoring = "accuracy" if task == "classification" else "r2"
     means, spreads = _permutation_importance(model, inputs, y, task, seed)
-    order = np.argsort(means)[::-1][:IMPORTANCE_TOP][::-1]
+    order = np.argsort(means)[::-1][:IMPORTANCE_TOP]  # biggest first, drawn at the top
     names = [str(inputs.columns[i]) for i in order]
-
-    def draw(ax) -> None:
-        ax.barh(names, means[order], xerr=spreads[order],
-                color="C0", alpha=0.8)
-        ax.axvline(0, color="grey", linewidth=0.8)
-        ax.set_xlabel(f"drop in {scoring} when the column is shuffled")
-
-    height = max(2.5, 0.3 * len(names) + 1.2)
+    low, high = (means - spreads)[order].min(), (means + spreads)[order].max()
+    chart = _chart("Permutation feature importance",
+                   Axis(*padded(min(low, 0.0), max(high, 0.0)),
+                        f"drop in {scoring} when the column is shuffled"),
+                   Axis.of(names), height=max(250, 26 * len(names) + 60))
+    chart.line([0, 0], [0, len(names)], GREY, width=1)
+    chart.bars(means[order], BLUE, errors=spreads[order],
+               tips=[f"{n}: {m:.4g} ± {s:.2g}" for n, m, s in
+                     zip(names, means[order], spreads[order], strict=True)])
     shown = f"top {len(names)} of {inputs.shape[1]}" if inputs.shape[1] > len(names) else "all"
     return Figure(
         "Permutation feature importance",
         f"Raw input columns ({shown}); {len(inputs)} rows, {IMPORTANCE_REPEATS} shuffles each, "
-        "bars show the spread.",
-        _plot(draw, (FIGURE_SIZE[0], height)),
+        "whiskers show the spread.",
+        chart.svg(),
     )
 
 
@@ -346,7 +315,7 @@ tr.fail td{background:#ffebe9}tr.pass td{background:#dafbe1}
 .verdict.pass{background:#dafbe1}.verdict.fail{background:#ffebe9}
 .figures{display:grid;grid-template-columns:repeat(auto-fit,minmax(460px,1fr));gap:16px}
 figure{margin:0;border:1px solid #d0d7de;border-radius:6px;padding:8px;background:#fff}
-figure img{max-width:100%;height:auto;display:block;margin:0 auto}
+figure svg{max-width:100%;height:auto;display:block;margin:0 auto}
 figcaption{font-size:.88em;color:#57606a;margin-top:4px}
 .note{color:#57606a;font-size:.9em}footer{color:#57606a;font-size:.85em;margin:16px 0}
 """
@@ -428,7 +397,7 @@ def render_model_card(
     parts.append(
         "<section><h2>Plots</h2><div class=\"figures\">"
         + "".join(
-            f"<figure><img alt=\"{html.escape(f.title)}\" src=\"{f.data_uri()}\">"
+            f"<figure>{f.svg}"
             f"<figcaption><b>{html.escape(f.title)}.</b> {html.escape(f.caption)}"
             "</figcaption></figure>"
             for f in figures

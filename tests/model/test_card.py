@@ -17,7 +17,7 @@ from kfp_mlops.model.evaluate import evaluate_model
 from kfp_mlops.model.package import write_model_folder
 from kfp_mlops.model.train import train_model
 
-PNG = "data:image/png;base64,"
+FIGURE = "<figure><svg class='plot'"  # one inline SVG chart per figure
 
 
 def trained(name, target, task, tmp_path_factory, estimator="auto"):
@@ -75,10 +75,12 @@ def test_binary_card_has_five_plots_metrics_and_lineage(binary):
     page, markdown = render_model_card(model, metadata, test, stage="staging",
                                        dataset_summary={"source": "breast_cancer", "rows": 569})
     assert_self_contained(page)
-    assert page.count(PNG) == 5
+    assert page.count(FIGURE) == 5
     for title in ["Confusion matrix", "ROC curve", "Precision-recall curve", "Calibration curve",
                   "Permutation feature importance"]:
-        assert f'alt="{title}"' in page
+        assert f"<title>{title}</title>" in page
+    for legend in ["model (AUC 0.", "chance", "model (AP 0.", "prevalence 0.", "perfectly calibrated"]:
+        assert f">{legend}" in page, legend
     assert_metrics_shown(page, markdown, model, metadata, test)
     for fact in ["breast-cancer", "v2", "staging", "HistGradientBoostingClassifier", "run-123",
                  "v-2026-01", "d" * 64, metadata.model_sha256, metadata.sklearn_version, "569",
@@ -94,8 +96,8 @@ def test_multiclass_card_with_missing_values_skips_binary_curves_with_a_note(mul
     assert test.drop(columns="species").isna().any().any()  # penguins' own gaps
     page, markdown = render_model_card(model, metadata, test)
     assert_self_contained(page)
-    assert page.count(PNG) == 3
-    assert 'alt="ROC curve"' not in page
+    assert page.count(FIGURE) == 3
+    assert "<title>ROC curve</title>" not in page
     assert "ROC and precision-recall curves are drawn for binary targets only" in page
     assert "One-vs-rest for the most frequent class" in page
     assert "roc_auc_ovr" in page and "island" in page
@@ -106,11 +108,11 @@ def test_regression_card_has_residual_plots(regression):
     model, metadata, test, _ = regression
     page, markdown = render_model_card(model, metadata, test, intended_use="Triage research only.")
     assert_self_contained(page)
-    assert page.count(PNG) == 3
+    assert page.count(FIGURE) == 3
     for title in ["Residuals vs predicted", "Predicted vs actual",
                   "Permutation feature importance"]:
-        assert f'alt="{title}"' in page
-    assert 'alt="Confusion matrix"' not in page
+        assert f"<title>{title}</title>" in page
+    assert "<title>Confusion matrix</title>" not in page
     assert "Triage research only." in page and "Triage research only." in markdown
     assert_metrics_shown(page, markdown, model, metadata, test)
 
@@ -162,13 +164,17 @@ def test_bad_inputs_name_the_problem(binary):
 def test_importance_samples_big_test_sets():
     rng = np.random.default_rng(0)
     frame = pd.DataFrame({"a": rng.normal(size=3000), "b": rng.normal(size=3000),
-                          "noise": rng.normal(size=3000)})
+                          "<i>noise&": rng.normal(size=3000)})
     frame["y"] = 3 * frame["a"] - frame["b"] + rng.normal(scale=0.1, size=3000)
     model, metadata = train_model(frame, "y", "regression", "ridge")
     page, _ = render_model_card(model, metadata, frame)
     assert "2000 rows, 5 shuffles" in page
     assert "On 3000 held-out rows" in page
-    assert page.count(PNG) == 3
+    assert page.count(FIGURE) == 3
+    # The scatter plots draw a sample too, and say so.
+    assert page.count("A random 2000 of the 3000 rows are drawn.") == 2
+    assert page.count("<circle") == 2 * 2000
+    assert "&lt;i&gt;noise&amp;" in page and "<i>" not in page  # column names are escaped
 
 
 def test_importance_agrees_with_scikit_learn(binary):
@@ -196,7 +202,7 @@ def test_card_step_writes_both_files_from_a_model_folder(binary, tmp_path):
     card, summary = tmp_path / "card.html", tmp_path / "summary.md"
     card_step(folder, test_path, card, summary, json.dumps(verdict.to_dict()), "auto")
     page = card.read_text()
-    assert page.count(PNG) == 5 and "Champion comparison" in page
+    assert page.count(FIGURE) == 5 and "Champion comparison" in page
     assert html.escape("Classifies rows into 'benign', 'malignant'") in page  # default use
     assert "Model card: target model (not yet published)" in page
     assert summary.read_text().startswith("## Model card:")
@@ -233,5 +239,5 @@ def test_model_card_component_in_a_kfp_local_pipeline(tmp_path):
     (run_dir,) = tmp_path.iterdir()
     page = (run_dir / "model-card" / "card").read_text()
     assert_self_contained(page)
-    assert page.count(PNG) == 3 and "Demo of the card component." in page
+    assert page.count(FIGURE) == 3 and "Demo of the card component." in page
     assert "accuracy" in (run_dir / "model-card" / "summary").read_text()
