@@ -130,7 +130,7 @@ def add_training_steps(
             )
             model_card(
                 model=trained.outputs["model"], test_data=split.outputs["test_data"],
-                blessing=model_gate.outputs["blessing"],
+                metrics=evaluated.outputs["metrics"], blessing=model_gate.outputs["blessing"],
             )
             serving_gate = infra_validate(
                 model=trained.outputs["model"], test_data=split.outputs["test_data"]

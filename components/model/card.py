@@ -1,5 +1,5 @@
 from kfp import dsl
-from kfp.dsl import HTML, Dataset, Input, Markdown, Model, Output
+from kfp.dsl import HTML, Dataset, Input, Markdown, Metrics, Model, Output
 
 from kfp_mlops.components.image import DEFAULT_IMAGE
 
@@ -8,6 +8,7 @@ from kfp_mlops.components.image import DEFAULT_IMAGE
 def model_card(
     model: Input[Model],
     test_data: Input[Dataset],
+    metrics: Input[Metrics],
     card: Output[HTML],
     summary: Output[Markdown],
     blessing: str = "{}",
@@ -17,7 +18,9 @@ def model_card(
 
     Args:
         model: Model folder from ``train``.
-        test_data: Held-out rows (Parquet) the metrics and plots are computed on.
+        test_data: Held-out rows (Parquet) the plots are drawn from.
+        metrics: Metrics from ``evaluate`` on all held-out rows; the card shows these,
+            so its numbers match the run's metrics panel.
         card: The card: header, metrics, plots (confusion matrix, ROC, precision-recall,
             calibration, residuals, permutation importance), champion comparison, data
             summary, lineage and intended use, in one HTML page with embedded images.
@@ -30,7 +33,7 @@ def model_card(
     from kfp_mlops.model.card import card_step
 
     metadata = card_step(model.path, test_data.path, card.path, summary.path, blessing,
-                         intended_use)
+                         intended_use, metrics=dict(metrics.metadata))
     card.metadata.update({"task": metadata.task, "estimator": metadata.estimator})
 
 

@@ -210,6 +210,20 @@ def test_card_step_writes_both_files_from_a_model_folder(binary, tmp_path):
         card_step(folder, test_path, card, summary, "{nope", "auto")
 
 
+def test_card_step_shows_the_evaluate_steps_metrics(binary, tmp_path):
+    model, metadata, test, folder = binary
+    test_path = tmp_path / "test.parquet"
+    test.to_parquet(test_path)
+    card, summary = tmp_path / "card.html", tmp_path / "summary.md"
+    # Values no computation on these rows gives: the card must show what it was handed.
+    card_step(folder, test_path, card, summary, metrics={"accuracy": 0.123456, "f1_macro": 0.5})
+    page = card.read_text()
+    assert "<td>0.1235</td>" in page and "<td>0.5</td>" in page
+    assert f"On {len(test)} held-out rows." in page
+    assert "balanced_accuracy" not in page  # nothing recomputed beside them
+    assert "| accuracy | 0.1235 |" in summary.read_text()
+
+
 @pytest.mark.slow
 def test_model_card_component_in_a_kfp_local_pipeline(tmp_path):
     from kfp import dsl, local
@@ -217,6 +231,7 @@ def test_model_card_component_in_a_kfp_local_pipeline(tmp_path):
 
     from kfp_mlops.components.image import DEFAULT_IMAGE
     from kfp_mlops.components.model.card import model_card
+    from kfp_mlops.components.model.evaluate import evaluate as evaluate_op
     from kfp_mlops.components.model.train import train as train_op
 
     @dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
@@ -230,8 +245,10 @@ def test_model_card_component_in_a_kfp_local_pipeline(tmp_path):
         data = wine_parquet()
         trained_task = train_op(train_data=data.outputs["dataset"], target="target",
                                 task="classification", estimator="logistic_regression")
+        scored = evaluate_op(model=trained_task.outputs["model"],
+                             test_data=data.outputs["dataset"])
         model_card(model=trained_task.outputs["model"], test_data=data.outputs["dataset"],
-                   intended_use="Demo of the card component.")
+                   metrics=scored.outputs["metrics"], intended_use="Demo of the card component.")
 
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path),
                raise_on_error=True)
@@ -240,4 +257,6 @@ def test_model_card_component_in_a_kfp_local_pipeline(tmp_path):
     page = (run_dir / "model-card" / "card").read_text()
     assert_self_contained(page)
     assert page.count(FIGURE) == 3 and "Demo of the card component." in page
-    assert "accuracy" in (run_dir / "model-card" / "summary").read_text()
+    output = json.loads((run_dir / "evaluate" / "executor_output.json").read_text())
+    accuracy = output["artifacts"]["metrics"]["artifacts"][0]["metadata"]["accuracy"]
+    assert f"| accuracy | {accuracy:.4g} |" in (run_dir / "model-card" / "summary").read_text()
