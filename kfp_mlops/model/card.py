@@ -353,16 +353,11 @@ def render_model_card(
         raise DataError(
             f"test data has no target column {metadata.target!r}; pass the held-out split"
         )
-    from threadpoolctl import threadpool_limits
-
     verdict = blessing_from_dict(blessing) if blessing else None  # fail before the work
     labelled = test_frame[test_frame[metadata.target].notna()]
-    # Hundreds of small predictions: OpenMP threads only add spin-waiting (5x slower on
-    # a busy 2-core machine), so the card predicts on one thread.
-    with threadpool_limits(limits=1, user_api="openmp"):
-        shown, metric_rows = metrics or (
-            evaluate_model(model, metadata, labelled).metrics, len(labelled))
-        figures, notes = _figures(model, metadata, labelled, seed)
+    shown, metric_rows = metrics or (
+        evaluate_model(model, metadata, labelled).metrics, len(labelled))
+    figures, notes = _figures(model, metadata, labelled, seed)
     summary = dict(dataset_summary or {})
     intended = intended_use.strip() or default_intended_use(metadata)
     title = metadata.name or f"{metadata.target} model"
