@@ -85,3 +85,27 @@ def test_split_is_seeded_and_stratified():
     pd.testing.assert_frame_equal(test_a, test_b)
     shares = frame["target"].value_counts(normalize=True)
     assert (test_a["target"].value_counts(normalize=True) - shares).abs().max() < 0.05
+
+
+@pytest.mark.parametrize(("target", "task"), [("species", "classification"),
+                                              ("body_mass_g", "regression")])
+def test_split_file_gives_the_rows_scikit_learn_gives(tmp_path, target, task):
+    from sklearn.model_selection import train_test_split
+
+    from kfp_mlops.data.sources import read_parquet
+    from kfp_mlops.data.split import split_file
+
+    frame = load_table("penguins")  # body_mass_g has missing values: those rows drop out
+    frame.to_parquet(tmp_path / "data.parquet", index=False)
+    rows = split_file(tmp_path / "data.parquet", tmp_path / "train", tmp_path / "test",
+                      target, task, 0.2, seed=7)
+    # The reference: scikit-learn on the labelled frame, stratified on the class names.
+    labelled = frame[frame[target].notna()]
+    stratify = labelled[target].astype(str) if task == "classification" else None
+    train, test = train_test_split(labelled, test_size=0.2, random_state=7, stratify=stratify)
+    assert rows == (len(train), len(test))
+    for name, expected in (("train", train), ("test", test)):
+        pd.testing.assert_frame_equal(read_parquet(tmp_path / name),
+                                      expected.reset_index(drop=True))
+    from_frame = split_frame(frame, target, task, 0.2, seed=7)
+    pd.testing.assert_frame_equal(from_frame[1], test.reset_index(drop=True))

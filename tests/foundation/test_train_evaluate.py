@@ -89,3 +89,41 @@ def test_model_folder_round_trip_and_tamper_check(tmp_path):
         handle.write(b"tampered")
     with pytest.raises(ModelIntegrityError, match="sha256"):
         load_model_folder(tmp_path / "m")
+
+
+@pytest.mark.parametrize(("name", "target"), [("penguins", "species"),
+                                              ("breast_cancer", "target")])
+def test_metrics_equal_scikit_learns_on_the_class_names(name, target):
+    from sklearn import metrics as skm
+
+    frame = load_table(name)
+    model, metadata = train_model(frame.iloc[::2], target, "classification",
+                                  estimator="logistic_regression")
+    test = frame.iloc[1::2]
+    got = evaluate_model(model, metadata, test)
+    y = test[target].astype(str)
+    predicted = model.predict(test[metadata.feature_names])
+    proba = model.predict_proba(test[metadata.feature_names])
+    labels = list(model.classes_)
+    expected = {
+        "accuracy": skm.accuracy_score(y, predicted),
+        "balanced_accuracy": skm.balanced_accuracy_score(y, predicted),
+        "f1_macro": skm.f1_score(y, predicted, average="macro"),
+        "precision_macro": skm.precision_score(y, predicted, average="macro"),
+        "recall_macro": skm.recall_score(y, predicted, average="macro"),
+        "log_loss": skm.log_loss(y, proba, labels=labels),
+    }
+    for metric, value in expected.items():
+        assert got.metrics[metric] == pytest.approx(value, abs=1e-6), metric
+    assert got.confusion_matrix == skm.confusion_matrix(y, predicted, labels=labels).tolist()
+
+
+def test_a_class_only_the_test_rows_hold_is_scored_not_a_crash():
+    frame = messy_frame()
+    model, metadata = train_model(frame, "label", "classification")
+    test = frame.head(40).copy()
+    test.loc[:9, "label"] = "huge"  # never seen in training
+    evaluation = evaluate_model(model, metadata, test)
+    assert evaluation.metrics["accuracy"] <= 0.75  # those 10 rows are always wrong
+    assert "log_loss" not in evaluation.metrics  # undefined for a class the model lacks
+    assert sum(map(sum, evaluation.confusion_matrix)) == 30  # rows of the model's classes
