@@ -24,7 +24,7 @@ from kfp_mlops.errors import DataError
 from kfp_mlops.model.blessing import Blessing, Comparison
 from kfp_mlops.model.evaluate import evaluate_model
 from kfp_mlops.model.features import model_inputs, plan_from_metadata
-from kfp_mlops.model.package import ModelMetadata
+from kfp_mlops.model.package import ModelMetadata, in_reading_order
 from kfp_mlops.plots import BLUE, GREY, Axis, Chart, padded
 
 # Permutation importance refits nothing but predicts n_repeats x columns times: a sample
@@ -544,7 +544,7 @@ def card_step(
     test_frame = read_dataset(test_path)
     # evaluate scored every labelled held-out row; the figures below use a sample.
     scored = (
-        (metrics, int(test_frame[metadata.target].notna().sum()))
+        (in_reading_order(metrics), int(test_frame[metadata.target].notna().sum()))
         if metrics and metadata.target in test_frame else None
     )
     # The card's figures need a few thousand rows, not millions: the pipeline's metrics

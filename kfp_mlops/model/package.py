@@ -24,6 +24,18 @@ class ModelIntegrityError(RuntimeError):
     """A model folder is malformed, tampered with, or built by another scikit-learn."""
 
 
+# The order evaluate_model reports metrics in. A KFP Metrics artifact reaches the next
+# task as an unordered map, so readers put it back in this order.
+METRIC_ORDER = ("accuracy", "balanced_accuracy", "f1_macro", "precision_macro",
+                "recall_macro", "log_loss", "roc_auc", "roc_auc_ovr", "r2", "rmse", "mae")
+
+
+def in_reading_order(metrics: dict[str, float]) -> dict[str, float]:
+    """``metrics`` in :data:`METRIC_ORDER`, any others after them by name."""
+    rank = {name: i for i, name in enumerate(METRIC_ORDER)}
+    return dict(sorted(metrics.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0])))
+
+
 @dataclass
 class Feature:
     """One input column the model expects."""

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from kfp_mlops.model.blessing import Blessing, Comparison
-from kfp_mlops.model.package import read_metadata
+from kfp_mlops.model.package import in_reading_order, read_metadata
 from kfp_mlops.model.registry import ModelVersion, Registry
 from kfp_mlops.storage import open_store
 
@@ -35,7 +35,7 @@ def publish_model(
 ) -> ModelVersion:
     """Record metrics, lineage and the blessing, then publish a new immutable version."""
     metadata = read_metadata(model_dir)
-    metadata.metrics = {k: float(v) for k, v in metrics.items()}
+    metadata.metrics = {k: float(v) for k, v in in_reading_order(metrics).items()}
     metadata.run_id = run_id or None
     metadata.dataset_version = dataset_version or metadata.dataset_version
     blessing = blessing_from_json(blessing_json)

@@ -127,3 +127,14 @@ def test_a_class_only_the_test_rows_hold_is_scored_not_a_crash():
     assert evaluation.metrics["accuracy"] <= 0.75  # those 10 rows are always wrong
     assert "log_loss" not in evaluation.metrics  # undefined for a class the model lacks
     assert sum(map(sum, evaluation.confusion_matrix)) == 30  # rows of the model's classes
+
+
+def test_metric_order_is_the_order_evaluate_reports():
+    from kfp_mlops.model.package import in_reading_order
+
+    frame = messy_frame()
+    model, metadata = train_model(frame, "label", "classification")
+    metrics = evaluate_model(model, metadata, frame).metrics
+    shuffled = dict(sorted(metrics.items()))  # how a KFP Metrics artifact arrives
+    assert list(in_reading_order(shuffled)) == list(metrics)
+    assert list(in_reading_order({"zeta": 1.0, "mae": 2.0, "r2": 3.0})) == ["r2", "mae", "zeta"]

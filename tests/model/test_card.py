@@ -216,9 +216,11 @@ def test_card_step_shows_the_evaluate_steps_metrics(binary, tmp_path):
     test.to_parquet(test_path)
     card, summary = tmp_path / "card.html", tmp_path / "summary.md"
     # Values no computation on these rows gives: the card must show what it was handed.
-    card_step(folder, test_path, card, summary, metrics={"accuracy": 0.123456, "f1_macro": 0.5})
+    # Given as KFP hands them over: an unordered map. The card reads accuracy first.
+    card_step(folder, test_path, card, summary, metrics={"f1_macro": 0.5, "accuracy": 0.123456})
     page = card.read_text()
     assert "<td>0.1235</td>" in page and "<td>0.5</td>" in page
+    assert page.index("<td>accuracy</td>") < page.index("<td>f1_macro</td>")
     assert f"On {len(test)} held-out rows." in page
     assert "balanced_accuracy" not in page  # nothing recomputed beside them
     assert "| accuracy | 0.1235 |" in summary.read_text()
