@@ -14,6 +14,8 @@ from kfp_mlops.model.package import ModelMetadata
 
 # KFP's UI draws a ROC curve from at most a few hundred points comfortably.
 MAX_ROC_POINTS = 200
+
+
 @dataclass
 class Evaluation:
     """Scalar metrics plus the curves the KFP UI can draw."""
