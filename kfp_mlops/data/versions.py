@@ -131,8 +131,7 @@ def publish_dataset_file(
     For callers that wrote the file already (ingest writes its pipeline artifact once
     and publishes that same file); ``sha256`` is the file's hash if known.
     """
-    full_hash = content_sha256
-    version_id = full_hash[:ID_LENGTH]
+    version_id = content_sha256[:ID_LENGTH]
     existing = _read_version(store, version_id)
     if existing is not None:
         return existing, False
@@ -143,7 +142,7 @@ def publish_dataset_file(
         shutil.copyfile(parquet_path, data_path)
         version = DatasetVersion(
             version_id=version_id,
-            content_sha256=full_hash,
+            content_sha256=content_sha256,
             sha256=sha256 or file_sha256(data_path),
             rows=rows,
             columns={f.name: str(f.type) for f in schema},
