@@ -7,12 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import pyarrow.parquet as pq
 
+from kfp_mlops.data.parquet import write_parquet
 from kfp_mlops.data.sources import BUNDLED, load_table, read_parquet
 from kfp_mlops.data.stats import frame_to_table
 from kfp_mlops.data.versions import (
-    ROW_GROUP_ROWS,
     content_hash,
     file_sha256,
     publish_dataset_file,
@@ -52,7 +51,7 @@ def ingest_to_parquet(
     # hash (pyarrow and hashlib release it): 1.1 s instead of 1.6 s on 1M rows.
     with ThreadPoolExecutor(1) as pool:
         content = pool.submit(content_hash, frame, arrow.schema) if store_uri else None
-        pq.write_table(arrow, tmp, row_group_size=ROW_GROUP_ROWS)
+        write_parquet(arrow, tmp)
         tmp.replace(out_path)
         digest = file_sha256(out_path)
         content_sha256 = content.result() if content else None

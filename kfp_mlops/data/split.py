@@ -1,51 +1,72 @@
-"""Seeded train/test split, stratified for classification when every class can be."""
+"""Seeded train/test split, stratified for classification when every class can be.
+
+The split is the suite's own, in numpy: every row draws a random key from the seed, and
+within each class the rows with the smallest keys are held out, as many as the class's
+share of the test size (largest remainders get the rounding). It needs neither pandas nor
+scikit-learn, so the split task starts in a fraction of a second; the rows keep their
+file order on both sides.
+"""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
-from sklearn.model_selection import train_test_split
 
-from kfp_mlops.data.sources import DataError
-from kfp_mlops.data.versions import ROW_GROUP_ROWS
-
-
-def split_frame(
-    frame: pd.DataFrame, target: str, task: str, test_size: float = 0.2, seed: int = 42
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split the rows that have a target into (train, test)."""
-    labelled = frame[frame[target].notna()]
-    train, test = split_positions(labelled[target], task, test_size, seed)
-    return (labelled.iloc[train].reset_index(drop=True),
-            labelled.iloc[test].reset_index(drop=True))
+from kfp_mlops.data.parquet import write_parquet
+from kfp_mlops.errors import DataError
 
 
 def split_positions(
-    target: pd.Series, task: str, test_size: float = 0.2, seed: int = 42
+    codes: np.ndarray, test_size: float = 0.2, seed: int = 42
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Row positions (train, test) for a target column with no missing values.
+    """Row positions (train, test), both ascending, for integer class ``codes`` (>= 0).
 
-    The positions depend only on the target, the seed and the row count, so splitting
-    a file by positions gives exactly the rows :func:`split_frame` gives.
+    ``ceil(test_size * rows)`` rows are held out (scikit-learn's rounding), each class
+    giving its proportional share. All zeros split unstratified; so do classes that
+    cannot all be in both splits (a class with one row, or more classes than test rows).
     """
+    rows = len(codes)
     if not 0.0 < test_size < 1.0:
         raise DataError(f"test_size {test_size} must be between 0 and 1 (e.g. 0.2)")
-    stratify = None
+    n_test = math.ceil(test_size * rows)
+    if not 0 < n_test < rows:
+        raise DataError(
+            f"test_size {test_size} of {rows} labelled rows leaves an empty split; "
+            "use more rows or a test_size that holds out some but not all of them"
+        )
+    counts = np.bincount(codes)
+    if counts.min() < 2 or n_test < len(counts):
+        codes, counts = np.zeros_like(codes), np.array([rows])
+    quota = counts * (n_test / rows)
+    per_class = np.floor(quota).astype(np.int64)
+    short = n_test - int(per_class.sum())
+    per_class[np.argsort(per_class - quota, kind="stable")[:short]] += 1
+    key = np.random.default_rng(seed).random(rows)
+    order = np.lexsort((key, codes))  # by class, then by random key
+    rank = np.empty(rows, dtype=np.int64)
+    rank[order] = np.arange(rows) - np.repeat(np.cumsum(counts) - counts, counts)
+    held_out = rank < per_class[codes]
+    return np.flatnonzero(~held_out), np.flatnonzero(held_out)
+
+
+def split_frame(frame, target: str, task: str, test_size: float = 0.2, seed: int = 42):
+    """Split the rows of a pandas frame that have a target into (train, test) frames.
+
+    The same rows as :func:`split_file` on that frame written as Parquet.
+    """
+    import pandas as pd
+
+    labelled = frame[frame[target].notna()]
+    codes = np.zeros(len(labelled), dtype=np.int64)
     if task == "classification":
-        # Sorted integer codes stand for the class names: the same classes in the same
-        # order give scikit-learn the same split, without sorting 1M strings (2.4 s).
-        codes, classes = pd.factorize(target.astype(str), sort=True)
-        counts = np.bincount(codes, minlength=len(classes))
-        # Stratifying needs two rows per class and a test split with room for every class.
-        if counts.min() >= 2 and round(test_size * len(target)) >= len(counts):
-            stratify = codes
-    train, test = train_test_split(
-        np.arange(len(target)), test_size=test_size, random_state=seed, stratify=stratify
-    )
-    return train, test
+        codes = pd.factorize(labelled[target].astype(str))[0].astype(np.int64)
+    train, test = split_positions(codes, test_size, seed)
+    return (labelled.iloc[train].reset_index(drop=True),
+            labelled.iloc[test].reset_index(drop=True))
 
 
 def split_file(
@@ -59,16 +80,23 @@ def split_file(
 ) -> tuple[int, int]:
     """Split the Parquet file at ``path`` into two Parquet files; return their row counts.
 
-    Rows move as Arrow data (``take``), never through pandas objects: on 1M rows with
-    text columns that is several times faster than reading the frame and writing
-    it back.
+    Rows without a target are left out. Rows move as Arrow data (``take``), never
+    through pandas objects.
     """
     table = pq.read_table(path)
     if target not in table.column_names:
         raise DataError(f"data has no target column {target!r}")
-    labelled = np.flatnonzero(table.column(target).is_valid().to_numpy(zero_copy_only=False))
-    target_values = table.column(target).take(labelled).to_pandas()
-    train, test = split_positions(target_values, task, test_size, seed)
+    column = table.column(target)
+    labelled = np.flatnonzero(column.is_valid().to_numpy(zero_copy_only=False))
+    codes = np.zeros(len(labelled), dtype=np.int64)
+    if task == "classification":
+        values = column.take(labelled).combine_chunks()
+        if pa.types.is_dictionary(values.type):
+            values = values.dictionary_decode()
+        # Codes in order of first appearance, as pandas.factorize numbers them.
+        codes = values.cast(pa.string()).dictionary_encode().indices.to_numpy().astype(np.int64)
+    train, test = split_positions(codes, test_size, seed)
     for rows, out in ((train, train_path), (test, test_path)):
-        pq.write_table(table.take(labelled[rows]), out, row_group_size=ROW_GROUP_ROWS)
+        write_parquet(table.take(labelled[rows]), out)
     return len(train), len(test)
+

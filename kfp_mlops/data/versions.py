@@ -27,8 +27,8 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from kfp_mlops.data.parquet import write_parquet
 from kfp_mlops.data.stats import frame_to_table
 from kfp_mlops.storage import AlreadyExistsError, Store, StoreError
 
@@ -36,8 +36,6 @@ DATASETS_PREFIX = "datasets"
 DATA_FILE = "data.parquet"
 METADATA_FILE = "metadata.json"
 ID_LENGTH = 16
-# Row groups of 100k rows let later steps stream a file with bounded memory.
-ROW_GROUP_ROWS = 100_000
 _HASH_FORMAT = b"kfp-mlops-dataset-content-v1\n"
 
 
@@ -108,7 +106,7 @@ def write_dataset_version(
     arrow = frame_to_table(table)
     with tempfile.TemporaryDirectory(prefix="kfp-mlops-dataset-") as tmp:
         data_path = Path(tmp) / DATA_FILE
-        pq.write_table(arrow, data_path, row_group_size=ROW_GROUP_ROWS)
+        write_parquet(arrow, data_path)
         return publish_dataset_file(
             store, data_path, source_uri, content_sha256=content_hash(table, arrow.schema),
             schema=arrow.schema, rows=len(table), parent=parent,

@@ -1,7 +1,7 @@
 """Batch scoring of Parquet or CSV files with bounded memory.
 
 Rows stream through in batches (Parquet record batches, CSV blocks), each scored by the
-model and appended to the output with ``pq.ParquetWriter``. The input schema is checked
+model and appended to the output with a ``pq.ParquetWriter``. The input schema is checked
 against the model's features before anything is scored, and the output is written to
 a temporary file renamed into place at the end: a reader never sees half a result.
 """
@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from kfp_mlops.data.parquet import parquet_writer
 from kfp_mlops.model.package import Feature, load_model_folder
 from kfp_mlops.serving.payloads import dtype_family
 
@@ -265,7 +266,7 @@ def score_parquet(
     temp = output_path.with_name(f".{output_path.name}.{uuid.uuid4().hex}.tmp")
     rows = count = 0
     try:
-        with pq.ParquetWriter(temp, out_schema) as writer:
+        with parquet_writer(temp, out_schema) as writer:
             for batch in _prefetch(batches):
                 if batch.num_rows == 0:
                     continue

@@ -1,10 +1,12 @@
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from kfp_mlops.data.checks import check_training_data, infer_task
 from kfp_mlops.data.sources import BUNDLED, DataError, load_table
-from kfp_mlops.data.split import split_frame
+from kfp_mlops.data.split import split_frame, split_positions
 
 
 @pytest.mark.parametrize("name", sorted(BUNDLED))
@@ -83,15 +85,36 @@ def test_split_is_seeded_and_stratified():
     train_a, test_a = split_frame(frame, "target", "classification", 0.25, seed=1)
     train_b, test_b = split_frame(frame, "target", "classification", 0.25, seed=1)
     pd.testing.assert_frame_equal(test_a, test_b)
+    assert not test_a.equals(split_frame(frame, "target", "classification", 0.25, seed=2)[1])
     shares = frame["target"].value_counts(normalize=True)
     assert (test_a["target"].value_counts(normalize=True) - shares).abs().max() < 0.05
 
 
+@pytest.mark.parametrize("seed", [0, 1, 7])
+def test_split_positions_hold_out_each_class_share(seed):
+    # 3 classes of 500, 300 and 7 rows, interleaved; 20% of 807 rows is 161.4 -> 162.
+    codes = np.array([0] * 500 + [1] * 300 + [2] * 7)[np.random.default_rng(0).permutation(807)]
+    train, test = split_positions(codes, 0.2, seed)
+    assert len(test) == 162 and len(train) == 645
+    assert sorted(np.concatenate([train, test]).tolist()) == list(range(807))
+    assert np.all(np.diff(train) > 0) and np.all(np.diff(test) > 0)  # file order kept
+    held = np.bincount(codes[test], minlength=3)
+    assert np.all(np.abs(held - np.array([500, 300, 7]) * 162 / 807) < 1), held
+
+
+def test_split_positions_unstratified_when_a_class_cannot_be_in_both():
+    codes = np.array([0] * 50 + [1])  # class 1 has one row
+    train, test = split_positions(codes, 0.2, 3)
+    assert (len(train), len(test)) == (40, 11)
+    with pytest.raises(DataError, match="between 0 and 1"):
+        split_positions(codes, 1.5)
+    with pytest.raises(DataError, match="empty split"):
+        split_positions(codes[:1], 0.2)
+
+
 @pytest.mark.parametrize(("target", "task"), [("species", "classification"),
                                               ("body_mass_g", "regression")])
-def test_split_file_gives_the_rows_scikit_learn_gives(tmp_path, target, task):
-    from sklearn.model_selection import train_test_split
-
+def test_split_file_gives_the_rows_split_frame_gives(tmp_path, target, task):
     from kfp_mlops.data.sources import read_parquet
     from kfp_mlops.data.split import split_file
 
@@ -99,15 +122,11 @@ def test_split_file_gives_the_rows_scikit_learn_gives(tmp_path, target, task):
     frame.to_parquet(tmp_path / "data.parquet", index=False)
     rows = split_file(tmp_path / "data.parquet", tmp_path / "train", tmp_path / "test",
                       target, task, 0.2, seed=7)
-    # The reference: scikit-learn on the labelled frame, stratified on the class names.
     labelled = frame[frame[target].notna()]
-    stratify = labelled[target].astype(str) if task == "classification" else None
-    train, test = train_test_split(labelled, test_size=0.2, random_state=7, stratify=stratify)
-    assert rows == (len(train), len(test))
-    for name, expected in (("train", train), ("test", test)):
+    assert rows == (len(labelled) - math.ceil(0.2 * len(labelled)), math.ceil(0.2 * len(labelled)))
+    for name, expected in zip(("train", "test"), split_frame(frame, target, task, 0.2, seed=7),
+                              strict=True):
         # Through Parquet too, so missing text reads back as None on both sides.
-        expected.reset_index(drop=True).to_parquet(tmp_path / f"expected-{name}")
+        expected.to_parquet(tmp_path / f"expected-{name}")
         pd.testing.assert_frame_equal(read_parquet(tmp_path / name),
                                       read_parquet(tmp_path / f"expected-{name}"))
-    from_frame = split_frame(frame, target, task, 0.2, seed=7)
-    pd.testing.assert_frame_equal(from_frame[1], test.reset_index(drop=True))
