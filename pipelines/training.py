@@ -129,8 +129,8 @@ def add_training_steps(
                 cluster,
             )
             model_card(
-                model=trained.outputs["model"], test_data=split.outputs["test_data"],
-                metrics=evaluated.outputs["metrics"], blessing=model_gate.outputs["blessing"],
+                model=trained.outputs["model"], evaluation=evaluated.outputs["evaluation"],
+                blessing=model_gate.outputs["blessing"],
             )
             serving_gate = infra_validate(
                 model=trained.outputs["model"], test_data=split.outputs["test_data"]

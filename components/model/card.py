@@ -1,5 +1,5 @@
 from kfp import dsl
-from kfp.dsl import HTML, Dataset, Input, Markdown, Metrics, Model, Output
+from kfp.dsl import HTML, Artifact, Input, Markdown, Model, Output
 
 from kfp_mlops.components.image import DEFAULT_IMAGE
 
@@ -7,8 +7,7 @@ from kfp_mlops.components.image import DEFAULT_IMAGE
 @dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
 def model_card(
     model: Input[Model],
-    test_data: Input[Dataset],
-    metrics: Input[Metrics],
+    evaluation: Input[Artifact],
     card: Output[HTML],
     summary: Output[Markdown],
     blessing: str = "{}",
@@ -17,10 +16,9 @@ def model_card(
     """Render the model card (HTML, self-contained) and a Markdown summary; the KFP UI shows both.
 
     Args:
-        model: Model folder from ``train``.
-        test_data: Held-out rows (Parquet) the plots are drawn from.
-        metrics: Metrics from ``evaluate`` on all held-out rows; the card shows these,
-            so its numbers match the run's metrics panel.
+        model: Model folder from ``train``; only its metadata is read.
+        evaluation: The ``evaluate`` step's evaluation (JSON): the metrics on every
+            held-out row, as in the run's metrics panel, and the numbers behind the plots.
         card: The card: header, metrics, plots (confusion matrix, ROC, precision-recall,
             calibration, residuals, permutation importance), champion comparison, data
             summary, lineage and intended use, in one HTML page with embedded images.
@@ -32,8 +30,8 @@ def model_card(
     """
     from kfp_mlops.model.card import card_step
 
-    metadata = card_step(model.path, test_data.path, card.path, summary.path, blessing,
-                         intended_use, metrics=dict(metrics.metadata))
+    metadata = card_step(model.path, evaluation.path, card.path, summary.path, blessing,
+                         intended_use)
     card.metadata.update({"task": metadata.task, "estimator": metadata.estimator})
 
 

@@ -1,5 +1,5 @@
 from kfp import dsl
-from kfp.dsl import ClassificationMetrics, Dataset, Input, Metrics, Model, Output
+from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
 
 from kfp_mlops.components.image import DEFAULT_IMAGE
 
@@ -10,6 +10,7 @@ def evaluate(
     test_data: Input[Dataset],
     metrics: Output[Metrics],
     classification_metrics: Output[ClassificationMetrics],
+    evaluation: Output[Artifact],
 ):
     """Score the model on held-out rows; the KFP UI shows the metrics and curves.
 
@@ -19,15 +20,22 @@ def evaluate(
         metrics: Scalar metrics (accuracy, f1_macro, roc_auc, ... or r2, rmse, mae).
         classification_metrics: Confusion matrix and, for binary targets, the ROC curve
             (empty for regression).
+        evaluation: All of it as JSON, plus the numbers behind the model card's other
+            plots (precision-recall, calibration, residuals, permutation importance).
     """
+    import json
+
     from kfp_mlops.model.steps import evaluate_step
 
-    evaluation, _ = evaluate_step(model.path, test_data.path)
-    for name, value in evaluation.metrics.items():
+    result, _ = evaluate_step(model.path, test_data.path, explain=True)
+    for name, value in result.metrics.items():
         metrics.log_metric(name, value)
-    if evaluation.confusion_matrix is not None:
-        classification_metrics.log_confusion_matrix(evaluation.labels, evaluation.confusion_matrix)
-    if evaluation.roc is not None:
+    if result.confusion_matrix is not None:
+        classification_metrics.log_confusion_matrix(result.labels, result.confusion_matrix)
+    if result.roc is not None:
         classification_metrics.log_roc_curve(
-            evaluation.roc["fpr"], evaluation.roc["tpr"], evaluation.roc["thresholds"]
+            result.roc["fpr"], result.roc["tpr"], result.roc["thresholds"]
         )
+    with open(evaluation.path, "w", encoding="utf-8") as out:
+        json.dump(result.to_dict(), out)
+    evaluation.metadata["rows"] = result.rows

@@ -6,31 +6,31 @@ same in the KFP UI (an HTML artifact), in a mail attachment or offline. It shows
 reviewer asks before approving a model: what it is, how well it does on held-out rows,
 where it errs, which inputs matter, how it compares with the current champion, which
 data and code made it, and what it is for.
+
+The card only draws: every number on it comes from the evaluate step's
+:class:`~kfp_mlops.model.evaluate.Evaluation` (``evaluate_model(..., explain=True)``), so
+rendering needs neither scikit-learn nor the model, and the card's numbers are the
+run's numbers.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from kfp_mlops.errors import DataError
 from kfp_mlops.model.blessing import Blessing, Comparison
-from kfp_mlops.model.evaluate import evaluate_model
-from kfp_mlops.model.features import model_inputs, plan_from_metadata
-from kfp_mlops.model.package import ModelMetadata, in_reading_order
+from kfp_mlops.model.evaluate import Evaluation
+from kfp_mlops.model.package import ModelMetadata, in_reading_order, read_metadata
 from kfp_mlops.plots import BLUE, GREY, Axis, Chart, padded
 
-# Permutation importance refits nothing but predicts n_repeats x columns times: a sample
-# keeps the card fast on big test sets and barely changes the ranking.
-IMPORTANCE_MAX_ROWS = 2000
-IMPORTANCE_REPEATS = 5
 IMPORTANCE_TOP = 15
 
 
@@ -49,74 +49,62 @@ def _chart(title: str, x: Axis, y: Axis, legend: Sequence[tuple[str, str, str]] 
     return Chart(title, x=x, y=y, legend=legend, show_title=False, **size)
 
 
-def _confusion_figure(y: pd.Series, predicted: np.ndarray, labels: list[str]) -> Figure:
-    from sklearn.metrics import confusion_matrix
-
-    matrix = confusion_matrix(y, predicted, labels=labels)
+def _confusion_figure(matrix: list[list[int]], labels: list[str], rows: int) -> Figure:
     columns = Axis.of(labels, "predicted", 45 if len(labels) > 3 else 0)
-    rows = Axis.of(labels, "actual")
+    actual = Axis.of(labels, "actual")
     width = min(330 + 20 * len(labels), 520)
-    probe = _chart("Confusion matrix", columns, rows, width=width, height=width)
+    probe = _chart("Confusion matrix", columns, actual, width=width, height=width)
     # Square cells: the second chart is as much less tall as the probe's plot is too tall.
     height = width - round((probe.y1 - probe.y0) - (probe.x1 - probe.x0))
-    chart = _chart("Confusion matrix", columns, rows, width=width, height=height)
-    chart.heatmap(matrix)
-    return Figure("Confusion matrix", f"Counts on {len(y)} held-out rows; rows are the "
+    chart = _chart("Confusion matrix", columns, actual, width=width, height=height)
+    chart.heatmap(np.asarray(matrix))
+    return Figure("Confusion matrix", f"Counts on {rows} held-out rows; rows are the "
                   "actual class, columns the predicted one.", chart.svg())
 
 
-def _roc_figure(positive: np.ndarray, score: np.ndarray, label: str) -> Figure:
-    from sklearn.metrics import roc_auc_score, roc_curve
-
-    fpr, tpr, _ = roc_curve(positive, score)
-    auc = roc_auc_score(positive, score)
+def _roc_figure(roc: dict[str, list[float]], auc: float, label: str) -> Figure:
     chart = _chart("ROC curve", Axis(*padded(0, 1), "false positive rate"),
                    Axis(*padded(0, 1), "true positive rate"),
                    [(f"model (AUC {auc:.3f})", BLUE, "line"), ("chance", GREY, "dash")])
     chart.line([0, 1], [0, 1], GREY, dash=True)
-    chart.line(fpr, tpr, BLUE)
+    chart.line(roc["fpr"], roc["tpr"], BLUE)
     return Figure("ROC curve", f"Positive class {label!r}.", chart.svg())
 
 
-def _precision_recall_figure(positive: np.ndarray, score: np.ndarray, label: str) -> Figure:
-    from sklearn.metrics import average_precision_score, precision_recall_curve
-
-    precision, recall, _ = precision_recall_curve(positive, score)
-    ap = average_precision_score(positive, score)
-    base = float(positive.mean())
+def _precision_recall_figure(curve: dict[str, Any]) -> Figure:
+    base = curve["prevalence"]
     chart = _chart("Precision-recall curve", Axis(*padded(0, 1), "recall"),
                    Axis(*padded(0, 1), "precision"),
-                   [(f"model (AP {ap:.3f})", BLUE, "line"), (f"prevalence {base:.2f}", GREY,
-                                                             "dash")])
+                   [(f"model (AP {curve['average_precision']:.3f})", BLUE, "line"),
+                    (f"prevalence {base:.2f}", GREY, "dash")])
     chart.line([0, 1], [base, base], GREY, dash=True)
-    chart.line(recall, precision, BLUE)
-    return Figure("Precision-recall curve", f"Positive class {label!r}.", chart.svg())
+    chart.line(curve["recall"], curve["precision"], BLUE)
+    return Figure("Precision-recall curve", f"Positive class {curve['positive']!r}.",
+                  chart.svg())
 
 
-def _calibration_figure(positive: np.ndarray, score: np.ndarray, label: str, note: str) -> Figure:
-    from sklearn.calibration import calibration_curve
-
-    bins = int(max(3, min(10, len(positive) // 20)))
-    observed, predicted = calibration_curve(positive, score, n_bins=bins, strategy="uniform")
+def _calibration_figure(curve: dict[str, Any]) -> Figure:
+    label = curve["positive"]
     chart = _chart("Calibration curve", Axis(*padded(0, 1), f"predicted probability of {label!r}"),
                    Axis(*padded(0, 1), f"observed share of {label!r}"),
                    [("perfectly calibrated", GREY, "dash"), ("model", BLUE, "marker")])
     chart.line([0, 1], [0, 1], GREY, dash=True)
-    chart.line(predicted, observed, BLUE)
-    chart.markers(predicted, observed, BLUE)
-    return Figure("Calibration curve", f"{bins} equal-width probability bins; empty bins "
-                  f"have no point. {note}".strip(), chart.svg())
+    chart.line(curve["predicted"], curve["observed"], BLUE)
+    chart.markers(curve["predicted"], curve["observed"], BLUE)
+    return Figure("Calibration curve", f"{curve['bins']} equal-width probability bins; empty "
+                  f"bins have no point. {curve['note']}".strip(), chart.svg())
 
 
-def _residual_figures(y: pd.Series, predicted: np.ndarray, target: str) -> list[Figure]:
-    actual = y.to_numpy(dtype=float)
+def _residual_figures(curve: dict[str, list[float]], rows: int, target: str) -> list[Figure]:
+    actual = np.asarray(curve["actual"], dtype=float)
+    predicted = np.asarray(curve["predicted"], dtype=float)
     residual = actual - predicted
     residuals = _chart("Residuals vs predicted",
                        Axis(*padded(predicted.min(), predicted.max()), f"predicted {target}"),
                        Axis(*padded(residual.min(), residual.max()),
                             "residual (actual - predicted)"))
     residuals.line([predicted.min(), predicted.max()], [0, 0], GREY, dash=True)
-    drawn = residuals.scatter(predicted, residual, BLUE)
+    residuals.scatter(predicted, residual, BLUE)
     low = float(min(actual.min(), predicted.min()))
     high = float(max(actual.max(), predicted.max()))
     versus = _chart("Predicted vs actual", Axis(*padded(low, high), f"actual {target}"),
@@ -124,8 +112,9 @@ def _residual_figures(y: pd.Series, predicted: np.ndarray, target: str) -> list[
                     [("perfect", GREY, "dash")])
     versus.line([low, high], [low, high], GREY, dash=True)
     versus.scatter(actual, predicted, BLUE)
-    # Both plots draw the same seeded sample of rows.
-    sampled = f" A random {drawn} of the {len(y)} rows are drawn." if drawn < len(y) else ""
+    # Both plots draw the same seeded sample of rows (chosen by the evaluate step).
+    sampled = (f" A random {len(actual)} of the {rows} rows are drawn."
+               if len(actual) < rows else "")
     return [
         Figure("Residuals vs predicted", "A pattern (funnel, curve) means the errors depend "
                f"on the prediction.{sampled}", residuals.svg()),
@@ -134,110 +123,48 @@ def _residual_figures(y: pd.Series, predicted: np.ndarray, target: str) -> list[
     ]
 
 
-def _permutation_importance(
-    model: Any, inputs: pd.DataFrame, y: pd.Series, task: str, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and std of the score drop when each column is shuffled.
-
-    The same statistic as ``sklearn.inspection.permutation_importance``, but the
-    shuffled copies of one column are scored in one ``predict`` call: a fitted
-    Pipeline's per-call cost made scikit-learn's one-call-per-shuffle loop take 3.3 s
-    of the card's 4.7 s on 11 columns.
-    """
-    from sklearn.metrics import r2_score
-
-    # Class names compared as strings, converted once: accuracy_score would sort them
-    # again for each of the columns x repeats scores.
-    truth = y.astype(str).to_numpy() if task == "classification" else y
-
-    def score(predicted: np.ndarray) -> float:
-        if task == "classification":
-            return float(np.mean(np.asarray(predicted).astype(str) == truth))
-        return float(r2_score(truth, predicted))
-
-    rng = np.random.default_rng(seed)
-    rows = len(inputs)
-    baseline = score(model.predict(inputs))
-    drops = np.empty((inputs.shape[1], IMPORTANCE_REPEATS))
-    for i, column in enumerate(inputs.columns):
-        values = inputs[column].to_numpy()
-        shuffled = pd.concat([inputs] * IMPORTANCE_REPEATS, ignore_index=True)
-        shuffled[column] = np.concatenate(
-            [values[rng.permutation(rows)] for _ in range(IMPORTANCE_REPEATS)]
-        )
-        predicted = np.asarray(model.predict(shuffled))
-        for r in range(IMPORTANCE_REPEATS):
-            drops[i, r] = baseline - score(predicted[r * rows:(r + 1) * rows])
-    return drops.mean(axis=1), drops.std(axis=1)
-
-
-def _importance_figure(
-    model: Any, inputs: pd.DataFrame, y: pd.Series, task: str, seed: int
-) -> Figure:
-    if len(inputs) > IMPORTANCE_MAX_ROWS:
-        inputs = inputs.sample(IMPORTANCE_MAX_ROWS, random_state=seed)
-        y = y.loc[inputs.index]
-    scoring = "accuracy" if task == "classification" else "r2"
-    means, spreads = _permutation_importance(model, inputs, y, task, seed)
+def _importance_figure(importance: dict[str, Any]) -> Figure:
+    means, spreads = np.asarray(importance["mean"]), np.asarray(importance["std"])
     order = np.argsort(means)[::-1][:IMPORTANCE_TOP]  # biggest first, drawn at the top
-    names = [str(inputs.columns[i]) for i in order]
+    names = [importance["columns"][i] for i in order]
     low, high = (means - spreads)[order].min(), (means + spreads)[order].max()
     chart = _chart("Permutation feature importance",
                    Axis(*padded(min(low, 0.0), max(high, 0.0)),
-                        f"drop in {scoring} when the column is shuffled"),
+                        f"drop in {importance['scoring']} when the column is shuffled"),
                    Axis.of(names), height=max(250, 26 * len(names) + 60))
     chart.line([0, 0], [0, len(names)], GREY, width=1)
     chart.bars(means[order], BLUE, errors=spreads[order],
                tips=[f"{n}: {m:.4g} ± {s:.2g}" for n, m, s in
                      zip(names, means[order], spreads[order], strict=True)])
-    shown = f"top {len(names)} of {inputs.shape[1]}" if inputs.shape[1] > len(names) else "all"
+    total = len(importance["columns"])
+    shown = f"top {len(names)} of {total}" if total > len(names) else "all"
     return Figure(
         "Permutation feature importance",
-        f"Raw input columns ({shown}); {len(inputs)} rows, {IMPORTANCE_REPEATS} shuffles each, "
-        "whiskers show the spread.",
+        f"Raw input columns ({shown}); {importance['rows']} rows, {importance['repeats']} "
+        "shuffles each, whiskers show the spread.",
         chart.svg(),
     )
 
 
-def _figures(model: Any, metadata: ModelMetadata, frame: pd.DataFrame, seed: int
-             ) -> tuple[list[Figure], list[str]]:
-    """Every plot for the task, and notes on plots that were left out and why."""
-    inputs = model_inputs(frame, metadata)
+def _figures(metadata: ModelMetadata, evaluation: Evaluation) -> list[Figure]:
+    """Every plot the evaluation has numbers for, in reading order."""
     figures: list[Figure] = []
-    notes: list[str] = []
-    y: pd.Series
-    if metadata.task == "classification":
-        y = frame[metadata.target].astype(str)
-        predicted = model.predict(inputs)
-        labels = [str(c) for c in model.classes_]
-        figures.append(_confusion_figure(y, predicted, labels))
-        if not hasattr(model, "predict_proba"):
-            notes.append("The estimator gives no probabilities: no ROC, precision-recall "
-                         "or calibration curves.")
-        elif len(labels) == 2:
-            positive = (y == labels[1]).to_numpy().astype(int)
-            score = model.predict_proba(inputs)[:, 1]
-            if positive.min() == positive.max():
-                notes.append("The test rows hold one class only: no ROC, precision-recall "
-                             "or calibration curves.")
-            else:
-                figures.append(_roc_figure(positive, score, labels[1]))
-                figures.append(_precision_recall_figure(positive, score, labels[1]))
-                figures.append(_calibration_figure(positive, score, labels[1], ""))
-        else:
-            top = str(y.value_counts().idxmax())
-            positive = (y == top).to_numpy().astype(int)
-            score = model.predict_proba(inputs)[:, labels.index(top)]
-            figures.append(_calibration_figure(
-                positive, score, top, f"One-vs-rest for the most frequent class {top!r}."))
-            notes.append(f"{len(labels)} classes: ROC and precision-recall curves are drawn "
-                         "for binary targets only; the metrics table has roc_auc_ovr.")
-    else:
-        y = frame[metadata.target].astype(float)
-        figures.extend(_residual_figures(y, np.asarray(model.predict(inputs), float),
-                                         metadata.target))
-    figures.append(_importance_figure(model, inputs, y, metadata.task, seed))
-    return figures, notes
+    curves = evaluation.curves
+    if evaluation.confusion_matrix is not None and evaluation.labels:
+        figures.append(_confusion_figure(evaluation.confusion_matrix, evaluation.labels,
+                                         evaluation.rows))
+    if evaluation.roc is not None and evaluation.labels:
+        figures.append(_roc_figure(evaluation.roc, evaluation.metrics.get("roc_auc", math.nan),
+                                   evaluation.labels[-1]))
+    if "precision_recall" in curves:
+        figures.append(_precision_recall_figure(curves["precision_recall"]))
+    if "calibration" in curves:
+        figures.append(_calibration_figure(curves["calibration"]))
+    if "residuals" in curves:
+        figures.extend(_residual_figures(curves["residuals"], evaluation.rows, metadata.target))
+    if evaluation.importance:
+        figures.append(_importance_figure(evaluation.importance))
+    return figures
 
 
 def blessing_from_dict(raw: dict[str, Any] | Blessing) -> Blessing:
@@ -326,42 +253,33 @@ figcaption{font-size:.88em;color:#57606a;margin-top:4px}
 
 
 def render_model_card(
-    model: Any,
     metadata: ModelMetadata,
-    test_frame: pd.DataFrame,
+    evaluation: Evaluation | dict[str, Any],
     *,
     blessing: dict[str, Any] | Blessing | None = None,
     dataset_summary: dict[str, Any] | None = None,
     intended_use: str = "",
     stage: str | None = None,
-    seed: int = 0,
-    metrics: tuple[dict[str, float], int] | None = None,
 ) -> tuple[str, str]:
-    """Render the model card: ``(html, markdown)``.
+    """Render the model card: ``(html, markdown)``. Needs neither the model nor its data.
 
     Args:
-        model: The fitted scikit-learn Pipeline.
-        metadata: Its metadata (``metadata.json`` of the model folder).
-        test_frame: Held-out rows with the target column; metrics and plots use them.
+        metadata: The model's metadata (``metadata.json`` of the model folder).
+        evaluation: What :func:`~kfp_mlops.model.evaluate.evaluate_model` found on the
+            held-out rows with ``explain=True`` (or its ``to_dict()``): the metrics shown,
+            and the numbers behind every plot.
         blessing: :meth:`Blessing.to_dict` output; adds the champion comparison.
         dataset_summary: Optional facts about the data (``source``, ``rows``,
             ``columns``, ``dataset_version``, ``data_sha256``; other keys are shown too).
         intended_use: What the model is for; empty: :func:`default_intended_use`.
         stage: Registry stage, if known.
-        seed: Seed of the permutation-importance shuffles and row sample.
-        metrics: ``(metrics, rows)`` computed elsewhere on ``rows`` held-out rows (the
-            evaluate step, on the whole split); ``None`` computes them on ``test_frame``.
 
     """
-    if metadata.target not in test_frame.columns:
-        raise DataError(
-            f"test data has no target column {metadata.target!r}; pass the held-out split"
-        )
-    verdict = blessing_from_dict(blessing) if blessing else None  # fail before the work
-    labelled = test_frame[test_frame[metadata.target].notna()]
-    shown, metric_rows = metrics or (
-        evaluate_model(model, metadata, labelled).metrics, len(labelled))
-    figures, notes = _figures(model, metadata, labelled, seed)
+    if isinstance(evaluation, dict):
+        evaluation = Evaluation.from_dict(evaluation)
+    verdict = blessing_from_dict(blessing) if blessing else None
+    shown, metric_rows = in_reading_order(evaluation.metrics), evaluation.rows
+    figures, notes = _figures(metadata, evaluation), evaluation.notes
     summary = dict(dataset_summary or {})
     intended = intended_use.strip() or default_intended_use(metadata)
     title = metadata.name or f"{metadata.target} model"
@@ -409,15 +327,14 @@ def render_model_card(
         + "".join(f"<p class=\"note\">{html.escape(n)}</p>" for n in notes)
         + "</section>"
     )
-    plan = plan_from_metadata(metadata)
     facts: list[tuple[str, Any]] = [
         ("source", summary.pop("source", None)),
         ("rows", summary.pop("rows", None)),
         ("columns", summary.pop("columns", None)),
-        ("held-out rows (this card)", len(labelled)),
+        ("held-out rows", evaluation.rows),
         *sorted(summary.items()),
-        ("numeric features", ", ".join(plan.numeric)),
-        ("categorical features", ", ".join(plan.categorical)),
+        *[(f"{kind} features", ", ".join(f.name for f in metadata.features if f.kind == kind))
+          for kind in ("numeric", "categorical")],
         ("dataset version", data_version),
         ("data sha256", data_sha),
     ]
@@ -436,7 +353,7 @@ def render_model_card(
         "the estimator's defaults):</p><pre>"
         + html.escape(json.dumps(metadata.params, indent=2, sort_keys=True))
         + "</pre><details><summary>Every parameter of the fitted estimator</summary><pre>"
-        + html.escape(_estimator_params(model))
+        + html.escape(json.dumps(evaluation.estimator_params, indent=2, sort_keys=True))
         + "</pre></details></section>"
     )
     page = (
@@ -457,13 +374,6 @@ def _verdict_line(verdict: Blessing) -> str:
     if reason.lower().startswith(label.lower() + ":"):
         reason = reason[len(label) + 1:].strip()
     return f"{label}: {reason}"
-
-
-def _estimator_params(model: Any) -> str:
-    steps = getattr(model, "named_steps", {})
-    estimator = steps.get("estimator", model) if isinstance(steps, dict) else model
-    params = estimator.get_params(deep=False) if hasattr(estimator, "get_params") else {}
-    return json.dumps(params, indent=2, sort_keys=True, default=repr)
 
 
 def _version() -> str:
@@ -515,26 +425,18 @@ def _markdown(
     return "\n".join(lines) + "\n"
 
 
-MAX_CARD_ROWS = 20_000
-
-
 def card_step(
     model_dir: str | Path,
-    test_path: str | Path,
+    evaluation_path: str | Path,
     card_path: str | Path,
     summary_path: str | Path,
     blessing: str = "{}",
     intended_use: str = "auto",
-    metrics: dict[str, float] | None = None,
 ) -> ModelMetadata:
-    """Render the card of the model folder on the held-out Parquet; write both files.
+    """Render the card of the model folder from the evaluate step's evaluation JSON.
 
-    ``metrics`` (the evaluate step's, on every held-out row) are shown as they are;
-    without them the card computes metrics on the rows it draws.
+    Reads only the folder's ``metadata.json``: the model itself is not loaded.
     """
-    from kfp_mlops.data.ingest import read_dataset
-    from kfp_mlops.model.package import load_model_folder
-
     parsed: dict[str, Any] | None = None
     if blessing.strip() not in ("", "{}"):
         try:
@@ -544,21 +446,15 @@ def card_step(
                 f"blessing {blessing[:80]!r} is not JSON ({exc.msg}); pass Blessing.to_dict() "
                 "as JSON, or {} for none"
             ) from None
-    model, metadata = load_model_folder(model_dir)
-    test_frame = read_dataset(test_path)
-    # evaluate scored every labelled held-out row; the figures below use a sample.
-    scored = (
-        (in_reading_order(metrics), int(test_frame[metadata.target].notna().sum()))
-        if metrics and metadata.target in test_frame else None
-    )
-    # The card's figures need a few thousand rows, not millions: the pipeline's metrics
-    # (evaluate) use every held-out row; the card draws on a seeded sample.
-    if len(test_frame) > MAX_CARD_ROWS:
-        test_frame = test_frame.sample(MAX_CARD_ROWS, random_state=0)
+    metadata = read_metadata(model_dir)
+    try:
+        evaluation = json.loads(Path(evaluation_path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(f"cannot read the evaluation {str(evaluation_path)!r}: {exc}; pass "
+                        "the evaluate step's evaluation output") from None
     page, markdown = render_model_card(
-        model, metadata, test_frame, blessing=parsed,
+        metadata, evaluation, blessing=parsed,
         intended_use="" if intended_use == "auto" else intended_use,
-        metrics=scored,
     )
     Path(card_path).write_text(page, encoding="utf-8")
     Path(summary_path).write_text(markdown, encoding="utf-8")

@@ -30,7 +30,12 @@ def train_step(
     return write_model_folder(model, metadata, model_dir)
 
 
-def evaluate_step(model_dir: str | Path, test_path: str | Path) -> tuple[Evaluation, ModelMetadata]:
-    """Evaluate the model folder on the held-out Parquet at ``test_path``."""
+def evaluate_step(
+    model_dir: str | Path, test_path: str | Path, explain: bool = False
+) -> tuple[Evaluation, ModelMetadata]:
+    """Evaluate the model folder on the held-out Parquet at ``test_path``.
+
+    ``explain`` adds what the model card shows besides the metrics (see ``evaluate_model``).
+    """
     model, metadata = load_model_folder(model_dir)
-    return evaluate_model(model, metadata, read_dataset(test_path)), metadata
+    return evaluate_model(model, metadata, read_dataset(test_path), explain=explain), metadata

@@ -15,6 +15,7 @@ from kfp_mlops.model.blessing import BlessingPolicy, bless
 from kfp_mlops.model.card import card_step, render_model_card
 from kfp_mlops.model.evaluate import evaluate_model
 from kfp_mlops.model.package import write_model_folder
+from kfp_mlops.model.steps import evaluate_step
 from kfp_mlops.model.train import train_model
 
 FIGURE = "<figure><svg class='plot'"  # one inline SVG chart per figure
@@ -48,6 +49,12 @@ def regression(tmp_path_factory):
     return trained("diabetes", "target", "regression", tmp_path_factory)
 
 
+def card_of(model, metadata, test, **options):
+    """The card as the pipeline makes it: evaluate (explain=True), then render."""
+    return render_model_card(metadata, evaluate_model(model, metadata, test, explain=True),
+                             **options)
+
+
 def assert_self_contained(page):
     assert page.startswith("<!DOCTYPE html>")
     assert "<script" not in page.lower()
@@ -72,7 +79,7 @@ def blessing_for(metadata, model, test, champion_factor):
 
 def test_binary_card_has_five_plots_metrics_and_lineage(binary):
     model, metadata, test, _ = binary
-    page, markdown = render_model_card(model, metadata, test, stage="staging",
+    page, markdown = card_of(model, metadata, test, stage="staging",
                                        dataset_summary={"source": "breast_cancer", "rows": 569})
     assert_self_contained(page)
     assert page.count(FIGURE) == 5
@@ -94,7 +101,7 @@ def test_binary_card_has_five_plots_metrics_and_lineage(binary):
 def test_multiclass_card_with_missing_values_skips_binary_curves_with_a_note(multiclass):
     model, metadata, test, _ = multiclass
     assert test.drop(columns="species").isna().any().any()  # penguins' own gaps
-    page, markdown = render_model_card(model, metadata, test)
+    page, markdown = card_of(model, metadata, test)
     assert_self_contained(page)
     assert page.count(FIGURE) == 3
     assert "<title>ROC curve</title>" not in page
@@ -106,7 +113,7 @@ def test_multiclass_card_with_missing_values_skips_binary_curves_with_a_note(mul
 
 def test_regression_card_has_residual_plots(regression):
     model, metadata, test, _ = regression
-    page, markdown = render_model_card(model, metadata, test, intended_use="Triage research only.")
+    page, markdown = card_of(model, metadata, test, intended_use="Triage research only.")
     assert_self_contained(page)
     assert page.count(FIGURE) == 3
     for title in ["Residuals vs predicted", "Predicted vs actual",
@@ -121,7 +128,7 @@ def test_blessing_table_appears_with_each_rule(regression):
     model, metadata, test, _ = regression
     verdict = blessing_for(metadata, model, test, 0.9)
     assert verdict.blessed is False  # diabetes r2 < 0.5: the absolute threshold fails
-    page, markdown = render_model_card(model, metadata, test, blessing=verdict.to_dict())
+    page, markdown = card_of(model, metadata, test, blessing=verdict.to_dict())
     assert "Champion comparison" in page
     assert "Not blessed: r2" in page  # the verdict is not repeated ("Not blessed: not blessed")
     for row in verdict.comparisons:
@@ -135,7 +142,7 @@ def test_blessed_verdict_on_a_classifier(binary):
     model, metadata, test, _ = binary
     verdict = blessing_for(metadata, model, test, 0.99)
     assert verdict.blessed
-    page, _ = render_model_card(model, metadata, test, blessing=verdict.to_dict())
+    page, _ = card_of(model, metadata, test, blessing=verdict.to_dict())
     assert '<p class="verdict pass">Blessed: all 2 checks passed' in page
     assert page.count('<tr class="pass">') == 2
 
@@ -144,7 +151,7 @@ def test_text_is_escaped_not_injected(binary):
     model, metadata, test, _ = binary
     metadata.name = "<img src=x onerror=alert(1)>"
     try:
-        page, _ = render_model_card(model, metadata, test, intended_use="<script>bad()</script>")
+        page, _ = card_of(model, metadata, test, intended_use="<script>bad()</script>")
     finally:
         metadata.name = "breast-cancer"
     assert "<script>bad()" not in page and "&lt;script&gt;bad()" in page
@@ -154,11 +161,11 @@ def test_text_is_escaped_not_injected(binary):
 def test_bad_inputs_name_the_problem(binary):
     model, metadata, test, _ = binary
     with pytest.raises(DataError, match="'comparisons' list"):
-        render_model_card(model, metadata, test, blessing={"blessed": True})
+        card_of(model, metadata, test, blessing={"blessed": True})
     with pytest.raises(DataError, match=r"comparisons\[0\] lacks"):
-        render_model_card(model, metadata, test, blessing={"comparisons": [{"metric": "x"}]})
+        card_of(model, metadata, test, blessing={"comparisons": [{"metric": "x"}]})
     with pytest.raises(DataError, match="no target column 'target'"):
-        render_model_card(model, metadata, test.drop(columns="target"))
+        card_of(model, metadata, test.drop(columns="target"))
 
 
 def test_importance_samples_big_test_sets():
@@ -167,7 +174,7 @@ def test_importance_samples_big_test_sets():
                           "<i>noise&": rng.normal(size=3000)})
     frame["y"] = 3 * frame["a"] - frame["b"] + rng.normal(scale=0.1, size=3000)
     model, metadata = train_model(frame, "y", "regression", "ridge")
-    page, _ = render_model_card(model, metadata, frame)
+    page, _ = card_of(model, metadata, frame)
     assert "2000 rows, 5 shuffles" in page
     assert "On 3000 held-out rows" in page
     assert page.count(FIGURE) == 3
@@ -180,12 +187,12 @@ def test_importance_samples_big_test_sets():
 def test_importance_agrees_with_scikit_learn(binary):
     from sklearn.inspection import permutation_importance
 
-    from kfp_mlops.model.card import _permutation_importance
+    from kfp_mlops.model.evaluate import permutation_importance as ours_on
     from kfp_mlops.model.features import model_inputs
 
     model, metadata, test, _ = binary
     inputs, y = model_inputs(test, metadata), test[metadata.target].astype(str)
-    ours, _ = _permutation_importance(model, inputs, y, "classification", seed=0)
+    ours, _ = ours_on(model, inputs, y, "classification", seed=0)
     theirs = permutation_importance(model, inputs, y, scoring="accuracy", n_repeats=20,
                                     random_state=0).importances_mean
     assert ours.shape == theirs.shape
@@ -194,36 +201,57 @@ def test_importance_agrees_with_scikit_learn(binary):
     np.testing.assert_allclose(ours, theirs, atol=0.03)
 
 
-def test_card_step_writes_both_files_from_a_model_folder(binary, tmp_path):
-    model, metadata, test, folder = binary
+def write_evaluation(folder, test, tmp_path, **replace):
     test_path = tmp_path / "test.parquet"
     test.to_parquet(test_path)
+    evaluation, _ = evaluate_step(folder, test_path, explain=True)
+    path = tmp_path / "evaluation.json"
+    path.write_text(json.dumps({**evaluation.to_dict(), **replace}))
+    return path
+
+
+def test_card_step_writes_both_files_from_a_model_folder(binary, tmp_path):
+    model, metadata, test, folder = binary
+    evaluation = write_evaluation(folder, test, tmp_path)
     verdict = blessing_for(metadata, model, test, 0.99)
     card, summary = tmp_path / "card.html", tmp_path / "summary.md"
-    card_step(folder, test_path, card, summary, json.dumps(verdict.to_dict()), "auto")
+    card_step(folder, evaluation, card, summary, json.dumps(verdict.to_dict()), "auto")
     page = card.read_text()
     assert page.count(FIGURE) == 5 and "Champion comparison" in page
     assert html.escape("Classifies rows into 'benign', 'malignant'") in page  # default use
     assert "Model card: target model (not yet published)" in page
     assert summary.read_text().startswith("## Model card:")
     with pytest.raises(DataError, match="blessing .* is not JSON"):
-        card_step(folder, test_path, card, summary, "{nope", "auto")
+        card_step(folder, evaluation, card, summary, "{nope", "auto")
+    with pytest.raises(DataError, match="cannot read the evaluation"):
+        card_step(folder, tmp_path / "missing.json", card, summary)
 
 
-def test_card_step_shows_the_evaluate_steps_metrics(binary, tmp_path):
-    model, metadata, test, folder = binary
-    test_path = tmp_path / "test.parquet"
-    test.to_parquet(test_path)
+def test_card_step_shows_the_evaluation_it_is_given(binary, tmp_path):
+    _, _, test, folder = binary
+    # Values no computation on these rows gives: the card must show what it was handed,
+    # in reading order (accuracy first) whatever order they come in.
+    evaluation = write_evaluation(folder, test, tmp_path, rows=12345,
+                                  metrics={"f1_macro": 0.5, "accuracy": 0.123456})
     card, summary = tmp_path / "card.html", tmp_path / "summary.md"
-    # Values no computation on these rows gives: the card must show what it was handed.
-    # Given as KFP hands them over: an unordered map. The card reads accuracy first.
-    card_step(folder, test_path, card, summary, metrics={"f1_macro": 0.5, "accuracy": 0.123456})
+    card_step(folder, evaluation, card, summary)
     page = card.read_text()
     assert "<td>0.1235</td>" in page and "<td>0.5</td>" in page
     assert page.index("<td>accuracy</td>") < page.index("<td>f1_macro</td>")
-    assert f"On {len(test)} held-out rows." in page
+    assert "On 12345 held-out rows." in page
     assert "balanced_accuracy" not in page  # nothing recomputed beside them
     assert "| accuracy | 0.1235 |" in summary.read_text()
+
+
+def test_rendering_a_card_imports_neither_scikit_learn_nor_pandas():
+    import subprocess
+    import sys
+
+    code = ("import sys, kfp_mlops.model.card; "
+            "print(sorted({'sklearn', 'pandas', 'joblib'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
 
 
 @pytest.mark.slow
@@ -249,8 +277,8 @@ def test_model_card_component_in_a_kfp_local_pipeline(tmp_path):
                                 task="classification", estimator="logistic_regression")
         scored = evaluate_op(model=trained_task.outputs["model"],
                              test_data=data.outputs["dataset"])
-        model_card(model=trained_task.outputs["model"], test_data=data.outputs["dataset"],
-                   metrics=scored.outputs["metrics"], intended_use="Demo of the card component.")
+        model_card(model=trained_task.outputs["model"], evaluation=scored.outputs["evaluation"],
+                   intended_use="Demo of the card component.")
 
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path),
                raise_on_error=True)
