@@ -54,7 +54,7 @@ def run_bare_server(model_dir: str, port: int) -> None:
 
 
 def start(kind: str, model_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    from kfp_mlops.serving.infra_validation import free_port
+    from kfp_mlops.serving.process import free_port
 
     port = free_port()
     if kind == "ours":

@@ -25,10 +25,17 @@ def infra_validate(
     """
     from collections import namedtuple
 
-    from kfp_mlops.data.sources import read_head
-    from kfp_mlops.serving.infra_validation import validate_serving
+    from kfp_mlops.serving.process import start_server
 
-    frame = read_head(test_data.path, rows)
-    result = validate_serving(model.path, frame)
+    # First of all: the server imports KServe and loads the model (seconds) while this
+    # process imports pandas and scikit-learn and computes the expected answers.
+    server = start_server(model.path, "candidate")
+    try:
+        from kfp_mlops.data.sources import read_head
+        from kfp_mlops.serving.infra_validation import validate_serving
+
+        result = validate_serving(model.path, read_head(test_data.path, rows), server=server)
+    finally:
+        server.stop(graceful=False)
     print(result.reason)
     return namedtuple("InfraOutputs", ["passed", "reason"])(result.passed, result.reason)

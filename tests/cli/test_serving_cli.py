@@ -15,7 +15,7 @@ from kfp_mlops.data.sources import load_table
 from kfp_mlops.model.package import write_model_folder
 from kfp_mlops.model.registry import Registry
 from kfp_mlops.model.train import train_model
-from kfp_mlops.serving.infra_validation import free_port
+from kfp_mlops.serving.process import free_port
 from kfp_mlops.storage import open_store
 
 pytestmark = pytest.mark.slow

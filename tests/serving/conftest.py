@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kfp_mlops.serving.infra_validation import running_server
+from kfp_mlops.serving.process import running_server
 from tests.serving.serving_models import diabetes, penguins, write_classifier, write_regressor
 
 
