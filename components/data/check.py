@@ -31,9 +31,10 @@ def check_data(
     """
     from collections import namedtuple
 
+    from kfp_mlops.data.bundled import default_target
     from kfp_mlops.data.checks import check_training_data
     from kfp_mlops.data.ingest import dataset_columns, read_dataset
-    from kfp_mlops.data.sources import DataError, default_target
+    from kfp_mlops.data.sources import DataError
     from kfp_mlops.model.registry import model_name_for, validate_name
 
     target = default_target(source) if target == "auto" else target

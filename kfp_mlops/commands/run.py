@@ -67,7 +67,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 def add_training_flags(run: argparse.ArgumentParser) -> None:
     """The flags shared by ``run`` and ``continuous``."""
-    from kfp_mlops.data.sources import BUNDLED, DEFAULT_DATASET
+    from kfp_mlops.data.bundled import BUNDLED, DEFAULT_DATASET
     from kfp_mlops.pipelines.local import DEFAULT_RUNS_DIR
 
     run.add_argument(
@@ -103,7 +103,7 @@ def add_training_flags(run: argparse.ArgumentParser) -> None:
 
 def register(commands) -> None:
     """Add the ``run`` command."""
-    from kfp_mlops.data.sources import DEFAULT_DATASET
+    from kfp_mlops.data.bundled import DEFAULT_DATASET
 
     run = commands.add_parser(
         "run", help="run the training pipeline locally (kfp.local)",

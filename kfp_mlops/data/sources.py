@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -11,32 +10,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from kfp_mlops.data.bundled import BUNDLED
 from kfp_mlops.errors import DataError
-
-
-@dataclass(frozen=True)
-class BundledDataset:
-    """A data set that ships inside an installed package (nothing is downloaded)."""
-
-    name: str
-    target: str
-    description: str
-
-
-BUNDLED: dict[str, BundledDataset] = {
-    d.name: d
-    for d in [
-        BundledDataset("breast_cancer", "target", "scikit-learn, binary, 569 rows, 30 numbers"),
-        BundledDataset("wine", "target", "scikit-learn, 3 classes, 178 rows, 13 numbers"),
-        BundledDataset("iris", "target", "scikit-learn, 3 classes, 150 rows, 4 numbers"),
-        BundledDataset("diabetes", "target", "scikit-learn, regression, 442 rows, 10 numbers"),
-        BundledDataset(
-            "penguins", "species",
-            "palmerpenguins, 3 classes, 344 rows, missing values and categorical columns",
-        ),
-    ]
-}
-DEFAULT_DATASET = "penguins"
 
 
 def bundled_table(name: str) -> pd.DataFrame:
@@ -159,9 +134,3 @@ def _load_s3(uri: str) -> pd.DataFrame:
         local = Path(tmp) / Path(key).name
         store.download_file(key, local)
         return _read_file(local, shown=uri)
-
-
-def default_target(source: str) -> str | None:
-    """The target column of a bundled data set, else ``None``."""
-    bundled = BUNDLED.get(source)
-    return bundled.target if bundled else None
