@@ -150,8 +150,9 @@ def main() -> None:
         print(f"data: {label}, {data.stat().st_size / 2**20:.1f} MiB CSV, {args.repeats} runs each")
         median = {side: statistics.median(t for t, _ in results) for side, results in runs.items()}
         for side, results in runs.items():
+            each = ", ".join(f"{t:.1f}" for t, _ in results)
             print(f"{side:<28} median {median[side]:8.2f} s   "
-                  f"peak RSS {max(m for _, m in results):8.0f} MiB")
+                  f"peak RSS {max(m for _, m in results):6.0f} MiB   runs {each}")
         for side in list(sides)[:2]:
             print(f"ratio kfp-mlops run / {side}: {median['kfp-mlops run'] / median[side]:.2f}x")
         summary = json.loads((tmp_path / "kfp-m.out").read_text())
