@@ -7,7 +7,7 @@ scores the held-out rows twice over: with the metrics the evaluate step reports
 (computed with scikit-learn's metric functions, as a script would), and with accuracy
 alone.
 
-    .venv/bin/python bench/bench_pipeline.py --rows 1000000 --repeats 2
+    .venv/bin/python bench/bench_pipeline.py --rows 1000000 --repeats 3
     .venv/bin/python bench/bench_pipeline.py --bundled penguins --repeats 3
 """
 
