@@ -352,9 +352,7 @@ def render_model_card(
         + "<h3>Estimator parameters</h3><p class=\"note\">Set for this model (the rest are "
         "the estimator's defaults):</p><pre>"
         + html.escape(json.dumps(metadata.params, indent=2, sort_keys=True))
-        + "</pre><details><summary>Every parameter of the fitted estimator</summary><pre>"
-        + html.escape(json.dumps(evaluation.estimator_params, indent=2, sort_keys=True))
-        + "</pre></details></section>"
+        + "</pre>" + _all_params(evaluation.estimator_params) + "</section>"
     )
     page = (
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -365,6 +363,14 @@ def render_model_card(
     )
     return page, _markdown(title, version, metadata, shown, metric_rows,
                            verdict, lineage, intended)
+
+
+def _all_params(params: dict[str, Any] | None) -> str:
+    if params is None:  # an evaluation made without explain=True
+        return "<p class=\"note\">The evaluation does not record the fitted estimator's " \
+               "other parameters.</p>"
+    return ("<details><summary>Every parameter of the fitted estimator</summary><pre>"
+            + html.escape(json.dumps(params, indent=2, sort_keys=True)) + "</pre></details>")
 
 
 def _verdict_line(verdict: Blessing) -> str:

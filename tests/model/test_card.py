@@ -290,3 +290,14 @@ def test_model_card_component_in_a_kfp_local_pipeline(tmp_path):
     output = json.loads((run_dir / "evaluate" / "executor_output.json").read_text())
     accuracy = output["artifacts"]["metrics"]["artifacts"][0]["metadata"]["accuracy"]
     assert f"| accuracy | {accuracy:.4g} |" in (run_dir / "model-card" / "summary").read_text()
+
+
+def test_a_card_from_metrics_alone_has_no_plots_and_says_what_is_missing(regression):
+    _, metadata, _, _ = regression
+    page, markdown = render_model_card(metadata, {"metrics": {"r2": 0.5}, "rows": 10})
+    assert_self_contained(page)
+    assert page.count(FIGURE) == 0
+    assert "On 10 held-out rows." in page and "| r2 | 0.5 |" in markdown
+    assert "does not record the fitted estimator's other parameters" in page
+    with pytest.raises(DataError, match="'metrics' dict"):
+        render_model_card(metadata, {"rows": 10})
