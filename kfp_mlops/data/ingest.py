@@ -56,7 +56,7 @@ def ingest_to_parquet(
         digest = file_sha256(out_path)
         content_sha256 = content.result() if content else None
     version, created = (None, False)
-    if store_uri and content_sha256:
+    if content_sha256:  # computed only with a store
         version, created = publish_dataset_file(
             open_store(store_uri), out_path, uri, content_sha256=content_sha256,
             schema=arrow.schema, rows=len(frame), sha256=digest,

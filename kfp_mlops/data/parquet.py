@@ -1,6 +1,6 @@
 """How the suite writes Parquet: 100k-row groups, dictionary pages only where they pay.
 
-Everything here is pyarrow, so a step that only moves rows (split) needs no pandas.
+Only pyarrow here: a step that moves rows as Arrow data (split) builds no pandas frames.
 """
 
 from __future__ import annotations
