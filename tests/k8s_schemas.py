@@ -2,8 +2,10 @@
 
 Two entry points, shared by every test that produces Kubernetes YAML:
 
-- ``validate_crd_object(obj)``: custom kinds (KServe, KFP ``Pipeline``/``PipelineVersion``)
-  against the upstream CRDs in ``<repo>/../shared/schemas`` (or ``$KFP_MLOPS_SCHEMAS``).
+- ``validate_crd_object(obj)``: custom kinds (KServe, KFP ``Pipeline``/``PipelineVersion``,
+  prometheus-operator ``PodMonitor``/``PrometheusRule``/``ServiceMonitor``) against the
+  upstream CRDs kept unmodified in ``tests/fixtures/crds`` (provenance in its README.md),
+  or in the folder ``$KFP_MLOPS_SCHEMAS`` names.
 - ``validate_standard_object(obj)``: built-in kinds (ServiceAccount, Secret, Role, ...)
   with the strict schemas that ``kubernetes-validate`` ships.
 
@@ -12,7 +14,9 @@ The CRD check mirrors what the API server does with a structural schema under
 an error unless the node says ``x-kubernetes-preserve-unknown-fields: true``.
 ``x-kubernetes-int-or-string`` (and ``format: int-or-string``) accept an integer or a
 string. Root ``metadata`` is checked as ``ObjectMeta``, as the server does. CEL rules
-(``x-kubernetes-validations``) and list-map uniqueness are not checked.
+(``x-kubernetes-validations``) and list-map uniqueness are not checked. For
+``PrometheusRule`` the rule-format checks of prometheus-operator's admission webhook are
+added (see ``_prometheus_rule_admission``).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import copy
 import functools
 import json
 import os
+import re
 from collections.abc import Iterable
 from importlib import resources as importlib_resources
 from pathlib import Path
@@ -36,6 +41,7 @@ from kubernetes_validate import utils as kv_utils
 KUBERNETES_VERSION = "1.30"
 
 _REPO_ROOT = Path(__file__).resolve().parents[1]
+FIXTURE_CRDS = _REPO_ROOT / "tests" / "fixtures" / "crds"
 _OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 
 try:  # libyaml parses the 2 MB InferenceService CRD about 10x faster
@@ -51,20 +57,20 @@ class K8sValidationError(ValueError):
 def schemas_dir() -> Path:
     """Return the folder holding the upstream CRDs.
 
-    Looks at ``<repo>/../shared/schemas`` first, then at ``$KFP_MLOPS_SCHEMAS``.
+    ``$KFP_MLOPS_SCHEMAS`` when set (another folder of the same layout, for example a
+    newer upstream release), else the copies in ``tests/fixtures/crds``: the repository
+    carries what its tests need, so they pass on a clone with nothing beside it.
     """
-    candidates = [_REPO_ROOT.parent / "shared" / "schemas"]
     env = os.environ.get("KFP_MLOPS_SCHEMAS")
-    if env:
-        candidates.append(Path(env))
-    for candidate in candidates:
-        if candidate.is_dir():
-            return candidate
-    looked = ", ".join(str(c) for c in candidates)
-    raise FileNotFoundError(
-        f"no CRD schema folder found (looked in {looked}); put the upstream CRDs in "
-        "../shared/schemas beside the repo or set KFP_MLOPS_SCHEMAS to their folder"
-    )
+    candidate = Path(env) if env else FIXTURE_CRDS
+    if not candidate.is_dir():
+        source = "$KFP_MLOPS_SCHEMAS" if env else "the repository"
+        raise FileNotFoundError(
+            f"no CRD schema folder at {candidate} (from {source}); "
+            + ("unset KFP_MLOPS_SCHEMAS or point it at a folder of upstream CRDs"
+               if env else "restore tests/fixtures/crds from git")
+        )
+    return candidate
 
 
 @functools.lru_cache(maxsize=1)
@@ -80,6 +86,40 @@ def _crd_index() -> dict[tuple[str, str], dict[str, Any]]:
     return index
 
 
+_INLINE_FLAGS = re.compile(r"(?<!\\)\(\?([ims]+)\)")
+
+
+def _go_pattern(pattern: str) -> str:
+    """A Go (RE2) pattern as Python's ``re`` reads it.
+
+    The API server matches ``pattern`` with Go, which takes inline flags anywhere
+    (prometheus-operator: ``^(?i)(abort|warn)?$``); Python wants them at the start. A
+    flag group in the middle becomes a scoped group up to the end of its enclosing group,
+    which means the same.
+    """
+    match = _INLINE_FLAGS.search(pattern)
+    if match is None or match.start() == 0:
+        return pattern
+    start, end, depth = match.start(), match.end(), 0
+    close = len(pattern)
+    i = end
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            i += 2
+            continue
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            if depth == 0:
+                close = i
+                break
+            depth -= 1
+        i += 1
+    scoped = f"{pattern[:start]}(?{match.group(1)}:{pattern[end:close]}){pattern[close:]}"
+    return _go_pattern(scoped)
+
+
 def _structural(node: Any) -> Any:
     """Rewrite an OpenAPI v3 CRD schema node into plain JSON Schema with server semantics."""
     if isinstance(node, list):
@@ -91,6 +131,8 @@ def _structural(node: Any) -> Any:
         if key == "properties":
             # Keys here are field names (a field may well be called "description").
             out[key] = {name: _structural(sub) for name, sub in value.items()}
+        elif key == "pattern" and isinstance(value, str):
+            out[key] = _go_pattern(value)
         elif key != "description":  # the keyword, not a field: irrelevant and bulky
             out[key] = _structural(value)
     if out.get("x-kubernetes-int-or-string") or out.get("format") == "int-or-string":
@@ -201,6 +243,42 @@ def _error_lines(errors: Iterable[jsonschema.ValidationError]) -> list[str]:
     return sorted(set(lines))
 
 
+_METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+def _prometheus_rule_admission(obj: dict[str, Any]) -> list[str]:
+    """What prometheus-operator's admission webhook refuses that its CRD schema lets by.
+
+    The webhook loads the groups with Prometheus's own rule parser (``rulefmt``), which
+    wants exactly one of ``record`` and ``alert`` per rule, a metric name as ``record``,
+    no ``for``/``keep_firing_for``/``annotations`` on a recording rule and label names
+    that Prometheus accepts. PromQL itself is parsed by tests/monitoring.
+    """
+    lines: list[str] = []
+    for g, group in enumerate(obj.get("spec", {}).get("groups") or []):
+        for r, rule in enumerate(group.get("rules") or []):
+            where = f"spec.groups[{g}].rules[{r}]"
+            if ("record" in rule) == ("alert" in rule):
+                lines.append(f"{where}: exactly one of 'record' and 'alert' must be set")
+            if "record" in rule:
+                if not _METRIC_NAME.match(str(rule["record"])):
+                    lines.append(f"{where}.record: {rule['record']!r} is not a metric name")
+                for field in ("for", "keep_firing_for", "annotations"):
+                    if field in rule:
+                        lines.append(f"{where}.{field}: not allowed in a recording rule")
+            elif not str(rule.get("alert", "")).strip():
+                lines.append(f"{where}.alert: must not be empty")
+            for name in rule.get("labels") or {}:
+                if not _LABEL_NAME.match(name):
+                    lines.append(f"{where}.labels: {name!r} is not a label name")
+    return lines
+
+
+# (group, kind) -> checks an admission webhook makes beyond the CRD's schema.
+_ADMISSION_CHECKS = {("monitoring.coreos.com", "PrometheusRule"): _prometheus_rule_admission}
+
+
 def validate_crd_object(obj: dict[str, Any]) -> None:
     """Validate a custom resource against its upstream CRD schema.
 
@@ -216,6 +294,9 @@ def validate_crd_object(obj: dict[str, Any]) -> None:
     group, version = api_version.split("/", 1)
     validator = _crd_validator(group, obj["kind"], version)
     lines = _error_lines(validator.iter_errors(obj))
+    admission = _ADMISSION_CHECKS.get((group, obj["kind"]))
+    if admission is not None and not lines:
+        lines = admission(obj)
     if lines:
         raise K8sValidationError(
             f"{_describe(obj)} ({api_version}) would be rejected by the API server:\n  "

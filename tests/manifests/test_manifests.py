@@ -1,6 +1,7 @@
 """Every YAML document under manifests/ as a cluster would judge it.
 
-KServe kinds are checked against the upstream CRDs (``tests.k8s_schemas``), built-in kinds
+KServe and prometheus-operator kinds are checked against the upstream CRDs
+(``tests.k8s_schemas``, reading ``tests/fixtures/crds``), built-in kinds
 with kubernetes-validate. Overlays are built with ``kubectl kustomize`` when kubectl is on
 PATH, and always with the small ``kustomize_lite`` builder, whose output must then match.
 """
@@ -86,12 +87,7 @@ def test_every_manifest_file_starts_with_a_purpose_comment():
     ids=lambda x: x if isinstance(x, str) else "",
 )
 def test_raw_manifest_is_valid(name, doc):
-    if doc.get("apiVersion", "").startswith("monitoring.coreos.com/"):
-        # prometheus-operator CRDs are not in shared/schemas: hand-written subset schemas.
-        from tests.monitoring.prom_operator_schemas import validate_prometheus_operator_object
-
-        validate_prometheus_operator_object(doc)
-        return
+    # prometheus-operator kinds too: their upstream CRDs are in tests/fixtures/crds.
     validate_object(doc)
 
 

@@ -1,9 +1,8 @@
 """manifests/monitoring: the PodMonitor, alert rules and Grafana dashboard hold together.
 
-- Structure: PodMonitor and PrometheusRule against hand-written schemas of the upstream
-  prometheus-operator CRDs (tests/monitoring/prom_operator_schemas.py; the CRDs are not
-  in ../shared/schemas and kubernetes-validate knows built-in kinds only), the ConfigMap
-  with kubernetes-validate.
+- Structure: PodMonitor and PrometheusRule against the upstream prometheus-operator CRDs
+  (tests/fixtures/crds, through tests.k8s_schemas, plus the rule-format checks of the
+  operator's admission webhook), the ConfigMap with kubernetes-validate.
 - Scraping: the PodMonitor selects the pods KServe makes for the suite's InferenceService
   and scrapes the port and path the kfp-mlops-sklearn runtime declares.
 - PromQL: every expression in the rules and the dashboard parses (promql-parser, the
@@ -21,7 +20,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import promql_parser
 import pytest
 import yaml
@@ -31,12 +29,14 @@ _REPO = Path(__file__).resolve().parents[2]
 if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
-from tests.k8s_schemas import validate_standard_object  # noqa: E402
+from tests.k8s_schemas import (  # noqa: E402
+    K8sValidationError,
+    is_crd_kind,
+    validate_crd_object,
+    validate_standard_object,
+)
 from tests.manifests import kustomize_lite  # noqa: E402
 from tests.monitoring import dashboard_sync  # noqa: E402
-from tests.monitoring.prom_operator_schemas import (  # noqa: E402
-    validate_prometheus_operator_object,
-)
 
 FOLDER = _REPO / "manifests" / "monitoring"
 RUNTIME = _REPO / "manifests" / "base" / "runtime" / "cluster-serving-runtime.yaml"
@@ -146,7 +146,12 @@ def test_kustomization_builds_the_three_objects():
 
 @pytest.mark.parametrize("kind", ["PodMonitor", "PrometheusRule"])
 def test_prometheus_operator_objects_match_the_crd_fields(kind):
-    validate_prometheus_operator_object(_objects()[kind])
+    validate_crd_object(_objects()[kind])
+
+
+@pytest.mark.parametrize("kind", ["PodMonitor", "PrometheusRule", "ServiceMonitor"])
+def test_the_upstream_prometheus_operator_crds_are_the_schemas(kind):
+    assert is_crd_kind({"apiVersion": "monitoring.coreos.com/v1", "kind": kind})
 
 
 @pytest.mark.parametrize(
@@ -157,6 +162,8 @@ def test_prometheus_operator_objects_match_the_crd_fields(kind):
         ("PrometheusRule", ["spec", "groups", 1, "rules", 0], {"for": "ten minutes"}),
         ("PrometheusRule", ["spec", "groups", 1, "rules", 0], {"record": "both_set"}),
         ("PrometheusRule", ["spec", "groups", 0], {"rules_": []}),
+        ("PrometheusRule", ["spec", "groups", 0, "rules", 0], {"for": "5m"}),
+        ("PrometheusRule", ["spec", "groups", 0], {"partial_response_strategy": "maybe"}),
     ],
 )
 def test_schemas_reject_typos_and_bad_values(kind, path, bad):
@@ -165,8 +172,8 @@ def test_schemas_reject_typos_and_bad_values(kind, path, bad):
     for key in path:
         node = node[key]
     node.update(bad)
-    with pytest.raises(jsonschema.ValidationError):
-        validate_prometheus_operator_object(obj)
+    with pytest.raises(K8sValidationError):
+        validate_crd_object(obj)
 
 
 def test_dashboard_configmap_is_valid_and_carries_the_json_file():
