@@ -4,12 +4,20 @@
 with the official ``kubernetes`` client (``serving.kserve.io/v1beta1`` InferenceServices):
 
 1. create the InferenceService if it is absent, else merge-patch the predictor's
-   ``storageUri`` (plus ``canaryTrafficPercent`` for a Knative canary);
-2. poll until KServe has reconciled that generation and reports ``Ready=True``, failing
-   early when KServe marks the model load as failed, or on timeout;
-3. send a smoke request to the service;
+   ``storageUri`` (plus ``canaryTrafficPercent`` for a canary, and in Knative mode the
+   ``serving.kserve.io/enable-tag-routing`` annotation);
+2. poll until KServe has reconciled that generation and reports ``Ready=True`` (in Knative
+   mode: on a new revision), failing early when KServe marks the model load as failed,
+   or on timeout;
+3. send a smoke request to the new version. In Knative mode it goes to the ``latest``
+   tag URL that KServe's tag routing publishes in ``status.components.predictor.traffic``,
+   so it reaches the new revision and never the previous one, whatever the traffic split;
 4. promote (drop ``canaryTrafficPercent`` so the new revision takes all traffic) or roll
-   back (restore the previous ``storageUri`` and canary setting) and say why.
+   back (restore the previous ``storageUri`` and canary setting, wait for Ready) and say why.
+
+Canaries need KServe's Knative mode: ``canaryTrafficPercent`` splits traffic between
+Knative revisions, and KServe ignores it in Standard (RawDeployment) mode, so there a
+canary is refused before anything is written; a plain rollout works in both modes.
 
 The model registry's stage change is the caller's job, driven by ``DeployResult``.
 Only the RBAC in ``manifests/rbac`` is needed: get/list/watch/create/patch.
@@ -25,6 +33,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
@@ -32,6 +41,14 @@ from kubernetes.client.rest import ApiException
 GROUP = "serving.kserve.io"
 VERSION = "v1beta1"
 PLURAL = "inferenceservices"
+
+# KServe's annotations (pkg/constants/constants.go): the deployment mode, and tag routing,
+# which makes the Knative route name its traffic targets "latest" and "prev".
+DEPLOYMENT_MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
+TAG_ROUTING_ANNOTATION = "serving.kserve.io/enable-tag-routing"
+LATEST_TAG = "latest"
+# KServe 0.16 renamed the modes; both spellings are accepted and normalised.
+_MODE_ALIASES = {"Serverless": "Knative", "RawDeployment": "Standard"}
 
 # KServe's modelStatus.transitionStatus values that no amount of waiting will fix.
 _TERMINAL_TRANSITIONS = {"BlockedByFailedLoad", "InvalidSpec"}
@@ -55,7 +72,9 @@ class DeployResult:
 
     ``status`` is ``created`` (new service, healthy), ``promoted`` (new version takes all
     traffic), ``rolled_back`` (previous ``storageUri`` restored) or ``failed`` (a new
-    service never became healthy, so there was nothing to roll back to).
+    service never became healthy, so there was nothing to roll back to). ``url`` is where
+    the passing smoke request went; ``revision`` the Knative revision it reached (Knative
+    mode only).
     """
 
     status: DeployStatus
@@ -65,6 +84,7 @@ class DeployResult:
     storage_uri: str
     previous_storage_uri: str | None
     url: str | None = None
+    revision: str | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -129,10 +149,37 @@ def inference_service(
     }
 
 
+def deployment_mode(isvc: dict[str, Any]) -> str | None:
+    """Return ``Knative`` or ``Standard`` for an InferenceService, or None if unknown.
+
+    KServe records the mode it chose in ``status.deploymentMode`` (and refuses to change
+    it later); before the first reconcile only the ``serving.kserve.io/deploymentMode``
+    annotation can say. Old names (``Serverless``, ``RawDeployment``) are normalised.
+    """
+    status_mode = (isvc.get("status") or {}).get("deploymentMode")
+    annotations = (isvc.get("metadata") or {}).get("annotations") or {}
+    mode = status_mode or annotations.get(DEPLOYMENT_MODE_ANNOTATION)
+    return _MODE_ALIASES.get(mode, mode) if mode else None
+
+
+def cluster_local_url(tag_url: str, namespace: str) -> str:
+    """Return the in-cluster address of a Knative tag URL such as KServe publishes.
+
+    For every tagged traffic target Knative creates a Kubernetes Service named after the
+    tag's host name (``latest-<isvc>-predictor``), so from a pod the target is reachable
+    at ``http://latest-<isvc>-predictor.<namespace>.svc.cluster.local`` whatever external
+    domain the route has. A URL that is already cluster-local is returned unchanged.
+    """
+    host = urlsplit(tag_url).hostname or ""
+    if host.endswith(".svc.cluster.local"):
+        return tag_url.rstrip("/")
+    return f"http://{host.split('.')[0]}.{namespace}.svc.cluster.local"
+
+
 def default_smoke_request(url: str, model_name: str, *, timeout_s: float = 10.0) -> None:
     """Check the Open Inference Protocol (V2) model-ready endpoint; raise unless 200."""
     ready_url = f"{url.rstrip('/')}/v2/models/{model_name}/ready"
-    with urllib.request.urlopen(ready_url, timeout=timeout_s) as response:  # noqa: S310
+    with _open(ready_url, timeout_s) as response:
         if response.status != 200:
             raise RuntimeError(f"GET {ready_url} answered {response.status}, expected 200")
 
@@ -153,7 +200,7 @@ def v2_infer_smoke_request(payload: dict[str, Any], *, timeout_s: float = 10.0) 
             method="POST",
         )
         try:
-            with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310
+            with _open(request, timeout_s) as response:
                 body = json.loads(response.read() or b"{}")
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode(errors="replace")[:300]
@@ -162,6 +209,15 @@ def v2_infer_smoke_request(payload: dict[str, Any], *, timeout_s: float = 10.0) 
             raise RuntimeError(f"POST {infer_url} answered without an 'outputs' list: {body}")
 
     return smoke
+
+
+def _open(request: str | urllib.request.Request, timeout_s: float) -> Any:
+    """``urlopen`` with the proxy settings of the environment as they are now.
+
+    ``urllib.request.urlopen`` keeps the proxies it read on first use for the life of the
+    process; a new opener reads ``http_proxy`` / ``no_proxy`` at each call.
+    """
+    return urllib.request.build_opener().open(request, timeout=timeout_s)
 
 
 def deploy_model(
@@ -181,9 +237,11 @@ def deploy_model(
 ) -> DeployResult:
     """Create or update InferenceService ``name``, check it, then promote or roll back.
 
-    ``canary_traffic_percent`` (1-99, Knative mode only) sends that share of traffic to
-    the new revision until the smoke request passes. ``timeout_s`` bounds each wait for
-    Ready; ``sleep``/``clock`` are injectable so tests need no wall time. Raises
+    ``canary_traffic_percent`` (1-99) sends that share of traffic to the new revision
+    while the smoke request checks it through the revision's own ``latest`` tag URL; it
+    needs KServe's Knative mode (a Standard-mode service raises ``ValueError`` before
+    anything is written: use None there for a plain rollout). ``timeout_s`` bounds each
+    wait for Ready; ``sleep``/``clock`` are injectable so tests need no wall time. Raises
     ``DeployError`` when the API refuses a create or patch, ``ValueError`` on bad input.
     """
     if canary_traffic_percent is not None and not 0 < canary_traffic_percent < 100:
@@ -193,7 +251,7 @@ def deploy_model(
         )
     api = client.CustomObjectsApi(api_client if api_client is not None else load_kube_config())
     smoke = smoke_request if smoke_request is not None else default_smoke_request
-    rollout = _Rollout(api, name, namespace, poll_interval_s, sleep, clock)
+    rollout = _Rollout(api, name, namespace, poll_interval_s, sleep, clock, timeout_s, smoke)
     existing = rollout.get()
 
     if existing is None:
@@ -201,7 +259,7 @@ def deploy_model(
             name, namespace, storage_uri, runtime=runtime, service_account=service_account
         )
         created = rollout.call("create", api.create_namespaced_custom_object, body=body)
-        outcome = rollout.check(created, timeout_s, smoke)
+        outcome = rollout.check(created)
         status: DeployStatus = "created" if outcome.ok else "failed"
         reason = (
             outcome.reason
@@ -211,24 +269,56 @@ def deploy_model(
                 "the unhealthy InferenceService was left for inspection"
             )
         )
-        return DeployResult(status, reason, name, namespace, storage_uri, None, outcome.url)
+        return DeployResult(
+            status, reason, name, namespace, storage_uri, None, outcome.url, outcome.revision
+        )
 
+    mode = deployment_mode(existing)
+    knative = mode == "Knative"
+    if canary_traffic_percent is not None and not knative:
+        raise ValueError(
+            f"canary_traffic_percent={canary_traffic_percent} needs KServe's Knative mode, but "
+            f"InferenceService {namespace}/{name} runs in {mode or 'an unknown'} mode: KServe "
+            "splits traffic between revisions only in Knative mode and ignores "
+            "canaryTrafficPercent otherwise, so nothing would test the new version apart "
+            "from the old one. Deploy without a canary (canary_traffic_percent=None, 0 in the "
+            "pipeline) for a plain rollout with rollback, or serve it in Knative mode "
+            "(manifests/overlays/knative)"
+        )
     predictor = (existing.get("spec") or {}).get("predictor") or {}
     previous_uri = (predictor.get("model") or {}).get("storageUri")
     previous_canary = predictor.get("canaryTrafficPercent")
-    patched = rollout.patch(storage_uri, canary_traffic_percent)
-    outcome = rollout.check(patched, timeout_s, smoke)
+    before = _predictor_status(existing).get("latestCreatedRevision")
+    # Knative makes a new revision for a new storageUri; redeploying the same one may not.
+    replaces = before if storage_uri != previous_uri else None
+
+    patched = rollout.patch(storage_uri, canary_traffic_percent, tag_routing=knative)
+    outcome = rollout.check(patched, knative=knative, replaces=replaces)
     if outcome.ok and canary_traffic_percent is not None:
         # Promote: without canaryTrafficPercent the latest revision takes all traffic.
-        promoted = rollout.patch(storage_uri, None)
-        outcome = rollout.check(promoted, timeout_s, smoke, stage="after promotion")
+        promoted = rollout.patch(storage_uri, None, tag_routing=True)
+        outcome = rollout.check(
+            promoted, knative=True, stage="after promotion", revision=outcome.revision
+        )
     if outcome.ok:
         return DeployResult(
-            "promoted", outcome.reason, name, namespace, storage_uri, previous_uri, outcome.url
+            "promoted",
+            outcome.reason,
+            name,
+            namespace,
+            storage_uri,
+            previous_uri,
+            outcome.url,
+            outcome.revision,
         )
 
-    rollout.patch(previous_uri, previous_canary)
+    # A canary that failed before promotion never took all traffic, so KServe still has
+    # the previous revision as latestRolledoutRevision: pin all traffic back to it at once.
+    pin = canary_traffic_percent is not None
+    problem = rollout.roll_back(previous_uri, previous_canary, knative=knative, pin=pin)
     reason = f"rolled back to {previous_uri}: {outcome.reason}"
+    if problem:
+        reason += f"; {problem}"
     return DeployResult("rolled_back", reason, name, namespace, storage_uri, previous_uri, None)
 
 
@@ -237,11 +327,12 @@ class _Outcome:
     ok: bool
     reason: str
     url: str | None = None
+    revision: str | None = None
 
 
 @dataclass
 class _Rollout:
-    """The API calls and the Ready wait for one InferenceService."""
+    """The API calls, the Ready wait and the smoke check for one InferenceService."""
 
     api: client.CustomObjectsApi
     name: str
@@ -249,6 +340,8 @@ class _Rollout:
     poll_interval_s: float
     sleep: Callable[[float], None]
     clock: Callable[[], float]
+    timeout_s: float
+    smoke: SmokeRequest
 
     def call(self, action: str, method: Callable[..., Any], **kwargs: Any) -> dict[str, Any]:
         try:
@@ -269,9 +362,11 @@ class _Rollout:
                 return None
             raise DeployError(self._explain("get", exc)) from exc
 
-    def patch(self, storage_uri: str | None, canary: int | None) -> dict[str, Any]:
+    def patch(
+        self, storage_uri: str | None, canary: int | None, *, tag_routing: bool = False
+    ) -> dict[str, Any]:
         # JSON merge patch: a null canaryTrafficPercent removes the field.
-        body = {
+        body: dict[str, Any] = {
             "spec": {
                 "predictor": {
                     "model": {"storageUri": storage_uri},
@@ -279,6 +374,8 @@ class _Rollout:
                 }
             }
         }
+        if tag_routing:
+            body["metadata"] = {"annotations": {TAG_ROUTING_ANNOTATION: "true"}}
         return self.call(
             "patch", self.api.patch_namespaced_custom_object, name=self.name, body=body
         )
@@ -286,46 +383,110 @@ class _Rollout:
     def check(
         self,
         written: dict[str, Any],
-        timeout_s: float,
-        smoke: SmokeRequest,
         *,
+        knative: bool = False,
+        replaces: str | None = None,
+        revision: str | None = None,
         stage: str = "",
     ) -> _Outcome:
-        """Wait for Ready on the generation just written, then run the smoke request."""
-        ready = self._wait_ready(int(written.get("metadata", {}).get("generation", 0)), timeout_s)
+        """Wait for Ready on the generation just written, then run the smoke request.
+
+        In Knative mode (``knative``) the smoke request goes to the ``latest`` tag URL,
+        after waiting until that tag routes to a revision newer than ``replaces`` (or to
+        ``revision``, with all traffic, after a promotion). Otherwise it goes to the
+        service's cluster-local address.
+        """
+        generation = int(written.get("metadata", {}).get("generation", 0))
+
+        def settled(status: dict[str, Any]) -> str | None:
+            if not knative:
+                return None
+            return _revision_pending(status, replaces, revision)
+
+        ready = self._wait_ready(generation, settled)
         suffix = f" {stage}" if stage else ""
         if not ready.ok:
             return _Outcome(False, ready.reason + suffix)
-        url = ready.url
-        if not url:
-            return _Outcome(False, f"InferenceService {self.name!r} is Ready but has no URL")
+        if knative:
+            target = _tag_target(ready.status, LATEST_TAG)
+            if target is None or not target.get("url"):
+                return _Outcome(
+                    False,
+                    f"KServe published no {LATEST_TAG!r} tag URL for InferenceService "
+                    f"{self.name!r} (status.components.predictor.traffic), so the new "
+                    f"revision cannot be checked on its own; is the {TAG_ROUTING_ANNOTATION} "
+                    "annotation honoured by this KServe?" + suffix,
+                )
+            url = cluster_local_url(str(target["url"]), self.namespace)
+            new_revision = str(target.get("revisionName"))
+            where = f"revision {new_revision} ({target.get('percent', 0)}% of traffic) at {url}"
+        else:
+            url = ready.url or ""
+            new_revision = None
+            where = url
+            if not url:
+                return _Outcome(False, f"InferenceService {self.name!r} is Ready but has no URL")
         try:
-            smoke(url, self.name)
+            self.smoke(url, self.name)
         except Exception as exc:  # noqa: BLE001 - any smoke failure means roll back
-            return _Outcome(False, f"smoke request to {url} failed{suffix}: {exc}", url)
-        return _Outcome(True, f"Ready and smoke request to {url} passed{suffix}", url)
+            return _Outcome(False, f"smoke request to {where} failed{suffix}: {exc}", url)
+        return _Outcome(
+            True, f"Ready and smoke request to {where} passed{suffix}", url, new_revision
+        )
 
-    def _wait_ready(self, generation: int, timeout_s: float) -> _Outcome:
-        deadline = self.clock() + timeout_s
+    def roll_back(
+        self, previous_uri: str | None, previous_canary: int | None, *, knative: bool, pin: bool
+    ) -> str | None:
+        """Restore the previous spec and wait for Ready; return what went wrong, if anything.
+
+        With ``pin`` (a Knative canary) the previous ``storageUri`` goes back with
+        ``canaryTrafficPercent: 0`` first: KServe then sends all traffic to its
+        ``latestRolledoutRevision``, which for a canary that failed before promotion is
+        the old revision, already running, while the restored revision starts. Only once
+        that is Ready is the previous canary setting put back, so no moment routes all
+        traffic to the failed canary. (After a promotion the failed revision is the
+        rolled-out one; pinning then changes nothing until the restored revision is Ready,
+        as a plain rollback would.)
+        """
+        if pin:
+            pinned = self.patch(previous_uri, 0, tag_routing=True)
+            waited = self._wait_ready(int(pinned.get("metadata", {}).get("generation", 0)))
+            if not waited.ok:
+                return (
+                    f"the restored spec did not become Ready ({waited.reason}); traffic stays "
+                    "pinned to the previously rolled-out revision (canaryTrafficPercent: 0)"
+                )
+        restored = self.patch(previous_uri, previous_canary, tag_routing=knative)
+        waited = self._wait_ready(int(restored.get("metadata", {}).get("generation", 0)))
+        if not waited.ok:
+            return f"the rollback did not become Ready either ({waited.reason})"
+        return None
+
+    def _wait_ready(
+        self, generation: int, settled: Callable[[dict[str, Any]], str | None] | None = None
+    ) -> _Ready:
+        """Poll until ``generation`` is reconciled, Ready is True and ``settled`` says so."""
+        deadline = self.clock() + self.timeout_s
         last = "no status yet"
         while True:
             current = self.get()
             if current is None:
-                return _Outcome(
+                return _Ready(
                     False, f"InferenceService {self.name!r} disappeared while rolling out"
                 )
             status = current.get("status") or {}
             if int(status.get("observedGeneration", 0)) >= generation:
                 ready = _condition(status, "Ready")
-                if ready.get("status") == "True":
+                pending = settled(status) if settled is not None else None
+                if ready.get("status") == "True" and pending is None:
                     address = (status.get("address") or {}).get("url")
                     # address.url is cluster-local, which is where the deploy step runs.
-                    return _Outcome(True, "Ready", address or status.get("url"))
-                last = _describe_not_ready(ready)
+                    return _Ready(True, "Ready", address or status.get("url"), status)
+                last = pending if ready.get("status") == "True" else _describe_not_ready(ready)
                 model_status = status.get("modelStatus") or {}
                 if model_status.get("transitionStatus") in _TERMINAL_TRANSITIONS:
                     failure = model_status.get("lastFailureInfo") or {}
-                    return _Outcome(
+                    return _Ready(
                         False,
                         f"KServe gave up loading the model ({model_status['transitionStatus']}: "
                         f"{failure.get('reason', '')} {failure.get('message', '')}".rstrip()
@@ -334,7 +495,9 @@ class _Rollout:
             else:
                 last = f"KServe has not reconciled generation {generation} yet"
             if self.clock() >= deadline:
-                return _Outcome(False, f"timed out after {timeout_s:g}s waiting for Ready ({last})")
+                return _Ready(
+                    False, f"timed out after {self.timeout_s:g}s waiting for Ready ({last})"
+                )
             self.sleep(self.poll_interval_s)
 
     def _explain(self, action: str, exc: ApiException) -> str:
@@ -355,6 +518,53 @@ class _Rollout:
             422: "the API server rejected the InferenceService spec; fix the field it names",
         }.get(exc.status or 0, "check the API server and KServe controller logs")
         return f"{what} failed with HTTP {exc.status} ({message}); {hint}"
+
+
+@dataclass(frozen=True)
+class _Ready:
+    ok: bool
+    reason: str
+    url: str | None = None
+    status: dict[str, Any] | None = None
+
+
+def _predictor_status(isvc_or_status: dict[str, Any]) -> dict[str, Any]:
+    """``status.components.predictor`` (KServe's ComponentStatusSpec), or {}."""
+    status = isvc_or_status.get("status", isvc_or_status) or {}
+    return dict((status.get("components") or {}).get("predictor") or {})
+
+
+def _tag_target(status: dict[str, Any] | None, tag: str) -> dict[str, Any] | None:
+    for target in _predictor_status(status or {}).get("traffic") or []:
+        if target.get("tag") == tag:
+            return dict(target)
+    return None
+
+
+def _revision_pending(
+    status: dict[str, Any], replaces: str | None, revision: str | None
+) -> str | None:
+    """Say what a Ready Knative service still lacks before its ``latest`` tag is checked.
+
+    ``replaces``: the revision created before the patch; a new one must have appeared.
+    ``revision``: after a promotion, the tag must still name it, now with 100% of traffic.
+    """
+    predictor = _predictor_status(status)
+    created = predictor.get("latestCreatedRevision")
+    if replaces is not None and (not created or created == replaces):
+        return f"KServe has not reported a revision newer than {replaces} yet"
+    if created and predictor.get("latestReadyRevision") != created:
+        return f"revision {created} is not ready yet"
+    target = _tag_target(status, LATEST_TAG)
+    if target is None:
+        return None  # reported by the caller: waiting would not make the tag appear
+    routed = target.get("revisionName")
+    wanted = revision or created
+    if wanted and routed != wanted:
+        return f"the {LATEST_TAG!r} tag routes to {routed}, not yet to {wanted}"
+    if revision is not None and target.get("percent") != 100:
+        return f"revision {revision} has {target.get('percent', 0)}% of traffic, not yet 100%"
+    return None
 
 
 def _condition(status: dict[str, Any], kind: str) -> dict[str, Any]:

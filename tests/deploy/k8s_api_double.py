@@ -1,14 +1,49 @@
-"""An HTTP double of the Kubernetes API server for KServe InferenceServices.
+"""An HTTP double of the Kubernetes API server, KServe's controller and Knative's gateway.
 
-It listens on 127.0.0.1 and answers as the real API server does for
+It listens on 127.0.0.1 and plays three parts:
+
+**The API server** for
 ``/apis/serving.kserve.io/v1beta1/namespaces/{ns}/inferenceservices[/{name}]``: GET, POST
 and PATCH (``application/merge-patch+json`` and ``application/json-patch+json``) with real
 status codes and ``Status`` bodies (404 NotFound, 409 AlreadyExists, 415, 422 Invalid),
 ``metadata.generation`` bumped on spec changes, and bodies validated against the upstream
-CRD as the server would. A fake KServe controller fills ``status``: per ``storageUri`` a
-``Behaviour`` says after how many GETs the new generation is reconciled and whether Ready
-turns True or False (with a message). The model endpoints a Ready service advertises are
-served too (``/serving/{name}/v2/models/{name}/ready`` and ``/infer``).
+CRD as the server would.
+
+**KServe's controller**, which fills ``status`` once a change has been seen for
+``Behaviour.gets_until_reconciled`` GETs (``Behaviour`` is chosen per ``storageUri``). The
+mode is the ``serving.kserve.io/deploymentMode`` annotation, else ``default_mode``
+(``Standard``, KServe's default since 0.16); it is recorded in ``status.deploymentMode``.
+
+- Standard (RawDeployment) mode: one Deployment, rolled in place; ``canaryTrafficPercent``
+  is ignored, as upstream (only the Knative reconciler reads it). Until a new model is
+  Ready the previous one keeps serving.
+- Knative mode models what the upstream KServe code at the commit of
+  ``../shared/schemas/kserve`` (aaac4e29, after v0.20.0) does:
+  ``pkg/controller/v1beta1/inferenceservice/reconcilers/knative/ksvc_reconciler.go``
+  (``createKnativeService``) builds the route: with ``canaryTrafficPercent`` and a
+  ``latestRolledoutRevision``, the latest revision gets that percent (tag ``latest`` when
+  ``serving.kserve.io/enable-tag-routing: "true"``) and ``latestRolledoutRevision`` the
+  rest (tag ``prev``); else the latest revision gets 100%. Knative resolves
+  ``latestRevision: true`` to its latest *ready* revision and gives each tagged target the
+  URL ``http://{tag}-{isvc}-predictor.{ns}.example.com`` (Knative's default tag and domain
+  templates; the Knative service is KServe's ``PredictorServiceName`` = ``{isvc}-predictor``).
+  ``pkg/apis/serving/v1beta1/inference_service_status.go`` (``PropagateStatus``) then sets
+  ``status.components.predictor``: ``latestCreatedRevision``, ``latestReadyRevision``,
+  ``latestRolledoutRevision`` / ``previousRolledoutRevision`` (moved only when the latest
+  ready revision gets 100%), and ``traffic`` (tag, revisionName, percent, latestRevision,
+  url). A new revision ``{isvc}-predictor-0000N`` is created whenever the revision
+  template (predictor spec without ``canaryTrafficPercent``, and annotations) changes;
+  ``Ready`` follows the latest created revision, as Knative's ConfigurationsReady does.
+
+**Knative's ingress gateway**: a request whose Host (or absolute request URI, as an HTTP
+client sends it through a proxy) is not 127.0.0.1 is routed by host name as the gateway
+does. ``latest-{isvc}-predictor.{ns}...`` / ``prev-...`` reach the revision the tag names;
+``{isvc}.{ns}...`` and ``{isvc}-predictor.{ns}...`` are split over the traffic targets by
+their percent (smooth weighted round robin, so 90/10 sends 9 of 10 requests to the
+first). Tests point ``http_proxy`` at the double so that urllib resolves the cluster-local
+names through it; each revision answers ``/v2/models/{name}/ready`` and ``/infer`` with
+200, or 503 when its ``storageUri``'s ``Behaviour.model_ready`` is False, so a broken new
+revision can sit beside a healthy old one.
 """
 
 from __future__ import annotations
@@ -21,6 +56,7 @@ import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlsplit
 
 from tests.k8s_schemas import K8sValidationError, validate_crd_object
 
@@ -28,25 +64,44 @@ _COLLECTION = re.compile(
     r"^/apis/serving\.kserve\.io/v1beta1/namespaces/(?P<ns>[^/]+)/inferenceservices"
     r"(?:/(?P<name>[^/?]+))?/?(?:\?.*)?$"
 )
-_SERVING = re.compile(r"^/serving/(?P<svc>[^/]+)/v2/models/(?P<model>[^/]+)/(?P<op>ready|infer)$")
+_MODEL = re.compile(r"^/v2/models/(?P<model>[^/]+)/(?P<op>ready|infer)$")
+_LOOPBACK = {"127.0.0.1", "localhost", ""}
+_TAG_ROUTING = "serving.kserve.io/enable-tag-routing"
+_MODE = "serving.kserve.io/deploymentMode"
+_MODE_ALIASES = {"Serverless": "Knative", "RawDeployment": "Standard"}
+DOMAIN = "example.com"  # Knative's default domain
 
 
 @dataclass
 class Behaviour:
-    """How the fake controller treats one storageUri."""
+    """How the fake controller and the model server treat one storageUri."""
 
     ready: bool = True
     gets_until_reconciled: int = 2
     message: str = ""
     reason: str = ""
     terminal: bool = False  # also set modelStatus.transitionStatus=BlockedByFailedLoad
-    model_ready: bool = True  # what /v2/models/{name}/ready answers once Ready
+    model_ready: bool = True  # what /v2/models/{name}/ready answers once it serves
+
+
+@dataclass
+class Revision:
+    """A Knative revision of the predictor: an immutable snapshot of its template."""
+
+    name: str
+    storage_uri: str
+    template: dict[str, Any]
+    ready: bool
 
 
 @dataclass
 class _Record:
     body: dict[str, Any]
     gets_since_change: int = 0
+    dirty: bool = True  # a change the controller has not reconciled yet
+    revisions: list[Revision] = field(default_factory=list)
+    serving_uri: str | None = None  # Standard mode: what the Deployment serves
+    weights: dict[int, int] = field(default_factory=dict)  # gateway round robin state
 
 
 @dataclass
@@ -54,18 +109,24 @@ class KubeApiDouble:
     """State and configuration of the double; start it with ``serve()``."""
 
     behaviours: dict[str, Behaviour] = field(default_factory=dict)
+    default_behaviour: Behaviour = field(default_factory=Behaviour)
+    default_mode: str = "Standard"  # inferenceservice-config's defaultDeploymentMode
     objects: dict[tuple[str, str], _Record] = field(default_factory=dict)
     requests: list[tuple[str, str, str]] = field(default_factory=list)  # method, path, type
     writes: list[tuple[str, Any]] = field(default_factory=list)  # method, decoded body
+    served: list[tuple[str, str, str, int]] = field(default_factory=list)  # host, path, rev, code
     host: str = ""
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _resource_version: int = 0
 
     def behaviour_for(self, storage_uri: str) -> Behaviour:
-        return self.behaviours.get(storage_uri, Behaviour())
+        return self.behaviours.get(storage_uri, self.default_behaviour)
 
     def body(self, namespace: str, name: str) -> dict[str, Any]:
         return copy.deepcopy(self.objects[(namespace, name)].body)
+
+    def revisions(self, namespace: str, name: str) -> list[Revision]:
+        return list(self.objects[(namespace, name)].revisions)
 
     def api_calls(self) -> list[tuple[str, str]]:
         """(method, content type) of every call to the InferenceService API except GET."""
@@ -74,20 +135,32 @@ class KubeApiDouble:
     # -- the fake KServe controller -------------------------------------------------
     def _reconcile(self, record: _Record) -> None:
         body = record.body
-        generation = body["metadata"]["generation"]
-        status = body.setdefault("status", {})
-        if status.get("observedGeneration") == generation:
+        if not record.dirty:
             return
         uri = body["spec"]["predictor"]["model"]["storageUri"]
         behaviour = self.behaviour_for(uri)
         if record.gets_since_change < behaviour.gets_until_reconciled:
             return
+        record.dirty = False
         name, ns = body["metadata"]["name"], body["metadata"]["namespace"]
-        status["observedGeneration"] = generation
-        status["url"] = f"http://{name}.{ns}.example.com"
-        status["address"] = {"url": f"{self.host}/serving/{name}"}
-        condition = {"type": "Ready", "status": "True" if behaviour.ready else "False"}
-        if not behaviour.ready:
+        status = body.setdefault("status", {})
+        annotations = body["metadata"].get("annotations") or {}
+        if "deploymentMode" not in status:  # KServe keeps the mode it chose first
+            mode = annotations.get(_MODE) or self.default_mode
+            status["deploymentMode"] = _MODE_ALIASES.get(mode, mode)
+        status["observedGeneration"] = body["metadata"]["generation"]
+        if status["deploymentMode"] == "Knative":
+            ready = self._reconcile_knative(record, behaviour)
+        else:
+            ready = behaviour.ready
+            if ready:
+                record.serving_uri = uri
+            # Standard mode: the ingress host and the predictor's cluster-local Service.
+            status["url"] = f"http://{name}-{ns}.{DOMAIN}"
+            status["address"] = {"url": f"http://{name}-predictor.{ns}.svc.cluster.local"}
+            status["components"] = {"predictor": {"url": status["url"]}}
+        condition = {"type": "Ready", "status": "True" if ready else "False"}
+        if not ready:
             condition.update(reason=behaviour.reason or "RevisionFailed", message=behaviour.message)
         status["conditions"] = [condition]
         if behaviour.terminal:
@@ -98,17 +171,163 @@ class KubeApiDouble:
         else:
             status["modelStatus"] = {"transitionStatus": "UpToDate"}
 
+    def _reconcile_knative(self, record: _Record, behaviour: Behaviour) -> bool:
+        body = record.body
+        name, ns = body["metadata"]["name"], body["metadata"]["namespace"]
+        predictor = body["spec"]["predictor"]
+        annotations = body["metadata"].get("annotations") or {}
+        template = {
+            "predictor": {k: v for k, v in predictor.items() if k != "canaryTrafficPercent"},
+            "annotations": annotations,
+        }
+        if not record.revisions or record.revisions[-1].template != template:
+            record.revisions.append(
+                Revision(
+                    f"{name}-predictor-{len(record.revisions) + 1:05d}",
+                    predictor["model"]["storageUri"],
+                    copy.deepcopy(template),
+                    behaviour.ready,
+                )
+            )
+        created = record.revisions[-1]
+        ready_revisions = [r for r in record.revisions if r.ready]
+        latest_ready = ready_revisions[-1].name if ready_revisions else ""
+        status = body["status"]
+        component = status.setdefault("components", {}).setdefault("predictor", {})
+
+        # ksvc_reconciler.go, createKnativeService: the route's traffic targets.
+        tags = annotations.get(_TAG_ROUTING) == "true"
+        canary = predictor.get("canaryTrafficPercent")
+        rolled_out = component.get("latestRolledoutRevision", "")
+        latest_target: dict[str, Any] = {"latestRevision": True, "percent": 100}
+        if tags:
+            latest_target["tag"] = "latest"
+        targets = [latest_target]
+        if canary is not None and rolled_out:
+            latest_target["percent"] = canary
+            if canary < 100:
+                targets.append(
+                    {
+                        "tag": "prev",
+                        "revisionName": rolled_out,
+                        "latestRevision": False,
+                        "percent": 100 - canary,
+                    }
+                )
+        # Knative's Route status: latestRevision resolves to the latest ready revision,
+        # and every tagged target gets its own host name.
+        traffic = []
+        for target in targets:
+            revision = latest_ready if target["latestRevision"] else target["revisionName"]
+            if not revision:
+                continue
+            entry = {**target, "revisionName": revision}
+            if "tag" in target:
+                entry["url"] = f"http://{target['tag']}-{name}-predictor.{ns}.{DOMAIN}"
+            traffic.append(entry)
+
+        # inference_service_status.go, PropagateStatus: the rolled-out revisions.
+        component["latestCreatedRevision"] = created.name
+        per_revision: dict[str, int] = {}
+        for entry in traffic:
+            per_revision[entry["revisionName"]] = (
+                per_revision.get(entry["revisionName"], 0) + entry["percent"]
+            )
+        for entry in traffic:
+            if entry["revisionName"] != latest_ready or not entry["latestRevision"]:
+                continue
+            if component.get("latestRolledoutRevision", "") != latest_ready:
+                if entry["percent"] == 100:
+                    if component.get("latestRolledoutRevision"):
+                        component["previousRolledoutRevision"] = component[
+                            "latestRolledoutRevision"
+                        ]
+                    component["latestRolledoutRevision"] = latest_ready
+            elif (
+                latest_ready == created.name
+                and entry["percent"] < 100
+                and per_revision.get(entry["revisionName"]) == 100
+                and component.get("previousRolledoutRevision")
+            ):
+                component["latestRolledoutRevision"] = component["previousRolledoutRevision"]
+        if latest_ready:
+            component["latestReadyRevision"] = latest_ready
+        component["traffic"] = traffic
+        component["url"] = f"http://{name}-predictor.{ns}.{DOMAIN}"
+        component["address"] = {"url": f"http://{name}-predictor.{ns}.svc.cluster.local"}
+        # KServe's ingress: the InferenceService's own host names.
+        status["url"] = f"http://{name}.{ns}.{DOMAIN}"
+        status["address"] = {"url": f"http://{name}.{ns}.svc.cluster.local"}
+        return created.ready
+
+    # -- Knative's ingress gateway --------------------------------------------------
+    def _gateway(self, method: str, host: str, path: str) -> tuple[int, dict[str, Any]]:
+        label, _, rest = host.partition(".")
+        namespace = rest.split(".")[0]
+        model = _MODEL.match(urlsplit(path).path)
+        for (ns, name), record in self.objects.items():
+            if ns != namespace:
+                continue
+            revision = self._route(record, name, label)
+            if revision is None:
+                continue
+            uri = self._uri_of(record, revision)
+            code, answer = self._serve_model(uri, model)
+            self.served.append((host, path, revision, code))
+            return code, answer
+        return 404, {"error": f"no route for host {host}"}
+
+    def _route(self, record: _Record, name: str, label: str) -> str | None:
+        """The revision (Standard mode: "deployment") a host name reaches, if any."""
+        status = record.body.get("status") or {}
+        if status.get("deploymentMode") != "Knative":
+            if label in (name, f"{name}-predictor") and record.serving_uri:
+                return "deployment"
+            return None
+        traffic = ((status.get("components") or {}).get("predictor") or {}).get("traffic") or []
+        for entry in traffic:
+            if "tag" in entry and label == f"{entry['tag']}-{name}-predictor":
+                return str(entry["revisionName"])
+        if label not in (name, f"{name}-predictor") or not traffic:
+            return None
+        # Smooth weighted round robin over the targets, by percent.
+        for index, entry in enumerate(traffic):
+            record.weights[index] = record.weights.get(index, 0) + entry["percent"]
+        chosen = max(range(len(traffic)), key=lambda i: record.weights[i])
+        record.weights[chosen] -= 100
+        return str(traffic[chosen]["revisionName"])
+
+    def _uri_of(self, record: _Record, revision: str) -> str:
+        if revision == "deployment":
+            return str(record.serving_uri)
+        return next(r.storage_uri for r in record.revisions if r.name == revision)
+
+    def _serve_model(self, uri: str, model: re.Match[str] | None) -> tuple[int, dict[str, Any]]:
+        if model is None:
+            return 404, {"error": "not found"}
+        name = model["model"]
+        if not self.behaviour_for(uri).model_ready:
+            return 503, {"error": f"Model with name {name} is not ready."}
+        if model["op"] == "ready":
+            return 200, {"name": name, "ready": True}
+        return 200, {
+            "model_name": name,
+            "outputs": [{"name": "output-0", "shape": [1], "datatype": "INT64", "data": [1]}],
+        }
+
     # -- the API -------------------------------------------------------------------
     def handle(
-        self, method: str, path: str, content_type: str, raw: bytes
+        self, method: str, path: str, content_type: str, raw: bytes, host: str = ""
     ) -> tuple[int, dict[str, Any]]:
         with self._lock:
             self.requests.append((method, path, content_type))
+            if path.startswith("http://"):  # absolute URI: the client used us as its proxy
+                parts = urlsplit(path)
+                host, path = parts.hostname or "", parts.path
+            if host.split(":")[0] not in _LOOPBACK:
+                return self._gateway(method, host.split(":")[0], path)
             if method in ("POST", "PATCH") and path.startswith("/apis/"):
                 self.writes.append((method, json.loads(raw or b"null")))
-            serving = _SERVING.match(path)
-            if serving:
-                return self._serve_model(method, serving["svc"], serving["model"], serving["op"])
             match = _COLLECTION.match(path)
             if not match:
                 return _status(
@@ -175,32 +394,21 @@ class KubeApiDouble:
         invalid = self._invalid(new)
         if invalid:
             return invalid
+        old_meta, new_meta = record.body["metadata"], new["metadata"]
         if new["spec"] != record.body["spec"]:
-            new["metadata"]["generation"] += 1
-            record.gets_since_change = 0
+            new_meta["generation"] += 1
             # The controller has not seen the new generation: Ready is no longer known.
             new.setdefault("status", {})["conditions"] = [
                 {"type": "Ready", "status": "Unknown", "reason": "RevisionMissing"}
             ]
+        if new["spec"] != record.body["spec"] or new_meta.get("annotations") != old_meta.get(
+            "annotations"
+        ):
+            record.gets_since_change = 0
+            record.dirty = True
         self._bump(new)
         record.body = new
         return 200, copy.deepcopy(new)
-
-    def _serve_model(
-        self, method: str, svc: str, model: str, op: str
-    ) -> tuple[int, dict[str, Any]]:
-        record = next((r for (_, n), r in self.objects.items() if n == svc), None)
-        if record is None:
-            return 404, {"error": f"no service {svc}"}
-        uri = record.body["spec"]["predictor"]["model"]["storageUri"]
-        if not self.behaviour_for(uri).model_ready:
-            return 503, {"error": f"Model with name {model} is not ready."}
-        if op == "ready":
-            return 200, {"name": model, "ready": True}
-        return 200, {
-            "model_name": model,
-            "outputs": [{"name": "output-0", "shape": [1], "datatype": "INT64", "data": [1]}],
-        }
 
     def _invalid(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
         try:
@@ -270,7 +478,8 @@ def serve(double: KubeApiDouble) -> tuple[ThreadingHTTPServer, threading.Thread]
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
             content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip()
-            code, body = double.handle(self.command, self.path, content_type, raw)
+            host = self.headers.get("Host") or ""
+            code, body = double.handle(self.command, self.path, content_type, raw, host)
             data = json.dumps(body).encode()
             self.send_response(code)
             self.send_header("Content-Type", "application/json")

@@ -3,8 +3,9 @@
 It understands exactly the features that ``manifests/`` uses: ``resources`` (files and
 folders, recursively), a ``namespace`` field or a builtin ``NamespaceTransformer`` (with
 ``setRoleBindingSubjects``), ``images`` (``newName``/``newTag``) and ``patches`` given as a
-partial object (``path`` or inline ``patch``) with a ``target``; maps merge, lists are
-replaced. Anything else raises, so a new kustomize feature can't be silently ignored.
+partial object (``path`` or inline ``patch``) with a ``target`` (and the
+``allowKindChange`` option); maps merge, lists are replaced. Anything else raises, so a
+new kustomize feature can't be silently ignored.
 When ``kubectl`` exists the tests check this output against ``kubectl kustomize``.
 """
 
@@ -101,9 +102,15 @@ def _apply_patch(folder: Path, patch: Obj, objects: list[Obj]) -> None:
     if isinstance(body, list):
         raise NotImplementedError("JSON 6902 patches are not supported by kustomize_lite")
     target = patch.get("target") or {"kind": body["kind"], "name": body["metadata"]["name"]}
+    options = patch.get("options") or {}
+    unknown = set(options) - {"allowKindChange"}
+    if unknown:
+        raise NotImplementedError(f"kustomize_lite does not implement patch options {unknown}")
+    # Like kustomize, a patch keeps the target's kind unless allowKindChange says otherwise.
+    kept = ("apiVersion", "kind") if not options.get("allowKindChange") else ()
     for index, obj in enumerate(objects):
         if _matches(obj, target):
-            patched = {k: v for k, v in body.items() if k not in ("apiVersion", "kind")}
+            patched = {k: v for k, v in body.items() if k not in kept}
             # A patch matched by target must not rename the object.
             patched.setdefault("metadata", {})["name"] = obj["metadata"]["name"]
             objects[index] = _merge(obj, patched)

@@ -9,17 +9,21 @@ PATH, and always with the small ``kustomize_lite`` builder, whose output must th
 from __future__ import annotations
 
 import copy
+import functools
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
+import kubernetes.client
 import pytest
 import yaml
 
 from tests.k8s_schemas import (
     K8sValidationError,
+    schemas_dir,
     validate_crd_object,
     validate_object,
     validate_standard_object,
@@ -30,6 +34,9 @@ MANIFESTS = Path(__file__).resolve().parents[2] / "manifests"
 OVERLAYS = sorted(p.parent for p in MANIFESTS.glob("overlays/*/kustomization.yaml"))
 KUBECTL = shutil.which("kubectl")
 NAMESPACE = "kubeflow-user-example-com"
+# Overlays a profile user applies in their namespace, and the one for a cluster admin.
+NAMESPACED_OVERLAYS = {"standard", "knative"}
+CLUSTER_OVERLAYS = {"cluster-runtime"}
 
 
 def _is_kustomize_config(path: Path, doc: dict[str, Any]) -> bool:
@@ -72,7 +79,7 @@ def test_every_yaml_file_is_found():
     assert "base/runtime/cluster-serving-runtime.yaml" in names
     assert "base/inferenceservice/s3-secret.template.yaml" in names
     assert "rbac/role.yaml" in names
-    assert len(OVERLAYS) == 2
+    assert len(OVERLAYS) == 3
 
 
 def test_every_manifest_file_starts_with_a_purpose_comment():
@@ -102,33 +109,124 @@ def test_patch_files_are_valid_once_applied_to_the_base(name, doc):
     validate_crd_object(patched)
 
 
+@functools.cache
+def _crd_scopes() -> dict[tuple[str, str], str]:
+    """(group, kind) -> ``spec.scope`` of every upstream CRD (Namespaced or Cluster)."""
+    scopes = {}
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    for path in sorted(schemas_dir().rglob("*.y*ml")):
+        with path.open(encoding="utf-8") as fh:
+            for doc in yaml.load_all(fh, Loader=loader):
+                if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
+                    spec = doc["spec"]
+                    scopes[(spec["group"], spec["names"]["kind"])] = spec["scope"]
+    return scopes
+
+
+def _scope(obj: dict[str, Any]) -> str:
+    """``Namespaced`` or ``Cluster``, as the API server would say for ``obj``'s kind.
+
+    Custom kinds: the upstream CRD's ``spec.scope``. Built-in kinds: whether the official
+    client (generated from the API server's OpenAPI) has ``create_namespaced_<kind>``.
+    """
+    group, _, version = obj["apiVersion"].rpartition("/")
+    if (group, obj["kind"]) in _crd_scopes():
+        return _crd_scopes()[(group, obj["kind"])]
+    prefix = "".join(p.capitalize() for p in group.removesuffix(".k8s.io").split(".")) or "Core"
+    api = getattr(kubernetes.client, f"{prefix}{version.capitalize()}Api")
+    kind = re.sub(r"(?<!^)(?=[A-Z])", "_", obj["kind"]).lower()
+    if hasattr(api, f"create_namespaced_{kind}"):
+        return "Namespaced"
+    assert hasattr(api, f"create_{kind}"), f"{api.__name__} has no create call for {kind}"
+    return "Cluster"
+
+
+def _builds(overlay: Path) -> list[list[dict[str, Any]]]:
+    builds = [kustomize_lite.build(overlay)]
+    if KUBECTL is not None:
+        builds.append(_kubectl_build(overlay))
+    return builds
+
+
+def test_scope_of_kinds_comes_from_crds_and_the_api():
+    def obj(api_version, kind):
+        return {"apiVersion": api_version, "kind": kind}
+
+    assert _scope(obj("serving.kserve.io/v1alpha1", "ServingRuntime")) == "Namespaced"
+    assert _scope(obj("serving.kserve.io/v1alpha1", "ClusterServingRuntime")) == "Cluster"
+    assert _scope(obj("serving.kserve.io/v1beta1", "InferenceService")) == "Namespaced"
+    assert _scope(obj("v1", "ServiceAccount")) == "Namespaced"
+    assert _scope(obj("v1", "Namespace")) == "Cluster"
+    assert _scope(obj("rbac.authorization.k8s.io/v1", "RoleBinding")) == "Namespaced"
+    assert _scope(obj("rbac.authorization.k8s.io/v1", "ClusterRole")) == "Cluster"
+
+
+def test_overlays_are_split_by_scope():
+    assert {p.name for p in OVERLAYS} == NAMESPACED_OVERLAYS | CLUSTER_OVERLAYS
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS, ids=lambda p: p.name)
-def test_overlay_builds_valid_objects_with_kustomize_lite(overlay):
+def test_overlay_kinds_are_all_namespaced_or_all_cluster_scoped(overlay):
+    wanted = "Cluster" if overlay.name in CLUSTER_OVERLAYS else "Namespaced"
+    for objects in _builds(overlay):
+        scopes = {(o["kind"], o["metadata"]["name"]): _scope(o) for o in objects}
+        assert set(scopes.values()) == {wanted}, scopes
+        for obj in objects:
+            validate_object(obj)
+            if wanted == "Namespaced":
+                assert obj["metadata"]["namespace"] == NAMESPACE, obj["kind"]
+            else:
+                assert "namespace" not in obj["metadata"], obj["kind"]
+
+
+@pytest.mark.parametrize(
+    "overlay",
+    [o for o in OVERLAYS if o.name in NAMESPACED_OVERLAYS],
+    ids=lambda p: p.name,
+)
+def test_namespaced_overlay_builds_valid_objects_with_kustomize_lite(overlay):
     objects = kustomize_lite.build(overlay)
     kinds = sorted(o["kind"] for o in objects)
     assert kinds == [
-        "ClusterServingRuntime",
         "InferenceService",
         "Role",
         "RoleBinding",
         "ServiceAccount",
         "ServiceAccount",
+        "ServingRuntime",
     ]
     for obj in objects:
         validate_object(obj)
     by_key = _by_key(objects)
-    runtime = by_key[("ClusterServingRuntime", "kfp-mlops-sklearn")]
-    assert "namespace" not in runtime["metadata"], "a cluster-scoped runtime has no namespace"
-    for key, obj in by_key.items():
-        if key[0] != "ClusterServingRuntime":
-            assert obj["metadata"]["namespace"] == NAMESPACE, key
     binding = by_key[("RoleBinding", "kfp-mlops-deployer")]
     assert binding["subjects"][0]["namespace"] == NAMESPACE
     isvc = by_key[("InferenceService", "kfp-mlops-model")]
+    # KServe resolves the runtime name to the namespace's ServingRuntime first.
     assert isvc["spec"]["predictor"]["model"]["runtime"] == "kfp-mlops-sklearn"
-    mode = isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"]
+    assert ("ServingRuntime", "kfp-mlops-sklearn") in by_key
+    annotations = isvc["metadata"]["annotations"]
+    mode = annotations["serving.kserve.io/deploymentMode"]
     assert mode == {"standard": "Standard", "knative": "Knative"}[overlay.name]
-    assert ("canaryTrafficPercent" in isvc["spec"]["predictor"]) == (overlay.name == "knative")
+    knative = overlay.name == "knative"
+    assert ("canaryTrafficPercent" in isvc["spec"]["predictor"]) == knative
+    # The deploy step smoke-tests a Knative canary through its tag URL.
+    assert (annotations.get("serving.kserve.io/enable-tag-routing") == "true") == knative
+
+
+def test_cluster_overlay_holds_only_the_cluster_serving_runtime():
+    for objects in _builds(MANIFESTS / "overlays" / "cluster-runtime"):
+        assert [(o["kind"], o["metadata"]["name"]) for o in objects] == [
+            ("ClusterServingRuntime", "kfp-mlops-sklearn")
+        ]
+
+
+def test_namespaced_runtime_is_the_cluster_runtime_in_a_namespace():
+    cluster = kustomize_lite.build(MANIFESTS / "overlays" / "cluster-runtime")[0]
+    for objects in _builds(MANIFESTS / "overlays" / "standard"):
+        namespaced = _by_key(objects)[("ServingRuntime", "kfp-mlops-sklearn")]
+        assert namespaced["apiVersion"] == cluster["apiVersion"]
+        assert namespaced["spec"] == cluster["spec"]
+        assert namespaced["metadata"]["labels"] == cluster["metadata"]["labels"]
 
 
 @pytest.mark.skipif(KUBECTL is None, reason="kubectl not on PATH; kustomize_lite covers the build")
@@ -140,17 +238,18 @@ def test_kubectl_kustomize_output_is_valid_and_matches_kustomize_lite(overlay):
     assert _by_key(real) == _by_key(kustomize_lite.build(overlay))
 
 
-def test_images_override_reaches_the_runtime(tmp_path):
+@pytest.mark.parametrize(
+    ("overlay", "kind"),
+    [("standard", "ServingRuntime"), ("cluster-runtime", "ClusterServingRuntime")],
+)
+def test_images_override_reaches_the_runtime(tmp_path, overlay, kind):
     (tmp_path / "kustomization.yaml").write_text(
-        f"resources: [{os.path.relpath(MANIFESTS / 'overlays' / 'standard', tmp_path)}]\n"
+        f"resources: [{os.path.relpath(MANIFESTS / 'overlays' / overlay, tmp_path)}]\n"
         "images:\n  - name: kfp-mlops\n    newName: registry.example.com/ml/kfp-mlops\n"
         "    newTag: 1.2.3\n"
     )
-    builds = [kustomize_lite.build(tmp_path)]
-    if KUBECTL is not None:
-        builds.append(_kubectl_build(tmp_path))
-    for objects in builds:
-        runtime = _by_key(objects)[("ClusterServingRuntime", "kfp-mlops-sklearn")]
+    for objects in _builds(tmp_path):
+        runtime = _by_key(objects)[(kind, "kfp-mlops-sklearn")]
         image = runtime["spec"]["containers"][0]["image"]
         assert image == "registry.example.com/ml/kfp-mlops:1.2.3"
 
