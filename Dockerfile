@@ -15,7 +15,7 @@ COPY pyproject.toml README.md ./
 COPY kfp_mlops ./kfp_mlops
 COPY components ./components
 COPY pipelines ./pipelines
-RUN pip install . && rm -rf /opt/kfp-mlops/build
+RUN pip install ".[serving]" && rm -rf /opt/kfp-mlops/build
 
 # Non-root, with a writable home for caches; KFP and KServe mount their own volumes.
 RUN useradd --create-home --uid 1000 --user-group kfp
