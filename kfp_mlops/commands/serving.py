@@ -14,6 +14,12 @@ SERVE_CACHE = ".kfp-mlops/serving"
 
 def serve_command(args: argparse.Namespace) -> int:
     """Fetch a registry version (sha256 checked) and serve it until interrupted."""
+    from kfp_mlops.extras import MissingExtraError, require_kserve
+
+    try:
+        require_kserve("`kfp-mlops serve`")
+    except MissingExtraError as exc:
+        raise CliError(str(exc)) from None
     from kfp_mlops.model.registry import Registry
     from kfp_mlops.serving.server import serve
     from kfp_mlops.storage import open_store

@@ -25,10 +25,18 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from kserve import Model
-from kserve.errors import InvalidInput
-from kserve.protocol.infer_type import InferInput, InferOutput, InferRequest, InferResponse
 from prometheus_client import Counter, Histogram
+
+from kfp_mlops.extras import missing_kserve
+
+try:
+    from kserve import Model
+    from kserve.errors import InvalidInput
+    from kserve.protocol.infer_type import InferInput, InferOutput, InferRequest, InferResponse
+except ModuleNotFoundError as exc:  # kserve is the 'serving' extra
+    if exc.name != "kserve":
+        raise
+    raise missing_kserve("serving a model (kfp_mlops.serving)") from None
 
 from kfp_mlops.model.package import Feature, ModelMetadata, load_model_folder
 from kfp_mlops.serving.payloads import PREDICTIONS, PROBABILITIES, dtype_family, v2_datatype

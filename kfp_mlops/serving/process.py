@@ -18,6 +18,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from kfp_mlops.extras import require_kserve
+
 
 class ServerStartError(RuntimeError):
     """The model server exited or did not become ready in time."""
@@ -97,6 +99,7 @@ def start_server(
     The caller can do other work while the server imports KServe and loads the
     model, then call :meth:`ServerProcess.wait_ready`; it must call ``stop``.
     """
+    require_kserve("infra validation (the real KServe ModelServer)")
     port = free_port()
     log_dir = tempfile.mkdtemp(prefix="kfp-mlops-serve-")
     log_path = Path(log_dir) / "server.log"
