@@ -5,13 +5,21 @@
 from kfp import dsl
 
 from kfp_mlops.components.serving import batch_predict
-from kfp_mlops.pipelines.cluster import ClusterConfig, on_cluster
-from kfp_mlops.pipelines.training import DEFAULT_CLUSTER_STORE
+from kfp_mlops.pipelines.cluster import (
+    DEFAULT_CLUSTER_STORE,
+    ClusterConfig,
+    TaskSettings,
+    finish_tasks,
+    module_pipeline,
+    on_cluster,
+)
 
 PIPELINE_NAME = "kfp-mlops-batch-inference"
 
 
-def build_batch_pipeline(cluster: ClusterConfig | None = None):
+def build_batch_pipeline(
+    cluster: ClusterConfig | None = None, settings: TaskSettings | None = None
+):
     """Build the batch inference pipeline; ``cluster`` adds S3 credentials."""
 
     @dsl.pipeline(
@@ -25,7 +33,15 @@ def build_batch_pipeline(cluster: ClusterConfig | None = None):
         with_probabilities: bool = False,
         keep_columns: str = "",
     ):
-        """Score ``data`` with ``model`` (NAME, NAME@VERSION or NAME@STAGE)."""
+        """Score data with a registry model.
+
+        Args:
+            data: CSV or Parquet URI to score (s3://bucket/key or a path in the image).
+            model: Registry reference: NAME, NAME@VERSION or NAME@STAGE (e.g. penguins@production).
+            store: Store URI holding the registry and receiving the predictions.
+            with_probabilities: Add a proba_<class> column per class (classifiers).
+            keep_columns: Input columns to copy beside the predictions, comma-separated (ids).
+        """
         on_cluster(
             batch_predict(
                 store=store, model=model, data=data, with_probabilities=with_probabilities,
@@ -33,5 +49,13 @@ def build_batch_pipeline(cluster: ClusterConfig | None = None):
             ),
             cluster,
         )
+        finish_tasks(settings)
 
     return batch_inference_pipeline
+
+
+# `batch_inference_pipeline` is what `kfp dsl compile --py pipelines/batch.py` finds: the cluster
+# form, as `kfp-mlops compile` writes it with its defaults.
+__getattr__, __dir__ = module_pipeline(
+    "batch_inference_pipeline", build_batch_pipeline, globals()
+)

@@ -1,12 +1,29 @@
-"""What a task needs on a cluster: S3 credentials from a Secret, never from parameters."""
+"""What a task needs on a cluster: its image, caching, resources and S3 credentials.
+
+Credentials come from a Secret, never from parameters. Caching and resources come from
+each component's policy (``kfp_mlops.components.policy``); :func:`finish_tasks` applies
+them, and the image, to every task of the pipeline being defined, so no task is missed
+when a pipeline gains one.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from kfp.dsl import pipeline_context
+
+from kfp_mlops.components.image import DEFAULT_IMAGE
+from kfp_mlops.components.policy import HEAVY, policy_for
 
 # KFP's own object store secret (MinIO or SeaweedFS) and in-cluster endpoint.
 DEFAULT_SECRET = "mlpipeline-minio-artifact"
 DEFAULT_ENDPOINT = "http://minio-service.kubeflow:9000"
+# The store pipelines default to on a cluster: a prefix in KFP's own artifact bucket.
+DEFAULT_CLUSTER_STORE = "s3://mlpipeline/kfp-mlops"
+
+_MEMORY = re.compile(r"^([1-9][0-9]*)(Mi|Gi)$")
 
 
 @dataclass(frozen=True)
@@ -18,6 +35,55 @@ class ClusterConfig:
     secret_key_field: str = "secretkey"
     s3_endpoint: str = DEFAULT_ENDPOINT
     s3_region: str = "us-east-1"
+
+
+@dataclass(frozen=True)
+class TaskSettings:
+    """Compile-time choices for every task: the image, caching, the heavy tasks' memory.
+
+    ``caching=False`` turns caching off for every task (``--no-caching``); ``True``
+    keeps each component's policy: side-effect tasks never cache, whatever is asked.
+    ``train_memory`` (``4Gi``, ``8192Mi``) is the memory request of ``train`` and
+    ``run-trial``; their limit is twice that.
+    """
+
+    image: str = DEFAULT_IMAGE
+    caching: bool = True
+    train_memory: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.image.strip():
+            raise ValueError("the image is empty; pass a registry path such as "
+                             "ghcr.io/your-org/kfp-mlops:0.1.0")
+        if self.train_memory is not None and not _MEMORY.match(self.train_memory):
+            raise ValueError(
+                f"train memory {self.train_memory!r} is not a Kubernetes quantity this "
+                "option takes; write a whole number of Mi or Gi, e.g. 4Gi or 6144Mi"
+            )
+
+
+def _doubled(quantity: str) -> str:
+    amount, unit = _MEMORY.match(quantity).groups()  # type: ignore[union-attr]
+    return f"{int(amount) * 2}{unit}"
+
+
+def finish_tasks(settings: TaskSettings | None = None) -> None:
+    """Set image, caching and resources on every task of the pipeline being defined.
+
+    Call it last in a ``@dsl.pipeline`` function body.
+    """
+    settings = settings or TaskSettings()
+    pipeline = pipeline_context.Pipeline.get_default_pipeline()
+    for task in pipeline.tasks.values():
+        name = task.component_spec.name
+        policy = policy_for(name)
+        memory, memory_limit = policy.memory_request, policy.memory_limit
+        if name in HEAVY and settings.train_memory:
+            memory, memory_limit = settings.train_memory, _doubled(settings.train_memory)
+        task.set_caching_options(policy.cache and settings.caching)
+        task.set_container_image(settings.image)
+        task.set_cpu_request(policy.cpu_request).set_cpu_limit(policy.cpu_limit)
+        task.set_memory_request(memory).set_memory_limit(memory_limit)
 
 
 def on_cluster(task, cluster: ClusterConfig | None):
@@ -37,3 +103,22 @@ def on_cluster(task, cluster: ClusterConfig | None):
     task.set_env_variable("AWS_ENDPOINT_URL", cluster.s3_endpoint)
     task.set_env_variable("AWS_DEFAULT_REGION", cluster.s3_region)
     return task
+
+
+def module_pipeline(attr: str, build: Callable, module_globals: dict) -> tuple[Callable, Callable]:
+    """A module ``__getattr__`` and ``__dir__`` that offer ``attr``: the cluster form of a pipeline.
+
+    ``kfp dsl compile --py FILE`` looks for one pipeline among the module's attributes.
+    Built on first access, not at import: KFP's task setters call ``inspect.stack()``,
+    which is slow while modules are still importing (over a minute here for the four).
+    """
+
+    def __getattr__(name: str):
+        if name == attr:
+            return build(ClusterConfig())
+        raise AttributeError(f"module {module_globals['__name__']!r} has no attribute {name!r}")
+
+    def __dir__() -> list[str]:
+        return sorted([*module_globals, attr])
+
+    return __getattr__, __dir__

@@ -93,6 +93,9 @@ def run_locally(
     # The suite image holds exactly this installed environment, so running its
     # components in-process-environment is the intended use, not a mistake.
     warnings.filterwarnings("ignore", message="You may be attemping", category=RuntimeWarning)
+    # The CPU and memory requests are for a cluster; locally they size nothing.
+    warnings.filterwarnings("ignore", message="Task .* have no effect in the current local runner",
+                            category=UserWarning)
     runs_dir = Path(runs_dir).resolve()
     runs_dir.mkdir(parents=True, exist_ok=True)
     before = set(runs_dir.iterdir())

@@ -11,149 +11,21 @@ records why the next step was skipped.
 # No "from __future__ import annotations": KFP reads the pipeline signature at runtime.
 from kfp import dsl
 
-from kfp_mlops.components.data import (
-    check_data,
-    compute_statistics,
-    ingest,
-    split_data,
-    validate_data,
+from kfp_mlops.pipelines.cluster import (
+    DEFAULT_CLUSTER_STORE,
+    ClusterConfig,
+    TaskSettings,
+    finish_tasks,
+    module_pipeline,
 )
-from kfp_mlops.components.model import (
-    bless_model,
-    evaluate,
-    fixed_params,
-    make_candidates,
-    model_card,
-    publish,
-    run_trial,
-    select_best,
-    skip_step,
-    train,
-)
-from kfp_mlops.components.serving import deploy, infra_validate
-from kfp_mlops.pipelines.cluster import ClusterConfig, on_cluster
+from kfp_mlops.pipelines.steps import add_training_steps
 
 PIPELINE_NAME = "kfp-mlops-training"
-DEFAULT_CLUSTER_STORE = "s3://mlpipeline/kfp-mlops"
 
 
-def add_training_steps(
-    *,
-    data,
-    target,
-    task,
-    store,
-    model_name,
-    estimator,
-    params,
-    test_size,
-    seed,
-    quality_metric,
-    quality_threshold,
-    blessing_policy,
-    update_schema,
-    warn_only,
-    namespace,
-    canary_traffic_percent,
-    n_trials=0,
-    search_space="auto",
-    cluster: ClusterConfig | None = None,
-) -> None:
-    """Add every training step and gate to the pipeline being defined.
-
-    Arguments are pipeline parameters (or constants); the training and continuous
-    training pipelines share this wiring.
-    """
-    ingested = on_cluster(ingest(source=data, store=store), cluster)
-    dataset = ingested.outputs["dataset"]
-    checked = check_data(
-        dataset=dataset, source=data, target=target, task=task, model_name=model_name
-    )
-    stats = compute_statistics(dataset=dataset)
-    data_gate = on_cluster(
-        validate_data(
-            statistics=stats.outputs["statistics"], store=store,
-            schema_name=checked.outputs["model_name"], update_schema=update_schema,
-            warn_only=warn_only,
-        ),
-        cluster,
-    )
-    with dsl.If(data_gate.outputs["passed"] == True, name="data-valid"):  # noqa: E712
-        split = split_data(
-            dataset=dataset, target=checked.outputs["target"], task=checked.outputs["task"],
-            test_size=test_size, seed=seed,
-        )
-        # Tuning fans trials out as parallel tasks (pods on a cluster); without it the
-        # given parameters pass straight through.
-        with dsl.If(n_trials > 1, name="tune"):
-            candidates = make_candidates(
-                task=checked.outputs["task"], estimator=estimator, search_space=search_space,
-                n_trials=n_trials, seed=seed, params=params,
-            )
-            with dsl.ParallelFor(candidates.output, parallelism=8) as candidate:
-                trial = run_trial(
-                    train_data=split.outputs["train_data"], target=checked.outputs["target"],
-                    task=checked.outputs["task"], params=candidate, estimator=estimator,
-                    seed=seed,
-                )
-            best = select_best(results=dsl.Collected(trial.output))
-        with dsl.Else(name="no-tuning"):
-            given = fixed_params(params=params)
-        trained = train(
-            train_data=split.outputs["train_data"], target=checked.outputs["target"],
-            task=checked.outputs["task"], estimator=estimator,
-            params=dsl.OneOf(best.outputs["params"], given.output), seed=seed,
-            data_sha256=ingested.outputs["data_sha256"],
-            dataset_version=ingested.outputs["dataset_version"],
-            model_name=checked.outputs["model_name"],
-        )
-        evaluated = evaluate(model=trained.outputs["model"], test_data=split.outputs["test_data"])
-        model_gate = on_cluster(
-            bless_model(
-                metrics=evaluated.outputs["metrics"], test_data=split.outputs["test_data"],
-                store=store, model_name=checked.outputs["model_name"],
-                task=checked.outputs["task"], quality_metric=quality_metric,
-                quality_threshold=quality_threshold, policy=blessing_policy,
-            ),
-            cluster,
-        )
-        with dsl.If(model_gate.outputs["passed"] == True, name="model-blessed"):  # noqa: E712
-            published = on_cluster(
-                publish(
-                    model=trained.outputs["model"], metrics=evaluated.outputs["metrics"],
-                    store=store, model_name=checked.outputs["model_name"], stage="staging",
-                    reason=model_gate.outputs["reason"], blessing=model_gate.outputs["blessing"],
-                    dataset_version=ingested.outputs["dataset_version"],
-                    run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
-                ),
-                cluster,
-            )
-            model_card(
-                model=trained.outputs["model"], evaluation=evaluated.outputs["evaluation"],
-                blessing=model_gate.outputs["blessing"],
-            )
-            serving_gate = infra_validate(
-                model=trained.outputs["model"], test_data=split.outputs["test_data"]
-            )
-            with dsl.If(serving_gate.outputs["passed"] == True, name="serving-valid"):  # noqa: E712
-                on_cluster(
-                    deploy(
-                        store=store, model_name=published.outputs["model_name"],
-                        version=published.outputs["version"], namespace=namespace,
-                        canary_traffic_percent=canary_traffic_percent,
-                    ),
-                    cluster,
-                )
-            with dsl.Else(name="deploy-skipped"):
-                skip_step(step="deploy", reason=serving_gate.outputs["reason"])
-        # kfp.local 2.17 only evaluates a dsl.If condition that has an Else branch.
-        with dsl.Else(name="publish-skipped"):
-            skip_step(step="publish", reason=model_gate.outputs["reason"])
-    with dsl.Else(name="training-skipped"):
-        skip_step(step="training", reason=data_gate.outputs["reason"])
-
-
-def build_training_pipeline(cluster: ClusterConfig | None = None):
+def build_training_pipeline(
+    cluster: ClusterConfig | None = None, settings: TaskSettings | None = None
+):
     """Build the training pipeline; ``cluster`` adds S3 credentials for a real cluster."""
 
     @dsl.pipeline(
@@ -181,11 +53,35 @@ def build_training_pipeline(cluster: ClusterConfig | None = None):
         n_trials: int = 0,
         search_space: str = "auto",
     ):
-        """Train a model on ``data`` and release it through every gate.
+        """Train a model on data and release it through every gate.
 
-        Parameters are plain strings with "auto" meaning "choose for me" because
-        kfp.local (2.17) cannot run pipelines whose parameters default to None. An empty
-        ``namespace`` means no cluster: the deploy step promotes in the registry only.
+        Args:
+            data: CSV or Parquet URI (s3://bucket/key or a path in the image), or a
+                bundled data set: penguins, breast_cancer, wine, iris, diabetes.
+            target: Target column; auto takes the bundled set's own.
+            task: classification or regression; auto infers it from the target.
+            store: Store URI for datasets, schemas and the model registry (s3://bucket/prefix).
+            model_name: Registry name, also the InferenceService name; auto derives it
+                from the data's name.
+            estimator: hist_gradient_boosting, random_forest, logistic_regression or
+                ridge; auto picks hist_gradient_boosting.
+            params: Estimator parameters as a JSON object, e.g. {"max_iter": 200}.
+            test_size: Share of labelled rows held out for evaluation (0-1).
+            seed: Seed of the split, the estimator and the tuning search.
+            quality_metric: Metric of the model gate; auto is accuracy or r2.
+            quality_threshold: The gate's minimum for that metric; auto is 0.7 accuracy
+                or 0.2 r2.
+            blessing_policy: A full gate policy, e.g. accuracy>=0.8,f1_macro>=0.7;tolerance=0.01;
+                replaces the two above; auto builds one from them.
+            update_schema: Re-infer and store the data schema instead of validating against it.
+            warn_only: Let the data gate record anomalies without stopping training.
+            namespace: Kubernetes namespace of the InferenceService; empty promotes in
+                the registry only.
+            canary_traffic_percent: Traffic share (1-99) for the new revision before
+                promotion; 0 rolls out at once.
+            n_trials: Tuning candidates cross-validated in parallel before training; 0
+                or 1 trains with params as given.
+            search_space: Tuning grid as JSON; auto is one grid per estimator.
         """
         add_training_steps(
             data=data, target=target, task=task, store=store, model_name=model_name,
@@ -196,6 +92,7 @@ def build_training_pipeline(cluster: ClusterConfig | None = None):
             canary_traffic_percent=canary_traffic_percent, n_trials=n_trials,
             search_space=search_space, cluster=cluster,
         )
+        finish_tasks(settings)
 
     return training_pipeline
 
@@ -233,3 +130,10 @@ def summarize_training(run) -> dict:
         "reports": run.reports(),
         "run_dir": str(run.run_dir),
     }
+
+
+# `training_pipeline` is what `kfp dsl compile --py pipelines/training.py` finds: the cluster
+# form, as `kfp-mlops compile` writes it with its defaults.
+__getattr__, __dir__ = module_pipeline(
+    "training_pipeline", build_training_pipeline, globals()
+)

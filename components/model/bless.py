@@ -1,7 +1,7 @@
 from typing import NamedTuple
 
 from kfp import dsl
-from kfp.dsl import Dataset, Input, Markdown, Metrics, Output
+from kfp.dsl import Artifact, Dataset, Input, Markdown, Metrics, Output
 
 from kfp_mlops.components.image import DEFAULT_IMAGE
 
@@ -14,10 +14,11 @@ def bless_model(
     model_name: str,
     task: str,
     comparison: Output[Markdown],
+    blessing: Output[Artifact],
     quality_metric: str = "auto",
     quality_threshold: str = "auto",
     policy: str = "auto",
-) -> NamedTuple("BlessOutputs", [("passed", bool), ("reason", str), ("blessing", str)]):
+) -> NamedTuple("BlessOutputs", [("passed", bool), ("reason", str)]):
     """The model gate: absolute thresholds and the current champion; drives ``dsl.If``.
 
     The production version (if any) is scored on the same held-out rows; the
@@ -31,17 +32,20 @@ def bless_model(
         model_name: Registry name.
         task: ``classification`` or ``regression``.
         comparison: The comparison table (Markdown).
+        blessing: The verdict (JSON: ``passed``, ``reason``, ``blessing`` with the
+            comparison table, policy and champion), which ``publish``, ``deploy`` and
+            ``model-card`` take and re-check.
         quality_metric: Metric of the default policy; ``auto``: accuracy or r2.
         quality_threshold: Its threshold; ``auto``: 0.7 accuracy or 0.2 r2.
         policy: A full policy (``accuracy>=0.8,f1_macro>=0.7;tolerance=0.01``) that
             replaces the two above; ``auto`` builds one from them.
 
     Returns:
-        passed: blessed or not; reason: why; blessing: the verdict and table as JSON.
+        passed: blessed or not (for ``dsl.If``); reason: why.
     """
-    import json
     from collections import namedtuple
 
+    from kfp_mlops.gates import write_verdict
     from kfp_mlops.model.champion import bless_challenger, evaluate_champion
     from kfp_mlops.model.gates import policy_spec
 
@@ -53,6 +57,6 @@ def bless_model(
     print(verdict.reason)
     payload = {**verdict.to_dict(), "policy": spec, "champion_version": champion.version,
                "champion_metrics": champion.metrics}
-    return namedtuple("BlessOutputs", ["passed", "reason", "blessing"])(
-        verdict.blessed, verdict.reason, json.dumps(payload)
-    )
+    write_verdict(blessing.path, verdict.blessed, verdict.reason, blessing=payload)
+    blessing.metadata.update({"passed": verdict.blessed, "reason": verdict.reason, "policy": spec})
+    return namedtuple("BlessOutputs", ["passed", "reason"])(verdict.blessed, verdict.reason)

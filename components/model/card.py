@@ -10,7 +10,7 @@ def model_card(
     evaluation: Input[Artifact],
     card: Output[HTML],
     summary: Output[Markdown],
-    blessing: str = "{}",
+    blessing: Input[Artifact],
     intended_use: str = "auto",
 ):
     """Render the model card (HTML, self-contained) and a Markdown summary; the KFP UI shows both.
@@ -23,14 +23,18 @@ def model_card(
             calibration, residuals, permutation importance), champion comparison, data
             summary, lineage and intended use, in one HTML page with embedded images.
         summary: Metrics, blessing verdict and lineage as Markdown.
-        blessing: The champion comparison as JSON (``Blessing.to_dict()``); ``{}``: none.
+        blessing: The ``bless-model`` verdict, whose champion comparison the card shows.
         intended_use: What the model is for; ``auto``: a conservative statement from its
             metadata.
 
     """
+    import json
+
+    from kfp_mlops.gates import read_verdict
     from kfp_mlops.model.card import card_step
 
-    metadata = card_step(model.path, evaluation.path, card.path, summary.path, blessing,
+    comparison = json.dumps(read_verdict(blessing.path, "model (bless-model)")["blessing"])
+    metadata = card_step(model.path, evaluation.path, card.path, summary.path, comparison,
                          intended_use)
     card.metadata.update({"task": metadata.task, "estimator": metadata.estimator})
 

@@ -1,7 +1,7 @@
 from typing import NamedTuple
 
 from kfp import dsl
-from kfp.dsl import Input, Metrics, Model
+from kfp.dsl import Artifact, Input, Metrics, Model
 
 from kfp_mlops.components.image import DEFAULT_IMAGE
 
@@ -10,11 +10,11 @@ from kfp_mlops.components.image import DEFAULT_IMAGE
 def publish(
     model: Input[Model],
     metrics: Input[Metrics],
+    blessing: Input[Artifact],
     store: str,
     model_name: str,
     stage: str = "staging",
     reason: str = "",
-    blessing: str = "",
     dataset_version: str = "",
     run_id: str = "",
 ) -> NamedTuple("PublishOutputs", [("model_uri", str), ("model_name", str), ("version", int)]):
@@ -23,11 +23,12 @@ def publish(
     Args:
         model: Model folder from ``train``.
         metrics: Metrics from ``evaluate``, recorded in the version's metadata.
+        blessing: The ``bless-model`` verdict; publishing is refused unless it passed,
+            whatever the wiring, and its comparison table is kept with the version.
         store: Store URI: a local folder or ``s3://bucket/prefix``.
         model_name: Registry name (lowercase letters, digits and ``-``).
         stage: Stage of the new version: ``staging`` (a deployment candidate) or ``none``.
         reason: Why it was published (the gate decisions), kept in the history.
-        blessing: The blessing verdict and comparison table (JSON from ``bless-model``).
         dataset_version: The dataset version it was trained on (lineage).
         run_id: The pipeline run that made it.
 
@@ -35,13 +36,17 @@ def publish(
         model_uri: the published version folder (what KServe's ``storageUri`` points at);
         model_name and version: its registry coordinates.
     """
+    import json
     from collections import namedtuple
 
+    from kfp_mlops.gates import require_passed
     from kfp_mlops.model.publish import publish_model
 
+    verdict = require_passed(blessing.path, "model (bless-model)", f"publish {model_name!r}")
     published = publish_model(
         model.path, dict(metrics.metadata), store, model_name, stage=stage, reason=reason,
-        run_id=run_id, dataset_version=dataset_version, blessing_json=blessing,
+        run_id=run_id, dataset_version=dataset_version,
+        blessing_json=json.dumps(verdict["blessing"]),
     )
     print(f"published {published.name} version {published.version} to {published.uri}")
     return namedtuple("PublishOutputs", ["model_uri", "model_name", "version"])(

@@ -1,6 +1,7 @@
 from typing import NamedTuple
 
 from kfp import dsl
+from kfp.dsl import Artifact, Input
 
 from kfp_mlops.components.image import DEFAULT_IMAGE
 
@@ -10,6 +11,8 @@ def deploy(
     store: str,
     model_name: str,
     version: int,
+    blessing: Input[Artifact],
+    infra_validation: Input[Artifact],
     namespace: str = "",
     canary_traffic_percent: int = 0,
     timeout_s: int = 600,
@@ -20,6 +23,9 @@ def deploy(
         store: Store URI holding the registry.
         model_name: Registry name (also the InferenceService name).
         version: Registry version to release.
+        blessing: The ``bless-model`` verdict; the release is refused unless it passed.
+        infra_validation: The ``infra-validate`` verdict; likewise. Both are checked
+            here, whatever the pipeline's wiring, before anything changes.
         namespace: Kubernetes namespace; empty means no cluster (local run): the
             version is promoted in the registry only.
         canary_traffic_percent: Share of traffic for the new revision before promotion
@@ -32,8 +38,12 @@ def deploy(
     """
     from collections import namedtuple
 
+    from kfp_mlops.gates import require_passed
     from kfp_mlops.serving.release import release_version
 
+    action = f"deploy {model_name!r} version {version}"
+    require_passed(blessing.path, "model (bless-model)", action)
+    require_passed(infra_validation.path, "serving (infra-validate)", action)
     result = release_version(
         store, model_name, version, namespace=namespace or None,
         canary_traffic_percent=canary_traffic_percent or None, timeout_s=timeout_s,

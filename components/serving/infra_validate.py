@@ -1,14 +1,14 @@
 from typing import NamedTuple
 
 from kfp import dsl
-from kfp.dsl import Dataset, Input, Model
+from kfp.dsl import Artifact, Dataset, Input, Model, Output
 
 from kfp_mlops.components.image import DEFAULT_IMAGE
 
 
 @dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
 def infra_validate(
-    model: Input[Model], test_data: Input[Dataset], rows: int = 200
+    model: Input[Model], test_data: Input[Dataset], validation: Output[Artifact], rows: int = 200
 ) -> NamedTuple("InfraOutputs", [("passed", bool), ("reason", str)]):
     """Serve the candidate with the real KServe ModelServer on loopback and compare.
 
@@ -18,6 +18,8 @@ def infra_validate(
     Args:
         model: Model folder from ``train``.
         test_data: Held-out rows (Parquet); the first ``rows`` are sent.
+        validation: The verdict (JSON: ``passed``, ``reason``), which ``deploy`` takes
+            and re-checks.
         rows: How many rows to send.
 
     Returns:
@@ -25,6 +27,7 @@ def infra_validate(
     """
     from collections import namedtuple
 
+    from kfp_mlops.gates import write_verdict
     from kfp_mlops.serving.process import start_server
 
     # First of all: the server imports KServe and loads the model (seconds) while this
@@ -38,4 +41,6 @@ def infra_validate(
     finally:
         server.stop(graceful=False)
     print(result.reason)
+    write_verdict(validation.path, result.passed, result.reason)
+    validation.metadata.update({"passed": result.passed, "reason": result.reason})
     return namedtuple("InfraOutputs", ["passed", "reason"])(result.passed, result.reason)

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import io
 import json
+import os
 import tempfile
 import urllib.error
 import urllib.request
@@ -31,8 +31,7 @@ import yaml
 
 import kfp_mlops
 from kfp_mlops.automation.cron import validate_cron
-from kfp_mlops.components.image import DEFAULT_IMAGE
-from kfp_mlops.pipelines.cluster import ClusterConfig
+from kfp_mlops.pipelines.cluster import ClusterConfig, TaskSettings
 
 DEFAULT_EXPERIMENT = "Default"  # the experiment every KFP API server creates at start-up
 DEFAULT_TIMEOUT_S = 3600.0
@@ -103,7 +102,7 @@ class _Package:
     display_name: str
     description: str
     parameters: dict[str, dict[str, Any]]
-    sha256: str
+    version_name: str  # content-addressed: the same compiled YAML, the same name
 
 
 # ---------------------------------------------------------------- offline checks
@@ -202,17 +201,17 @@ def coerce_arguments(
 
 
 def _compile(
-    pipeline_name: str, workdir: Path, image: str, cluster: ClusterConfig | None,
+    pipeline_name: str, workdir: Path, settings: TaskSettings, cluster: ClusterConfig | None,
     namespace: str | None,
 ) -> _Package:
     from kfp_mlops.pipelines import PIPELINES
-    from kfp_mlops.pipelines.compile import compile_pipelines
+    from kfp_mlops.pipelines.compile import compile_pipelines, version_name
 
     if pipeline_name not in PIPELINES:
         raise SubmitError(
             f"unknown pipeline {pipeline_name!r}; known: {', '.join(sorted(PIPELINES))}"
         )
-    compile_pipelines(workdir, image=image, cluster=cluster or ClusterConfig(),
+    compile_pipelines(workdir, settings, cluster=cluster or ClusterConfig(),
                       namespace=namespace, names=[pipeline_name])
     path = workdir / f"{pipeline_name}.yaml"
     data = path.read_bytes()
@@ -223,7 +222,7 @@ def _compile(
         display_name=str(info.get("name") or pipeline_name),
         description=str(info.get("description") or ""),
         parameters=dict(spec.get("root", {}).get("inputDefinitions", {}).get("parameters", {})),
-        sha256=hashlib.sha256(data).hexdigest(),
+        version_name=version_name(str(info.get("name") or pipeline_name), data),
     )
 
 
@@ -312,6 +311,35 @@ def _server_message(exc: Any) -> str:
     return str(exc.reason or "")
 
 
+# Where kfp.Client's ServiceAccountTokenVolumeCredentials looks (kfp.client, 2.17): a
+# projected service-account token with audience pipelines.kubeflow.org.
+TOKEN_PATH_ENV = "KF_PIPELINES_SA_TOKEN_PATH"
+DEFAULT_TOKEN_PATH = "/var/run/secrets/kubeflow/pipelines/token"
+
+
+def read_token(path: str | None = None) -> str | None:
+    """The bearer token for the KFP API: from ``path``, else where kfp.Client looks.
+
+    ``$KF_PIPELINES_SA_TOKEN_PATH`` if set, else the projected token's default path when
+    it exists (a notebook or pod in the cluster); ``None`` outside a cluster.
+    """
+    path = path or os.environ.get(TOKEN_PATH_ENV)
+    if not path:
+        if not Path(DEFAULT_TOKEN_PATH).exists():
+            return None
+        path = DEFAULT_TOKEN_PATH
+    try:
+        token = Path(path).read_text().strip()
+    except OSError as exc:
+        raise SubmitError(
+            f"cannot read the KFP token file {path} ({exc.strerror}); pass --token-file with "
+            f"a readable file, or unset {TOKEN_PATH_ENV}"
+        ) from None
+    if not token:
+        raise SubmitError(f"the KFP token file {path} is empty")
+    return token
+
+
 def _connect(host: str, namespace: str | None, token: str | None, timeout_s: float) -> Any:
     health = _check_reachable(host, timeout_s, token)
     if health.get("multi_user") and not namespace:
@@ -342,7 +370,7 @@ def _find_pipeline(client: Any, name: str, namespace: str | None) -> str | None:
     return found[0].pipeline_id if found else None
 
 
-def _upload(client: Any, host: str, pkg: _Package, image: str,
+def _upload(client: Any, host: str, pkg: _Package, settings: TaskSettings,
             namespace: str | None) -> tuple[str, str, str, bool]:
     """Return (pipeline_id, version_id, version_name, new_pipeline) for ``pkg``."""
     with _api(host, f"look up pipeline {pkg.display_name!r}"):
@@ -364,15 +392,15 @@ def _upload(client: Any, host: str, pkg: _Package, image: str,
             )
         first = versions[0]
         return pipeline.pipeline_id, first.pipeline_version_id, first.display_name, True
-    # Content-addressed name: the same compiled YAML maps to the same version.
-    version_name = f"{pkg.display_name}-{kfp_mlops.__version__}-{pkg.sha256[:12]}"
+    # Content-addressed name, as the compiled PipelineVersion's: same YAML, same version.
+    version_name = pkg.version_name
     from kfp_server_api.exceptions import ApiException
 
     try:
         with _quiet():
             version = client.upload_pipeline_version(
                 str(pkg.path), pipeline_version_name=version_name, pipeline_id=pipeline_id,
-                description=f"kfp-mlops {kfp_mlops.__version__}, image {image}",
+                description=f"kfp-mlops {kfp_mlops.__version__}, image {settings.image}",
             )
         return pipeline_id, version.pipeline_version_id, version_name, False
     except ApiException as exc:
@@ -408,7 +436,7 @@ def submit(
     *,
     arguments: Mapping[str, Any] | None = None,
     experiment: str | None = None,
-    image: str = DEFAULT_IMAGE,
+    settings: TaskSettings | None = None,
     wait: bool = False,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     namespace: str | None = None,
@@ -429,11 +457,12 @@ def submit(
     then only used for links.
     """
     with tempfile.TemporaryDirectory(prefix="kfp-mlops-submit-") as tmp:
-        pkg = _compile(pipeline_name, Path(tmp), image, cluster, namespace)
+        settings = settings or TaskSettings()
+        pkg = _compile(pipeline_name, Path(tmp), settings, cluster, namespace)
         params = coerce_arguments(pipeline_name, dict(arguments or {}), pkg.parameters)
         if client is None:
             client = _connect(host, namespace, token, connect_timeout_s)
-        pipeline_id, version_id, version_name, new = _upload(client, host, pkg, image, namespace)
+        pipeline_id, version_id, version_name, new = _upload(client, host, pkg, settings, namespace)
     experiment_id = _experiment_id(client, host, experiment or DEFAULT_EXPERIMENT, namespace)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     with _api(host, f"start a run of pipeline {pkg.display_name!r}"):
@@ -477,7 +506,7 @@ def schedule(
     arguments: Mapping[str, Any] | None = None,
     job_name: str | None = None,
     max_concurrency: int = 1,
-    image: str = DEFAULT_IMAGE,
+    settings: TaskSettings | None = None,
     namespace: str | None = None,
     client: Any = None,
     cluster: ClusterConfig | None = None,
@@ -498,11 +527,12 @@ def schedule(
     if not 1 <= max_concurrency <= 10:
         raise SubmitError(f"max_concurrency {max_concurrency} is out of range; KFP allows 1-10")
     with tempfile.TemporaryDirectory(prefix="kfp-mlops-schedule-") as tmp:
-        pkg = _compile(pipeline_name, Path(tmp), image, cluster, namespace)
+        settings = settings or TaskSettings()
+        pkg = _compile(pipeline_name, Path(tmp), settings, cluster, namespace)
         params = coerce_arguments(pipeline_name, dict(arguments or {}), pkg.parameters)
         if client is None:
             client = _connect(host, namespace, token, connect_timeout_s)
-        pipeline_id, version_id, version_name, _ = _upload(client, host, pkg, image, namespace)
+        pipeline_id, version_id, version_name, _ = _upload(client, host, pkg, settings, namespace)
     experiment_id = _experiment_id(client, host, experiment or DEFAULT_EXPERIMENT, namespace)
     name = job_name or f"{pkg.display_name} schedule"
     with _api(host, f"list recurring runs named {name!r}"):

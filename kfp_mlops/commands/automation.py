@@ -5,31 +5,39 @@ from __future__ import annotations
 import argparse
 
 from kfp_mlops.commands.common import CliError, add_output, emit
+from kfp_mlops.commands.compile import add_task_flags, task_settings
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    from kfp_mlops.components.image import DEFAULT_IMAGE
+    from kfp_mlops.automation.submit import TOKEN_PATH_ENV
     from kfp_mlops.pipelines import PIPELINES
 
     parser.add_argument("pipeline", choices=sorted(PIPELINES), help="which pipeline")
     parser.add_argument("--host", required=True, help="KFP API endpoint, e.g. http://localhost:8080")
     parser.add_argument("--experiment", help="experiment name (created if missing)")
-    parser.add_argument("--image", default=DEFAULT_IMAGE, help="the suite image to compile with")
+    add_task_flags(parser)
     parser.add_argument("--param", action="append", metavar="KEY=VALUE",
                         help="pipeline parameter (repeatable), e.g. --param data=s3://raw/x.csv")
     parser.add_argument("--namespace", help="KFP namespace (multi-user installs)")
+    parser.add_argument("--service-account", metavar="NAME",
+                        help="Kubernetes service account the run's pods use (KFP's run-level "
+                        "service_account; default: the namespace's pipeline runner)")
+    parser.add_argument("--token-file", metavar="PATH",
+                        help=f"bearer token for the KFP API (default: ${TOKEN_PATH_ENV}, else "
+                        "the projected token kfp.Client reads in a cluster pod, if present)")
     add_output(parser)
 
 
 def submit_command(args: argparse.Namespace) -> int:
     """Upload the pipeline (or a new version of it) and start a run."""
-    from kfp_mlops.automation.submit import SubmitError, parse_param_pairs, submit
+    from kfp_mlops.automation.submit import SubmitError, parse_param_pairs, read_token, submit
 
     try:
         result = submit(
             args.pipeline, args.host, arguments=parse_param_pairs(args.param),
-            experiment=args.experiment, image=args.image, wait=args.wait,
+            experiment=args.experiment, settings=task_settings(args), wait=args.wait,
             timeout_s=args.timeout, namespace=args.namespace,
+            service_account=args.service_account, token=read_token(args.token_file),
         )
     except SubmitError as exc:
         raise CliError(str(exc)) from None
@@ -42,13 +50,19 @@ def submit_command(args: argparse.Namespace) -> int:
 def schedule_command(args: argparse.Namespace) -> int:
     """Create a recurring run of the pipeline."""
     from kfp_mlops.automation.cron import CronError
-    from kfp_mlops.automation.submit import SubmitError, parse_param_pairs, schedule
+    from kfp_mlops.automation.submit import (
+        SubmitError,
+        parse_param_pairs,
+        read_token,
+        schedule,
+    )
 
     try:
         result = schedule(
             args.pipeline, args.host, cron=args.cron, experiment=args.experiment,
-            arguments=parse_param_pairs(args.param), job_name=args.name, image=args.image,
-            namespace=args.namespace, replace=args.replace,
+            arguments=parse_param_pairs(args.param), job_name=args.name,
+            settings=task_settings(args), namespace=args.namespace, replace=args.replace,
+            service_account=args.service_account, token=read_token(args.token_file),
         )
     except (SubmitError, CronError) as exc:
         raise CliError(str(exc)) from None

@@ -7,6 +7,31 @@ import argparse
 from kfp_mlops.commands.common import CliError, add_output, emit
 
 
+def add_task_flags(parser: argparse.ArgumentParser) -> None:
+    """Add ``--image``, ``--train-memory`` and ``--caching/--no-caching``."""
+    from kfp_mlops.components.image import DEFAULT_IMAGE
+
+    parser.add_argument("--image", default=DEFAULT_IMAGE,
+                        help=f"the suite image every task runs (default {DEFAULT_IMAGE})")
+    parser.add_argument("--train-memory", metavar="QUANTITY",
+                        help="memory request of train and run-trial, e.g. 8Gi (the limit is "
+                        "twice that; default 2Gi, sized for 1M rows x 12 columns)")
+    parser.add_argument("--caching", action=argparse.BooleanOptionalAction, default=True,
+                        help="--no-caching turns KFP's cache off for every task; the default "
+                        "keeps each task's policy (tasks with side effects never cache)")
+
+
+def task_settings(args: argparse.Namespace):
+    """The :class:`TaskSettings` the flags of :func:`add_task_flags` ask for."""
+    from kfp_mlops.pipelines.cluster import TaskSettings
+
+    try:
+        return TaskSettings(image=args.image, caching=args.caching,
+                            train_memory=args.train_memory)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
 def compile_command(args: argparse.Namespace) -> int:
     """Compile every pipeline for a cluster."""
     from kfp_mlops.pipelines.cluster import ClusterConfig
@@ -15,7 +40,7 @@ def compile_command(args: argparse.Namespace) -> int:
     cluster = ClusterConfig(s3_secret=args.s3_secret, s3_endpoint=args.s3_endpoint)
     try:
         written = compile_pipelines(
-            args.output_dir, image=args.image, cluster=cluster, namespace=args.namespace,
+            args.output_dir, task_settings(args), cluster=cluster, namespace=args.namespace,
             names=args.pipeline or None,
         )
     except ValueError as exc:
@@ -32,7 +57,6 @@ def compile_command(args: argparse.Namespace) -> int:
 
 def register(commands) -> None:
     """Add the ``compile`` command."""
-    from kfp_mlops.components.image import DEFAULT_IMAGE
     from kfp_mlops.pipelines.cluster import DEFAULT_ENDPOINT, DEFAULT_SECRET
 
     comp = commands.add_parser(
@@ -41,8 +65,7 @@ def register(commands) -> None:
         "to Kubernetes-native Pipeline + PipelineVersion YAML (`kubectl apply`).",
     )
     comp.add_argument("--output-dir", default="compiled", help="default ./compiled")
-    comp.add_argument("--image", default=DEFAULT_IMAGE,
-                      help=f"the suite image every component runs (default {DEFAULT_IMAGE})")
+    add_task_flags(comp)
     comp.add_argument("--pipeline", action="append", help="compile only this one (repeatable)")
     comp.add_argument("--namespace", help="namespace of the Kubernetes-native resources")
     comp.add_argument("--s3-secret", default=DEFAULT_SECRET,

@@ -20,7 +20,7 @@ def monitor_command(args: argparse.Namespace) -> int:
 
 def continuous_command(args: argparse.Namespace) -> int:
     """Run the continuous training pipeline on one batch."""
-    from kfp_mlops.pipelines.monitoring import build_continuous_pipeline
+    from kfp_mlops.pipelines.continuous import build_continuous_pipeline
 
     if not args.model_name:
         raise CliError("continuous training needs --model-name: the model whose production "

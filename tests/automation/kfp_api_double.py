@@ -53,6 +53,7 @@ class Recorded:
     path: str
     query: dict[str, str]
     body: Any  # decoded JSON, {"uploadfile": ..., "filename": ...} for uploads, or None
+    authorization: str = ""  # the Authorization header, as the API server's auth sees it
 
 
 class ApiError(Exception):
@@ -136,10 +137,11 @@ class KfpApiDouble:
         self.versions[version["pipeline_version_id"]] = version
         return version
 
-    def handle(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
+    def handle(self, method: str, path: str, query: dict[str, str], body: Any,
+               authorization: str = "") -> tuple[int, Any]:
         """Route one request; return (status, JSON body)."""
         with self._lock:
-            self.requests.append(Recorded(method, path, query, body))
+            self.requests.append(Recorded(method, path, query, body, authorization))
             parts = path[len(API):].strip("/").split("/") if path.startswith(API) else []
             route = (method, *parts)
             try:
@@ -349,7 +351,8 @@ class _Handler(BaseHTTPRequestHandler):
             except ValueError:
                 self._send(400, {"code": 3, "message": "invalid JSON body", "details": []})
                 return
-        status, payload = self.double.handle(method, parts.path, query, body)
+        status, payload = self.double.handle(method, parts.path, query, body,
+                                             self.headers.get("Authorization", ""))
         self._send(status, payload)
 
     def _send(self, status: int, payload: Any) -> None:

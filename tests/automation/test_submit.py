@@ -20,6 +20,7 @@ from kfp_mlops.automation.submit import (
     schedule,
     submit,
 )
+from kfp_mlops.pipelines.cluster import TaskSettings
 
 FAST = {"poll_interval_s": 0.01}
 
@@ -31,7 +32,7 @@ def _free_port() -> int:
 
 
 def test_first_submit_uploads_the_pipeline_and_starts_a_run(kfp_api):
-    result = submit("training", kfp_api.url, arguments={"data": "iris"}, image="reg/kfp-mlops:1")
+    result = submit("training", kfp_api.url, arguments={"data": "iris"}, settings=TaskSettings(image="reg/kfp-mlops:1"))
 
     assert result.new_pipeline
     assert len(kfp_api.calls("POST", "/pipelines/upload")) == 1
@@ -51,8 +52,8 @@ def test_first_submit_uploads_the_pipeline_and_starts_a_run(kfp_api):
 
 
 def test_second_submit_uploads_a_new_version_not_a_new_pipeline(kfp_api):
-    first = submit("training", kfp_api.url, image="reg/kfp-mlops:1")
-    second = submit("training", kfp_api.url, image="reg/kfp-mlops:2")
+    first = submit("training", kfp_api.url, settings=TaskSettings(image="reg/kfp-mlops:1"))
+    second = submit("training", kfp_api.url, settings=TaskSettings(image="reg/kfp-mlops:2"))
 
     assert len(kfp_api.pipelines) == 1
     assert len(kfp_api.calls("POST", "/pipelines/upload")) == 1
@@ -68,9 +69,9 @@ def test_second_submit_uploads_a_new_version_not_a_new_pipeline(kfp_api):
 
 
 def test_resubmitting_the_same_yaml_reuses_its_version(kfp_api):
-    submit("training", kfp_api.url, image="reg/kfp-mlops:1")
-    second = submit("training", kfp_api.url, image="reg/kfp-mlops:2")
-    third = submit("training", kfp_api.url, image="reg/kfp-mlops:2")
+    submit("training", kfp_api.url, settings=TaskSettings(image="reg/kfp-mlops:1"))
+    second = submit("training", kfp_api.url, settings=TaskSettings(image="reg/kfp-mlops:2"))
+    third = submit("training", kfp_api.url, settings=TaskSettings(image="reg/kfp-mlops:2"))
 
     assert third.version_id == second.version_id
     assert len(kfp_api.versions) == 2  # the double answered 409 and nothing was added
@@ -227,3 +228,46 @@ def test_bad_param_pairs_are_named(pairs):
 
 def test_param_values_may_contain_equals():
     assert parse_param_pairs(["params={\"a\": \"b=c\"}"]) == {"params": '{"a": "b=c"}'}
+
+
+def test_cli_passes_service_account_token_and_caching(kfp_api, tmp_path, capsys):
+    from kfp_mlops.cli import main
+
+    token = tmp_path / "token"
+    token.write_text("s3cr3t-token\n")
+    assert main(["submit", "training", "--host", kfp_api.url, "--service-account", "trainer",
+                 "--token-file", str(token), "--no-caching", "--train-memory", "8Gi",
+                 "--output", "json"]) == 0
+    [run] = kfp_api.calls("POST", "/runs")
+    assert run.body["service_account"] == "trainer"
+    assert {r.authorization for r in kfp_api.requests} == {"Bearer s3cr3t-token"}
+    # --no-caching is compiled into the uploaded spec: no task caches, train asks for 8Gi.
+    spec = next(yaml.safe_load_all(kfp_api.calls("POST", "/pipelines/upload")[0].body["uploadfile"]))
+    dags = [spec["root"]["dag"]] + [c["dag"] for c in spec["components"].values() if "dag" in c]
+    assert not any(t.get("cachingOptions", {}).get("enableCache")
+                   for dag in dags for t in dag["tasks"].values())
+    train = spec["deploymentSpec"]["executors"]["exec-train"]["container"]["resources"]
+    assert train["resourceMemoryRequest"] == "8Gi"
+
+
+def test_token_file_comes_from_kfp_environment_variable(kfp_api, tmp_path, monkeypatch, capsys):
+    from kfp_mlops.cli import main
+
+    token = tmp_path / "projected"
+    token.write_text("from-env")
+    monkeypatch.setenv("KF_PIPELINES_SA_TOKEN_PATH", str(token))
+    assert main(["schedule", "training", "--host", kfp_api.url, "--cron", "0 0 3 * * *",
+                 "--service-account", "nightly"]) == 0
+    [recurring] = kfp_api.calls("POST", "/recurringruns")
+    assert recurring.body["service_account"] == "nightly"
+    assert {r.authorization for r in kfp_api.requests} == {"Bearer from-env"}
+
+
+def test_unreadable_token_file_is_named(kfp_api, tmp_path, capsys):
+    from kfp_mlops.cli import main
+
+    assert main(["submit", "training", "--host", kfp_api.url,
+                 "--token-file", str(tmp_path / "missing")]) == 1
+    err = capsys.readouterr().err
+    assert "missing" in err and "--token-file" in err
+    assert not kfp_api.requests

@@ -1,0 +1,153 @@
+"""The training steps and gates, shared by the training and continuous training pipelines.
+
+ingest (dataset version) -> check -> statistics -> validate (data gate)
+  -> split -> [tune] -> train -> evaluate -> bless against the champion (model gate)
+     -> publish (staging), model card and infra validation (serving gate) -> deploy.
+Every gate is a boolean plus a reason for ``dsl.If`` and a verdict artifact that the
+acting steps (publish, deploy) re-check; every ``dsl.If`` has a ``dsl.Else`` that
+records why the next step was skipped.
+"""
+
+
+# No "from __future__ import annotations": KFP reads the pipeline signature at runtime.
+from kfp import dsl
+
+from kfp_mlops.components.data import (
+    check_data,
+    compute_statistics,
+    ingest,
+    split_data,
+    validate_data,
+)
+from kfp_mlops.components.model import (
+    bless_model,
+    evaluate,
+    fixed_params,
+    make_candidates,
+    model_card,
+    publish,
+    run_trial,
+    select_best,
+    skip_step,
+    train,
+)
+from kfp_mlops.components.serving import deploy, infra_validate
+from kfp_mlops.pipelines.cluster import ClusterConfig, on_cluster
+
+
+def add_training_steps(
+    *,
+    data,
+    target,
+    task,
+    store,
+    model_name,
+    estimator,
+    params,
+    test_size,
+    seed,
+    quality_metric,
+    quality_threshold,
+    blessing_policy,
+    update_schema,
+    warn_only,
+    namespace,
+    canary_traffic_percent,
+    n_trials=0,
+    search_space="auto",
+    cluster: ClusterConfig | None = None,
+) -> None:
+    """Add every training step and gate to the pipeline being defined.
+
+    Arguments are pipeline parameters (or constants); the training and continuous
+    training pipelines share this wiring.
+    """
+    ingested = on_cluster(ingest(source=data, store=store), cluster)
+    dataset = ingested.outputs["dataset"]
+    checked = check_data(
+        dataset=dataset, source=data, target=target, task=task, model_name=model_name
+    )
+    stats = compute_statistics(dataset=dataset)
+    data_gate = on_cluster(
+        validate_data(
+            statistics=stats.outputs["statistics"], store=store,
+            schema_name=checked.outputs["model_name"], update_schema=update_schema,
+            warn_only=warn_only,
+        ),
+        cluster,
+    )
+    with dsl.If(data_gate.outputs["passed"] == True, name="data-valid"):  # noqa: E712
+        split = split_data(
+            dataset=dataset, target=checked.outputs["target"], task=checked.outputs["task"],
+            test_size=test_size, seed=seed,
+        )
+        # Tuning fans trials out as parallel tasks (pods on a cluster); without it the
+        # given parameters pass straight through.
+        with dsl.If(n_trials > 1, name="tune"):
+            candidates = make_candidates(
+                task=checked.outputs["task"], estimator=estimator, search_space=search_space,
+                n_trials=n_trials, seed=seed, params=params,
+            )
+            with dsl.ParallelFor(candidates.output, parallelism=8) as candidate:
+                trial = run_trial(
+                    train_data=split.outputs["train_data"], target=checked.outputs["target"],
+                    task=checked.outputs["task"], params=candidate, estimator=estimator,
+                    seed=seed,
+                )
+            best = select_best(results=dsl.Collected(trial.output))
+        with dsl.Else(name="no-tuning"):
+            given = fixed_params(params=params)
+        trained = train(
+            train_data=split.outputs["train_data"], target=checked.outputs["target"],
+            task=checked.outputs["task"], estimator=estimator,
+            params=dsl.OneOf(best.outputs["params"], given.output), seed=seed,
+            data_sha256=ingested.outputs["data_sha256"],
+            dataset_version=ingested.outputs["dataset_version"],
+            model_name=checked.outputs["model_name"],
+        )
+        evaluated = evaluate(model=trained.outputs["model"], test_data=split.outputs["test_data"])
+        model_gate = on_cluster(
+            bless_model(
+                metrics=evaluated.outputs["metrics"], test_data=split.outputs["test_data"],
+                store=store, model_name=checked.outputs["model_name"],
+                task=checked.outputs["task"], quality_metric=quality_metric,
+                quality_threshold=quality_threshold, policy=blessing_policy,
+            ),
+            cluster,
+        )
+        with dsl.If(model_gate.outputs["passed"] == True, name="model-blessed"):  # noqa: E712
+            published = on_cluster(
+                publish(
+                    model=trained.outputs["model"], metrics=evaluated.outputs["metrics"],
+                    store=store, model_name=checked.outputs["model_name"], stage="staging",
+                    reason=model_gate.outputs["reason"], blessing=model_gate.outputs["blessing"],
+                    dataset_version=ingested.outputs["dataset_version"],
+                    run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+                ),
+                cluster,
+            )
+            model_card(
+                model=trained.outputs["model"], evaluation=evaluated.outputs["evaluation"],
+                blessing=model_gate.outputs["blessing"],
+            )
+            serving_gate = infra_validate(
+                model=trained.outputs["model"], test_data=split.outputs["test_data"]
+            )
+            with dsl.If(serving_gate.outputs["passed"] == True, name="serving-valid"):  # noqa: E712
+                on_cluster(
+                    deploy(
+                        store=store, model_name=published.outputs["model_name"],
+                        version=published.outputs["version"],
+                        blessing=model_gate.outputs["blessing"],
+                        infra_validation=serving_gate.outputs["validation"], namespace=namespace,
+                        canary_traffic_percent=canary_traffic_percent,
+                    ),
+                    cluster,
+                )
+            with dsl.Else(name="deploy-skipped"):
+                skip_step(step="deploy", reason=serving_gate.outputs["reason"])
+        # kfp.local 2.17 only evaluates a dsl.If condition that has an Else branch.
+        with dsl.Else(name="publish-skipped"):
+            skip_step(step="publish", reason=model_gate.outputs["reason"])
+    with dsl.Else(name="training-skipped"):
+        skip_step(step="training", reason=data_gate.outputs["reason"])
