@@ -27,7 +27,11 @@ def missing_kserve(action: str) -> MissingExtraError:
 
 def require_kserve(action: str) -> None:
     """Raise :class:`MissingExtraError` naming the fix unless ``kserve`` can be imported."""
-    if importlib.util.find_spec("kserve") is None:
+    try:
+        found = importlib.util.find_spec("kserve") is not None
+    except (ImportError, ValueError):  # a broken install, or sys.modules["kserve"] = None
+        found = False
+    if not found:
         raise missing_kserve(action)
 
 

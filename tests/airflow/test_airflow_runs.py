@@ -129,7 +129,9 @@ def test_operator_fails_the_task_on_a_failed_run_or_a_gate_stop(env):
             {"name": "failed_deferred", "host": bad.url, "deferrable": True},
             {"name": "gate_in_worker", "host": gated.url, "deferrable": False},
         ]
-        result, output = _in_airflow(env, "operator", json.dumps(scenarios))
+        dags = {"AIRFLOW__CORE__DAGS_FOLDER": str(SCRIPT.with_name("dags")),
+                "KFP_MLOPS_TEST_SCENARIOS": json.dumps(scenarios)}
+        result, output = _in_airflow({**env, **dags}, "operator")
 
     assert result["ok_deferred"]["tasks"] == {"run_on_kfp": "success"}
     [run] = ok.runs.values()
