@@ -76,3 +76,16 @@ def test_nothing_but_serving_imports_kserve_and_serving_names_the_extra(tmp_path
         assert fix in line and "KServe" in line
     assert "serve exit 1" in lines
     assert fix in done.stderr and "`kfp-mlops serve` needs KServe" in done.stderr
+
+
+def test_step_and_run_modules_import_neither_airflow_nor_kfp():
+    """They run (and are tested) without Airflow; only dag.py and operator.py import it."""
+    import ast
+
+    for name in ("steps.py", "kfp_runs.py"):
+        tree = ast.parse((ROOT / "kfp_mlops" / "airflow" / name).read_text())
+        modules = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        modules |= {n.module for n in ast.walk(tree)
+                    if isinstance(n, ast.ImportFrom) and n.module}
+        bad = {m for m in modules if m.split(".")[0] in ("airflow", "kfp")}
+        assert not bad, f"kfp_mlops/airflow/{name} imports {sorted(bad)}"
