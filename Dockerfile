@@ -3,7 +3,11 @@
 # serving unpickle with the same scikit-learn.
 #   docker build -t REGISTRY/kfp-mlops:0.1.0 .
 #   kfp-mlops compile --image REGISTRY/kfp-mlops:0.1.0
-FROM python:3.11-slim
+# Every Python package is installed at the exact version in docker/constraints.txt
+# (the environment the tests passed in; docker/freeze_constraints.py writes it), so a
+# rebuild cannot change scikit-learn under models that earlier builds trained: the
+# loader refuses a model pickled by another scikit-learn.
+FROM python:3.11.7-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -12,12 +16,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /opt/kfp-mlops
 COPY pyproject.toml README.md ./
+COPY docker/constraints.txt ./docker/constraints.txt
 COPY kfp_mlops ./kfp_mlops
 COPY components ./components
 COPY pipelines ./pipelines
-RUN pip install ".[serving]" && rm -rf /opt/kfp-mlops/build
+RUN pip install -c docker/constraints.txt ".[serving]" && rm -rf /opt/kfp-mlops/build
 
 # Non-root, with a writable home for caches; KFP and KServe mount their own volumes.
+# The serving container runs with a read-only root filesystem: the server writes no
+# files (models are read from /mnt/models, logs go to stdout/stderr).
 RUN useradd --create-home --uid 1000 --user-group kfp
 USER 1000:1000
 WORKDIR /home/kfp

@@ -8,16 +8,29 @@ connection (single-row and 100-row), interleaving the two servers, ``--repeats``
 of ``--requests`` each; medians of per-round requests/s and p50/p99 latency are printed,
 with the ratio ours/bare. Our V2 (pandas columns) is measured too, for reference.
 
-Usage: ``python bench/bench_serving.py`` (quick: ``--requests 200 --repeats 2``).
+Mixed traffic (``--only mixed``, or after the above): one server of ours, its log
+written to a pipe this script drains (as a container runtime does), ``--threads``
+clients each on its own keep-alive connection. Phases alternate ``--repeats`` times:
+valid requests only, then the same valid requests with ``--invalid`` (30 %) client
+mistakes mixed in (schema errors, malformed and huge-integer JSON, unknown model,
+V2 errors, bodies over the limit). Printed side by side: p50/p99 of the *valid*
+requests in each phase, the ratio of the p99s (target <= 1.5x), statuses seen (any 5xx
+is a bug), log bytes per request, and the slowest ``/v2/health/live`` answered during
+the mixed phases (a probe thread asks every 100 ms).
+
+Usage: ``python bench/bench_serving.py`` (quick: ``--requests 200 --repeats 2``;
+mixed only: ``--only mixed``).
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -53,7 +66,9 @@ def run_bare_server(model_dir: str, port: int) -> None:
     start_model_server([model], http_port=port, host="127.0.0.1", request_metrics=False)
 
 
-def start(kind: str, model_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start(
+    kind: str, model_dir: Path, log: int | None = subprocess.DEVNULL
+) -> tuple[subprocess.Popen[bytes], str]:
     from kfp_mlops.serving.process import free_port
 
     port = free_port()
@@ -64,7 +79,7 @@ def start(kind: str, model_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
         ]  # fmt: skip
     else:
         command = [sys.executable, __file__, "--bare-server", str(model_dir), "--port", str(port)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -88,10 +103,157 @@ def round_trip(client: httpx.Client, url: str, body: dict, n: int) -> tuple[floa
     return n / (time.perf_counter() - started), latencies
 
 
+ROW = ["Torgersen", 39.1, 18.7, 181.0, 3750.0, "male", 2007]
+NAMES = ["island", "bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g",
+         "sex", "year"]
+
+
+def invalid_requests(base: str) -> list[tuple[str, bytes, str]]:
+    """(url, body, content type) of client mistakes, each answered with a 4xx."""
+    import json
+
+    v1 = f"{base}/v1/models/penguins:predict"
+    v2 = f"{base}/v2/models/penguins/infer"
+    huge = "1" * 400
+    row = dict(zip(NAMES, ROW, strict=True))
+    cases = [
+        (v1, {"instances": [ROW[:4]]}),  # row length
+        (v1, {"instances": [[*ROW[:2], "deep", *ROW[3:]]]}),  # wrong type
+        (v1, {"instances": [{**row, "beak_colour": "red"}]}),  # unknown field
+        (v1, {"instances": [ROW], "return_probability": True}),  # misspelt option
+        (v2, {"inputs": "island"}),  # V2 schema
+        (v2, {"parameters": {"content_type": "pd"},
+              "inputs": [{"name": "island", "shape": [1], "datatype": "FP64", "data": [1.0]}]}),
+        (f"{base}/v1/models/nope:predict", {"instances": [ROW]}),  # unknown model
+    ]
+    out = [(url, json.dumps(body).encode(), "application/json") for url, body in cases]
+    huge_row = ('{"instances": [["Torgersen", ' + huge + ', 18.7, 181.0, 3750.0, "male", 2007]]}')
+    out += [
+        (v1, b'{"instances": [["Torgersen", 39.1', "application/json"),  # truncated JSON
+        (v1, huge_row.encode(), "text/plain"),  # was HTTP 500 (OverflowError)
+        (v1, huge_row.encode(), "application/json"),
+        (v1, b" " * (17 << 20), "application/json"),  # over the 16 MiB default: 413
+    ]
+    return out
+
+
+def mixed_traffic(model_dir: Path, features, rows, args) -> None:
+    """Valid-only vs mixed phases against one server; print the side-by-side table."""
+    from kfp_mlops.serving.payloads import encode_v1
+
+    process, base = start("ours", model_dir, log=subprocess.PIPE)
+    logged = [0]
+
+    def drain() -> None:  # the container runtime's side of the log pipe
+        assert process.stdout is not None
+        while chunk := process.stdout.read1(65536):
+            logged[0] += len(chunk)
+
+    threading.Thread(target=drain, daemon=True).start()
+    valid_body = encode_v1(rows.head(args.rows), features)
+    bad = invalid_requests(base)
+    predict = f"{base}/v1/models/penguins:predict"
+    latencies: dict[str, list[float]] = {"valid only": [], "mixed": []}
+    statuses: dict[str, dict[int, int]] = {"valid only": {}, "mixed": {}}
+    counts = {"valid only": 0, "mixed": 0}
+    log_bytes = {"valid only": 0, "mixed": 0}
+    probe_worst = [0.0]
+    lock = threading.Lock()
+
+    def client(phase: str, seed: int, stop: float) -> None:
+        rng = random.Random(seed)
+        done = 0
+        with httpx.Client(timeout=60.0) as http:
+            while done < args.mixed_requests and time.monotonic() < stop:
+                done += 1
+                latency = None
+                try:
+                    if phase == "mixed" and rng.random() < args.invalid:
+                        url, body, ctype = rng.choice(bad)
+                        status = http.post(
+                            url, content=body, headers={"content-type": ctype}
+                        ).status_code
+                    else:
+                        t0 = time.perf_counter()
+                        status = http.post(predict, json=valid_body).status_code
+                        latency = time.perf_counter() - t0
+                except httpx.TransportError:  # e.g. the server closed the connection
+                    status = 0
+                with lock:
+                    codes = statuses[phase]
+                    codes[status] = codes.get(status, 0) + 1
+                    counts[phase] += 1
+                    if latency is not None:
+                        latencies[phase].append(latency)
+
+    def probe(until: threading.Event) -> None:
+        with httpx.Client(timeout=60.0) as http:
+            while not until.is_set():
+                t0 = time.perf_counter()
+                http.get(f"{base}/v2/health/live")
+                probe_worst[0] = max(probe_worst[0], time.perf_counter() - t0)
+                until.wait(0.1)
+
+    try:
+        with httpx.Client(timeout=60.0) as http:
+            for _ in range(20):  # warm-up
+                http.post(predict, json=valid_body)
+        for round_no in range(args.repeats):
+            for phase in ("valid only", "mixed"):
+                before = logged[0]
+                stop_probe = threading.Event()
+                prober = threading.Thread(target=probe, args=(stop_probe,))
+                if phase == "mixed":
+                    prober.start()
+                stop = time.monotonic() + args.phase_seconds
+                clients = [threading.Thread(target=client, args=(phase, 1000 * round_no + i, stop))
+                           for i in range(args.threads)]
+                for t in clients:
+                    t.start()
+                for t in clients:
+                    t.join()
+                stop_probe.set()
+                if phase == "mixed":
+                    prober.join()
+                time.sleep(0.3)  # let the log writer catch up before counting
+                log_bytes[phase] += logged[0] - before
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+    print(f"\nmixed traffic: {args.threads} client threads, {args.invalid:.0%} invalid in the "
+          f"mixed phase, {args.rows}-row valid V1 requests, {args.repeats} rounds")
+    print(f"{'phase':11} {'valid req':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
+          f"{'log B/req':>9}  statuses")
+    p99 = {}
+    for phase in ("valid only", "mixed"):
+        lat = np.asarray(latencies[phase]) * 1000
+        p50, p99[phase] = np.percentile(lat, [50, 99])
+        per_request = log_bytes[phase] / max(1, counts[phase])
+        codes = ", ".join(f"{k}: {v}" for k, v in sorted(statuses[phase].items()))
+        print(f"{phase:11} {len(lat):9d} {p50:8.1f} {p99[phase]:8.1f} {lat.max():8.1f} "
+              f"{per_request:9.0f}  {codes}")
+    ratio = p99["mixed"] / p99["valid only"]
+    verdict = "within" if ratio <= 1.5 else "NOT within"
+    print(f"p99 of valid requests, mixed / valid only: {ratio:.2f}x ({verdict} the 1.5x target)")
+    print(f"slowest /v2/health/live during the mixed phases: {probe_worst[0] * 1000:.1f} ms")
+    server_errors = sum(v for k, v in statuses["mixed"].items() if k >= 500)
+    dropped = sum(statuses[phase].get(0, 0) for phase in statuses)
+    print(f"5xx answers: {server_errors}; connection errors (status 0): {dropped}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=500, help="requests per round")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--only", choices=["throughput", "mixed"], help="run one part only")
+    parser.add_argument("--threads", type=int, default=6, help="mixed: client threads")
+    parser.add_argument("--invalid", type=float, default=0.3, help="mixed: invalid share")
+    parser.add_argument("--mixed-requests", type=int, default=150,
+                        help="mixed: requests per client thread per phase")
+    parser.add_argument("--phase-seconds", type=float, default=60.0,
+                        help="mixed: a phase stops after this long even if not done")
+    parser.add_argument("--rows", type=int, default=10, help="mixed: rows per valid request")
     parser.add_argument("--bare-server")
     parser.add_argument("--port", type=int)
     args = parser.parse_args()
@@ -109,6 +271,10 @@ def main() -> None:
         build_model(model_dir)
         features = read_metadata(model_dir).features
         rows = load_penguins().drop(columns=["species"]).dropna().reset_index(drop=True)
+        if args.only != "throughput":
+            mixed_traffic(model_dir, features, rows, args)
+        if args.only == "mixed":
+            return
         servers = {kind: start(kind, model_dir) for kind in ("ours", "bare")}
         try:
             results: dict[tuple[str, str], list[tuple[float, float, float]]] = {}

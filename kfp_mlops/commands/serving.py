@@ -21,8 +21,13 @@ def serve_command(args: argparse.Namespace) -> int:
     except MissingExtraError as exc:
         raise CliError(str(exc)) from None
     from kfp_mlops.model.registry import Registry
-    from kfp_mlops.serving.server import serve
+    from kfp_mlops.serving.server import max_body_bytes, serve
     from kfp_mlops.storage import open_store
+
+    try:
+        max_body = max_body_bytes(args.max_body_size)
+    except ValueError as exc:
+        raise CliError(f"--max-body-size: {exc}") from None
 
     registry = Registry(open_store(store_uri(args)))
     version = registry.get(args.ref)
@@ -37,7 +42,8 @@ def serve_command(args: argparse.Namespace) -> int:
         f"  metrics: {base}/metrics   (Ctrl-C stops)",
         file=sys.stderr, flush=True,
     )
-    serve(folder, model_name=version.name, http_port=args.port, host=args.host)
+    serve(folder, model_name=version.name, http_port=args.port, host=args.host,
+          max_body=max_body)
     return 0
 
 
@@ -84,6 +90,11 @@ def register(commands) -> None:
     serve.add_argument("ref", help="e.g. penguins@production")
     serve.add_argument("--port", type=int, default=8080, help="HTTP port (default 8080)")
     serve.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    serve.add_argument(
+        "--max-body-size", default=None, metavar="SIZE",
+        help="largest request body accepted, e.g. 16MiB; larger ones get HTTP 413 "
+        "(default: $KFP_MLOPS_MAX_BODY_SIZE, else 16MiB)",
+    )
     add_store(serve)
     serve.set_defaults(handler=serve_command, output="text")
 

@@ -6,7 +6,13 @@ import json
 from pathlib import Path
 
 from kfp_mlops.model.blessing import Blessing, Comparison
-from kfp_mlops.model.package import in_reading_order, read_metadata
+from kfp_mlops.model.package import (
+    find_model_file,
+    in_reading_order,
+    read_metadata,
+    sign_model,
+    signing_key,
+)
 from kfp_mlops.model.registry import ModelVersion, Registry
 from kfp_mlops.storage import open_store
 
@@ -33,8 +39,13 @@ def publish_model(
     dataset_version: str | None = None,
     blessing_json: str = "",
 ) -> ModelVersion:
-    """Record metrics, lineage and the blessing, then publish a new immutable version."""
+    """Record metrics, lineage and the blessing, then publish a new immutable version.
+
+    With a signing key configured, the model file's signature from training is checked
+    (or, for a model trained without the key, made here) before anything is written.
+    """
     metadata = read_metadata(model_dir)
+    sign_model(metadata, find_model_file(model_dir), signing_key())
     metadata.metrics = {k: float(v) for k, v in in_reading_order(metrics).items()}
     metadata.run_id = run_id or None
     metadata.dataset_version = dataset_version or metadata.dataset_version

@@ -3,6 +3,7 @@
 The argument names follow the KServe runtime convention, so the suite image can be a
 ClusterServingRuntime whose container gets ``--model_name={{.Name}}
 --model_dir=/mnt/models --http_port=8080``. Unknown arguments KServe may add are ignored.
+``--max_body_size`` (or ``KFP_MLOPS_MAX_BODY_SIZE``; default 16 MiB) caps request bodies.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from kfp_mlops.serving.server import DEFAULT_HOST
+from kfp_mlops.serving.server import DEFAULT_HOST, MAX_BODY_ENV
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -23,6 +24,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model_name", default="model", help="name in the endpoint path")
     parser.add_argument("--http_port", type=int, default=8080)
     parser.add_argument("--host", default=DEFAULT_HOST, help="interface to bind")
+    parser.add_argument(
+        "--max_body_size",
+        default=None,
+        help=f"largest request body accepted, e.g. 16MiB (default: ${MAX_BODY_ENV}, else "
+        "16MiB); larger ones get HTTP 413",
+    )
     args, _unknown = parser.parse_known_args(argv)
     return args
 
@@ -34,8 +41,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = parse_args(argv)
     try:
-        serve(args.model_dir, args.model_name, args.http_port, host=args.host)
-    except (ModelIntegrityError, FileNotFoundError) as exc:
+        serve(
+            args.model_dir, args.model_name, args.http_port, host=args.host,
+            max_body=args.max_body_size,
+        )
+    except (ModelIntegrityError, FileNotFoundError, ValueError) as exc:
         print(f"kfp-mlops serving: cannot serve {args.model_dir}: {exc}", file=sys.stderr)
         return 2
     return 0

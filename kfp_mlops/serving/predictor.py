@@ -15,15 +15,19 @@ tensor in feature order; ask for ``{"name": "probabilities"}`` in ``outputs``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
+import os
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 from prometheus_client import Counter, Histogram
 
@@ -88,6 +92,12 @@ INVALID_INPUTS = Counter(
 PREDICTED_CLASS = Counter(
     "kfp_mlops_predicted_class", "Classification predictions by class.", ["model", "class"]
 )
+REJECTED = Counter(
+    "kfp_mlops_rejected_requests",
+    "Inference requests answered with a 4xx, by model, protocol and HTTP status; each is "
+    "logged once, in one line, with the reason.",
+    ["model", "protocol", "status"],
+)
 PREDICTION_VALUE = Histogram(
     "kfp_mlops_prediction_value",
     "Regression predictions.",
@@ -138,11 +148,14 @@ def coerce_column(feature: Feature, values: Sequence[Any], where: Callable[[int]
                 out[i] = np.nan
                 nulls += 1
             elif _is_number(value):
-                out[i] = value
+                try:
+                    out[i] = value
+                except OverflowError:  # a JSON integer beyond float range
+                    out[i] = math.inf
                 if math.isinf(out[i]):
                     raise InputSchemaError(
-                        f"feature '{feature.name}' got an infinite value at {where(i)}; "
-                        "send a finite number or null",
+                        f"feature '{feature.name}' got an infinite or out-of-range value at "
+                        f"{where(i)}; send a finite number or null",
                         "wrong_type",
                         feature.name,
                     )
@@ -174,7 +187,7 @@ def coerce_column(feature: Feature, values: Sequence[Any], where: Callable[[int]
     if not nulls:
         # Give the model the dtype it was trained on where that is lossless.
         if family == "numeric" and feature.dtype.lower().startswith(("int", "uint")):
-            if np.all(np.floor(out) == out):
+            if np.all(np.floor(out) == out) and np.all(np.abs(out) < 2.0**63):
                 return out.astype(feature.dtype.lower())
         elif family == "bool":
             return out.astype(bool)
@@ -295,8 +308,16 @@ def _columns_from_records(names: list[str], rows: list[Any]) -> dict[str, Sequen
 
 def _input_values(item: InferInput) -> list[Any]:
     """Flat Python list of a V2 input's values, from JSON data or binary data."""
-    if getattr(item, "_raw_data", None) is not None:
-        values: list[Any] = item.as_numpy().ravel().tolist()
+    if item.data is None:  # binary tensor extension: the bytes are decoded by KServe
+        try:
+            values: list[Any] = item.as_numpy().ravel().tolist()
+        except (ValueError, TypeError, InvalidInput) as exc:
+            raise InputSchemaError(
+                f"input '{item.name}' carries binary data that does not match its shape "
+                f"{list(item.shape)} and datatype {item.datatype} ({exc})",
+                "row_length",
+                item.name,
+            ) from exc
     else:
         values = list(item.data)
         if values and isinstance(values[0], list):
@@ -407,16 +428,22 @@ class Scored:
 class SklearnFolderModel(Model):  # type: ignore[misc]  # kserve ships no type hints
     """A ``kserve.Model`` serving one kfp-mlops model version folder.
 
-    ``load()`` verifies the folder (one model file, sha256, scikit-learn version);
-    ``predict()`` validates every request against the feature schema.
+    ``load()`` verifies the folder (one model file, sha256, signature when a signing
+    key is configured, scikit-learn version); ``predict_sync()`` validates a request
+    against the feature schema and scores it. KServe awaits ``predict()``, which runs
+    ``predict_sync`` in a small thread pool: parsing, checks and ``model.predict`` are
+    CPU-bound, and on the event loop they would hold up every other request, health
+    probes included, for as long as one large request takes.
     """
 
-    def __init__(self, name: str, model_dir: str | Path):
+    def __init__(self, name: str, model_dir: str | Path, workers: int | None = None):
         super().__init__(name)
         self.model_dir = Path(model_dir)
         self.model: Any = None
         self.metadata: ModelMetadata | None = None
         self.classes: list[Any] | None = None
+        self.workers = workers or default_workers()
+        self._executor: ThreadPoolExecutor | None = None
 
     def load(self) -> bool:
         """Load and verify the model folder; raises ``ModelIntegrityError`` if broken."""
@@ -453,7 +480,9 @@ class SklearnFolderModel(Model):  # type: ignore[misc]  # kserve ships no type h
 
     def score(self, frame: pd.DataFrame, with_probabilities: bool = False) -> Scored:
         """Run the model on a checked frame; the model's own refusals become HTTP 400."""
-        if with_probabilities and self.classes is None:
+        if with_probabilities and (
+            self.classes is None or not hasattr(self.model, "predict_proba")
+        ):
             raise InputSchemaError(
                 f"model '{self.name}' is a {self._task()} model: it has no class "
                 "probabilities; do not request them",
@@ -474,8 +503,17 @@ class SklearnFolderModel(Model):  # type: ignore[misc]  # kserve ships no type h
             ) from exc
         return Scored(predictions, probabilities)
 
-    def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
-        """Answer one V1 (dict) or V2 (``InferRequest``) request."""
+    async def predict(self, payload: Any, headers: dict[str, str] | None = None) -> Any:
+        """Answer one request off the event loop (KServe awaits this)."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(
+                max_workers=self.workers, thread_name_prefix=f"predict-{self.name}"
+            )
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.predict_sync, payload)
+
+    def predict_sync(self, payload: Any) -> Any:
+        """Answer one V1 (dict, or the raw body) or V2 (``InferRequest``) request."""
         protocol = "v2" if isinstance(payload, InferRequest) else "v1"
         try:
             if isinstance(payload, (bytes, bytearray, str)):
@@ -543,10 +581,22 @@ class SklearnFolderModel(Model):  # type: ignore[misc]  # kserve ships no type h
         return self.metadata.task if self.metadata else "unknown"
 
 
-def _parse_json(body: bytes | bytearray | str) -> Any:
+def default_workers() -> int:
+    """Threads that score requests: one per CPU the process may use, at most 4."""
     try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return max(1, min(4, cpus))
+
+
+def _parse_json(body: bytes | bytearray | str) -> Any:
+    # orjson, like KServe's own JSON path: no NaN/Infinity literals, integers beyond
+    # 64 bits become floats (inf past float range), nesting depth capped, so a hostile
+    # body is a 400 here, never an OverflowError or RecursionError (HTTP 500).
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
         raise InputSchemaError(
             f"request body is not valid JSON ({exc}); send a JSON object", "malformed"
         ) from exc

@@ -35,7 +35,7 @@ def test_v1_rows_and_records_give_model_predictions(predictor, penguins_rows):
     expected = predictor.model.predict(penguins_rows)
     for records in (False, True):
         body = encode_v1(penguins_rows, predictor.features, records=records)
-        response = predictor.predict(body)
+        response = predictor.predict_sync(body)
         assert response["predictions"] == expected.tolist()
 
 
@@ -47,7 +47,7 @@ def test_missing_values_reach_the_imputers_as_nan(predictor, penguins_rows):
 
 
 def test_v2_columns_with_probabilities(predictor, penguins_rows):
-    response = predictor.predict(
+    response = predictor.predict_sync(
         v2_request(encode_v2(penguins_rows, predictor.features, with_probabilities=True))
     )
     assert isinstance(response, InferResponse)
@@ -98,7 +98,7 @@ RECORD = dict(
 )
 def test_bad_v1_input_names_the_field(predictor, body, field, reason):
     with pytest.raises(InputSchemaError) as caught:
-        predictor.predict(body)
+        predictor.predict_sync(body)
     assert caught.value.reason_code == reason
     if field:
         assert field in str(caught.value)
@@ -123,16 +123,16 @@ def test_bad_v2_inputs_name_the_input(predictor, penguins_rows):
     }
     for body, field in ((dropped, "sex"), (retyped, "island"), (short, "year")):
         with pytest.raises(InputSchemaError, match=field):
-            predictor.predict(v2_request(body))
+            predictor.predict_sync(v2_request(body))
     with pytest.raises(InputSchemaError, match="logits"):
-        predictor.predict(v2_request({**good, "outputs": [{"name": "logits"}]}))
+        predictor.predict_sync(v2_request({**good, "outputs": [{"name": "logits"}]}))
 
 
 def test_regressor_refuses_probabilities_and_takes_a_row_tensor(regressor_dir, diabetes_rows):
     predictor = SklearnFolderModel("diabetes", regressor_dir)
     predictor.load()
     with pytest.raises(InputSchemaError, match="probabilities"):
-        predictor.predict(
+        predictor.predict_sync(
             {**encode_v1(diabetes_rows, predictor.features), "return_probabilities": True}
         )
     tensor = {
@@ -145,7 +145,7 @@ def test_regressor_refuses_probabilities_and_takes_a_row_tensor(regressor_dir, d
             }
         ]
     }
-    response = predictor.predict(v2_request(tensor))
+    response = predictor.predict_sync(v2_request(tensor))
     np.testing.assert_allclose(response.outputs[0].data, predictor.model.predict(diabetes_rows))
 
 
