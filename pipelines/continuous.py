@@ -48,6 +48,7 @@ def build_continuous_pipeline(
         canary_traffic_percent: int = 0,
         pushgateway: str = "",
         n_trials: int = 0,
+        force_new_version: bool = False,
     ):
         """Retrain a model on a batch when the batch drifted from its training data.
 
@@ -76,6 +77,8 @@ def build_continuous_pipeline(
             pushgateway: Prometheus Pushgateway host:port for the drift gauges; empty: none.
             n_trials: Tuning candidates cross-validated in parallel before training; 0
                 or 1 trains with params as given.
+            force_new_version: Publish even when a published version was trained from the
+                same data, settings and code (otherwise nothing new is published).
         """
         watch = on_cluster(
             monitor(data=data, store=store, model_name=model_name, drift_share=drift_share,
@@ -89,7 +92,7 @@ def build_continuous_pipeline(
                 quality_metric=quality_metric, quality_threshold=quality_threshold,
                 blessing_policy=blessing_policy, update_schema=False, warn_only=False,
                 namespace=namespace, canary_traffic_percent=canary_traffic_percent,
-                n_trials=n_trials, cluster=cluster,
+                n_trials=n_trials, force_new_version=force_new_version, cluster=cluster,
             )
         with dsl.Else(name="retrain-skipped"):
             skip_step(step="retraining", reason=watch.outputs["reason"])

@@ -55,6 +55,7 @@ def add_training_steps(
     canary_traffic_percent,
     n_trials=0,
     search_space="auto",
+    force_new_version=False,
     cluster: ClusterConfig | None = None,
 ) -> None:
     """Add every training step and gate to the pipeline being defined.
@@ -108,10 +109,12 @@ def add_training_steps(
         evaluated = evaluate(model=trained.outputs["model"], test_data=split.outputs["test_data"])
         model_gate = on_cluster(
             bless_model(
-                metrics=evaluated.outputs["metrics"], test_data=split.outputs["test_data"],
+                model=trained.outputs["model"], metrics=evaluated.outputs["metrics"],
+                test_data=split.outputs["test_data"],
                 store=store, model_name=checked.outputs["model_name"],
                 task=checked.outputs["task"], quality_metric=quality_metric,
                 quality_threshold=quality_threshold, policy=blessing_policy,
+                force_new_version=force_new_version,
             ),
             cluster,
         )

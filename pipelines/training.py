@@ -52,6 +52,7 @@ def build_training_pipeline(
         canary_traffic_percent: int = 0,
         n_trials: int = 0,
         search_space: str = "auto",
+        force_new_version: bool = False,
     ):
         """Train a model on data and release it through every gate.
 
@@ -82,6 +83,8 @@ def build_training_pipeline(
             n_trials: Tuning candidates cross-validated in parallel before training; 0
                 or 1 trains with params as given.
             search_space: Tuning grid as JSON; auto is one grid per estimator.
+            force_new_version: Publish even when a published version was trained from the
+                same data, settings and code (otherwise nothing new is published).
         """
         add_training_steps(
             data=data, target=target, task=task, store=store, model_name=model_name,
@@ -90,11 +93,29 @@ def build_training_pipeline(
             blessing_policy=blessing_policy, update_schema=update_schema,
             warn_only=warn_only, namespace=namespace,
             canary_traffic_percent=canary_traffic_percent, n_trials=n_trials,
-            search_space=search_space, cluster=cluster,
+            search_space=search_space, force_new_version=force_new_version, cluster=cluster,
         )
         finish_tasks(settings)
 
     return training_pipeline
+
+
+def planned_tasks(n_trials: int) -> int:
+    """How many tasks a training run that passes every gate runs (the progress total)."""
+    # ingest, check, statistics, validate, split, train, evaluate, bless, publish, card,
+    # infra-validate, deploy; then fixed-params, or make-candidates + trials + select-best.
+    return 12 + (n_trials + 2 if n_trials > 1 else 1)
+
+
+def stopping_gate(gates: dict, identical_to: int | None) -> str | None:
+    """The first gate that stopped the run, if any.
+
+    Not a stop: a model identical to a published version (nothing new to publish), or a
+    retrain the monitor skipped (no gate reports it).
+    """
+    stops = (name for name, gate in gates.items()
+             if not gate["passed"] and not (name == "bless-model" and identical_to))
+    return next(stops, None)
 
 
 def summarize_training(run) -> dict:
@@ -107,6 +128,8 @@ def summarize_training(run) -> dict:
     metrics = tasks["evaluate"].artifacts["metrics"]["metadata"] if "evaluate" in tasks else {}
     published = tasks["publish"].parameters if "publish" in tasks else {}
     deployed = tasks["deploy"].parameters if "deploy" in tasks else {}
+    blessing = tasks["bless-model"].artifacts["blessing"] if "bless-model" in tasks else {}
+    identical_to = blessing.get("metadata", {}).get("identical_to")
     return {
         "succeeded": run.succeeded,
         "data": {"source": dataset.get("source"), "rows": dataset.get("rows"),
@@ -119,11 +142,14 @@ def summarize_training(run) -> dict:
         "dropped_columns": model_meta.get("dropped_columns", {}),
         "metrics": metrics,
         "gates": run.gates(),
+        "stopped_by": stopping_gate(run.gates(), identical_to),
+        "identical_to": int(identical_to) if identical_to else None,
+        "blessing_policy": blessing.get("metadata", {}).get("policy"),
         "skipped": [t.parameters["Output"] for n, t in tasks.items() if n.startswith("skip-step")],
         "tuning": tasks["select-best"].parameters.get("summary")
         if "select-best" in tasks else None,
         "model_uri": published.get("model_uri"),
-        "model_name": published.get("model_name"),
+        "model_name": published.get("model_name") or checked.get("model_name"),
         "version": int(published["version"]) if "version" in published else None,
         "deploy": deployed.get("status"),
         "monitor": tasks["monitor"].parameters if "monitor" in tasks else None,

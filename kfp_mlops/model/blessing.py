@@ -98,6 +98,17 @@ class BlessingPolicy:
     def __str__(self) -> str:
         return ",".join(str(r) for r in self.rules) + f";tolerance={self.tolerance}"
 
+    def describe(self) -> str:
+        """The policy in words: ``accuracy >= 0.7, at most 0.01 worse than the champion``."""
+        said = []
+        for rule in self.rules:
+            op = ">=" if rule.direction == "higher" else "<="
+            floor = f"{rule.metric} {op} {_fmt(rule.threshold)}" if rule.threshold is not None \
+                else f"{rule.metric} (no {'floor' if rule.direction == 'higher' else 'ceiling'})"
+            tolerance = rule.tolerance if rule.tolerance is not None else self.tolerance
+            said.append(f"{floor}, at most {tolerance} worse than the champion")
+        return "; ".join(said)
+
     @classmethod
     def parse(cls, spec: str) -> BlessingPolicy:
         """Parse the compact form described in the module docstring."""

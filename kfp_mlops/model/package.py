@@ -82,6 +82,7 @@ class ModelMetadata:
     version: int | None = None
     created_at: str | None = None
     run_id: str | None = None
+    training_fingerprint: str | None = None  # data, settings and code (model/identity.py)
 
     def to_json(self) -> str:
         """Serialise as pretty, stable JSON."""

@@ -41,8 +41,10 @@ def publish_model(
 ) -> ModelVersion:
     """Record metrics, lineage and the blessing, then publish a new immutable version.
 
-    With a signing key configured, the model file's signature from training is checked
-    (or, for a model trained without the key, made here) before anything is written.
+    With no ``blessing_json`` the version is recorded as not blessed: it can reach
+    production only with ``models promote --force``. With a signing key configured, the
+    model file's signature from training is checked (or, for a model trained without
+    the key, made here) before anything is written.
     """
     metadata = read_metadata(model_dir)
     sign_model(metadata, find_model_file(model_dir), signing_key())
@@ -53,6 +55,5 @@ def publish_model(
     registry = Registry(open_store(store_uri))
     return registry.publish(
         name, Path(model_dir), metadata, stage=stage, reason=reason,
-        actor=run_id or "kfp-mlops", blessing=blessing,
-        blessed=None if blessing is not None else True,
+        actor=run_id or "kfp-mlops", blessing=blessing, blessed=False,
     )

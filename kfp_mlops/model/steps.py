@@ -6,6 +6,7 @@ from pathlib import Path
 
 from kfp_mlops.data.ingest import read_dataset
 from kfp_mlops.model.evaluate import Evaluation, evaluate_model
+from kfp_mlops.model.identity import training_fingerprint
 from kfp_mlops.model.package import ModelMetadata, load_model_folder, write_model_folder
 from kfp_mlops.model.train import train_model
 
@@ -24,6 +25,9 @@ def train_step(
 ) -> ModelMetadata:
     """Train on the Parquet at ``train_path``; write the model folder to ``model_dir``."""
     model, metadata = train_model(read_dataset(train_path), target, task, estimator, params, seed)
+    metadata.training_fingerprint = training_fingerprint(
+        train_path, target, task, estimator, metadata.params, seed
+    )
     metadata.data_sha256 = data_sha256
     metadata.dataset_version = dataset_version
     metadata.name = model_name

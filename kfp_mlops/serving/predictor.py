@@ -27,18 +27,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 import pandas as pd
-from prometheus_client import Counter, Histogram
 
 from kfp_mlops.extras import missing_kserve
 
 try:
+    # kserve is the 'serving' extra; orjson and prometheus_client come with it.
+    import orjson
     from kserve import Model
     from kserve.errors import InvalidInput
     from kserve.protocol.infer_type import InferInput, InferOutput, InferRequest, InferResponse
-except ModuleNotFoundError as exc:  # kserve is the 'serving' extra
-    if exc.name != "kserve":
+    from prometheus_client import Counter, Histogram
+except ModuleNotFoundError as exc:
+    if exc.name not in ("kserve", "orjson", "prometheus_client"):
         raise
     raise missing_kserve("serving a model (kfp_mlops.serving)") from None
 

@@ -152,3 +152,13 @@ def test_kfp_dsl_compile_on_the_pipeline_file_gives_the_same_ir(compiled, tmp_pa
     subprocess.run([str(kfp_cli), "dsl", "compile", "--py", str(REPO / "pipelines" / f"{module}.py"),
                     "--output", str(out)], check=True, capture_output=True, text=True)
     assert out.read_text() == (compiled / f"{name}.yaml").read_text()
+
+
+def test_the_docs_table_is_the_policy():
+    rows = re.findall(r"^\| `([a-z-]+)` \| (yes|\*\*no\*\*) \| (.+?) \| (\S+) / (\S+) \| (\S+) / (\S+) \|$",
+                      (REPO / "docs" / "cluster.md").read_text(), re.MULTILINE)
+    documented = {name: (cache == "yes", why, cpu, cpu_limit, memory, memory_limit)
+                  for name, cache, why, cpu, cpu_limit, memory, memory_limit in rows}
+    assert documented == {
+        name: (p.cache, p.why, p.cpu_request, p.cpu_limit, p.memory_request, p.memory_limit)
+        for name, p in POLICIES.items()}

@@ -125,3 +125,13 @@ def test_table_renders_as_json_and_markdown():
     markdown = verdict.to_markdown().splitlines()
     assert markdown[0].startswith("**Not blessed**")
     assert markdown[4].startswith("| accuracy | higher | 0.87 | 0.9 | 0.8 | 0.01 | no |")
+
+
+@pytest.mark.parametrize("spec, words", [
+    ("accuracy>=0.7~0.01", "accuracy >= 0.7, at most 0.01 worse than the champion"),
+    ("r2>=0.5,rmse<=~2%;tolerance=0.01",
+     "r2 >= 0.5, at most 0.01 worse than the champion; "
+     "rmse (no ceiling), at most 2% worse than the champion"),
+])
+def test_policy_in_words(spec, words):
+    assert BlessingPolicy.parse(spec).describe() == words
