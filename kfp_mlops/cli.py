@@ -20,6 +20,7 @@ from kfp_mlops.commands import models as models_cmd
 from kfp_mlops.commands import run as run_cmd
 from kfp_mlops.commands import serving as serving_cmd
 from kfp_mlops.commands.common import CliError
+from kfp_mlops.commands.guide import apply_guide
 
 COMMAND_GROUPS = [
     run_cmd, data_cmd, models_cmd, serving_cmd, loop_cmd, compile_cmd, automation_cmd,
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in COMMAND_GROUPS:
         group.register(commands)
+    apply_guide(parser)
     return parser
 
 

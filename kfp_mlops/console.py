@@ -2,7 +2,8 @@
 
 kfp.local prints every task's full executor input and log to ``sys.stdout``. During a
 run the CLI swaps ``sys.stdout`` for a :class:`RunLog`, which keeps that full log in a
-file, shows one progress line per task on stderr, and remembers the last error a task
+file, shows a progress line on stderr when each task starts and ends (and every
+:data:`TICK_S` seconds while a long one runs), and remembers the last error a task
 raised so a failure can be explained in one paragraph.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import re
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,13 +22,15 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _STARTED = re.compile(r"Executing task '([^']+)'")
 _FINISHED = re.compile(r"Task '([^']+)' finished with status (\w+)")
 _ERROR = re.compile(r"^\s*(?:[\w.]+\.)?(\w*(?:Error|Exception)): (.+)$")
+TICK_S = 15.0  # a "still running" line this often while a task runs
 
 
 class RunLog:
     """A file-like sink for kfp.local output: full log to a file, progress to stderr."""
 
-    def __init__(self, log_path: Path, progress: IO[str] | None):
+    def __init__(self, log_path: Path, progress: IO[str] | None, total: int | None = None):
         self.log_path = log_path
+        self.total = total  # tasks a run that passes every gate runs (the "/13")
         self._file = open(log_path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
         self._progress = progress
         self._pending = ""
@@ -56,9 +60,15 @@ class RunLog:
         """Close the log file."""
         self._file.close()
 
+    def _say(self, text: str) -> None:
+        if self._progress:
+            print(text, file=self._progress, flush=True)
+
     def _on_line(self, line: str) -> None:
         if match := _STARTED.search(line):
             self._started[match.group(1)] = time.monotonic()
+            count = f"{len(self._started)}/{self.total}" if self.total else len(self._started)
+            self._say(f"  [{count:>5}] {match.group(1)} ...")
         elif match := _FINISHED.search(line):
             task, status = match.groups()
             took = time.monotonic() - self._started.get(task, time.monotonic())
@@ -66,22 +76,39 @@ class RunLog:
             ok = status == "SUCCESS"
             if not ok:
                 self.failed_task = task
-            if self._progress:
-                mark = "ok  " if ok else "FAIL"
-                print(f"  [{mark}] {task:<22} {took:6.1f} s", file=self._progress, flush=True)
+            self._say(f"  [{'ok' if ok else 'FAIL':>5}] {task:<22} {took:6.1f} s")
         elif match := _ERROR.match(line):
             self.last_error = f"{match.group(1)}: {match.group(2).strip()}"
 
+    def tick(self) -> None:
+        """Say how long each unfinished task has been running."""
+        now = time.monotonic()
+        for task, started in list(self._started.items()):
+            if task not in self.durations:
+                self._say(f"  [  ...] {task:<22} {now - started:6.0f} s, still running")
+
+
+def _tick_until(stop: threading.Event, sink: RunLog) -> None:
+    while not stop.wait(TICK_S):
+        sink.tick()
+
 
 @contextlib.contextmanager
-def capture_run_output(log_path: Path, show_progress: bool) -> Iterator[RunLog]:
+def capture_run_output(
+    log_path: Path, show_progress: bool, total: int | None = None
+) -> Iterator[RunLog]:
     """Route ``sys.stdout`` (and kfp.local's logging) into a :class:`RunLog`."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    sink = RunLog(log_path, sys.stderr if show_progress else None)
+    sink = RunLog(log_path, sys.stderr if show_progress else None, total)
+    stop = threading.Event()
+    ticker = threading.Thread(target=_tick_until, args=(stop, sink), daemon=True)
+    if show_progress:
+        ticker.start()
     with contextlib.redirect_stdout(sink):  # type: ignore[type-var]
         try:
             yield sink
         finally:
+            stop.set()
             sink.close()
 
 
@@ -90,6 +117,16 @@ def format_metrics(metrics: dict[str, Any]) -> str:
     return "  ".join(
         f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items()
     )
+
+
+def describe_policy(spec: str) -> str:
+    """A blessing policy string in words (the string itself if it does not parse)."""
+    from kfp_mlops.model.blessing import BlessingPolicy, PolicyError
+
+    try:
+        return f"{BlessingPolicy.parse(spec).describe()} (model gate)"
+    except PolicyError:
+        return spec
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -117,6 +154,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         watch = summary["monitor"]
         decision = "RETRAIN" if watch.get("retrain") else "KEEP"
         lines.append(f"Monitor:   [{decision}] {watch.get('reason')}")
+    if summary.get("blessing_policy"):
+        lines.append(f"Policy:    {describe_policy(summary['blessing_policy'])}")
     for name, gate in (summary.get("gates") or {}).items():
         mark = "PASS" if gate["passed"] else "STOP"
         lines.append(f"Gate:      [{mark}] {name}: {gate['reason']}")
@@ -127,8 +166,14 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"Published: {summary.get('model_name')} version {summary.get('version')} -> "
             f"{summary['model_uri']}"
         )
+    elif summary.get("identical_to"):
+        lines.append(
+            f"Published: nothing new: identical to {summary.get('model_name') or 'the model'} "
+            f"version {summary['identical_to']} (same data, settings and code; "
+            "--force-new-version publishes it anyway)"
+        )
     else:
-        lines.append("Published: nothing (a gate stopped the run)")
+        lines.append(f"Published: nothing (stopped by {summary.get('stopped_by') or 'a gate'})")
     if summary.get("deploy"):
         lines.append(f"Deploy:    {summary['deploy']}")
     for name, path in (summary.get("reports") or {}).items():

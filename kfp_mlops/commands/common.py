@@ -8,6 +8,12 @@ from typing import Any
 
 from kfp_mlops.storage import DEFAULT_LOCAL_STORE, DEFAULT_STORE_ENV, default_store_uri
 
+# Exit statuses (README "Exit statuses"): 0 published, or nothing to do; 1 an error
+# (bad input, a failed task, an unreachable store); 3 a gate stopped the run (argparse
+# uses 2 for usage errors), so a CI job that runs `kfp-mlops run` fails when nothing
+# was trained or released.
+EXIT_GATE_STOPPED = 3
+
 
 class CliError(Exception):
     """An error the user can fix; printed as one paragraph, exit status 1."""

@@ -138,9 +138,9 @@ def register(commands) -> None:
     show.set_defaults(handler=show_command)
 
     promote = sub.add_parser("promote", help="move a version to a stage")
-    promote.add_argument("name")
-    promote.add_argument("version", type=int)
-    promote.add_argument("--stage", required=True, choices=STAGES)
+    promote.add_argument("name", help="registry name, e.g. penguins")
+    promote.add_argument("version", type=int, help="version number, e.g. 3")
+    promote.add_argument("--stage", required=True, choices=STAGES, help="the new stage")
     promote.add_argument("--reason", required=True, help="why; kept in the history")
     promote.add_argument("--force", action="store_true",
                          help="allow promoting an archived or unblessed version")
@@ -148,8 +148,9 @@ def register(commands) -> None:
     promote.set_defaults(handler=promote_command)
 
     rollback = sub.add_parser("rollback", help="production returns to the previous version")
-    rollback.add_argument("name")
-    rollback.add_argument("--reason", default="rollback from the CLI")
+    rollback.add_argument("name", help="registry name, e.g. penguins")
+    rollback.add_argument("--reason", default="rollback from the CLI",
+                          help="why; kept in the history")
     rollback.add_argument("--actor", help="who (default: the current user)")
     rollback.set_defaults(handler=rollback_command)
 

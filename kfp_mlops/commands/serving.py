@@ -21,6 +21,7 @@ def serve_command(args: argparse.Namespace) -> int:
     except MissingExtraError as exc:
         raise CliError(str(exc)) from None
     from kfp_mlops.model.registry import Registry
+    from kfp_mlops.serving.example import example_request
     from kfp_mlops.serving.server import max_body_bytes, serve
     from kfp_mlops.storage import open_store
 
@@ -29,7 +30,8 @@ def serve_command(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CliError(f"--max-body-size: {exc}") from None
 
-    registry = Registry(open_store(store_uri(args)))
+    store = open_store(store_uri(args))
+    registry = Registry(store)
     version = registry.get(args.ref)
     folder = Path(SERVE_CACHE) / version.name / str(version.version)
     shutil.rmtree(folder, ignore_errors=True)
@@ -39,7 +41,9 @@ def serve_command(args: argparse.Namespace) -> int:
         f"serving {version.ref} ({version.stage}) at {base}\n"
         f"  V1: POST {base}/v1/models/{version.name}:predict\n"
         f"  V2: POST {base}/v2/models/{version.name}/infer\n"
-        f"  metrics: {base}/metrics   (Ctrl-C stops)",
+        f"  metrics: {base}/metrics   (Ctrl-C stops)\n"
+        f"try it (typical values of the training data):\n"
+        f"  {example_request(store, version.metadata, base, version.name)}",
         file=sys.stderr, flush=True,
     )
     serve(folder, model_name=version.name, http_port=args.port, host=args.host,
@@ -106,7 +110,8 @@ def register(commands) -> None:
     score.add_argument("--out", help="where to copy the predictions Parquet")
     score.add_argument("--probabilities", action="store_true", help="add proba_<class> columns")
     score.add_argument("--keep-columns", default="", help="input columns to copy (comma-separated)")
-    score.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR)
+    score.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR,
+                       help="where kfp.local keeps run outputs")
     add_store(score)
     add_output(score)
     score.set_defaults(handler=score_command)

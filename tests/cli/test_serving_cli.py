@@ -2,6 +2,7 @@
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -55,6 +56,12 @@ def test_serve_answers_v1_and_refuses_bad_input(store, tmp_path):
         bad = httpx.post(f"{base}/v1/models/penguins:predict",
                          json={"instances": [{**row, "bill_length_mm": "long"}]})
         assert bad.status_code == 400 and "bill_length_mm" in bad.text
+        # The printed curl command is a request the server answers (sent as curl would).
+        printed = [server.stderr.readline().decode() for _ in range(6)]
+        [curl] = [line.strip() for line in printed if line.strip().startswith("curl ")]
+        _, _, _, header, url, _, body = shlex.split(curl)
+        pasted = httpx.post(url, content=body, headers=[tuple(header.split(": "))])
+        assert pasted.json()["predictions"][0] in {"Adelie", "Chinstrap", "Gentoo"}
     finally:
         server.terminate()
         server.wait(timeout=30)
