@@ -6,17 +6,24 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from kfp_mlops.data.parquet import write_parquet
 from kfp_mlops.data.sources import BUNDLED, load_table, read_parquet
-from kfp_mlops.data.stats import frame_to_table
+from kfp_mlops.data.stats import StatisticsError, column_kind, frame_to_table
 from kfp_mlops.data.versions import (
     content_hash,
     file_sha256,
     publish_dataset_file,
 )
+from kfp_mlops.errors import DataError
 from kfp_mlops.storage import open_store
+
+# Cells looked at per text-typed column to find nested values (lists, dicts) before
+# anything hashes them: a nested column holds them in every non-empty cell.
+_NESTED_PROBE = 100
 
 
 @dataclass(frozen=True)
@@ -43,7 +50,9 @@ def ingest_to_parquet(
     frame = load_table(source)
     frame.columns = [str(c) for c in frame.columns]
     uri = f"bundled:{source}" if source in BUNDLED else source
+    refuse_nested_columns(frame, source)
     arrow = frame_to_table(frame)
+    refuse_unsupported_types(arrow.schema, source)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(out_path.name + ".tmp")
@@ -65,6 +74,58 @@ def ingest_to_parquet(
         rows=len(frame), columns=frame.shape[1], sha256=digest, source_uri=uri,
         dataset_version=version.version_id if version else None, new_version=created,
     )
+
+
+def _nested_kind(value: object) -> str | None:
+    if isinstance(value, dict):
+        return "struct/map"
+    if isinstance(value, (list, tuple, set, np.ndarray)):
+        return "list"
+    return None
+
+
+def refuse_nested_columns(frame: pd.DataFrame, source: str) -> None:
+    """Refuse columns of lists or structs (nested Parquet), naming each one.
+
+    A model takes one number, category or flag per cell; hashing such cells fails
+    deep inside pandas ("unhashable type: 'numpy.ndarray'"). Dropping them here would
+    change the published dataset version behind the user's back, so ingest refuses
+    and says how to flatten them upstream.
+    """
+    nested: dict[str, str] = {}
+    for name in frame.columns:
+        column = frame[name]
+        if column.dtype != object:
+            continue
+        for value in column.dropna().head(_NESTED_PROBE):
+            kind = _nested_kind(value)
+            if kind:
+                nested[name] = kind
+                break
+    if nested:
+        listed = ", ".join(f"{name!r} ({kind})" for name, kind in nested.items())
+        raise DataError(
+            f"{source!r} has nested column(s) {listed}: every cell holds several values, and "
+            "a model takes one number, category or flag per cell. Flatten them upstream "
+            "(one column per struct field; a count, mean or first element of each list), "
+            "or leave them out of the file"
+        )
+
+
+def refuse_unsupported_types(schema: pa.Schema, source: str) -> None:
+    """Refuse column types the statistics (and the model) cannot use, before publishing."""
+    bad = []
+    for field in schema:
+        try:
+            column_kind(field.type)
+        except StatisticsError:
+            bad.append(f"{field.name!r} ({field.type})")
+    if bad:
+        raise DataError(
+            f"{source!r} has column(s) of a type the suite cannot use: {', '.join(bad)}; "
+            "convert each to a number, text, a boolean or a timestamp upstream, or leave "
+            "it out of the file"
+        )
 
 
 def read_dataset(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:

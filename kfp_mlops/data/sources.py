@@ -101,25 +101,54 @@ def _read_file(path: Path, shown: str) -> pd.DataFrame:
         raise DataError(f"cannot read {shown!r}: {type(exc).__name__}: {exc}") from None
     if frame.empty:
         raise DataError(f"{shown!r} has no rows; give a file with data")
-    if suffix not in (".parquet", ".pq"):
-        _refuse_duplicate_header(path, shown, "\t" if suffix == ".tsv" else ",")
+    if suffix in (".parquet", ".pq"):
+        refuse_unnamed_columns([str(c) for c in frame.columns], shown)
+    else:
+        _refuse_bad_header(path, shown, "\t" if suffix == ".tsv" else ",")
     return frame
 
 
-def _refuse_duplicate_header(path: Path, shown: str, sep: str) -> None:
-    """Pandas silently renames a repeated CSV column to ``name.1``; say so instead."""
+def refuse_unnamed_columns(names: list[str], shown: str) -> None:
+    """Refuse empty (or blank) column names, naming each one's position (1-based).
+
+    Pandas would call such a CSV column ``Unnamed: 4`` and it would silently become a
+    feature of that name; a model whose input has no real name cannot be served or
+    monitored by name either.
+    """
+    blank = [i for i, name in enumerate(names) if not name.strip()]
+    if not blank:
+        return
+
+    def where(i: int) -> str:
+        before = f"after {names[i - 1]!r}" if i > 0 and names[i - 1].strip() else ""
+        after = f"before {names[i + 1]!r}" if i + 1 < len(names) and names[i + 1].strip() else ""
+        return f"column {i + 1}" + (f" ({', '.join(p for p in (before, after) if p)})"
+                                    if before or after else "")
+
+    hint = ("; an unnamed first column is usually a DataFrame index written by "
+            "to_csv(): write the file with index=False" if blank[0] == 0 else "")
+    raise DataError(
+        f"{shown!r} has {len(blank)} column(s) without a name in its header: "
+        f"{'; '.join(where(i) for i in blank)} of {len(names)}. Name each column in the "
+        f"header, or drop the column{hint}"
+    )
+
+
+def _refuse_bad_header(path: Path, shown: str, sep: str) -> None:
+    """Refuse what pandas renames silently: repeated names (``name.1``), empty ones."""
     import csv
     import gzip
 
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8", newline="") as handle:
         header = next(csv.reader(handle, delimiter=sep), [])
-    repeated = sorted({name for name in header if header.count(name) > 1})
+    repeated = sorted({name for name in header if name.strip() and header.count(name) > 1})
     if repeated:
         raise DataError(
             f"{shown!r} has the column name(s) {repeated} more than once; rename them so "
             "each column is unique"
         )
+    refuse_unnamed_columns(header, shown)
 
 
 def _load_s3(uri: str) -> pd.DataFrame:

@@ -15,6 +15,11 @@ are exact up to ``category_cap`` values; past it the counter stops taking new va
 ``distinct_capped`` is set and the top values are those seen before the cap.
 
 Duplicate rows are counted from a 64-bit hash per row (8 bytes a row in memory).
+
+Infinite values (``inf``, ``-inf``) are counted per numeric column (``infinite``) and kept
+out of every other figure: mean, std, min, max, quantiles, histograms and the drift
+samples describe the finite values, so one ``inf`` cannot turn them into NaN. ``count``
+still includes them (they are present, not missing); the validation gate refuses them.
 """
 
 from __future__ import annotations
@@ -69,6 +74,8 @@ class ColumnStatistics:
     distinct: int | None = None
     distinct_capped: bool | None = None
     top_values: list[tuple[str, int]] | None = None  # most frequent first
+    # Numeric columns: how many values are +inf or -inf (in ``count``, in no other figure).
+    infinite: int | None = None
 
     def category_counts(self) -> dict[str, int]:
         """Return the counts of the recorded categories (all of them unless capped)."""
@@ -163,6 +170,7 @@ class _Accumulator:
     min: Any = None
     max: Any = None
     all_integral: bool = True
+    infinite: int = 0
     sample: list[np.ndarray] = field(default_factory=list)
     counter: Counter[str] = field(default_factory=Counter)
     capped: bool = False
@@ -176,10 +184,17 @@ class Scan:
     samples: dict[str, np.ndarray]
 
 
-def _numeric_values(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
+def _present_values(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """The non-missing values as floats, ``inf`` included."""
     values = pc.drop_null(array).to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
     # A NaN stored in the file is as missing as a null.
     return values[~np.isnan(values)]
+
+
+def _numeric_values(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """The finite values: what every figure but ``infinite`` describes."""
+    values = _present_values(array)
+    return values[np.isfinite(values)]
 
 
 def _string_values(array: pa.Array) -> pa.Array:
@@ -192,14 +207,17 @@ def _update(acc: _Accumulator, array: pa.Array, keep: np.ndarray | None, cap: in
     """Fold one batch of one column into its accumulator."""
     rows = len(array)
     if acc.kind in NUMERIC_KINDS:
-        values = _numeric_values(array)
+        present = _present_values(array)
+        finite = np.isfinite(present)
+        values = present if finite.all() else present[finite]
         if keep is not None:
             valid = ~np.asarray(pc.is_null(array, nan_is_null=True).to_numpy(zero_copy_only=False))
-            chosen = values[keep[valid]]
+            chosen = present[keep[valid] & finite]
             if len(chosen):
                 acc.sample.append(chosen)
         n = len(values)
-        acc.missing += rows - n
+        acc.missing += rows - len(present)
+        acc.infinite += len(present) - n
         if n == 0:
             return
         # Chan et al.: merge (count, mean, M2) of the batch into the running figures.
@@ -337,7 +355,7 @@ def _finish(
         name=name,
         kind=acc.kind,
         arrow_type=acc.arrow_type,
-        count=acc.count,
+        count=acc.count + acc.infinite,
         missing=acc.missing,
         missing_share=acc.missing / rows if rows else 0.0,
     )
@@ -345,6 +363,7 @@ def _finish(
     if acc.kind in NUMERIC_KINDS:
         sample = np.concatenate(acc.sample) if acc.sample else np.empty(0)
         col.all_integral = acc.all_integral if acc.count else None
+        col.infinite = acc.infinite
         if acc.count:
             col.mean = acc.mean
             col.std = float(np.sqrt(acc.m2 / (acc.count - 1))) if acc.count > 1 else None

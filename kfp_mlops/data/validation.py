@@ -183,6 +183,29 @@ def _check_domain(
     )]
 
 
+def _infinite_values(stats: DatasetStatistics) -> list[Anomaly]:
+    """An error for every column holding +inf or -inf, whatever the schema says.
+
+    No schema can accept them: scikit-learn refuses infinite inputs (in training and in
+    serving alike), so they are refused here, by column, rather than deep in a fit.
+    Reading them as missing values instead would train a model whose server still
+    fails on the same values, and would hide an upstream bug (usually a division by
+    zero) behind imputation.
+    """
+    found = []
+    for name, col in stats.columns.items():
+        if col.infinite:
+            share = col.infinite / stats.rows if stats.rows else 0.0
+            found.append(Anomaly(
+                name, "infinite_values", ERROR,
+                f"column {name!r} has {col.infinite} infinite values (inf or -inf, "
+                f"{share:.1%} of rows); no model can learn from or score them",
+                "replace them in the source (they often come from a division by zero): with "
+                "an empty value if unknown (the model imputes it), or a finite bound",
+            ))
+    return found
+
+
 def validate(
     stats: DatasetStatistics, schema: Schema, thresholds: ValidationThresholds | None = None
 ) -> ValidationResult:
@@ -214,6 +237,7 @@ def validate(
             ))
             continue
         found += _check_column(name, expected, stats.columns[name], t)
+    found += _infinite_values(stats)
     for name in stats.columns:
         if name not in schema.columns:
             found.append(Anomaly(

@@ -138,10 +138,12 @@ def _importance_figure(importance: dict[str, Any]) -> Figure:
                      zip(names, means[order], spreads[order], strict=True)])
     total = len(importance["columns"])
     shown = f"top {len(names)} of {total}" if total > len(names) else "all"
+    # Set by the evaluate step when it bounded the measurement (wide tables).
+    note = f" Bounded: {importance['note']}." if importance.get("note") else ""
     return Figure(
         "Permutation feature importance",
         f"Raw input columns ({shown}); {importance['rows']} rows, {importance['repeats']} "
-        "shuffles each, whiskers show the spread.",
+        f"shuffles each, whiskers show the spread.{note}",
         chart.svg(),
     )
 

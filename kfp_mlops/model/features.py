@@ -97,13 +97,41 @@ def prepare_inputs(frame: pd.DataFrame, plan: FeaturePlan) -> pd.DataFrame:
     Categorical cells become ``object`` with ``np.nan`` for missing values (what
     ``SimpleImputer`` and ``OneHotEncoder`` accept), numbers become ``float64``.
     """
-    out = pd.DataFrame(index=frame.index)
+    columns: dict[str, pd.Series] = {}
     for name in plan.numeric:
-        out[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+        columns[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
     for name in plan.categorical:
         column = frame[name]
-        out[name] = column.astype(str).astype(object).where(column.notna(), np.nan)
-    return out
+        columns[name] = column.astype(str).astype(object).where(column.notna(), np.nan)
+    # One frame built at once: inserting columns one by one fragments it (pandas warns,
+    # and 2,000 inserts took seconds).
+    return pd.DataFrame(columns, index=frame.index)
+
+
+def refuse_infinite(inputs: pd.DataFrame, columns: list[str], rows: str) -> None:
+    """Raise :class:`DataError` naming each of ``columns`` that holds +inf or -inf.
+
+    scikit-learn refuses infinite inputs with "Input X contains infinity" and no column
+    name. They are not read as missing values: the served model would still fail on
+    them, and they usually mean a bug upstream (a division by zero). ``rows`` says
+    which rows these are ("training", "evaluation").
+    """
+    counts = {}
+    for name in columns:
+        found = int(np.isinf(inputs[name].to_numpy(dtype=np.float64, na_value=np.nan)).sum())
+        if found:
+            counts[name] = found
+    if counts:
+        from kfp_mlops.errors import DataError
+
+        listed = ", ".join(f"{name!r} ({n})" for name, n in list(counts.items())[:20])
+        more = f" and {len(counts) - 20} more" if len(counts) > 20 else ""
+        raise DataError(
+            f"the {rows} rows hold infinite values (inf or -inf) in column(s) {listed}{more}; "
+            "no model can learn from or score them. Replace them in the source (they often "
+            "come from a division by zero): with an empty value if unknown (the model "
+            "imputes it), or a finite bound. The data gate reports them as well"
+        )
 
 
 def plan_from_metadata(metadata) -> FeaturePlan:

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import (
@@ -24,7 +25,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from kfp_mlops.data.sources import DataError
-from kfp_mlops.model.features import FeaturePlan, plan_features, prepare_inputs
+from kfp_mlops.model.features import FeaturePlan, plan_features, prepare_inputs, refuse_infinite
 from kfp_mlops.model.package import Feature, ModelMetadata
 
 ESTIMATORS: dict[str, dict[str, type]] = {
@@ -125,7 +126,14 @@ def prepare_training(
     labelled = frame[frame[target].notna()]
     plan = plan_features(labelled, target)
     inputs = prepare_inputs(labelled, plan)
+    refuse_infinite(inputs, plan.numeric, "training")
     y = labelled[target].astype(str) if task == "classification" else labelled[target].astype(float)
+    if task == "regression" and np.isinf(y.to_numpy()).any():
+        raise DataError(
+            f"target {target!r} holds {int(np.isinf(y.to_numpy()).sum())} infinite values "
+            "(inf or -inf); a regressor cannot learn from them. Replace or drop those rows "
+            "in the source"
+        )
     parsed = parse_params(params)
     model = build_pipeline(plan, make_estimator(task, estimator, parsed, seed))
     return TrainingSetup(model, inputs, y, plan, parsed)

@@ -9,6 +9,7 @@ from kfp_mlops.data.stats import (
     StatisticsError,
     compute_statistics,
     compute_statistics_from_frame,
+    scan_parquet,
 )
 
 
@@ -101,3 +102,32 @@ def test_not_parquet(tmp_path):
     bad.write_text("not parquet")
     with pytest.raises(StatisticsError, match="cannot read"):
         compute_statistics(bad)
+
+
+def test_infinite_values_are_counted_and_kept_out_of_the_figures(tmp_path):
+    rng = np.random.default_rng(3)
+    values = rng.normal(size=1000)
+    frame = pd.DataFrame({"x": values, "flag": values > 0})
+    frame.loc[[5, 6, 7], "x"] = [np.inf, -np.inf, np.nan]
+    frame.to_parquet(tmp_path / "inf.parquet", index=False)
+    # Batches smaller than the file and a quantile sample smaller than the rows: the
+    # sample must skip the infinite values too.
+    scan = scan_parquet(tmp_path / "inf.parquet", batch_rows=128, sample_size=300)
+    col = scan.stats.columns["x"]
+    finite = frame["x"][np.isfinite(frame["x"])]
+    assert (col.infinite, col.count, col.missing) == (2, 999, 1)
+    assert col.mean == pytest.approx(finite.mean()) and col.std == pytest.approx(finite.std())
+    assert (col.min, col.max) == (finite.min(), finite.max())
+    assert all(np.isfinite(v) for v in col.quantiles.values())
+    assert all(np.isfinite(col.histogram["edges"])) and sum(col.histogram["counts"]) == 997
+    assert np.isfinite(scan.samples["x"]).all()
+    assert scan.stats.columns["flag"].infinite is None  # not a numeric column
+    again = DatasetStatistics.from_json(scan.stats.to_json())
+    assert again.columns["x"].infinite == 2
+
+
+def test_statistics_json_without_infinite_counts_still_reads(mixed):
+    raw = compute_statistics_from_frame(mixed).to_dict()
+    for column in raw["columns"]:
+        column.pop("infinite")  # as written before the field existed
+    assert DatasetStatistics.from_dict(raw).columns["age"].infinite is None

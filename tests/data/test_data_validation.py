@@ -147,3 +147,22 @@ def test_a_failing_first_dataset_does_not_become_the_schema(tmp_path):
     assert not (tmp_path / "schemas").exists()
     second = validate_against_store(compute_statistics_from_frame(good), str(tmp_path), "t")
     assert second.passed and second.schema_created
+
+
+def test_infinite_values_fail_the_gate_naming_column_count_and_fix(schema, mixed):
+    # Before: they passed the gate and failed in scikit-learn without a column name.
+    bad = mixed.copy()
+    bad.loc[[1, 2, 3], "income"] = np.inf
+    bad.loc[4, "age"] = -np.inf
+    result = check(bad, schema)
+    assert not result.passed
+    assert {("income", "infinite_values", "error"), ("age", "infinite_values", "error")} <= kinds(
+        result)
+    income = next(a for a in result.errors if a.column == "income")
+    assert "'income' has 3 infinite values" in income.message
+    assert "division by zero" in income.fix
+    # Infinite values are refused whatever the schema: a column it does not know too.
+    extra = mixed.assign(ratio=np.where(np.arange(len(mixed)) == 0, np.inf, 1.0))
+    assert ("ratio", "infinite_values", "error") in kinds(check(extra, schema))
+    # The other figures stay finite, so the range checks do not fire on the infinities.
+    assert not any(a.kind == "out_of_range" for a in result.anomalies)

@@ -130,3 +130,100 @@ def test_split_file_gives_the_rows_split_frame_gives(tmp_path, target, task):
         expected.to_parquet(tmp_path / f"expected-{name}")
         pd.testing.assert_frame_equal(read_parquet(tmp_path / name),
                                       read_parquet(tmp_path / f"expected-{name}"))
+
+
+# ---------------------------------------------------------------- data edge cases (issue 12)
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        ("a,b,,y", r"column 3 \(after 'b', before 'y'\) of 4"),
+        (",a,b,y", r"column 1 \(before 'a'\) of 4.*index=False"),
+        ("a,b,y,", r"column 4 \(after 'y'\) of 4"),
+        ("a, ,b,y", "column 2"),
+    ],
+)
+def test_a_csv_column_without_a_name_is_refused_by_position(tmp_path, header, message):
+    # pandas would read it as a feature called "Unnamed: 2".
+    rows = "\n".join(",".join(str(i + j) for j in range(4)) for i in range(5))
+    path = tmp_path / "data.csv"
+    path.write_text(f"{header}\n{rows}\n")
+    with pytest.raises(DataError, match=message):
+        load_table(str(path))
+
+
+def test_a_parquet_column_without_a_name_is_refused(tmp_path):
+    pd.DataFrame({"a": [1, 2], "": [3, 4], "y": [0, 1]}).to_parquet(tmp_path / "d.parquet")
+    with pytest.raises(DataError, match=r"column 2 \(after 'a', before 'y'\) of 3"):
+        load_table(str(tmp_path / "d.parquet"))
+
+
+def test_nested_parquet_columns_are_refused_at_ingest_by_name(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from kfp_mlops.data.ingest import ingest_to_parquet
+
+    pq.write_table(pa.table({
+        "x": [1.0, 2.0, 3.0], "tags": [[1, 2], [3], None],
+        "place": [{"lat": 1.0, "lon": 2.0}] * 3, "y": ["a", "b", "a"],
+    }), tmp_path / "nested.parquet")
+    # Before: TypeError "unhashable type: 'numpy.ndarray'" while hashing the content.
+    with pytest.raises(DataError, match=r"nested column\(s\) 'tags' \(list\), 'place' "
+                                        r"\(struct/map\).*Flatten them upstream"):
+        ingest_to_parquet(str(tmp_path / "nested.parquet"), tmp_path / "out.parquet",
+                          str(tmp_path / "store"))
+    assert not (tmp_path / "store").exists()  # nothing was published
+
+
+def test_column_types_the_statistics_cannot_read_are_refused_at_ingest(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from kfp_mlops.data.ingest import ingest_to_parquet
+
+    pq.write_table(pa.table({"x": [1.0, 2.0], "blob": [b"\x00", b"\x01"], "y": [0, 1]}),
+                   tmp_path / "binary.parquet")
+    with pytest.raises(DataError, match=r"'blob' \(binary\).*convert each"):
+        ingest_to_parquet(str(tmp_path / "binary.parquet"), tmp_path / "out.parquet")
+
+
+def _with_target(values):
+    return pd.DataFrame({"x": np.arange(len(values), dtype=float), "y": values})
+
+
+def test_a_continuous_target_is_refused_for_classification_before_training():
+    values = np.random.default_rng(0).normal(size=2000)
+    with pytest.raises(DataError, match=r"'y' holds continuous numbers \(2000 distinct values "
+                                        r"in 2000 rows.*--task regression"):
+        check_training_data(_with_target(values), "y", task="classification")
+    # Inferred, the same target is a regression: nothing to refuse.
+    assert check_training_data(_with_target(values), "y").task == "regression"
+
+
+def test_too_many_classes_for_the_rows_are_refused():
+    whole = np.arange(2000) % 400  # 400 integer classes, 5 rows each
+    with pytest.raises(DataError, match=r"400 classes in 2000 labelled rows.*fewer than 10 "
+                                        r"rows per class.*--task regression"):
+        check_training_data(_with_target(whole), "y", task="classification")
+    ids = [f"customer-{i}" for i in range(500)]  # an identifier picked as the target
+    with pytest.raises(DataError, match=r"500 classes in 500.*not an identifier"):
+        check_training_data(_with_target(ids), "y")
+
+
+def test_many_classes_with_enough_rows_each_still_train():
+    labels = np.arange(3000) % 30  # 30 classes, 100 rows each
+    checked = check_training_data(_with_target(labels), "y", task="classification")
+    assert checked.task == "classification" and len(checked.classes) == 30
+    fractional = np.arange(300) % 3 / 2  # 0.0, 0.5, 1.0: few values, fine as classes
+    assert len(check_training_data(_with_target(fractional), "y",
+                                   task="classification").classes) == 3
+
+
+@pytest.mark.parametrize("task", ["classification", "regression", None])
+def test_an_infinite_target_is_refused(task):
+    values = np.arange(100, dtype=float) % 2
+    values[[3, 50]] = [np.inf, -np.inf]
+    with pytest.raises(DataError, match="'y' holds 2 infinite values"):
+        check_training_data(_with_target(values), "y", task=task)

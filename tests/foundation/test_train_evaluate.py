@@ -138,3 +138,38 @@ def test_metric_order_is_the_order_evaluate_reports():
     shuffled = dict(sorted(metrics.items()))  # how a KFP Metrics artifact arrives
     assert list(in_reading_order(shuffled)) == list(metrics)
     assert list(in_reading_order({"zeta": 1.0, "mae": 2.0, "r2": 3.0})) == ["r2", "mae", "zeta"]
+
+
+def test_training_refuses_infinite_values_naming_the_columns():
+    # Before: "Input X contains infinity" from scikit-learn, no column named (the data
+    # gate reports them too; this holds when it ran with warn_only).
+    frame = messy_frame()
+    frame.loc[[1, 2], "size"] = [np.inf, -np.inf]
+    frame["ratio"] = np.where(np.arange(len(frame)) == 9, np.inf, 1.5 + np.arange(len(frame)))
+    with pytest.raises(DataError, match=r"training rows hold infinite values .* column\(s\) "
+                                        r"'size' \(2\), 'ratio' \(1\).*division by zero"):
+        train_model(frame, "label", "classification")
+    target = load_table("diabetes")
+    target.loc[0, "target"] = np.inf
+    with pytest.raises(DataError, match="target 'target' holds 1 infinite values"):
+        train_model(target, "target", "regression", estimator="ridge")
+
+
+def test_evaluation_refuses_infinite_values_naming_the_columns():
+    frame = messy_frame()
+    model, metadata = train_model(frame, "label", "classification")
+    frame.loc[4, "size"] = np.inf
+    with pytest.raises(DataError, match=r"evaluation rows hold infinite values .*'size' \(1\)"):
+        evaluate_model(model, metadata, frame)
+
+
+def test_wide_tables_prepare_without_fragmenting():
+    import warnings
+
+    from kfp_mlops.model.features import FeaturePlan, prepare_inputs
+
+    wide = pd.DataFrame(np.zeros((10, 300)), columns=[f"x{i}" for i in range(300)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.PerformanceWarning)
+        prepared = prepare_inputs(wide, FeaturePlan(numeric=list(wide.columns)))
+    assert prepared.shape == (10, 300)

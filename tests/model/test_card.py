@@ -301,3 +301,69 @@ def test_a_card_from_metrics_alone_has_no_plots_and_says_what_is_missing(regress
     assert "does not record the fitted estimator's other parameters" in page
     with pytest.raises(DataError, match="'metrics' dict"):
         render_model_card(metadata, {"rows": 10})
+
+
+def test_importance_bounds_are_counts_not_clocks():
+    from kfp_mlops.model.evaluate import (
+        IMPORTANCE_MAX_CELLS,
+        IMPORTANCE_MAX_COLUMNS,
+        IMPORTANCE_MIN_REPEATS,
+        IMPORTANCE_MIN_ROWS,
+        importance_bounds,
+    )
+
+    assert importance_bounds(69, 6) == (69, 6, 5)  # small: everything
+    assert importance_bounds(3000, 11) == (2000, 11, 5)
+    rows, columns, repeats = importance_bounds(1000, 2000)
+    assert columns == IMPORTANCE_MAX_COLUMNS and repeats == 5 and rows < 1000
+    assert repeats * rows * columns * 2000 <= IMPORTANCE_MAX_CELLS
+    # Very wide: rows, then repeats, stop at their floors.
+    assert importance_bounds(5000, 50_000) == (IMPORTANCE_MIN_ROWS, IMPORTANCE_MAX_COLUMNS,
+                                               IMPORTANCE_MIN_REPEATS)
+
+
+def wide_frame(rows, columns, seed=0):
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(rng.normal(size=(rows, columns)),
+                         columns=[f"x{i}" for i in range(columns)])
+    frame["color"] = rng.choice(["red", "green", "blue"], rows)
+    score = (2 * frame["x0"] - 1.5 * frame["x1"] + frame["x2"] ** 2
+             + 2 * (frame["color"] == "red"))
+    frame["y"] = np.where(score + rng.normal(scale=0.3, size=rows) > score.median(), "hi", "lo")
+    return frame
+
+
+def test_importance_on_a_wide_table_measures_the_columns_the_model_uses():
+    from kfp_mlops.model.evaluate import IMPORTANCE_MAX_COLUMNS
+
+    frame = wide_frame(1200, 80)
+    with threadpool_limits(limits=1, user_api="openmp"):
+        model, metadata = train_model(frame.iloc[:800], "y", "classification", "random_forest",
+                                      params={"n_estimators": 30})
+    test = frame.iloc[800:]
+    evaluation = evaluate_model(model, metadata, test, explain=True)
+    first = evaluation.importance
+    assert len(first["columns"]) == IMPORTANCE_MAX_COLUMNS and first["total_columns"] == 81
+    # The signal (linear, squared and categorical) is among the measured columns and leads.
+    assert {"x0", "x1", "x2", "color"} <= set(first["columns"])
+    top = {first["columns"][i] for i in np.argsort(first["mean"])[-4:]}
+    assert top == {"x0", "x1", "x2", "color"}
+    assert first["note"].startswith(f"{IMPORTANCE_MAX_COLUMNS} of 81 columns measured")
+    # Deterministic: the same model and rows give the same figures.
+    assert evaluate_model(model, metadata, test, explain=True).importance == first
+    page, _ = render_model_card(metadata, evaluation)
+    assert f"Bounded: {IMPORTANCE_MAX_COLUMNS} of 81 columns measured" in page
+
+
+def test_screening_ranks_by_what_explains_the_model_output():
+    from kfp_mlops.model.evaluate import screen_columns
+
+    class Model:  # predicts from x3 (non-monotonic) and "kind" only
+        def predict(self, rows):
+            return rows["x3"].to_numpy() ** 2 + (rows["kind"] == "b").to_numpy() * 3
+
+    rng = np.random.default_rng(1)
+    rows = pd.DataFrame(rng.normal(size=(800, 50)), columns=[f"x{i}" for i in range(50)])
+    rows["kind"] = rng.choice(["a", "b", "c"], 800).astype(object)
+    rows.loc[::7, "x3"] = np.nan  # missing values get a bin of their own
+    assert set(screen_columns(Model(), rows.fillna({"x3": 0.0}), 2)) == {"x3", "kind"}
