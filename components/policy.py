@@ -9,9 +9,9 @@ So caching is off for those, on for the rest; every component must have an entry
 (a test fails otherwise, and another reads the compiled IR).
 
 Requests and limits come from the peak RSS of each task measured by
-``bench/bench_task_memory.py`` (1M generated rows, 12 columns, 24 MiB of Parquet) with
-headroom: the request is what the task needs at that size, the limit about twice as
-much. The ``train`` and ``run-trial`` memory grows with rows times one-hot columns and
+``bench/bench_task_memory.py`` (1M generated rows, 12 columns, a 176 MiB CSV; figures in
+docs/cluster.md) with headroom: the request is at least what the task needed there, the
+limit twice the request. The ``train`` and ``run-trial`` memory grows with rows times one-hot columns and
 is settable at compile time (``kfp-mlops compile --train-memory 8Gi``).
 """
 
@@ -44,9 +44,9 @@ POLICIES: dict[str, TaskPolicy] = {
     # Data life cycle
     "ingest": _side_effect("500m", "1Gi", "2Gi", "reads the source URI, whose object may change"),
     "check-data": _pure("250m", "512Mi", "1Gi", "reads only the dataset artifact"),
-    "compute-statistics": _pure("500m", "1Gi", "2Gi", "reads only the dataset artifact"),
+    "compute-statistics": _pure("500m", "512Mi", "1Gi", "reads only the dataset artifact"),
     "validate-data": _side_effect(
-        "250m", "512Mi", "1Gi", "reads the stored schema and may store a new version"),
+        "250m", "256Mi", "512Mi", "reads the stored schema and may store a new version"),
     "split-data": _pure("500m", "1Gi", "2Gi", "seeded: the same rows and seed give the same split"),
     # Model life cycle
     "make-candidates": _pure("100m", "256Mi", "512Mi", "a pure function of its parameters"),
@@ -58,18 +58,18 @@ POLICIES: dict[str, TaskPolicy] = {
     "evaluate": _pure("500m", "1Gi", "2Gi", "scores the model on the held-out rows"),
     "bless-model": _side_effect(
         "500m", "1Gi", "2Gi", "scores the production model, which changes between runs"),
-    "publish": _side_effect("250m", "512Mi", "1Gi", "adds a version to the registry"),
+    "publish": _side_effect("250m", "256Mi", "512Mi", "adds a version to the registry"),
     "model-card": _pure("100m", "256Mi", "512Mi", "draws from the evaluation artifact"),
     "skip-step": _pure("100m", "128Mi", "256Mi", "records a skip reason"),
     # Inferencing
     "infra-validate": _side_effect(
-        "500m", "1Gi", "2Gi", "a gate: the real server is started again for every candidate"),
+        "500m", "512Mi", "1Gi", "a gate: the real server is started again for every candidate"),
     "deploy": _side_effect("100m", "256Mi", "512Mi", "changes the InferenceService and registry"),
     "batch-predict": _side_effect(
         "1", "1Gi", "2Gi", "reads the input URI and the registry stage, which change", "2"),
     # Observability
     "monitor": _side_effect(
-        "500m", "1Gi", "2Gi", "reads the batch URI and the production model, which change"),
+        "500m", "2Gi", "4Gi", "reads the batch URI and the production model, which change"),
 }
 
 HEAVY = ("train", "run-trial")
