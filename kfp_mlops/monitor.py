@@ -13,7 +13,7 @@ from typing import Any
 
 from kfp_mlops.data.drift import DriftThresholds, detect_drift
 from kfp_mlops.data.report import html_report, markdown_summary
-from kfp_mlops.data.schema import load_schema
+from kfp_mlops.data.schema import SchemaNotFoundError, load_schema
 from kfp_mlops.data.sources import load_table, read_parquet
 from kfp_mlops.data.stats import compute_statistics_from_frame
 from kfp_mlops.data.validation import ValidationThresholds, validate
@@ -22,7 +22,7 @@ from kfp_mlops.errors import DataError
 from kfp_mlops.model.evaluate import evaluate_model
 from kfp_mlops.model.package import load_model_folder
 from kfp_mlops.model.registry import Registry, RegistryError
-from kfp_mlops.storage import StoreError, open_store
+from kfp_mlops.storage import open_store
 
 
 @dataclass
@@ -100,7 +100,7 @@ def monitor_batch(
         try:
             schema = load_schema(store, model_name)
             quality = validate(stats, schema, ValidationThresholds())
-        except StoreError:
+        except SchemaNotFoundError:  # no schema stored: no quality check (an outage raises)
             quality = None
         labelled = current[current[metadata.target].notna()] if metadata.target in current else None
         performance: dict[str, Any] = {}

@@ -13,30 +13,98 @@ Keys are ``/``-separated relative paths (``models/wine/3/model.joblib``). Reader
 see half a publication: :meth:`Store.publish_dir` writes every file of a folder and then
 its *commit file* last, and readers only trust a folder whose commit file exists. The
 local backend also builds the folder beside its target and renames it into place.
+
+Errors are typed, the same from both backends, and decided from error codes, HTTP
+statuses and exception types, never from message text. All derive from
+:class:`StoreError`:
+
+- :class:`NotFoundError`: no object under the key (the store answered);
+- :class:`BucketNotFoundError`: the store's bucket does not exist (a configuration
+  error, so never mistaken for a missing key);
+- :class:`UnreachableError`: connection refused or dropped, timeouts, 5xx answers
+  after the retries, an endpoint that does not speak S3;
+- :class:`PermissionDeniedError`: 403 / ``AccessDenied`` / wrong credentials, or a
+  local folder that cannot be written;
+- :class:`ConflictError`: a conditional write lost to another writer;
+  :class:`AlreadyExistsError` (a publication target exists) is one.
+
+:meth:`Store.create_if_absent` is the one atomic create-if-absent: an exclusive hard
+link on a local folder, a ``PUT`` with ``If-None-Match: *`` on S3. Version numbers of
+models (the registry's claims) and of schemas (the commit file of
+:meth:`Store.publish_dir`) are taken with it.
+
+S3 requests are retried with bounded exponential backoff by the HTTP client (urllib3:
+connection errors, timeouts, 500/502/503/504 answers; idempotent methods only), and a
+read whose body breaks off is retried here. ``KFP_MLOPS_S3_TIMEOUT`` (seconds, default
+300), ``KFP_MLOPS_S3_RETRIES`` (default 5) and ``KFP_MLOPS_S3_BACKOFF`` (seconds, default
+0.2, doubled per retry) tune that.
 """
 
 from __future__ import annotations
 
 import builtins
+import copy
+import errno
+import http.client
 import io
+import logging
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 DEFAULT_STORE_ENV = "KFP_MLOPS_STORE"
 DEFAULT_LOCAL_STORE = "./mlops-store"
+S3_TIMEOUT_ENV = "KFP_MLOPS_S3_TIMEOUT"
+S3_RETRIES_ENV = "KFP_MLOPS_S3_RETRIES"
+S3_BACKOFF_ENV = "KFP_MLOPS_S3_BACKOFF"
+# Probe objects (ensure_ready, the conditional-write probe) live below this prefix.
+PROBE_PREFIX = ".kfp-mlops"
+# create_if_absent sends one PUT; larger bodies would go out as a multipart upload.
+MAX_CONDITIONAL_BYTES = 5 * 1024 * 1024
+
+_log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class StoreError(RuntimeError):
-    """The store cannot be reached or does not hold what was asked for."""
+    """The store cannot be used for what was asked (base of every store error)."""
+
+    def with_detail(self, detail: str) -> StoreError:
+        """The same error (same type) with ``detail`` appended to its message."""
+        extended = copy.copy(self)
+        extended.args = (f"{self} {detail}".strip(),)
+        return extended
 
 
-class AlreadyExistsError(StoreError):
+class NotFoundError(StoreError):
+    """No object is stored under the key; the store itself was reached and answered."""
+
+
+class BucketNotFoundError(StoreError):
+    """The store's S3 bucket does not exist: a configuration error, not a missing key."""
+
+
+class UnreachableError(StoreError):
+    """The store did not answer: refused or dropped connection, timeout, 5xx after retries."""
+
+
+class PermissionDeniedError(StoreError):
+    """The store refused the request: credentials, a bucket policy, a read-only folder."""
+
+
+class ConflictError(StoreError):
+    """A conditional write lost to another writer."""
+
+
+class AlreadyExistsError(ConflictError):
     """A publication target exists already; published folders are immutable."""
 
 
@@ -51,11 +119,11 @@ class Store(ABC):
 
     @abstractmethod
     def get_bytes(self, key: str) -> bytes:
-        """Read the object under ``key``; :class:`StoreError` if it is missing."""
+        """Read the object under ``key``; :class:`NotFoundError` if it is missing."""
 
     @abstractmethod
     def exists(self, key: str) -> bool:
-        """Whether an object is stored under ``key``."""
+        """Whether an object is stored under ``key`` (errors other than absence raise)."""
 
     @abstractmethod
     def list(self, prefix: str = "") -> list[str]:
@@ -74,15 +142,36 @@ class Store(ABC):
         """Remove one object (no error if it is gone)."""
 
     @abstractmethod
+    def create_if_absent(self, key: str, data: bytes) -> bool:
+        """Atomically create ``key`` holding ``data`` unless an object is there already.
+
+        ``True``: this call created it (on S3, possibly through a retry of its request
+        whose first answer was lost: each call marks its object with its own token, so
+        it still knows). ``False``: another object is there, another writer's or one
+        made earlier; it is never overwritten. Objects are at most
+        :data:`MAX_CONDITIONAL_BYTES`.
+        """
+
+    @abstractmethod
     def publish_dir(self, prefix: str, local_dir: str | Path, commit_file: str) -> None:
         """Publish every file of ``local_dir`` below ``prefix``, ``commit_file`` last.
 
+        The commit file is created with :meth:`create_if_absent`: of two publishers of
+        one prefix exactly one succeeds, the other gets :class:`AlreadyExistsError`.
         Raises :class:`AlreadyExistsError` when ``prefix`` is already published.
         """
 
     @abstractmethod
     def ensure_ready(self) -> None:
-        """Fail now, with a clear :class:`StoreError`, if the store cannot be used."""
+        """Prove the store usable and writable now, or raise a typed :class:`StoreError`.
+
+        A probe object is written and deleted, so a read-only store fails here, before
+        any work, rather than at publish time.
+        """
+
+    def supports_conditional_writes(self) -> bool:
+        """Whether :meth:`create_if_absent` is atomic on this store."""
+        return True
 
     def uri_for(self, key: str) -> str:
         """Full URI of ``key`` (a path for a local store, ``s3://...`` for S3)."""
@@ -105,6 +194,35 @@ class Store(ABC):
         return local_dir
 
 
+def _files_to_publish(local_dir: str | Path, commit_file: str) -> list[tuple[Path, str]]:
+    """``(path, relative name)`` of every file in ``local_dir``, the commit file last."""
+    files = sorted(p for p in Path(local_dir).rglob("*") if p.is_file())
+    named = [(p, p.relative_to(local_dir).as_posix()) for p in files]
+    if commit_file not in [name for _, name in named]:
+        raise StoreError(f"{local_dir} has no {commit_file} to publish last")
+    return [(p, n) for p, n in named if n != commit_file] + [
+        (Path(local_dir) / commit_file, commit_file)
+    ]
+
+
+# ---------------------------------------------------------------------- local folder
+
+_DENIED_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+def _local_error(exc: OSError, what: str, doing: str) -> StoreError:
+    """The typed error for an ``OSError`` raised while ``doing`` (read/write) ``what``."""
+    reason = exc.strerror or str(exc)
+    if doing == "read" and isinstance(exc, FileNotFoundError | NotADirectoryError):
+        return NotFoundError(f"{what} does not exist")
+    if doing == "read" and isinstance(exc, IsADirectoryError):
+        return NotFoundError(f"{what} does not exist (it is a folder, not an object)")
+    if isinstance(exc, PermissionError) or exc.errno in _DENIED_ERRNOS:
+        hint = " Pass a writable folder with --store or KFP_MLOPS_STORE." if doing != "read" else ""
+        return PermissionDeniedError(f"cannot {doing} {what}: {reason}.{hint}")
+    return StoreError(f"cannot {doing} {what}: {reason}")
+
+
 class LocalStore(Store):
     """A folder on the local disk."""
 
@@ -118,89 +236,198 @@ class LocalStore(Store):
             raise StoreError(f"key {key!r} escapes the store root {self.root}")
         return path
 
+    @contextmanager
+    def _os(self, what: str, doing: str) -> Iterator[None]:
+        """Turn ``OSError`` into the typed store error."""
+        try:
+            yield
+        except OSError as exc:
+            raise _local_error(exc, what, doing) from exc
+
     def ensure_ready(self) -> None:
         self._ensure_root()
+        probe = self.root / f"{PROBE_PREFIX}-probe-{uuid.uuid4().hex}"
+        with self._os(f"the local store {self.root}", "write to"):
+            probe.write_bytes(b"kfp-mlops write probe")
+            probe.unlink()
 
     def _ensure_root(self) -> None:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreError(
-                f"cannot create the local store folder {self.root}: {exc.strerror}. "
-                "Pass a writable folder with --store or KFP_MLOPS_STORE."
-            ) from exc
+            error = _local_error(exc, f"the local store folder {self.root}", "create")
+            if not isinstance(error, PermissionDeniedError):
+                error = error.with_detail("Pass a writable folder with --store or KFP_MLOPS_STORE.")
+            raise error from exc
+
+    def _write_beside(self, path: Path, write: Callable[[Path], object]) -> Path:
+        """Write a temporary file beside ``path`` with ``write``; return its path."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            write(tmp)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return tmp
 
     def put_bytes(self, key: str, data: bytes) -> None:
         self._ensure_root()
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Write beside the target, then rename: a reader never sees half a file.
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        with self._os(self.uri_for(key), "write"):
+            # Write beside the target, then rename: a reader never sees half a file.
+            tmp = self._write_beside(path, lambda t: t.write_bytes(data))
+            try:
+                os.replace(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
+
+    def create_if_absent(self, key: str, data: bytes) -> bool:
+        self._ensure_root()
+        path = self._path(key)
+        with self._os(self.uri_for(key), "write"):
+            tmp = self._write_beside(path, lambda t: t.write_bytes(data))
+            try:
+                # link(2) is atomic and refuses a taken name; the content is whole at once.
+                os.link(tmp, path)
+            except FileExistsError:
+                return False
+            except OSError as exc:
+                if exc.errno in (errno.EROFS, errno.EACCES):
+                    raise
+                # A file system without hard links (EPERM on vfat, ENOTSUP): O_EXCL.
+                return self._create_exclusive(path, data)
+            finally:
+                tmp.unlink(missing_ok=True)
+        return True
+
+    @staticmethod
+    def _create_exclusive(path: Path, data: bytes) -> bool:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        return True
 
     def get_bytes(self, key: str) -> bytes:
-        try:
-            return self._path(key).read_bytes()
-        except FileNotFoundError:
-            raise StoreError(f"{self.uri_for(key)} does not exist") from None
+        path = self._path(key)
+        with self._os(self.uri_for(key), "read"):
+            return path.read_bytes()
 
     def exists(self, key: str) -> bool:
-        return self._path(key).is_file()
+        path = self._path(key)
+        with self._os(self.uri_for(key), "read"):
+            return path.is_file()
 
     def list(self, prefix: str = "") -> list[str]:
         base = self._path(prefix) if prefix else self.root
-        if base.is_file():
-            return [prefix]
-        if not base.is_dir():
-            return []
+        with self._os(self.uri_for(prefix), "read"):
+            if base.is_file():
+                return [prefix]
+            if not base.is_dir():
+                return []
+            if any(p.startswith(".") for p in base.relative_to(self.root).parts):
+                return []
         keys = []
-        for path in base.rglob("*"):
-            rel = path.relative_to(self.root).as_posix()
-            # Folders being built (".tmp-*") and half-written files are not listed.
-            if path.is_file() and not any(p.startswith(".") for p in rel.split("/")):
-                keys.append(rel)
+        # os.walk skips folders that vanish while it walks (other writers' staging
+        # folders); folders being built (".tmp-*") and half-written files are not listed.
+        for folder, dirs, files in os.walk(base):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            rel = Path(folder).relative_to(self.root).as_posix()
+            keys.extend(
+                f"{rel}/{name}" if rel != "." else name
+                for name in files if not name.startswith(".")
+            )
         return sorted(keys)
 
     def upload_file(self, key: str, path: str | Path) -> None:
         self._ensure_root()
         target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-        shutil.copyfile(path, tmp)
-        os.replace(tmp, target)
+        with self._os(self.uri_for(key), "write"):
+            tmp = self._write_beside(target, lambda t: shutil.copyfile(path, t))
+            try:
+                os.replace(tmp, target)
+            finally:
+                tmp.unlink(missing_ok=True)
 
     def download_file(self, key: str, path: str | Path) -> None:
         source = self._path(key)
-        if not source.is_file():
-            raise StoreError(f"{self.uri_for(key)} does not exist")
-        shutil.copyfile(source, path)
+        with self._os(self.uri_for(key), "read"):
+            if not source.is_file():
+                raise FileNotFoundError(errno.ENOENT, "no such object", str(source))
+            shutil.copyfile(source, path)
 
     def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+        path = self._path(key)
+        with self._os(self.uri_for(key), "delete"):
+            path.unlink(missing_ok=True)
 
     def publish_dir(self, prefix: str, local_dir: str | Path, commit_file: str) -> None:
         self._ensure_root()
         target = self._path(prefix)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=target.parent))
+        what = self.uri_for(prefix)
+        files = _files_to_publish(local_dir, commit_file)
+        not_published = f"Nothing was published under {what}."
+        staging: Path | None = None
         try:
-            files = sorted(p for p in Path(local_dir).rglob("*") if p.is_file())
-            for path in files:
-                if path.relative_to(local_dir).as_posix() == commit_file:
-                    continue
-                dest = staging / path.relative_to(local_dir)
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(path, dest)
-            shutil.copyfile(Path(local_dir) / commit_file, staging / commit_file)
-            os.chmod(staging, 0o755)
-            # rename(2) onto a missing name is atomic, and fails if another writer won.
-            try:
-                os.rename(staging, target)
-            except OSError:
-                raise AlreadyExistsError(f"{self.uri_for(prefix)} is already published") from None
+            with self._os(what, "publish"):
+                target.parent.mkdir(parents=True, exist_ok=True)
+                staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=target.parent))
+                for path, name in files:  # the commit file last
+                    dest = staging / name
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(path, dest)
+                os.chmod(staging, 0o755)
+                # rename(2) onto a missing name is atomic, and fails if another writer won.
+                try:
+                    os.rename(staging, target)
+                except OSError as exc:
+                    if exc.errno in (errno.EEXIST, errno.ENOTEMPTY) or target.exists():
+                        raise AlreadyExistsError(f"{what} is already published") from None
+                    raise
+        except AlreadyExistsError:
+            raise
+        except StoreError as exc:
+            raise exc.with_detail(not_published) from exc
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------- S3
+
+_NOT_FOUND_CODES = {"NoSuchKey", "NoSuchObject", "NoSuchVersion", "ResourceNotFound"}
+_DENIED_CODES = {
+    "AccessDenied", "AllAccessDisabled", "InvalidAccessKeyId", "SignatureDoesNotMatch",
+    "ExpiredToken", "InvalidToken", "AccountProblem", "InvalidSecurity",
+}
+_CONFLICT_CODES = {"PreconditionFailed", "ConditionalRequestConflict", "OperationAborted"}
+_TRANSIENT_CODES = {
+    "InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "ServerError",
+}
+_READ_ATTEMPTS = 3  # a read whose body breaks off after the headers: 2 more tries
+_WRITER_META = "kfp-mlops-writer"  # user metadata: which create_if_absent call wrote it
+
+
+def _if_none_match():
+    """An ``If-None-Match: *`` header for ``Minio.put_object``, through its public API.
+
+    minio 7.2 (the newest release) has no ``headers=`` argument on ``put_object`` and
+    turns ``metadata`` keys into ``X-Amz-Meta-*``; the headers of its public ``Sse``
+    interface are the one way it sends a header verbatim (and signs it).
+    """
+    from minio.sse import Sse
+
+    class _IfNoneMatch(Sse):
+        def headers(self) -> dict[str, str]:
+            return {"If-None-Match": "*"}
+
+        def tls_required(self) -> bool:
+            return False
+
+    return _IfNoneMatch()
 
 
 class S3Store(Store):
@@ -215,45 +442,117 @@ class S3Store(Store):
         self.prefix = parsed.path.strip("/")
         self.client = client or _minio_client_from_env()
         self._bucket_checked = False
+        self._conditional: bool | None = None
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
 
-    def _call(self, what: str, fn, *args, **kwargs):
-        from minio.error import S3Error
+    def _no_bucket(self) -> BucketNotFoundError:
+        return BucketNotFoundError(
+            f"bucket {self.bucket!r} does not exist on {_endpoint_text()}; "
+            "create it first (for example `mc mb`) or point the store at another bucket."
+        )
 
-        try:
-            return fn(*args, **kwargs)
-        except S3Error as exc:
-            if exc.code in ("NoSuchKey", "NoSuchObject"):
-                raise StoreError(f"{what} does not exist") from None
-            if exc.code == "NoSuchBucket":
-                raise StoreError(
-                    f"bucket {self.bucket!r} does not exist on {_endpoint_text()}; "
-                    "create it first (for example `mc mb`) or point the store at another bucket."
-                ) from None
-            raise StoreError(f"S3 error on {what}: {exc.code}: {exc.message}") from None
-        except StoreError:
-            raise
-        except Exception as exc:  # urllib3 connection errors, DNS failures, TLS
-            raise StoreError(
-                f"cannot reach the S3 store {self.uri} at {_endpoint_text()}: "
+    def _error(self, exc: BaseException, what: str) -> StoreError:
+        """The typed error for an exception of the minio client (codes and types only)."""
+        import urllib3
+        from minio.error import InvalidResponseError, S3Error, ServerError
+
+        endpoint = _endpoint_text()
+        if isinstance(exc, S3Error):
+            code = exc.code or ""
+            status = getattr(exc.response, "status", None)
+            detail = f"{code}: {exc.message}" if exc.message else code
+            if code == "NoSuchBucket":
+                return self._no_bucket()
+            if code in _NOT_FOUND_CODES or status == 404:
+                return NotFoundError(f"{what} does not exist")
+            if code in _DENIED_CODES or status in (401, 403):
+                return PermissionDeniedError(
+                    f"the S3 store at {endpoint} refused access to {what} ({detail}). Check "
+                    "the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) and the "
+                    "bucket's policy: the store must be readable and writable."
+                )
+            if code in _CONFLICT_CODES or status in (409, 412):
+                return ConflictError(f"conflicting write of {what}: {detail}")
+            if code in _TRANSIENT_CODES or (status or 0) >= 500:
+                return UnreachableError(
+                    f"the S3 store {self.uri} at {endpoint} kept failing on {what} "
+                    f"(HTTP {status}, {detail}) after retries; try again later."
+                )
+            return StoreError(f"S3 error on {what}: {detail}")
+        if isinstance(exc, ServerError):
+            if exc.status_code >= 500:
+                return UnreachableError(
+                    f"the S3 store {self.uri} at {endpoint} kept failing on {what} "
+                    f"(HTTP {exc.status_code}) after retries; try again later."
+                )
+            return StoreError(f"S3 error on {what}: HTTP {exc.status_code}")
+        if isinstance(exc, InvalidResponseError):
+            return UnreachableError(
+                f"the endpoint {endpoint} of the S3 store {self.uri} did not answer {what} "
+                f"as S3 does ({exc}); check AWS_ENDPOINT_URL."
+            )
+        if isinstance(exc, urllib3.exceptions.MaxRetryError) and isinstance(
+            exc.reason, urllib3.exceptions.ResponseError
+        ):
+            return UnreachableError(
+                f"the S3 store {self.uri} at {endpoint} kept failing on {what} "
+                f"({exc.reason}) after retries; try again later."
+            )
+        if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
+            exc = exc.reason  # the connection error itself, after the retries
+        if isinstance(exc, urllib3.exceptions.HTTPError | OSError | http.client.HTTPException):
+            return UnreachableError(
+                f"cannot reach the S3 store {self.uri} at {endpoint}: "
                 f"{type(exc).__name__}: {exc}. Check AWS_ENDPOINT_URL and the credentials "
                 "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), or use a local folder as store."
-            ) from None
+            )
+        return StoreError(f"S3 request on {what} failed: {type(exc).__name__}: {exc}")
+
+    def _call(self, what: str, fn: Callable[..., T], *args: Any, read: bool = False,
+              **kwargs: Any) -> T:
+        """Run one client call; typed errors. ``read``: retry a body that broke off."""
+        import urllib3
+
+        attempts = _READ_ATTEMPTS if read else 1
+        for attempt in range(attempts):
+            try:
+                return fn(*args, **kwargs)
+            except StoreError:
+                raise
+            except Exception as exc:
+                error = self._error(exc, what)
+                # urllib3 retried the request already (MaxRetryError); a body that broke
+                # off after the headers was not retried by anyone: that is retried here.
+                again = (
+                    isinstance(error, UnreachableError)
+                    and not isinstance(exc, urllib3.exceptions.MaxRetryError)
+                    and attempt + 1 < attempts
+                )
+                if not again:
+                    raise error from exc
+                time.sleep(min(2.0, _env_float(S3_BACKOFF_ENV, 0.2) * 2**attempt))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def ensure_ready(self) -> None:
         self.ensure_bucket()
+        key = f"{PROBE_PREFIX}/ready-{uuid.uuid4().hex}"
+        try:
+            self.put_bytes(key, b"kfp-mlops write probe")
+            self.delete(key)
+        except PermissionDeniedError as exc:
+            raise exc.with_detail(
+                f"The store {self.uri} can be reached but not written (a probe object "
+                f"{self.uri_for(key)} could not be written and deleted)."
+            ) from exc
 
     def ensure_bucket(self) -> None:
         """Check once that the bucket exists, with a clear error otherwise."""
         if self._bucket_checked:
             return
-        if not self._call(self.uri, self.client.bucket_exists, self.bucket):
-            raise StoreError(
-                f"bucket {self.bucket!r} does not exist on {_endpoint_text()}; "
-                "create it first (for example `mc mb`) or point the store at another bucket."
-            )
+        if not self._call(self.uri, self.client.bucket_exists, self.bucket, read=True):
+            raise self._no_bucket()
         self._bucket_checked = True
 
     def put_bytes(self, key: str, data: bytes) -> None:
@@ -263,23 +562,81 @@ class S3Store(Store):
             self.bucket, self._key(key), io.BytesIO(data), len(data),
         )
 
+    def create_if_absent(self, key: str, data: bytes) -> bool:
+        if len(data) > MAX_CONDITIONAL_BYTES:
+            raise StoreError(
+                f"create_if_absent writes at most {MAX_CONDITIONAL_BYTES} bytes; "
+                f"{self.uri_for(key)} would hold {len(data)}"
+            )
+        self.ensure_bucket()
+        what = self.uri_for(key)
+        token = uuid.uuid4().hex
+        for attempt in range(10):
+            try:
+                self._call(
+                    what, self.client.put_object, self.bucket, self._key(key),
+                    io.BytesIO(data), len(data), sse=_if_none_match(),
+                    metadata={_WRITER_META: token},
+                )
+                return True
+            except ConflictError as exc:
+                cause = exc.__cause__
+                if getattr(cause, "code", "") != "PreconditionFailed":
+                    # AWS answers 409 while another conditional write of the key is in
+                    # flight: wait for it to land, then ask again.
+                    time.sleep(0.05 * (attempt + 1))
+                    continue
+                retries = getattr(getattr(cause, "response", None), "retries", None)
+                if retries is not None and not retries.history:
+                    return False  # sent once, refused: another writer's object
+            # 412 after a re-sent request: the object is ours when an earlier attempt of
+            # this call landed and its answer was lost.
+            try:
+                found = self._call(
+                    what, self.client.stat_object, self.bucket, self._key(key), read=True
+                )
+            except NotFoundError:
+                continue  # deleted in between (a probe); ask again
+            return (found.metadata or {}).get(f"x-amz-meta-{_WRITER_META}") == token
+        raise ConflictError(f"conditional write of {what} kept conflicting; retry later")
+
+    def supports_conditional_writes(self) -> bool:
+        """Probe once whether the server refuses a second ``If-None-Match: *`` create."""
+        if self._conditional is None:
+            key = f"{PROBE_PREFIX}/probe-{uuid.uuid4().hex}"
+            try:
+                first = self.create_if_absent(key, b"1")
+                self._conditional = first and not self.create_if_absent(key, b"2")
+            finally:
+                self.delete(key)
+            if not self._conditional:
+                _log.warning(
+                    "the S3 server at %s ignores If-None-Match: writes of new versions fall "
+                    "back to slower listing claims", _endpoint_text(),
+                )
+        return self._conditional
+
     def get_bytes(self, key: str) -> bytes:
-        response = self._call(
-            self.uri_for(key), self.client.get_object, self.bucket, self._key(key)
-        )
-        try:
-            return response.read()
-        finally:
-            response.close()
-            response.release_conn()
+        def fetch() -> bytes:
+            response = self.client.get_object(self.bucket, self._key(key))
+            try:
+                return response.read()
+            finally:
+                response.close()
+                response.release_conn()
+
+        return self._call(self.uri_for(key), fetch, read=True)
 
     def exists(self, key: str) -> bool:
+        # A HEAD on a missing bucket reads as a missing key: check the bucket first.
+        self.ensure_bucket()
         try:
-            self._call(self.uri_for(key), self.client.stat_object, self.bucket, self._key(key))
-        except StoreError as exc:
-            if "does not exist" in str(exc) and "bucket" not in str(exc):
-                return False
-            raise
+            self._call(
+                self.uri_for(key), self.client.stat_object, self.bucket, self._key(key),
+                read=True,
+            )
+        except NotFoundError:
+            return False
         return True
 
     def list(self, prefix: str = "") -> list[str]:
@@ -290,7 +647,7 @@ class S3Store(Store):
             for obj in self.client.list_objects(self.bucket, prefix=full, recursive=True):
                 yield obj.object_name[strip:]
 
-        return sorted(self._call(self.uri_for(prefix), lambda: list(names())))
+        return sorted(self._call(self.uri_for(prefix), lambda: list(names()), read=True))
 
     def upload_file(self, key: str, path: str | Path) -> None:
         self.ensure_bucket()
@@ -300,7 +657,8 @@ class S3Store(Store):
 
     def download_file(self, key: str, path: str | Path) -> None:
         self._call(
-            self.uri_for(key), self.client.fget_object, self.bucket, self._key(key), str(path)
+            self.uri_for(key), self.client.fget_object, self.bucket, self._key(key), str(path),
+            read=True,
         )
 
     def delete(self, key: str) -> None:
@@ -308,21 +666,73 @@ class S3Store(Store):
 
     def publish_dir(self, prefix: str, local_dir: str | Path, commit_file: str) -> None:
         prefix = prefix.rstrip("/")
-        if self.exists(f"{prefix}/{commit_file}"):
-            raise AlreadyExistsError(f"{self.uri_for(prefix)} is already published")
-        files = sorted(p for p in Path(local_dir).rglob("*") if p.is_file())
-        rel = [p.relative_to(local_dir).as_posix() for p in files]
-        if commit_file not in rel:
-            raise StoreError(f"{local_dir} has no {commit_file} to publish last")
-        # S3 has no rename: the commit file, written last, is what makes the folder real.
-        for path, name in zip(files, rel, strict=True):
-            if name != commit_file:
+        what = self.uri_for(prefix)
+        commit_key = f"{prefix}/{commit_file}"
+        files = _files_to_publish(local_dir, commit_file)
+        commit = files[-1][0].read_bytes()
+        try:
+            # Skip the uploads when the folder is published already (a folder that is its
+            # commit file alone needs no such check: the create refuses it anyway).
+            if len(files) > 1 and self.exists(commit_key):
+                raise AlreadyExistsError(f"{what} is already published")
+            # S3 has no rename: the commit file, written last, makes the folder real.
+            for path, name in files[:-1]:
                 self.upload_file(f"{prefix}/{name}", path)
-        self.upload_file(f"{prefix}/{commit_file}", Path(local_dir) / commit_file)
+        except AlreadyExistsError:
+            raise
+        except StoreError as exc:
+            raise exc.with_detail(
+                f"Nothing was published under {what}: its commit file {commit_file} was not "
+                "written, so readers do not see the files uploaded so far."
+            ) from exc
+        try:
+            created = self.create_if_absent(commit_key, commit)
+        except StoreError as exc:
+            raise exc.with_detail(
+                f"Whether {what} was published is unknown: the write of its commit file "
+                f"{commit_file} failed in flight (it is published if "
+                f"{self.uri_for(commit_key)} exists)."
+            ) from exc
+        if not created:
+            raise AlreadyExistsError(f"{what} is already published (by another writer)")
 
 
 def _endpoint_text() -> str:
     return os.environ.get("AWS_ENDPOINT_URL") or "AWS S3 (AWS_ENDPOINT_URL is not set)"
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise StoreError(f"{name}={raw!r} is not a number of seconds") from None
+    if value < 0:
+        raise StoreError(f"{name}={raw!r} must not be negative")
+    return value
+
+
+def _http_client(verify: bool):
+    """urllib3 pool as minio builds its own, with the timeout and retries configurable."""
+    import certifi
+    import urllib3
+
+    timeout = _env_float(S3_TIMEOUT_ENV, 300.0)
+    retries = int(_env_float(S3_RETRIES_ENV, 5))
+    return urllib3.PoolManager(
+        timeout=urllib3.Timeout(connect=timeout, read=timeout),
+        maxsize=10,
+        cert_reqs="CERT_REQUIRED" if verify else "CERT_NONE",
+        ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
+        retries=urllib3.Retry(
+            total=retries,
+            backoff_factor=_env_float(S3_BACKOFF_ENV, 0.2),
+            backoff_max=10,
+            status_forcelist=[500, 502, 503, 504],
+        ),
+    )
 
 
 def _minio_client_from_env():
@@ -345,6 +755,7 @@ def _minio_client_from_env():
         secure=secure,
         region=os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION"),
         cert_check=verify,
+        http_client=_http_client(verify),
     )
 
 

@@ -17,4 +17,4 @@ def test_ci_runs_the_readme_test_command():
 
 def test_readme_quickstart_runs_the_local_pipeline():
     readme = (ROOT / "README.md").read_text()
-    assert "pip install -e '.[test]' && .venv/bin/kfp-mlops run" in readme
+    assert "pip install -e '.[serving]' && .venv/bin/kfp-mlops run" in readme

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import shutil
 import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,10 +13,14 @@ import pytest
 
 from kfp_mlops.storage import (
     AlreadyExistsError,
+    BucketNotFoundError,
+    ConflictError,
     LocalStore,
+    NotFoundError,
     S3Store,
     Store,
     StoreError,
+    UnreachableError,
     open_store,
 )
 from tests.s3server import s3_server
@@ -48,7 +55,7 @@ def test_bytes_round_trip_exists_delete(store):
     store.delete("a/b/c.bin")
     store.delete("a/b/c.bin")  # deleting twice is fine
     assert not store.exists("a/b/c.bin")
-    with pytest.raises(StoreError, match=r"a/b/c\.bin does not exist"):
+    with pytest.raises(NotFoundError, match=r"a/b/c\.bin does not exist"):
         store.get_bytes("a/b/c.bin")
 
 
@@ -65,7 +72,7 @@ def test_files_and_dirs_round_trip(store, folder, tmp_path):
     store.upload_file("f/model.joblib", folder / "model.joblib")
     store.download_file("f/model.joblib", tmp_path / "copy.joblib")
     assert (tmp_path / "copy.joblib").read_bytes() == b"model bytes"
-    with pytest.raises(StoreError, match="does not exist"):
+    with pytest.raises(NotFoundError, match="does not exist"):
         store.download_file("f/missing", tmp_path / "missing")
 
     store.publish_dir("pub/1", folder, "metadata.json")
@@ -88,14 +95,30 @@ def test_publish_refuses_a_second_publication(store, folder, tmp_path):
     assert store.list("pub/") == ["pub/1/metadata.json", "pub/1/model.joblib", "pub/1/sub/part.txt"]
 
 
-def test_local_publish_is_atomic(tmp_path, folder):
+def test_local_publish_is_atomic(tmp_path, folder, monkeypatch):
     """A publication that fails half-way leaves neither the folder nor a staging copy."""
     store = LocalStore(tmp_path / "store")
-    (folder / "metadata.json").unlink()  # the commit file is missing: the copy fails last
-    with pytest.raises((StoreError, OSError)):
+    (folder / "metadata.json").unlink()  # no commit file: refused before anything is written
+    with pytest.raises(StoreError, match="has no metadata.json to publish last"):
         store.publish_dir("pub/1", folder, "metadata.json")
     assert store.list() == []
     assert not (tmp_path / "store" / "pub" / "1").exists()
+
+    (folder / "metadata.json").write_text("{}")
+    import kfp_mlops.storage as storage
+
+    copies = []
+
+    def failing_copy(src, dst):  # the disk fills up on the second file
+        copies.append(src)
+        if len(copies) == 2:
+            raise OSError(28, "No space left on device")
+        return shutil.copyfile(src, dst)
+
+    monkeypatch.setattr(storage.shutil, "copyfile", failing_copy)
+    with pytest.raises(StoreError, match="No space left.*Nothing was published under"):
+        store.publish_dir("pub/1", folder, "metadata.json")
+    assert store.list() == []
     assert [p.name for p in (tmp_path / "store" / "pub").iterdir()] == []
 
 
@@ -125,10 +148,15 @@ def test_s3_prefix_keeps_keys_apart():
 def test_missing_bucket_is_a_clear_error():
     with s3_server() as server:
         store = open_store(f"s3://no-such-bucket-{server.bucket}/x")
-        with pytest.raises(StoreError, match=r"bucket 'no-such-bucket-.*' does not exist.*create"):
+        with pytest.raises(BucketNotFoundError, match=r"bucket 'no-such-bucket-.*' does not exist.*create"):
             store.put_bytes("k", b"v")
-        with pytest.raises(StoreError, match="does not exist"):
+        with pytest.raises(BucketNotFoundError, match="does not exist"):
             store.get_bytes("k")
+        # Never "the key is missing": a missing bucket is not a missing schema.
+        with pytest.raises(BucketNotFoundError):
+            store.exists("k")
+        with pytest.raises(BucketNotFoundError):
+            store.ensure_ready()
 
 
 def free_port() -> int:
@@ -147,7 +175,7 @@ def test_unreachable_endpoint_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     store = open_store("s3://models/x")
     assert isinstance(store, S3Store)
-    with pytest.raises(StoreError) as caught:
+    with pytest.raises(UnreachableError) as caught:
         store.get_bytes("k")
     message = str(caught.value)
     assert f"cannot reach the S3 store s3://models/x at http://127.0.0.1:{port}" in message
@@ -161,3 +189,110 @@ def test_open_store_uris(tmp_path):
         open_store("gs://b")
     with pytest.raises(StoreError, match="escapes the store root"):
         LocalStore(tmp_path).put_bytes("../outside", b"x")
+
+
+def test_create_if_absent_creates_once(store):
+    assert store.create_if_absent("c/1", b"first")
+    assert not store.create_if_absent("c/1", b"second")
+    assert not store.create_if_absent("c/1", b"first")  # same bytes, another call: not ours
+    assert store.get_bytes("c/1") == b"first"
+    assert store.list("c/") == ["c/1"]
+
+
+def test_create_if_absent_has_one_winner_among_racers(store):
+    barrier = threading.Barrier(12)
+    won: list[int] = []
+
+    def racer(i: int) -> None:
+        barrier.wait()
+        if store.create_if_absent("race/key", f"writer {i}".encode()):
+            won.append(i)
+
+    threads = [threading.Thread(target=racer, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(won) == 1
+    assert store.get_bytes("race/key") == f"writer {won[0]}".encode()
+
+
+def test_publish_dir_has_one_winner_among_racers(store, tmp_path):
+    """Racing publishers of one prefix: one publishes, the others get AlreadyExistsError."""
+    folders = []
+    for i in range(8):
+        src = tmp_path / f"src{i}"
+        src.mkdir()
+        (src / "commit.txt").write_text(f"publisher {i}")
+        folders.append(src)
+    barrier = threading.Barrier(len(folders))
+    outcome: dict[int, str] = {}
+
+    def publisher(i: int) -> None:
+        barrier.wait()
+        try:
+            store.publish_dir("pub/1", folders[i], "commit.txt")
+            outcome[i] = "published"
+        except AlreadyExistsError:
+            outcome[i] = "refused"
+
+    threads = [threading.Thread(target=publisher, args=(i,)) for i in range(len(folders))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    winners = [i for i, o in outcome.items() if o == "published"]
+    assert len(winners) == 1 and len(outcome) == len(folders)
+    assert store.get_bytes("pub/1/commit.txt") == f"publisher {winners[0]}".encode()
+
+
+def test_ensure_ready_writes_and_removes_a_probe(store):
+    store.ensure_ready()
+    assert store.list() == []
+
+
+def test_errors_share_one_base_and_conflict_covers_already_exists():
+    assert issubclass(AlreadyExistsError, ConflictError)
+    for cls in (NotFoundError, BucketNotFoundError, UnreachableError, ConflictError):
+        assert issubclass(cls, StoreError)
+
+
+def test_read_only_local_store_is_permission_denied(tmp_path, monkeypatch):
+    """EROFS (a read-only mount) on every write path is PermissionDeniedError."""
+    import kfp_mlops.storage as storage
+    from kfp_mlops.storage import PermissionDeniedError
+
+    store = LocalStore(tmp_path / "store")
+    store.put_bytes("kept", b"1")
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(storage.os, "replace", read_only)
+    monkeypatch.setattr(storage.os, "link", read_only)
+    monkeypatch.setattr(storage.os, "rename", read_only)
+    monkeypatch.setattr(storage.Path, "write_bytes", read_only)
+    for write in (
+        lambda: store.put_bytes("k", b"v"),
+        lambda: store.create_if_absent("k", b"v"),
+        lambda: store.ensure_ready(),
+    ):
+        with pytest.raises(PermissionDeniedError, match="Read-only file system"):
+            write()
+    assert store.get_bytes("kept") == b"1"  # reading still works
+
+
+@pytest.mark.slow
+def test_bucket_named_like_most_buckets(tmp_path, folder):
+    """A bucket (and keys) containing "bucket": publish, exists, create work as anywhere."""
+    with s3_server(bucket="ml-bucket") as server:
+        store = open_store(server.uri("bucket-prefix"))
+        assert not store.exists("bucket/missing")
+        store.publish_dir("bucket/1", folder, "metadata.json")
+        assert store.exists("bucket/1/metadata.json")
+        assert store.create_if_absent("bucket/claim", b"x")
+        assert not store.create_if_absent("bucket/claim", b"y")
+        with pytest.raises(NotFoundError):
+            store.get_bytes("bucket/missing")
+        with pytest.raises(AlreadyExistsError):
+            store.publish_dir("bucket/1", folder, "metadata.json")

@@ -15,12 +15,13 @@ def monitor_command(args: argparse.Namespace) -> int:
     arguments = {"data": args.data, "model_name": args.model_name, "store": store_uri(args),
                  "drift_share": args.drift_share, "pushgateway": args.pushgateway or ""}
     return execute(args, build_monitoring_pipeline(), arguments,
-                   f"monitoring {args.data!r} against {args.model_name}@production")
+                   f"monitoring {args.data!r} against {args.model_name}@production", 1)
 
 
 def continuous_command(args: argparse.Namespace) -> int:
     """Run the continuous training pipeline on one batch."""
     from kfp_mlops.pipelines.continuous import build_continuous_pipeline
+    from kfp_mlops.pipelines.training import planned_tasks
 
     if not args.model_name:
         raise CliError("continuous training needs --model-name: the model whose production "
@@ -29,7 +30,8 @@ def continuous_command(args: argparse.Namespace) -> int:
     arguments.update(model_name=args.model_name, force=args.force, drift_share=args.drift_share,
                      pushgateway=args.pushgateway or "")
     return execute(args, build_continuous_pipeline(), arguments,
-                   f"continuous training of {args.model_name} on {args.data!r}")
+                   f"continuous training of {args.model_name} on {args.data!r}",
+                   1 + planned_tasks(args.n_trials))
 
 
 def register(commands) -> None:
@@ -41,7 +43,8 @@ def register(commands) -> None:
     )
     mon.add_argument("--data", required=True, help="the batch: path, s3:// URI or bundled name")
     mon.add_argument("--model-name", required=True, help="its production version is the reference")
-    mon.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR)
+    mon.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR,
+                     help="where kfp.local keeps run outputs and reports")
     add_store(mon)
     add_output(mon)
 

@@ -6,23 +6,41 @@ import argparse
 import sys
 from pathlib import Path
 
-from kfp_mlops.commands.common import CliError, add_output, add_store, emit, store_uri
+from kfp_mlops.commands.common import (
+    EXIT_GATE_STOPPED,
+    CliError,
+    add_output,
+    add_store,
+    emit,
+    store_uri,
+)
 
 
-def execute(args: argparse.Namespace, pipeline, arguments: dict, title: str) -> int:
-    """Run ``pipeline`` on kfp.local with progress, then print the run summary."""
+def execute(
+    args: argparse.Namespace, pipeline, arguments: dict, title: str, planned: int | None = None
+) -> int:
+    """Run ``pipeline`` on kfp.local with progress, then print the run summary.
+
+    ``planned`` is how many tasks a run that passes every gate runs (the progress total).
+    Returns :data:`EXIT_GATE_STOPPED` when a gate stopped the run, else 0.
+    """
     from kfp_mlops.console import capture_run_output, format_summary
     from kfp_mlops.pipelines.local import run_locally
     from kfp_mlops.pipelines.training import summarize_training
-    from kfp_mlops.storage import open_store
+    from kfp_mlops.storage import StoreError, open_store
 
-    # Fail before training, not after, when the store cannot be reached.
-    open_store(arguments["store"]).ensure_ready()
+    # Fail before training, not after, when the store cannot be reached or written.
+    store = open_store(arguments["store"])
+    try:
+        store.ensure_ready()
+        before = _publications(store)
+    except StoreError as exc:
+        raise exc.with_detail("No task was run; nothing was published.") from exc
     runs_dir = Path(args.runs_dir)
     log_path = runs_dir / "last-run.log"
     if args.output == "text":
         print(f"kfp-mlops {args.command}: {title}, store {arguments['store']}", file=sys.stderr)
-    with capture_run_output(log_path, show_progress=args.output == "text") as log:
+    with capture_run_output(log_path, args.output == "text", planned) as log:
         run = run_locally(pipeline, arguments, runs_dir)
     final_log = run.run_dir / "run.log" if run.run_dir != runs_dir.resolve() else log_path
     if final_log != log_path:
@@ -30,13 +48,61 @@ def execute(args: argparse.Namespace, pipeline, arguments: dict, title: str) -> 
     if not run.succeeded:
         raise CliError(
             f"the pipeline failed in task {log.failed_task or '?'}: "
-            f"{log.last_error or run.error}. Nothing was published. Full log: {final_log}"
+            f"{log.last_error or run.error}. {_published_text(store, before)} "
+            f"Full log: {final_log}"
         )
     summary = summarize_training(run)
     summary["log"] = str(final_log)
     summary["task_seconds"] = log.durations
     emit(args, summary, format_summary(summary))
-    return 0
+    return EXIT_GATE_STOPPED if summary["stopped_by"] else 0
+
+
+def _publications(store) -> set[tuple[str, str]]:
+    """What the store holds, committed, as ``(kind, name)`` pairs (one listing).
+
+    Dataset and schema versions, model versions, and stage changes (their commits).
+    """
+    found = set()
+    for key in store.list():
+        parts = key.split("/")
+        if parts[0] == "datasets" and len(parts) == 3 and parts[2] == "metadata.json":
+            found.add(("dataset version", parts[1]))
+        elif parts[0] == "schemas" and len(parts) == 4 and parts[3] == "schema.yaml":
+            found.add(("schema", f"{parts[1]} version {parts[2]}"))
+        elif parts[0] == "models" and len(parts) == 4 and parts[3] == "metadata.json":
+            found.add(("model", f"{parts[1]}@{parts[2]}"))
+        elif parts[0] == "models" and parts[2:3] == ["next"] and (
+            len(parts) == 4 or (len(parts) == 5 and parts[4] == "won")
+        ):
+            found.add(("stage change", f"{parts[1]}/{parts[3]}"))
+    return found
+
+
+def _published_text(store, before: set[tuple[str, str]]) -> str:
+    """What a failed run published, said plainly, from the store's own contents."""
+    from kfp_mlops.storage import StoreError
+
+    try:
+        new = _publications(store) - before
+    except StoreError as exc:
+        return (
+            f"What the run published before failing could not be checked ({exc}); see "
+            "`kfp-mlops data list` and `kfp-mlops models list`."
+        )
+    if not new:
+        return "Nothing was published."
+    kinds: dict[str, list[str]] = {}
+    for kind, name in sorted(new):
+        kinds.setdefault(kind, []).append(name)
+    said = []
+    for kind, names in kinds.items():
+        if kind == "stage change":
+            models = sorted({n.split("/")[0] for n in names})
+            said.append(f"stage changes of {', '.join(models)} (see `kfp-mlops models list`)")
+        else:
+            said.append(f"{kind}{'s' if len(names) > 1 else ''} {', '.join(names)}")
+    return f"Published in the store since the run started: {'; '.join(said)}."
 
 
 def training_arguments(args: argparse.Namespace) -> dict:
@@ -51,18 +117,19 @@ def training_arguments(args: argparse.Namespace) -> dict:
             "auto" if args.quality_threshold is None else str(args.quality_threshold)
         ),
         "blessing_policy": args.blessing_policy or "auto",
-        "n_trials": args.n_trials,
+        "n_trials": args.n_trials, "force_new_version": args.force_new_version,
     }
 
 
 def run_command(args: argparse.Namespace) -> int:
     """Run the training pipeline locally with kfp.local and summarise it."""
-    from kfp_mlops.pipelines.training import build_training_pipeline
+    from kfp_mlops.pipelines.training import build_training_pipeline, planned_tasks
 
     arguments = training_arguments(args)
     arguments.update(update_schema=args.update_schema, warn_only=args.warn_only,
                      search_space=args.search_space)
-    return execute(args, build_training_pipeline(), arguments, f"training on {args.data!r}")
+    return execute(args, build_training_pipeline(), arguments, f"training on {args.data!r}",
+                   planned_tasks(args.n_trials))
 
 
 def add_training_flags(run: argparse.ArgumentParser) -> None:
@@ -95,6 +162,9 @@ def add_training_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument("--n-trials", type=int, default=0,
                      help="tune: cross-validate this many candidates in parallel tasks, train "
                      "the best (default 0: no tuning)")
+    run.add_argument("--force-new-version", action="store_true",
+                     help="publish even when a published version was trained from the same "
+                     "data, settings and code (default: say which one and publish nothing)")
     run.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR,
                      help=f"where kfp.local keeps run outputs (default {DEFAULT_RUNS_DIR})")
     add_store(run)

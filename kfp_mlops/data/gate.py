@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kfp_mlops.data.report import html_report, markdown_summary
-from kfp_mlops.data.schema import infer_schema, load_schema, save_schema
+from kfp_mlops.data.schema import SchemaNotFoundError, infer_schema, load_schema, save_schema
 from kfp_mlops.data.stats import DatasetStatistics
 from kfp_mlops.data.validation import ValidationResult, ValidationThresholds, validate
-from kfp_mlops.storage import StoreError, open_store
+from kfp_mlops.storage import open_store
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ def validate_against_store(
     store = open_store(store_uri)
     try:
         schema = None if update_schema else load_schema(store, schema_name)
-    except StoreError:  # no schema yet: this data defines it
+    except SchemaNotFoundError:  # no schema yet: this data defines it (an outage raises)
         schema = None
     created = schema is None
     if schema is None:

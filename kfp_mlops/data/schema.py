@@ -9,7 +9,9 @@ Re-inferring from new data replaces what users edited, so it only happens when a
 
 from __future__ import annotations
 
+import random
 import tempfile
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,9 @@ from typing import Any
 import yaml
 
 from kfp_mlops.data.stats import NUMERIC_KINDS, DatasetStatistics
-from kfp_mlops.storage import AlreadyExistsError, Store, StoreError
+from kfp_mlops.storage import AlreadyExistsError, ConflictError, NotFoundError, Store, StoreError
+
+_SAVE_ATTEMPTS = 100
 
 SCHEMAS_PREFIX = "schemas"
 SCHEMA_FILE = "schema.yaml"
@@ -27,6 +31,10 @@ DEFAULT_DOMAIN_CAP = 200
 
 class SchemaError(ValueError):
     """A schema file is malformed; the message names the field and the fix."""
+
+
+class SchemaNotFoundError(NotFoundError):
+    """No schema (or no such version of it) is stored under the name."""
 
 
 @dataclass
@@ -128,11 +136,14 @@ def infer_schema(stats: DatasetStatistics, domain_cap: int = DEFAULT_DOMAIN_CAP)
 
 
 def _versions(store: Store, name: str) -> list[int]:
+    """Committed versions of schema ``name`` (its ``schema.yaml`` exists), from one listing."""
     _check_name(name)
-    found = []
-    for child in store.children(f"{SCHEMAS_PREFIX}/{name}"):
-        if child.isdigit() and store.exists(f"{SCHEMAS_PREFIX}/{name}/{child}/{SCHEMA_FILE}"):
-            found.append(int(child))
+    prefix = f"{SCHEMAS_PREFIX}/{name}/"
+    found = set()
+    for key in store.list(prefix):
+        parts = key[len(prefix):].split("/")
+        if len(parts) == 2 and parts[0].isdigit() and parts[1] == SCHEMA_FILE:
+            found.add(int(parts[0]))
     return sorted(found)
 
 
@@ -142,9 +153,24 @@ def _check_name(name: str) -> None:
 
 
 def save_schema(store: Store, schema: Schema, name: str) -> int:
-    """Store ``schema`` as the next version of ``name``; return that version number."""
-    for _ in range(5):  # another writer may take the same number; try the next one
-        version = (_versions(store, name) or [0])[-1] + 1
+    """Store ``schema`` as the next version of ``name``; return that version number.
+
+    The version's commit file is created atomically (``Store.publish_dir``): of two
+    writers racing for one number, one gets it and the other takes the next.
+    """
+    version = 0
+    for attempt in range(_SAVE_ATTEMPTS):
+        if attempt:
+            # Lost a race: back off a random while (spreading a crowd of writers out).
+            time.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 6)))
+        if attempt % 5 == 0:
+            try:
+                latest = (_versions(store, name) or [0])[-1]
+            except StoreError as exc:
+                raise exc.with_detail(f"Nothing was published (schema {name!r}).") from exc
+            version = max(version + 1, latest + 1)
+        else:
+            version += 1  # the number after the one just lost (a listing costs more)
         to_store = Schema(
             columns=schema.columns, version=version, min_rows=schema.min_rows, notes=schema.notes
         )
@@ -153,23 +179,26 @@ def save_schema(store: Store, schema: Schema, name: str) -> int:
             try:
                 store.publish_dir(f"{SCHEMAS_PREFIX}/{name}/{version}", tmp, SCHEMA_FILE)
             except AlreadyExistsError:
-                continue
+                continue  # another writer took this number
         schema.version = version
         return version
-    raise StoreError(f"could not save schema {name!r}: the version number kept being taken")
+    raise ConflictError(
+        f"could not save schema {name!r}: the version number was taken {_SAVE_ATTEMPTS} "
+        "times by other writers; nothing was saved, retry later"
+    )
 
 
 def load_schema(store: Store, name: str, version: int | None = None) -> Schema:
     """Load version ``version`` (default: the latest) of schema ``name``."""
     versions = _versions(store, name)
     if not versions:
-        raise StoreError(
+        raise SchemaNotFoundError(
             f"no schema named {name!r} in the store {store.uri}; infer one first "
             "(re-run with --update-schema) or save an edited schema.yaml"
         )
     chosen = versions[-1] if version is None else version
     if chosen not in versions:
-        raise StoreError(
+        raise SchemaNotFoundError(
             f"schema {name!r} has no version {chosen}; stored versions are {versions}"
         )
     text = store.get_bytes(f"{SCHEMAS_PREFIX}/{name}/{chosen}/{SCHEMA_FILE}").decode()

@@ -30,7 +30,7 @@ import pyarrow as pa
 
 from kfp_mlops.data.parquet import write_parquet
 from kfp_mlops.data.stats import frame_to_table
-from kfp_mlops.storage import AlreadyExistsError, Store, StoreError
+from kfp_mlops.storage import AlreadyExistsError, NotFoundError, Store, StoreError
 
 DATASETS_PREFIX = "datasets"
 DATA_FILE = "data.parquet"
@@ -39,7 +39,7 @@ ID_LENGTH = 16
 _HASH_FORMAT = b"kfp-mlops-dataset-content-v1\n"
 
 
-class DatasetVersionNotFoundError(StoreError):
+class DatasetVersionNotFoundError(NotFoundError):
     """No committed dataset version has the requested id."""
 
 
@@ -130,11 +130,14 @@ def publish_dataset_file(
     and publishes that same file); ``sha256`` is the file's hash if known.
     """
     version_id = content_sha256[:ID_LENGTH]
-    existing = _read_version(store, version_id)
-    if existing is not None:
-        return existing, False
-    if parent is not None:
-        get_dataset_version(store, parent)  # fail early on a parent that does not exist
+    try:
+        existing = _read_version(store, version_id)
+        if existing is not None:
+            return existing, False
+        if parent is not None:
+            get_dataset_version(store, parent)  # fail early on a parent that does not exist
+    except StoreError as exc:
+        raise exc.with_detail(f"Nothing was published (dataset version {version_id}).") from exc
     with tempfile.TemporaryDirectory(prefix="kfp-mlops-dataset-") as tmp:
         data_path = Path(tmp) / DATA_FILE
         shutil.copyfile(parquet_path, data_path)
@@ -153,7 +156,13 @@ def publish_dataset_file(
             store.publish_dir(version.prefix, tmp, commit_file=METADATA_FILE)
         except AlreadyExistsError:
             # Another writer published the same content first: same id, same data.
-            winner = _read_version(store, version_id)
+            try:
+                winner = _read_version(store, version_id)
+            except StoreError as exc:
+                raise exc.with_detail(
+                    f"Dataset version {version_id} was published by another writer at the "
+                    "same time (the same content); reading it back failed."
+                ) from exc
             if winner is None:
                 raise
             return winner, False
@@ -161,10 +170,13 @@ def publish_dataset_file(
 
 
 def _read_version(store: Store, version_id: str) -> DatasetVersion | None:
+    """The committed version ``version_id``; None when its commit file does not exist."""
     key = f"{DATASETS_PREFIX}/{version_id}/{METADATA_FILE}"
-    if not store.exists(key):
+    try:
+        raw = store.get_bytes(key)
+    except NotFoundError:
         return None
-    return DatasetVersion.from_dict(json.loads(store.get_bytes(key)))
+    return DatasetVersion.from_dict(json.loads(raw))
 
 
 def list_dataset_versions(store: Store) -> list[DatasetVersion]:

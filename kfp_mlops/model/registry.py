@@ -6,21 +6,32 @@ Layout below the store root::
     models/<name>/<version>/metadata.json    ModelMetadata plus a "registry" block (blessed,
                                              who published it and why); the commit file
     models/<name>/history/<time>-<uuid>.json one stage transition each, append-only
+    models/<name>/next/<record id>|root      which record follows that one (the commit
+                                             of a stage change; created once, atomically)
     models/<name>/claims/<version>           S3 only: who claimed a version number
 
 Versions are integers from 1. Published folders are immutable. The stage of a version
 is not stored in the folder: it is the replay of the history records in key order
-(timestamp, then uuid), so concurrent writers only ever add records under unique keys
+(timestamp, then uuid), so concurrent writers only ever add objects under unique keys
 and every reader computes the same stages. Production is exclusive: replaying a
 promotion archives the version that was in production, so the registry holds at most
-one production version however promotions race, and the last recorded one wins.
+one production version.
+
+A stage change is a compare-and-set on the history: its record names the last record
+its writer replayed (``parent``) and counts only once ``next/<parent>`` names it, which
+:meth:`~kfp_mlops.storage.Store.create_if_absent` lets exactly one writer create. The
+loser of two racing promotions or rollbacks is told it lost (:class:`StageConflictError`)
+and nothing of its change is applied; a writer that dies before the commit leaves a
+record that never counts. Records written before this scheme (no ``parent``) count as
+they always did.
 
 How a version number is taken without a server (see ``docs/registry.md``):
 
 - local folder: the folder is built beside its target and renamed into place; rename
   refuses a taken name, and the loser retries with the next number;
 - S3 with conditional writes (AWS S3, MinIO, moto): a claim object is created with
-  ``If-None-Match: *``; the server refuses a second create, the loser takes the next;
+  :meth:`~kfp_mlops.storage.Store.create_if_absent` (``If-None-Match: *``); the server
+  refuses a second create, the loser takes the next;
 - S3 without them: each publisher writes a uniquely named claim and lists the claims
   for the number; it wins only when its claim is the only one (then marks the number
   ``won``), else it withdraws and retries after a random pause. Safe on any store with
@@ -54,7 +65,13 @@ from kfp_mlops.model.package import (
     read_metadata,
     sha256_file,
 )
-from kfp_mlops.storage import AlreadyExistsError, LocalStore, S3Store, Store, StoreError
+from kfp_mlops.storage import (
+    AlreadyExistsError,
+    ConflictError,
+    LocalStore,
+    Store,
+    StoreError,
+)
 
 STAGES = ("none", "staging", "production", "archived")
 REGISTRY_KEY = "registry"  # the block of metadata.json the registry owns
@@ -65,6 +82,8 @@ _NAME_RE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _TIME_FORMAT = "%Y%m%dT%H%M%S%fZ"
 _MAX_ATTEMPTS = 200
 _WON = "won"
+_NEXT = "next"  # models/<name>/next/<record id>: the commit of the record after it
+_ROOT = "root"  # the parent of a model's first stage change
 
 ClaimMode = Literal["auto", "conditional", "listing"]
 T = TypeVar("T")
@@ -72,6 +91,10 @@ T = TypeVar("T")
 
 class RegistryError(RuntimeError):
     """A registry request names something that does not exist or breaks a rule."""
+
+
+class StageConflictError(RegistryError, ConflictError):
+    """Another stage change of the same model was recorded first; this one was not."""
 
 
 @dataclass
@@ -111,6 +134,9 @@ class Transition:
     at: str = ""
     kind: str = "transition"
     cause: str | None = None
+    # The record this one follows (``root``: none); None in records from before the
+    # compare-and-set, which always count. See the module docstring.
+    parent: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON."""
@@ -143,6 +169,24 @@ class _State:
     production: int | None = None
     # Production versions in the order they were promoted; rollback pops it.
     production_stack: list[int] = field(default_factory=list)
+
+
+@dataclass
+class _Listing:
+    """One listing of ``models/<name>/``."""
+
+    versions: list[int]
+    history: list[str]  # history record keys, sorted
+    claimed: set[int]  # version numbers taken by claims
+    successions: list[str]  # keys below next/
+
+
+@dataclass
+class _History:
+    """The committed records of a model, and the id a new record must follow."""
+
+    records: list[Transition]
+    tip: str  # id of the last committed record, or "root"
 
 
 def validate_name(name: str) -> str:
@@ -189,51 +233,6 @@ def parse_ref(ref: str) -> tuple[str, int | str | None]:
     )
 
 
-def put_if_absent(store: S3Store, key: str, data: bytes) -> bool:
-    """Create ``key`` only if no object exists there; ``False`` if one does.
-
-    Sends ``If-None-Match: *`` on the PUT, which AWS S3 (since 2024-08), MinIO and moto
-    honour atomically. minio-py has no public argument for that header, so this goes
-    through its internal ``_put_object``. This belongs in ``storage.py`` as
-    ``Store.put_if_absent``; it lives here until that exists.
-    """
-    from minio.error import S3Error
-
-    store.ensure_bucket()
-    for attempt in range(10):
-        try:
-            store._call(
-                store.uri_for(key),
-                store.client._put_object,
-                store.bucket,
-                store._key(key),
-                data,
-                headers={"If-None-Match": "*", "Content-Type": "application/json"},
-            )
-            return True
-        except StoreError as exc:
-            cause = exc.__context__
-            code = cause.code if isinstance(cause, S3Error) else ""
-            if code == "PreconditionFailed":
-                return False
-            # AWS answers 409 while another conditional write to the key is in flight.
-            if code == "ConditionalRequestConflict":
-                time.sleep(0.05 * (attempt + 1))
-                continue
-            raise
-    raise StoreError(f"conditional write of {store.uri_for(key)} kept conflicting; retry later")
-
-
-def supports_conditional_put(store: S3Store) -> bool:
-    """Probe whether the S3 server refuses a second ``If-None-Match: *`` create."""
-    key = f".kfp-mlops/probe-{uuid.uuid4().hex}"
-    try:
-        put_if_absent(store, key, b"1")
-        return not put_if_absent(store, key, b"2")
-    finally:
-        store.delete(key)
-
-
 class Registry:
     """Model versions, stages and their history, kept in a :class:`Store`."""
 
@@ -256,8 +255,11 @@ class Registry:
         """Names of the models with at least one published version."""
         if isinstance(self.store, LocalStore):
             root = self.store.root / MODELS
-            found = [p.name for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
-            return sorted(n for n in found if _NAME_RE.match(n) and self._listing(n)[0])
+            try:
+                found = [p.name for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
+            except OSError as exc:
+                raise StoreError(f"cannot read {root}: {exc.strerror or exc}") from exc
+            return sorted(n for n in found if _NAME_RE.match(n) and self._listing(n).versions)
         names = set()
         for key in self.store.list(f"{MODELS}/"):
             parts = key.split("/")
@@ -267,20 +269,20 @@ class Registry:
 
     def list_versions(self, name: str) -> list[ModelVersion]:
         """Every published version of ``name``, oldest first, with its current stage."""
-        versions, history_keys, _ = self._scan(name)
-        state = self._replay(self._load_history(history_keys))
-        return self._versions(name, versions, state)
+        listing = self._scan(name)
+        state = self._replay(self._history(name, listing).records)
+        return self._versions(name, listing.versions, state)
 
     def history(self, name: str) -> list[Transition]:
         """Every stage transition of ``name`` in replay order."""
-        _, history_keys, _ = self._scan(name)
-        return self._load_history(history_keys)
+        return self._history(name, self._scan(name)).records
 
     def get(self, ref: str) -> ModelVersion:
         """Resolve ``NAME`` (latest), ``NAME@VERSION`` or ``NAME@STAGE`` (latest in it)."""
         name, selector = parse_ref(ref)
-        versions, history_keys, _ = self._scan(name)
-        state = self._replay(self._load_history(history_keys))
+        listing = self._scan(name)
+        versions = listing.versions
+        state = self._replay(self._history(name, listing).records)
         if selector is None:
             chosen = versions[-1]
         elif isinstance(selector, int):
@@ -380,7 +382,17 @@ class Registry:
             blessed=is_blessed,
         )
         if stage != "none":
-            self.transition(name, version, stage, reason=reason, actor=actor)
+            try:
+                self.transition(name, version, stage, reason=reason, actor=actor)
+            except (StoreError, RegistryError) as exc:
+                detail = (
+                    f"{name}@{version} WAS published ({published.uri}, stage 'none'), but it "
+                    f"was not moved to {stage!r}; move it with `kfp-mlops models promote "
+                    f"{name} {version} --stage {stage} --reason ...`."
+                )
+                if isinstance(exc, StoreError):
+                    raise exc.with_detail(detail) from exc
+                raise RegistryError(f"{exc}. {detail}") from exc
             published.stage = stage
         return published
 
@@ -401,12 +413,25 @@ class Registry:
         ``force=True``.
         """
         validate_stage(stage)
-        versions, history_keys, _ = self._scan(name)
+        change = f"{name}@{version} to {stage!r}"
+        try:
+            writes = self._plan_transition(name, version, stage, reason, actor, force)
+        except StoreError as exc:
+            raise exc.with_detail(f"The stage change ({change}) was not recorded.") from exc
+        return self._commit(name, writes, change)
+
+    def _plan_transition(
+        self, name: str, version: int, stage: str, reason: str, actor: str, force: bool
+    ) -> list[Transition]:
+        """The records of a stage change, checked against the replayed history."""
+        listing = self._scan(name)
+        versions = listing.versions
         if version not in versions:
             raise RegistryError(
                 f"model {name!r} has no version {version}; versions: {_ranges(versions)}"
             )
-        records = self._load_history(history_keys)
+        history = self._history(name, listing)
+        records = history.records
         state = self._replay(records)
         current = state.stages.get(version, "none")
         if current == stage:
@@ -426,27 +451,40 @@ class Registry:
                 )
         start = _next_time(records)
         promotion_id = _record_id(start + timedelta(microseconds=1))
+        writes = []
         if stage == "production" and state.production is not None:
-            self._append(
+            writes.append(
                 Transition(
                     id=_record_id(start), name=name, version=state.production,
                     from_stage="production", to_stage="archived",
                     reason=f"replaced by version {version}: {reason}".rstrip(": "),
                     actor=actor, at=_iso(start), kind="demotion", cause=promotion_id,
+                    parent=history.tip,
                 )
             )
-        return self._append(
+        writes.append(
             Transition(
                 id=promotion_id, name=name, version=version, from_stage=current,
                 to_stage=stage, reason=reason, actor=actor,
-                at=_iso(start + timedelta(microseconds=1)),
+                at=_iso(start + timedelta(microseconds=1)), parent=history.tip,
             )
         )
+        return writes
 
     def rollback(self, name: str, *, reason: str, actor: str) -> Transition:
         """Return production to the version that was in production before the current one."""
-        versions, history_keys, _ = self._scan(name)
-        records = self._load_history(history_keys)
+        try:
+            writes, change = self._plan_rollback(name, reason, actor)
+        except StoreError as exc:
+            raise exc.with_detail(f"The rollback of {name} was not recorded.") from exc
+        return self._commit(name, writes, change)
+
+    def _plan_rollback(self, name: str, reason: str, actor: str) -> tuple[list[Transition], str]:
+        """The records of a rollback, checked against the replayed history."""
+        listing = self._scan(name)
+        versions = listing.versions
+        history = self._history(name, listing)
+        records = history.records
         state = self._replay(records)
         if state.production is None:
             raise RegistryError(
@@ -461,75 +499,170 @@ class Registry:
         previous = state.production_stack[-2]
         start = _next_time(records)
         rollback_id = _record_id(start + timedelta(microseconds=1))
-        self._append(
+        writes = [
             Transition(
                 id=_record_id(start), name=name, version=state.production,
                 from_stage="production", to_stage="archived",
                 reason=f"rolled back to version {previous}: {reason}".rstrip(": "),
                 actor=actor, at=_iso(start), kind="demotion", cause=rollback_id,
-            )
-        )
-        return self._append(
+                parent=history.tip,
+            ),
             Transition(
                 id=rollback_id, name=name, version=previous,
                 from_stage=state.stages.get(previous, "none"), to_stage="production",
                 reason=reason, actor=actor, at=_iso(start + timedelta(microseconds=1)),
-                kind="rollback",
-            )
-        )
+                kind="rollback", parent=history.tip,
+            ),
+        ]
+        return writes, f"rollback of {name} from version {state.production} to {previous}"
 
     # ------------------------------------------------------------------ internals
 
-    def _scan(self, name: str) -> tuple[list[int], list[str], set[int]]:
-        """Versions, history keys and taken claims of ``name``; an error if none exist."""
-        versions, history, claimed = self._listing(name)
-        if not versions:
+    def _scan(self, name: str) -> _Listing:
+        """One listing of ``name``; an error if it has no version."""
+        listing = self._listing(name)
+        if not listing.versions:
             known = self.list_models()
             raise RegistryError(
                 f"no model named {name!r} in {self.store.uri}; models: "
                 f"{', '.join(known) or 'none yet (publish one first)'}"
             )
-        return versions, history, claimed
+        return listing
 
-    def _listing(self, name: str) -> tuple[list[int], list[str], set[int]]:
-        """One listing of ``models/<name>/``: versions, history keys, claimed numbers."""
+    def _listing(self, name: str) -> _Listing:
+        """One listing of ``models/<name>/``: versions, history, claims, successions."""
         validate_name(name)
         base = f"{MODELS}/{name}/"
         versions: set[int] = set()
         claimed: set[int] = set()
         history: list[str] = []
+        successions: list[str] = []
         for rel in self._model_keys(name):
             parts = rel.split("/")
             if len(parts) == 2 and parts[0].isdigit() and parts[1] == METADATA_FILE:
                 versions.add(int(parts[0]))
             elif len(parts) == 2 and parts[0] == "history" and parts[1].endswith(".json"):
                 history.append(base + rel)
+            elif parts[0] == _NEXT and (
+                len(parts) == 2 or (len(parts) == 3 and parts[2] == _WON)
+            ):
+                successions.append(base + rel)
             elif _is_taken_claim(parts):
                 claimed.add(int(parts[1]))
-        return sorted(versions), sorted(history), claimed
+        return _Listing(sorted(versions), sorted(history), claimed, sorted(successions))
 
     def _model_keys(self, name: str) -> list[str]:
         """Keys below ``models/<name>/``, relative to it."""
         if isinstance(self.store, LocalStore):
-            return _local_model_keys(self.store.root / MODELS / name)
+            folder = self.store.root / MODELS / name
+            try:
+                return _local_model_keys(folder)
+            except OSError as exc:
+                raise StoreError(f"cannot read {folder}: {exc.strerror or exc}") from exc
         base = f"{MODELS}/{name}/"
         return [key[len(base):] for key in self.store.list(base)]
 
+    def _history(self, name: str, listing: _Listing) -> _History:
+        """The committed history records of ``name``, in replay order, and its tip.
+
+        A record with a ``parent`` counts only if ``next/<parent>`` names it (a demotion:
+        if the promotion it belongs to counts). Records without one predate the
+        compare-and-set and always count.
+        """
+        records = self._load_history(listing.history)
+        winners = set(self._cached_many(listing.successions, self._load_next))
+        known = {r.id for r in records}
+        # A commit seen without its record: the record was written between two pages of
+        # the listing. It exists (it is written before its commit): read it by key.
+        late = [f"{MODELS}/{name}/history/{w}.json" for w in sorted(winners - known)]
+        if late:
+            records = sorted([*records, *self._load_history(late)], key=lambda r: r.id)
+        committed = [
+            r for r in records
+            if r.parent is None or r.id in winners
+            or (r.kind == "demotion" and r.cause in winners)
+        ]
+        return _History(committed, committed[-1].id if committed else _ROOT)
+
+    def _load_next(self, key: str) -> str:
+        return str(json.loads(self.store.get_bytes(key))["id"])
+
+    def _commit(self, name: str, writes: list[Transition], change: str) -> Transition:
+        """Write ``writes`` (the last is the change itself) and make them count, or not.
+
+        The records go under unique keys first; then ``next/<parent>`` is created naming
+        the change. Only one writer can create it: a loser's records never count.
+        """
+        main = writes[-1]
+        parent = main.parent or _ROOT
+        try:
+            for transition in writes:
+                self._append(transition)
+        except StoreError as exc:
+            raise exc.with_detail(f"The stage change ({change}) was not recorded.") from exc
+        key = f"{MODELS}/{name}/{_NEXT}/{parent}"
+        try:
+            won = self._take(key, main.id, json.dumps({"id": main.id}).encode())
+        except StoreError as exc:
+            raise exc.with_detail(
+                f"Whether the stage change ({change}) was recorded is unknown: the write "
+                f"of its commit {self.store.uri_for(key)} failed in flight. "
+                f"`kfp-mlops models list {name}` shows the stages as they are."
+            ) from exc
+        if not won:
+            raise StageConflictError(
+                f"another stage change of {name!r} was recorded at the same time "
+                f"({self._describe_winner(name, parent)}); this one ({change}) was not "
+                f"applied and nothing of it was recorded. Check the stages with "
+                f"`kfp-mlops models list {name}` and repeat it if it is still wanted."
+            )
+        return main
+
+    def _describe_winner(self, name: str, parent: str) -> str:
+        """Who took ``next/<parent>`` (best effort: only for the loser's message)."""
+        base = f"{MODELS}/{name}/{_NEXT}/{parent}"
+        for key in (base, f"{base}/{_WON}"):
+            try:
+                winner = self._load_next(key)
+                rec = self._load_history([f"{MODELS}/{name}/history/{winner}.json"])[0]
+            except (StoreError, KeyError, ValueError):
+                continue
+            by = f" by {rec.actor}" if rec.actor else ""
+            return f"{rec.name}@{rec.version} to {rec.to_stage!r}{by}"
+        return "by another writer"
+
     def _scan_for_publish(self, name: str) -> int:
         """Highest version number published or claimed so far (0 when none)."""
-        versions, _, claimed = self._listing(name)
-        return max([0, *versions, *claimed])
+        listing = self._listing(name)
+        return max([0, *listing.versions, *listing.claimed])
 
     def _publish_next(
         self, name: str, staged: Path, metadata: ModelMetadata, record: _VersionRecord
     ) -> int:
         """Claim the next free version number and publish ``staged`` under it."""
-        version = self._scan_for_publish(name) + 1
-        for _ in range(_MAX_ATTEMPTS):
-            if not self._claim(name, version, record.token):
-                # Taken, or (listing claims) contested: retry the lowest number not taken.
-                version = self._scan_for_publish(name) + 1
-                continue
+        try:
+            version = self._scan_for_publish(name) + 1
+        except StoreError as exc:
+            raise exc.with_detail(f"Nothing was published for model {name!r}.") from exc
+        for attempt in range(1, _MAX_ATTEMPTS + 1):
+            try:
+                claimed = self._claim(name, version, record.token)
+                if not claimed:
+                    # Taken: try the next number (a claim is cheaper than a listing), and
+                    # list again every 5th time in case this publisher is far behind.
+                    # Listing claims: contested, so retry the lowest number not taken.
+                    if self._claims == "listing" or attempt % 5 == 0:
+                        version = max(version, self._scan_for_publish(name) + 1)
+                    else:
+                        version += 1
+                        # Back off a random while: spreads a crowd of publishers out.
+                        time.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 6)))
+                    continue
+            except StoreError as exc:
+                raise exc.with_detail(
+                    f"Nothing was published for model {name!r} (version {version} was being "
+                    "claimed; if the claim landed, that number stays unused)."
+                ) from exc
             created = datetime.now(timezone.utc)
             metadata.name, metadata.version = name, version
             metadata.created_at = _iso(created)
@@ -542,43 +675,57 @@ class Registry:
                 self.store.publish_dir(_version_prefix(name, version), staged, METADATA_FILE)
             except AlreadyExistsError:
                 # Local store: the rename lost to another publisher; take the next number.
-                version = max(version + 1, self._scan_for_publish(name) + 1)
+                try:
+                    version = max(version + 1, self._scan_for_publish(name) + 1)
+                except StoreError as exc:
+                    raise exc.with_detail(
+                        f"Nothing was published for model {name!r}."
+                    ) from exc
                 continue
             return version
         raise RegistryError(
             f"could not take a version number for {name!r} after {_MAX_ATTEMPTS} attempts; "
-            "too many concurrent publishers, retry later"
+            "too many concurrent publishers, retry later. Nothing was published."
         )
 
     def _claim(self, name: str, version: int, token: str) -> bool:
         """Take ``version`` for this publisher; ``False`` if someone else has it."""
         if isinstance(self.store, LocalStore):
             return True  # publish_dir's rename is the claim
-        mode = self._claim_mode()
         body = json.dumps({"token": token}).encode()
-        if mode == "conditional" and isinstance(self.store, S3Store):
-            return put_if_absent(self.store, f"{_claims_prefix(name)}/{version}", body)
-        return self._listing_claim(name, version, token, body)
+        return self._take(
+            f"{_claims_prefix(name)}/{version}", token, body,
+            taken=lambda: self.store.exists(f"{_version_prefix(name, version)}/{METADATA_FILE}"),
+        )
+
+    def _take(
+        self, key: str, token: str, body: bytes, taken: Callable[[], bool] | None = None
+    ) -> bool:
+        """Create ``key`` once for all writers: ``True`` for the one that did."""
+        if self._claim_mode() == "conditional":
+            return self.store.create_if_absent(key, body)
+        return self._listing_claim(key, token, body, taken)
 
     def _claim_mode(self) -> ClaimMode:
         if self._claims == "auto":
-            conditional = isinstance(self.store, S3Store) and supports_conditional_put(self.store)
+            conditional = self.store.supports_conditional_writes()
             self._claims = "conditional" if conditional else "listing"
         return self._claims
 
-    def _listing_claim(self, name: str, version: int, token: str, body: bytes) -> bool:
+    def _listing_claim(
+        self, key: str, token: str, body: bytes, taken: Callable[[], bool] | None
+    ) -> bool:
         """Claim by unique key then listing: win only if ours is the only claim.
 
+        Claims go under ``<key>/<token>``; the winner marks ``<key>/won`` with ``body``.
         Two claimants that see each other both withdraw and back off at random; one that
         saw only its own claim keeps it, and every later claimant will see it.
         """
-        prefix = f"{_claims_prefix(name)}/{version}/"
+        prefix = f"{key}/"
         mine = f"{prefix}{token}"
         self.store.put_bytes(mine, body)
-        if self.store.list(prefix) == [mine] and not self.store.exists(
-            f"{_version_prefix(name, version)}/{METADATA_FILE}"
-        ):
-            # Tell the others the number is taken (our claim alone already keeps them out).
+        if self.store.list(prefix) == [mine] and not (taken and taken()):
+            # Tell the others the key is taken (our claim alone already keeps them out).
             self.store.put_bytes(f"{prefix}{_WON}", body)
             return True
         self.store.delete(mine)
@@ -676,7 +823,7 @@ def _local_model_keys(folder: Path) -> list[str]:
     """List the registry's keys in a local model folder, without a recursive walk.
 
     On a local store a version folder appears whole, by rename, so its existence stands
-    for its commit file; the history folder is one flat level.
+    for its commit file; the history and next folders are one flat level each.
     """
     if not folder.is_dir():
         return []
@@ -690,6 +837,12 @@ def _local_model_keys(folder: Path) -> list[str]:
                     keys.extend(
                         f"history/{r.name}" for r in records
                         if r.name.endswith(".json") and not r.name.startswith(".")
+                    )
+            elif entry.name == _NEXT and entry.is_dir():
+                with os.scandir(entry.path) as commits:
+                    keys.extend(
+                        f"{_NEXT}/{c.name}" for c in commits
+                        if c.is_file() and not c.name.startswith(".")
                     )
     return keys
 

@@ -10,6 +10,7 @@ import json
 import pytest
 
 from kfp_mlops.cli import main
+from kfp_mlops.commands.common import EXIT_GATE_STOPPED
 from kfp_mlops.data.generator import make_batch
 
 pytestmark = pytest.mark.slow
@@ -53,7 +54,7 @@ def test_three_run_loop_then_weak_challenger_then_rollback(tmp_path, capsys):
         capsys, "run", "--data", str(batches["b3"]), *common,
         "--estimator", "logistic_regression", "--params", '{"C": 1e-06}',
     )
-    assert code == 0
+    assert code == EXIT_GATE_STOPPED and weak["stopped_by"] == "bless-model"
     assert weak["gates"]["bless-model"]["passed"] is False and weak["model_uri"] is None
     assert "champion" in weak["gates"]["bless-model"]["reason"]
 

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from kfp_mlops.cli import main
+from kfp_mlops.commands.common import EXIT_GATE_STOPPED
 from kfp_mlops.data.sources import load_table
 
 pytestmark = pytest.mark.slow
@@ -25,19 +26,33 @@ def assert_kserve_folder(uri):
     assert "metadata.json" in files
 
 
-def test_default_run_publishes_bundled_model(tmp_path, monkeypatch, capsys):
+def test_default_run_publishes_bundled_model_and_a_rerun_publishes_nothing(
+        tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("KFP_MLOPS_STORE", raising=False)
     assert main(["run"]) == 0
     captured = capsys.readouterr()
     assert "Published: penguins version 1" in captured.out
-    assert "[ok  ] train" in captured.err
+    # A progress line when each task starts ([n/planned]) and when it ends.
+    assert "[ 1/13] ingest ..." in captured.err and "[13/13] " in captured.err
+    assert "[   ok] train" in captured.err
+    assert "[14/13]" not in captured.err  # the plan counts every task of a passing run
     folder = tmp_path / "mlops-store" / "models" / "penguins" / "1"
     assert_kserve_folder(folder)
     meta = json.loads((folder / "metadata.json").read_text())
     assert meta["metrics"]["accuracy"] > 0.9
     assert meta["data_sha256"] and meta["model_sha256"] and meta["sklearn_version"]
     assert {f["name"] for f in meta["features"]} >= {"island", "bill_length_mm"}
+    assert meta["training_fingerprint"]
+
+    # The same data, settings and code again: nothing new, exit 0, the version named.
+    code, summary = run_json(capsys)
+    assert code == 0 and summary["identical_to"] == 1 and summary["stopped_by"] is None
+    assert summary["model_uri"] is None
+    assert "identical to penguins version 1" in summary["gates"]["bless-model"]["reason"]
+    assert not (folder.parent / "2").exists()
+    code, summary = run_json(capsys, "--force-new-version")
+    assert code == 0 and summary["version"] == 2
 
 
 def test_csv_multiclass_with_missing_values_and_free_text(tmp_path, capsys):
@@ -66,7 +81,7 @@ def test_regression_with_date_column_and_failed_gate(tmp_path, capsys):
     common = ["--data", str(tmp_path / "visits.csv"), "--target", "target",
               "--store", str(tmp_path / "store"), "--runs-dir", str(tmp_path / "runs")]
     code, summary = run_json(capsys, *common, "--quality-threshold", "0.99")
-    assert code == 0
+    assert code == EXIT_GATE_STOPPED and summary["stopped_by"] == "bless-model"
     assert summary["task"] == "regression" and "visit" in summary["dropped_columns"]
     assert summary["model_uri"] is None
     assert summary["gates"]["bless-model"]["passed"] is False
@@ -100,7 +115,11 @@ def test_bad_input_fails_with_one_paragraph_and_publishes_nothing(tmp_path, caps
     code = main(["run", *argv, "--store", str(tmp_path / "store"), "--runs-dir", str(tmp_path / "r")])
     err = capsys.readouterr().err
     assert code == 1
-    assert message in err and "Nothing was published" in err
+    assert message in err
+    # The message says what the failed run did publish: at most the ingested data.
+    assert "Nothing was published" in err or (
+        "Published in the store since the run started: dataset version " in err
+    )
     assert not (tmp_path / "store" / "models").exists()
 
 

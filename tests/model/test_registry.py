@@ -27,7 +27,7 @@ from kfp_mlops.model.registry import (
     REGISTRY_KEY,
     Registry,
     RegistryError,
-    supports_conditional_put,
+    StageConflictError,
 )
 from kfp_mlops.storage import LocalStore, S3Store, Store, open_store
 from tests.s3server import s3_server
@@ -289,23 +289,36 @@ def test_s3_server_honours_conditional_put():
     with s3_server() as server:
         store = open_store(server.uri())
         assert isinstance(store, S3Store)
-        assert supports_conditional_put(store)
+        assert store.supports_conditional_writes()
         assert store.list() == []  # the probe cleans up
 
 
 def test_racing_promotions_leave_one_production(store, publish):
+    """Racing promotions: each one either counts or is told it lost; one production."""
     registry = Registry(store)
     for _ in range(6):
         publish()
     registry.transition("iris", 1, "production", reason="", actor="ana")
-    concurrently(
-        5,
-        lambda i: Registry(store).transition(
-            "iris", i + 2, "production", reason=f"racer {i}", actor=f"bot{i}"
-        ),
-    )
+
+    def promote(i: int) -> str:
+        try:
+            Registry(store).transition(
+                "iris", i + 2, "production", reason=f"racer {i}", actor=f"bot{i}"
+            )
+        except StageConflictError as exc:
+            assert "was not applied" in str(exc)
+            return "lost"
+        return "won"
+
+    outcomes = concurrently(5, promote)
+    assert "won" in outcomes
     final = stages(Registry(store))
     assert list(final.values()).count("production") == 1
-    last_promotion = [t for t in registry.history("iris") if t.to_stage == "production"][-1]
-    assert final[last_promotion.version] == "production"
-    assert all(final[v] == "archived" for v in range(1, 7) if v != last_promotion.version)
+    history = registry.history("iris")
+    promoted = [t.version for t in history if t.to_stage == "production"]
+    # Exactly the winners (and version 1) are in the history, each once: losers left nothing.
+    winners = [i + 2 for i, outcome in enumerate(outcomes) if outcome == "won"]
+    assert sorted(promoted) == sorted([1, *winners])
+    assert final[promoted[-1]] == "production"
+    assert all(final[v] == "archived" for v in promoted[:-1])
+    assert all(final[i + 2] == "none" for i, o in enumerate(outcomes) if o == "lost")
