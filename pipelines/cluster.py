@@ -35,6 +35,10 @@ class ClusterConfig:
     secret_key_field: str = "secretkey"
     s3_endpoint: str = DEFAULT_ENDPOINT
     s3_region: str = "us-east-1"
+    # A Secret holding the model-signing key (docs/security.md) under ``key``; mapped to
+    # KFP_MLOPS_SIGNING_KEY in the tasks that touch the store: publish signs, the tasks
+    # that load a published model verify. None: no signing.
+    signing_secret: str | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,11 @@ def on_cluster(task, cluster: ClusterConfig | None):
     )
     task.set_env_variable("AWS_ENDPOINT_URL", cluster.s3_endpoint)
     task.set_env_variable("AWS_DEFAULT_REGION", cluster.s3_region)
+    if cluster.signing_secret:
+        kubernetes.use_secret_as_env(
+            task, secret_name=cluster.signing_secret,
+            secret_key_to_env={"key": "KFP_MLOPS_SIGNING_KEY"},
+        )
     return task
 
 

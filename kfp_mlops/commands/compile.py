@@ -37,7 +37,8 @@ def compile_command(args: argparse.Namespace) -> int:
     from kfp_mlops.pipelines.cluster import ClusterConfig
     from kfp_mlops.pipelines.compile import compile_pipelines
 
-    cluster = ClusterConfig(s3_secret=args.s3_secret, s3_endpoint=args.s3_endpoint)
+    cluster = ClusterConfig(s3_secret=args.s3_secret, s3_endpoint=args.s3_endpoint,
+                            signing_secret=args.signing_secret)
     try:
         written = compile_pipelines(
             args.output_dir, task_settings(args), cluster=cluster, namespace=args.namespace,
@@ -70,6 +71,9 @@ def register(commands) -> None:
     comp.add_argument("--namespace", help="namespace of the Kubernetes-native resources")
     comp.add_argument("--s3-secret", default=DEFAULT_SECRET,
                       help=f"Secret with keys accesskey/secretkey (default {DEFAULT_SECRET})")
+    comp.add_argument("--signing-secret", metavar="SECRET",
+                      help="Secret whose key 'key' signs published models and verifies loaded "
+                      "ones (KFP_MLOPS_SIGNING_KEY; docs/security.md); default: no signing")
     comp.add_argument("--s3-endpoint", default=DEFAULT_ENDPOINT,
                       help=f"in-cluster S3 endpoint (default {DEFAULT_ENDPOINT})")
     add_output(comp)

@@ -116,6 +116,15 @@ def load_kube_config() -> client.ApiClient:
     return client.ApiClient(configuration)
 
 
+# The model-signing key (docs/security.md), from a Secret the store's writers cannot read.
+# optional: without the Secret the server checks the sha256 only.
+SIGNING_SECRET = "kfp-mlops-signing-key"
+SIGNING_KEY_ENV_FROM_SECRET = {
+    "name": "KFP_MLOPS_SIGNING_KEY",
+    "valueFrom": {"secretKeyRef": {"name": SIGNING_SECRET, "key": "key", "optional": True}},
+}
+
+
 def inference_service(
     name: str,
     namespace: str,
@@ -133,6 +142,7 @@ def inference_service(
             "runtime": runtime,
             "protocolVersion": "v2",
             "storageUri": storage_uri,
+            "env": [SIGNING_KEY_ENV_FROM_SECRET],
         },
     }
     if canary_traffic_percent is not None:

@@ -139,6 +139,9 @@ def test_first_deploy_creates_the_service_and_smoke_checks_it(double, api_client
         "runtime": "kfp-mlops-sklearn",
         "protocolVersion": "v2",
         "storageUri": V1,
+        # The signing key from an optional Secret, as in manifests/base/inferenceservice.
+        "env": [{"name": "KFP_MLOPS_SIGNING_KEY", "valueFrom": {"secretKeyRef": {
+            "name": "kfp-mlops-signing-key", "key": "key", "optional": True}}}],
     }
     assert spec["serviceAccountName"] == "kfp-mlops-s3"
     # The default smoke request hit the V2 model-ready endpoint over HTTP.

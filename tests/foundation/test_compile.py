@@ -46,3 +46,15 @@ def test_default_image_is_not_a_developer_registry(tmp_path, capsys):
 def test_unknown_pipeline_is_a_clear_error(tmp_path, capsys):
     assert main(["compile", "--output-dir", str(tmp_path), "--pipeline", "nope"]) == 1
     assert "unknown pipeline" in capsys.readouterr().err
+
+
+def test_signing_secret_reaches_the_store_tasks_only_as_a_secret(tmp_path, capsys):
+    assert main(["compile", "--output-dir", str(tmp_path), "--pipeline", "training",
+                 "--signing-secret", "team-signing"]) == 0
+    spec, platform = yaml.safe_load_all((tmp_path / "training.yaml").read_text())
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    signed = {label for label, e in executors.items()
+              if any(s["secretName"] == "team-signing" and s["keyToEnv"][0]["envVar"]
+                     == "KFP_MLOPS_SIGNING_KEY" for s in e.get("secretAsEnv", []))}
+    assert {"exec-publish", "exec-bless-model", "exec-ingest"} <= signed
+    assert "team-signing" not in yaml.safe_dump(spec["root"])  # never a parameter
