@@ -14,6 +14,7 @@ coordinates and :meth:`Chart.svg` returns the markup.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from html import escape
@@ -26,6 +27,8 @@ BLUE, ORANGE, GREY = "#1f77b4", "#ff7f0e", "#808080"
 MAX_POINTS = 2000  # a scatter draws at most this many points (~40 bytes each)
 _CHAR = 0.6  # average glyph width in font sizes: layout estimates, no font metrics
 _SWATCH = 18  # legend sample width in pixels
+_LEADING = 1.15  # line height of wrapped labels, in font sizes
+MIN_FONT = 11  # smallest text a chart writes: readable in a KFP UI pane at 100% zoom
 
 
 def num(value: float) -> str:
@@ -82,6 +85,29 @@ def fit(content: str, width: float, size: float) -> str:
     return content[:head] + "…" + content[len(content) - (most - 1 - head):]
 
 
+def wrap(content: str, width: float, size: float, lines: int = 2) -> list[str]:
+    """``content`` broken into at most ``lines`` lines of about ``width`` pixels.
+
+    Breaks after spaces, ``_``, ``-``, ``.`` and ``/`` (column names are often
+    snake_case), inside a word only when it alone is too long. Only what does not fit in
+    ``lines`` lines is cut, with :func:`fit`'s middle ellipsis on the last line.
+    """
+    most = max(int(width / (_CHAR * size)), 3)
+    if len(content) <= most:
+        return [content]
+    words: list[str] = []
+    for word in re.findall(r"[^ _\-./]*[ _\-./]?", content):
+        words += [word[i:i + most] for i in range(0, len(word), most)] if word else []
+    rows = [""]
+    for word in words:
+        if rows[-1] and len(rows[-1] + word.rstrip()) > most:
+            rows.append("")
+        rows[-1] += word
+    if len(rows) > lines:
+        rows[lines - 1:] = [fit("".join(rows[lines - 1:]), width, size)]
+    return [row.rstrip() for row in rows]
+
+
 def text(x: float, y: float, content: str, size: float, *, anchor: str = "middle",
          rotate: float = 0, fill: str = "", tip: str = "") -> str:
     """One escaped ``<text>``; ``rotate`` turns it about its anchor point (degrees)."""
@@ -91,6 +117,19 @@ def text(x: float, y: float, content: str, size: float, *, anchor: str = "middle
     hover = f"<title>{escape(tip)}</title>" if tip else ""
     return (f"<text {where} text-anchor='{anchor}' font-size='{size:g}'{colour}>"
             f"{hover}{escape(content)}</text>")
+
+
+def text_lines(x: float, y: float, rows: Sequence[str], size: float, *,
+               anchor: str = "middle", tip: str = "") -> str:
+    """Lines of text centred vertically on row ``y`` (one ``<tspan>`` per line)."""
+    if len(rows) == 1:
+        return text(x, y + size * 0.35, rows[0], size, anchor=anchor, tip=tip)
+    first = y + size * 0.35 - (len(rows) - 1) * size * _LEADING / 2
+    hover = f"<title>{escape(tip)}</title>" if tip else ""
+    spans = "".join(f"<tspan x='{x:.1f}' dy='{0 if i == 0 else size * _LEADING:.1f}'>"
+                    f"{escape(row)}</tspan>" for i, row in enumerate(rows))
+    return (f"<text x='{x:.1f}' y='{first:.1f}' text-anchor='{anchor}' font-size='{size:g}'>"
+            f"{hover}{spans}</text>")
 
 
 @dataclass
@@ -126,10 +165,14 @@ class Chart:
 
     def __init__(self, title: str, *, x: Axis, y: Axis, width: int = 520, height: int = 390,
                  font: float = 12, legend: Sequence[tuple[str, str, str]] = (),
-                 show_title: bool = True):
+                 show_title: bool = True, label_room: float = 0.3):
+        if font < MIN_FONT:
+            raise ValueError(f"font {font} is below {MIN_FONT} px, unreadable in a KFP UI "
+                             "pane; use a larger font and a larger chart")
         self.title, self.x_axis, self.y_axis = title, x, y
         self.width, self.height, self.font = width, height, font
         self.legend, self.show_title = list(legend), show_title
+        self.label_room = label_room  # share of the width y category names may take
         self.body: list[str] = []
         self.y0 = (font + 12 if show_title else 10) + (font + 8 if legend else 0)
         self.y1 = height - self._bottom_margin()
@@ -153,20 +196,24 @@ class Chart:
         axis, size = self.x_axis, self.font
         label_row = size + 8 if axis.label else 0
         if axis.rotate and axis.categories:
-            longest = max(text_width(self._category(n, "x"), size) for n in axis.categories)
+            longest = max(text_width(self._category(n), size) for n in axis.categories)
             return longest * math.sin(math.radians(axis.rotate)) + size + 6 + label_row
         return size + 8 + label_row
 
     def _left_margin(self) -> float:
         label_row = self.font + 8 if self.y_axis.label else 4
-        longest = max(text_width(self._category(name, "y") if self.y_axis.categories else name,
-                                 self.font) for _, name in self.y_ticks)
+        longest = max(text_width(row, self.font) for _, name in self.y_ticks
+                      for row in (self._y_rows(name) if self.y_axis.categories else [name]))
         return label_row + longest + 6
 
-    def _category(self, name: str, axis: str) -> str:
-        """A category name cut to the room it gets (a share of the chart's size)."""
-        if axis == "y":
-            return fit(name, 0.3 * self.width, self.font)
+    def _y_rows(self, name: str) -> list[str]:
+        """A y category name wrapped into the room it gets: ``label_room``, its band."""
+        band = (self.y1 - self.y0) / max(len(self.y_axis.categories), 1)
+        lines = max(int(band / (self.font * _LEADING)), 1)
+        return wrap(name, self.label_room * self.width, self.font, min(lines, 3))
+
+    def _category(self, name: str) -> str:
+        """An x category name cut to the room it gets (a share of the chart's size)."""
         if self.x_axis.rotate:
             return fit(name, 0.3 * self.height, self.font)
         band = (self.x1 - self.x0) / max(len(self.x_axis.categories), 1)
@@ -254,6 +301,10 @@ class Chart:
             d = f"M{a:.1f} {c:.1f}H{b:.1f}M{a:.1f} {c - 4:.1f}v8M{b:.1f} {c - 4:.1f}v8"
         self.body.append(f"<path d='{d}' stroke='#333' fill='none'/>")
 
+    def label(self, x: float, y: float, content: str, *, dy: float = 0) -> None:
+        """Small text at a data point, ``dy`` pixels below it (negative: above)."""
+        self.body.append(text(self.x(x), self.y(y) + dy, content, self.font, fill="#333"))
+
     def heatmap(self, matrix: np.ndarray) -> None:
         """Cells shaded white to dark blue by value, each with its number.
 
@@ -262,7 +313,8 @@ class Chart:
         matrix = np.asarray(matrix, dtype=float)
         top = float(matrix.max()) if matrix.size else 0.0
         cell = min((self.x1 - self.x0) / matrix.shape[1], (self.y1 - self.y0) / matrix.shape[0])
-        size = min(self.font + 1, cell / (5 * _CHAR))  # five digits fit in a cell
+        # Five digits fit in a cell, but never below MIN_FONT (big matrices crowd instead).
+        size = max(min(self.font + 1, cell / (5 * _CHAR)), MIN_FONT)
         for (row, col), value in np.ndenumerate(matrix):
             share = value / top if top > 0 else 0.0
             self.rect(col, col + 1, row, row + 1, blues(share))
@@ -293,7 +345,7 @@ class Chart:
         size, axis = self.font, self.x_axis
         parts = []
         for value, name in self.x_ticks:
-            label = self._category(name, "x") if axis.categories else name
+            label = self._category(name) if axis.categories else name
             tip, at = name if label != name else "", self.x(value)
             if axis.rotate and axis.categories:
                 parts.append(text(at + size * 0.3, self.y1 + size * 0.8, label, size,
@@ -303,9 +355,10 @@ class Chart:
             at = min(max(at, half + 2), self.width - half - 2)  # keep edge labels whole
             parts.append(text(at, self.y1 + size + 4, label, size, tip=tip))
         for value, name in self.y_ticks:
-            label = self._category(name, "y") if self.y_axis.categories else name
-            parts.append(text(self.x0 - 4, self.y(value) + size * 0.35, label, size,
-                              anchor="end", tip=name if label != name else ""))
+            rows = self._y_rows(name) if self.y_axis.categories else [name]
+            cut = "".join(rows).replace(" ", "") != name.replace(" ", "")
+            parts.append(text_lines(self.x0 - 4, self.y(value), rows, size, anchor="end",
+                                    tip=name if cut else ""))
         return parts
 
     def _axis_labels(self) -> list[str]:

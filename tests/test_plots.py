@@ -5,7 +5,19 @@ import re
 import numpy as np
 import pytest
 
-from kfp_mlops.plots import BLUE, GREY, MAX_POINTS, Axis, Chart, fit, num, tick_texts, ticks
+from kfp_mlops.plots import (
+    BLUE,
+    GREY,
+    MAX_POINTS,
+    MIN_FONT,
+    Axis,
+    Chart,
+    fit,
+    num,
+    tick_texts,
+    ticks,
+    wrap,
+)
 
 EVIL = "<b>&"
 
@@ -53,7 +65,7 @@ def test_categorical_y_runs_top_down_and_bars_grow_from_zero():
 
 
 def test_vertical_bars_share_each_band_and_carry_whiskers():
-    chart = Chart("t", x=Axis.of(["a", "b"]), y=Axis(0, 1), width=320, height=190, font=8)
+    chart = Chart("t", x=Axis.of(["a", "b"]), y=Axis(0, 1), width=320, height=190, font=11)
     chart.bars([0.5, 1.0], BLUE, group=(0, 2), errors=[0.1, 0.1])
     chart.bars([0.5, 1.0], GREY, group=(1, 2))
     rects = [tuple(map(float, r)) for r in re.findall(
@@ -104,3 +116,37 @@ def test_numbers_ticks_and_fitted_labels():
     assert fit("short", 100, 10) == "short"
     cut = fit("a very long column name number 17", 60, 10)  # room for 10 characters
     assert len(cut) == 10 and cut.startswith("a ve") and cut.endswith("17") and "…" in cut
+
+
+def test_long_names_wrap_at_word_breaks_and_are_cut_only_past_the_lines():
+    assert wrap("mean fractal dimension", 156, 12) == ["mean fractal", "dimension"]
+    assert wrap("worst_concave_points_se", 120, 12) == ["worst_concave_", "points_se"]
+    assert wrap("short", 100, 12) == ["short"]
+    # One word longer than a line is broken inside it; past the last line, cut.
+    assert wrap("x" * 20, 60, 10) == ["x" * 10, "x" * 10]
+    assert wrap("x" * 40, 60, 10)[0] == "x" * 10 and "…" in wrap("x" * 40, 60, 10)[1]
+    many = wrap("a b c d e f g h i j k l m n o p q r s t", 60, 10, lines=2)
+    assert len(many) == 2 and "…" in many[1] and many[0] == "a b c d e"
+
+
+def test_category_labels_wrap_into_lines_inside_their_band():
+    name = "mean fractal dimension of the cell nuclei"
+    chart = Chart("t", x=Axis(0, 1), y=Axis.of([name, "b"]), width=520, height=250)
+    chart.bars([0.5, 1.0], BLUE)
+    svg = chart.svg()
+    label = re.search(r"<text x='[\d.]+' y='[\d.]+' text-anchor='end'[^>]*>(.*?)</text>", svg)
+    spans = re.findall(r"<tspan[^>]*>([^<]*)</tspan>", label.group(1))
+    assert " ".join(spans) == name and len(spans) >= 2  # every word shown, none cut
+    assert "…" not in svg
+    widest = max(len(s) for s in spans) * 0.6 * chart.font
+    assert widest <= chart.x0  # the left margin holds the longest line
+
+
+def test_no_text_below_the_minimum_font():
+    with pytest.raises(ValueError, match="below 11 px"):
+        Chart("t", x=Axis(0, 1), y=Axis(0, 1), font=8)
+    chart = Chart("t", x=Axis.of([str(i) for i in range(12)]), y=Axis.of([str(i) for i in range(12)]),
+                  width=300, height=300, font=MIN_FONT, legend=[("a", BLUE, "box")])
+    chart.heatmap(np.arange(144).reshape(12, 12) * 1000)  # crowded cells, 5-digit numbers
+    sizes = [float(v) for v in re.findall(r"font-size='([\d.]+)'", chart.svg())]
+    assert sizes and min(sizes) >= MIN_FONT

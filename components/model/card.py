@@ -1,3 +1,5 @@
+from typing import Optional
+
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, Input, Markdown, Model, Output
 
@@ -10,8 +12,10 @@ def model_card(
     evaluation: Input[Artifact],
     card: Output[HTML],
     summary: Output[Markdown],
-    blessing: Input[Artifact],
+    blessing: Input[Artifact] = None,
     intended_use: str = "auto",
+    model_version: Optional[int] = None,  # noqa: UP045 (KFP reads Optional, not int | None)
+    run_id: Optional[str] = None,  # noqa: UP045
 ):
     """Render the model card (HTML, self-contained) and a Markdown summary; the KFP UI shows both.
 
@@ -23,9 +27,13 @@ def model_card(
             calibration, residuals, permutation importance), champion comparison, data
             summary, lineage and intended use, in one HTML page with embedded images.
         summary: Metrics, blessing verdict and lineage as Markdown.
-        blessing: The ``bless-model`` verdict, whose champion comparison the card shows.
+        blessing: The ``bless-model`` verdict, whose champion comparison the card shows;
+            none: the card has no comparison (reusing the card outside the pipeline).
         intended_use: What the model is for; ``auto``: a conservative statement from its
             metadata.
+        model_version: The version ``publish`` gave the model; unset: the card says "not
+            yet published" (or the folder's own version).
+        run_id: The run that published it (the pipeline job name); unset: the folder's.
 
     """
     import json
@@ -33,9 +41,10 @@ def model_card(
     from kfp_mlops.gates import read_verdict
     from kfp_mlops.model.card import card_step
 
-    comparison = json.dumps(read_verdict(blessing.path, "model (bless-model)")["blessing"])
+    comparison = "{}" if blessing is None else json.dumps(
+        read_verdict(blessing.path, "model (bless-model)")["blessing"])
     metadata = card_step(model.path, evaluation.path, card.path, summary.path, comparison,
-                         intended_use)
+                         intended_use, version=model_version, run_id=run_id)
     card.metadata.update({"task": metadata.task, "estimator": metadata.estimator})
 
 

@@ -85,6 +85,13 @@ def _as_parquet(store, source: str, workdir: Path) -> Path:
     return download_dataset(store, source, target)
 
 
+def aligned(header: list[str], rows: list[list[str]], align: str) -> list[str]:
+    """Text table lines, each column padded to its widest cell (``align``: < or > each)."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    return ["  ".join(f"{cell:{a}{w}}" for cell, a, w in zip(row, align, widths, strict=True))
+            .rstrip() for row in [header, *rows]]
+
+
 def drift_command(args: argparse.Namespace) -> int:
     """Compare two datasets: per-feature tests, the drift share, and an HTML report."""
     from kfp_mlops.data.drift import DriftThresholds, detect_drift
@@ -95,7 +102,7 @@ def drift_command(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         reference = _as_parquet(store, args.reference, Path(tmp))
         current = _as_parquet(store, args.current, Path(tmp))
-        result = detect_drift(reference, current, thresholds)
+        result = detect_drift(reference, current, thresholds, target=args.target)
     if not result.features:
         raise CliError(
             f"{args.reference!r} and {args.current!r} share no feature columns: nothing to "
@@ -103,14 +110,16 @@ def drift_command(args: argparse.Namespace) -> int:
         )
     if args.report:
         Path(args.report).write_text(html_report(
-            result.current_stats, drift=result, title=f"Drift: {args.current} vs {args.reference}"
+            result.current_stats, drift=result, title=f"Drift: {args.current} vs {args.reference}",
+            reference_name=args.reference, current_name=args.current,
         ))
-    lines = [result.reason, f"{'FEATURE':<24} {'TEST':<14} {'SCORE':>10} {'THRESHOLD':>10}  DRIFT"]
-    lines += [
-        f"{f.column:<24} {f.test:<14} {f.score:>10.4f} {f.threshold:>10.4f}  "
-        f"{'yes' if f.drifted else 'no'}"
-        for f in result.features
-    ]
+    rows = [[f.column, f"{f.role} (not counted)" if f is result.target_drift else f.role, f.test,
+             f"{f.score:.4f}", f"{f.threshold:.4f}", "yes" if f.drifted else "no"]
+            for f in result.columns]
+    lines = [result.reason,
+             *aligned(["COLUMN", "ROLE", "TEST", "SCORE", "THRESHOLD", "DRIFT"], rows, "<<<>><")]
+    if result.target is None:
+        lines.append("every column counts in the drift share; --target keeps the label out")
     if args.report:
         lines.append(f"report: {args.report}")
     emit(args, result.to_dict(), "\n".join(lines))
@@ -162,6 +171,8 @@ def register(commands) -> None:
     drift.add_argument("--current", required=True, help="the same kinds as --reference")
     drift.add_argument("--drift-share", type=float,
                        help="share of drifted features that means dataset drift (default 0.5)")
+    drift.add_argument("--target", help="the label column: tested and shown, but not counted "
+                       "in the drift share (default: none, every shared column counts)")
     drift.add_argument("--report", help="write the HTML report here")
     drift.set_defaults(handler=drift_command)
 

@@ -10,6 +10,11 @@ Kolmogorov-Smirnov test and the Wasserstein distance (also normed by the referen
 standard deviation); categorical ones the chi-square test of the 2 x K contingency table
 and the Jensen-Shannon distance. Which metric decides follows Evidently's defaults (see
 :class:`DriftThresholds`), so results are comparable with its data-drift report.
+
+The dataset-level share counts input features. A ``target`` named to :func:`detect_drift`
+is tested and reported too (label drift), but stays out of the share unless
+``count_target=True``; a caller that names no target gets every compared column counted
+as a feature, as before.
 """
 
 from __future__ import annotations
@@ -80,11 +85,17 @@ class FeatureDrift:
     threshold: float
     drifted: bool
     metrics: dict[str, float] = field(default_factory=dict)
+    role: str = "feature"  # or "target": the label column, reported beside the features
 
 
 @dataclass
 class DriftResult:
-    """Per-feature drift and the dataset-level decision."""
+    """Per-feature drift and the dataset-level decision.
+
+    ``features`` are the columns the drift share counts; ``target_drift`` is the target's
+    test when a target was named and left out of the share (with ``count_target`` it is
+    in ``features`` instead, marked ``role="target"``).
+    """
 
     features: list[FeatureDrift]
     drift_share: float
@@ -94,22 +105,44 @@ class DriftResult:
     thresholds: DriftThresholds
     reference_stats: DatasetStatistics | None = field(default=None, repr=False)
     current_stats: DatasetStatistics | None = field(default=None, repr=False)
+    target_drift: FeatureDrift | None = None  # the target's test, not in the share
+
+    @property
+    def columns(self) -> list[FeatureDrift]:
+        """Every tested column, in order: the counted features, then an uncounted target."""
+        return self.features + ([self.target_drift] if self.target_drift else [])
+
+    @property
+    def target(self) -> str | None:
+        """The target column's name, if one was named and tested."""
+        named = [f.column for f in self.columns if f.role == "target"]
+        return named[0] if named else None
+
+    @property
+    def target_counted(self) -> bool:
+        """Whether the target's drift is part of the drift share."""
+        return any(f.role == "target" for f in self.features)
 
     @property
     def drifted_features(self) -> list[str]:
-        """Names of the features flagged as drifted."""
+        """Names of the counted columns flagged as drifted."""
         return [f.column for f in self.features if f.drifted]
 
     @property
     def reason(self) -> str:
-        """One line a pipeline can log next to the gate's boolean."""
+        """One line a pipeline can log next to the gate's boolean; says where the target is."""
         n, total = len(self.drifted_features), len(self.features)
         verdict = "dataset drift" if self.dataset_drift else "no dataset drift"
         listed = f": {', '.join(self.drifted_features)}" if n else ""
-        return (
-            f"{verdict}: {n} of {total} features drifted ({self.drift_share:.0%}, threshold "
-            f"{self.thresholds.drift_share:.0%}){listed}"
-        )
+        share = f"{self.drift_share:.0%}, threshold {self.thresholds.drift_share:.0%}"
+        if self.target_counted:
+            return (f"{verdict}: {n} of {total} columns drifted ({total - 1} features and the "
+                    f"target {self.target!r}; {share}){listed}")
+        line = f"{verdict}: {n} of {total} features drifted ({share}){listed}"
+        if self.target_drift is not None:
+            moved = "drifted" if self.target_drift.drifted else "did not drift"
+            line += f"; the target {self.target!r} {moved} (not counted in the share)"
+        return line
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON (the embedded statistics are left out)."""
@@ -122,6 +155,9 @@ class DriftResult:
             "current_rows": self.current_rows,
             "thresholds": asdict(self.thresholds),
             "features": [asdict(f) for f in self.features],
+            "target": self.target,
+            "target_counted": self.target_counted,
+            "target_drift": asdict(self.target_drift) if self.target_drift else None,
         }
 
 
@@ -209,22 +245,30 @@ def detect_drift(
     current: pd.DataFrame | str | Path,
     thresholds: DriftThresholds | None = None,
     columns: list[str] | None = None,
+    *,
+    target: str | None = None,
+    count_target: bool = False,
 ) -> DriftResult:
     """Compare ``current`` with ``reference`` (DataFrames or Parquet paths).
 
-    ``columns`` limits the features compared (default: every column both share that is
+    ``columns`` limits the columns compared (default: every column both share that is
     numeric, categorical or boolean). Columns only one side has are validation's
-    business (missing/extra column), not drift's.
+    business (missing/extra column), not drift's. ``target`` names the label column:
+    it is tested and reported, but counts in the drift share only with
+    ``count_target`` (a target missing from either side is skipped).
     """
     t = thresholds or DriftThresholds()
     ref = scan_any(reference, sample_size=t.sample_size, count_duplicates=False)
     cur = scan_any(current, sample_size=t.sample_size, count_duplicates=False, seed=1)
-    return drift_from_scans(ref, cur, t, columns)
+    return drift_from_scans(ref, cur, t, columns, target=target, count_target=count_target)
 
 
 def drift_from_scans(
     ref: Scan, cur: Scan, thresholds: DriftThresholds | None = None,
     columns: list[str] | None = None,
+    *,
+    target: str | None = None,
+    count_target: bool = False,
 ) -> DriftResult:
     """Drift from two finished scans (lets a caller reuse scans it already made)."""
     t = thresholds or DriftThresholds()
@@ -248,6 +292,18 @@ def drift_from_scans(
                 "fix the type (data validation reports it as type_change) before drift"
             )
         features.append(_feature_drift(name, kind, ref, cur, t))
+    label = None
+    if target is not None and target in shared:
+        features = [f for f in features if f.column != target]  # tested once, below
+        kind, other = ref.stats.columns[target].kind, cur.stats.columns[target].kind
+        if (kind in NUMERIC_KINDS) != (other in NUMERIC_KINDS):
+            raise DriftError(f"target {target!r} is {kind} in the reference but {other} in "
+                             "the current data; fix the type before drift")
+        label = _feature_drift(target, kind, ref, cur, t)
+        label.role = "target"
+        if count_target:
+            features.append(label)
+            label = None
     share = sum(f.drifted for f in features) / len(features) if features else 0.0
     return DriftResult(
         features=features,
@@ -258,4 +314,5 @@ def drift_from_scans(
         thresholds=t,
         reference_stats=ref.stats,
         current_stats=cur.stats,
+        target_drift=label,
     )

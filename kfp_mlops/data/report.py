@@ -4,6 +4,11 @@ The HTML page has no external scripts, fonts or style sheets: plots are inline S
 so the file opens anywhere (KFP's artifact viewer, a mail attachment, an air-gapped
 cluster). Plots are drawn from the statistics' histograms and category counts, so a
 report never needs the data itself.
+
+Readable in a narrow KFP UI pane (700 px) as on a wide screen: text of at least 11 px,
+table cells that wrap instead of widening the page, every chart captioned with its column
+name (wrapped by the browser, never cut) and how many values are missing, since a
+histogram or a bar chart draws only the values present.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import numpy as np
 
 from kfp_mlops.data.stats import NUMERIC_KINDS, ColumnStatistics, DatasetStatistics
 from kfp_mlops.data.validation import ValidationResult
-from kfp_mlops.plots import BLUE, ORANGE, Axis, Chart
+from kfp_mlops.plots import BLUE, MIN_FONT, ORANGE, Axis, Chart
 
 if TYPE_CHECKING:  # drift imports scipy; the data gate's report does not need it
     from kfp_mlops.data.drift import DriftResult
@@ -24,17 +29,24 @@ MAX_PLOTS = 60  # keeps a report of a very wide table at a readable, mailable si
 MAX_BARS = 15
 
 _STYLE = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em;color:#222;max-width:1200px}
-h1{font-size:1.5em}
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:1.5em;color:#222;
+max-width:1200px}
+h1{font-size:1.5em;overflow-wrap:anywhere}
 h2{font-size:1.2em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
-table{border-collapse:collapse;font-size:.88em;margin:.5em 0}
-td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left}th{background:#f4f4f4}
+table{border-collapse:collapse;font-size:.88em;margin:.5em 0;max-width:100%}
+td,th{border:1px solid #ddd;padding:.25em .5em;text-align:left;vertical-align:top;
+overflow-wrap:break-word}
+th{background:#f4f4f4}td.num{white-space:nowrap}
 .pass{color:#1a7f37;font-weight:bold}.fail{color:#cf222e;font-weight:bold}
-.warning{color:#9a6700}.error{color:#cf222e}
+.warning{color:#9a6700}.error{color:#cf222e}.note{color:#555;font-size:.92em}
 .grid{display:flex;flex-wrap:wrap;gap:12px}
-.card{border:1px solid #ddd;padding:6px;border-radius:4px}
-.card svg{display:block}.card svg text{font-family:inherit;fill:#333}
-.card p{margin:.2em 0;font-size:.8em;color:#555}
+.card{border:1px solid #ddd;padding:6px;border-radius:4px;width:340px;max-width:100%;
+box-sizing:border-box}
+.card svg{display:block;max-width:100%;height:auto}.card svg text{font-family:inherit;fill:#333}
+.card p{margin:.2em 0;font-size:.9em;color:#444;overflow-wrap:anywhere}
+.card p.name{font-weight:600;color:#222}.card p.missing{color:#9a6700}
+td p{margin:0}td p+p{margin-top:.3em;color:#444}
+@media (max-width:760px){body{margin:.8em}table{font-size:.84em}td,th{padding:.2em .35em}}
 """
 
 
@@ -50,8 +62,9 @@ def _density(col: ColumnStatistics) -> tuple[np.ndarray, np.ndarray] | None:
     return counts / total / widths, edges
 
 
-# Plot size in SVG user units (CSS pixels at 100%): small cards in a wrapping grid.
-_W, _H, _FONT = 320, 190, 8
+# Plot size in SVG user units (CSS pixels at 100%): small cards in a wrapping grid, two
+# side by side in a 700 px pane. Tick labels at MIN_FONT (11 px): 8 px was unreadable.
+_W, _H, _FONT = 326, 220, MIN_FONT
 _LEGEND = [("reference", ORANGE, "box"), ("current", BLUE, "box")]
 
 
@@ -66,7 +79,7 @@ def _histogram_svg(col: ColumnStatistics, reference: ColumnStatistics | None) ->
     high = max(edges[-1] for (_, edges), _, _ in layers)
     top = max(float(density.max()) for (density, _), _, _ in layers) or 1.0
     chart = Chart(col.name, x=Axis(low, high), y=Axis(0, top * 1.05, "density"), width=_W,
-                  height=_H, font=_FONT, legend=_LEGEND if ref else ())
+                  height=_H, font=_FONT, legend=_LEGEND if ref else (), show_title=False)
     for (density, edges), color, opacity in layers:
         for d, a, b in zip(density, edges[:-1], edges[1:], strict=True):
             chart.rect(a, b, 0, d, color, opacity)
@@ -86,8 +99,11 @@ def _bars_svg(col: ColumnStatistics, reference: ColumnStatistics | None) -> str 
         ref_total = max(sum(ref_counts.values()), 1)
         series.insert(0, ([ref_counts.get(k, 0) / ref_total for k in keys], ORANGE, 0.6))
     top = max(max(values) for values, _, _ in series) or 1.0
-    chart = Chart(col.name, x=Axis.of(keys, rotate=45), y=Axis(0, top * 1.05, "share"),
-                  width=_W, height=_H, font=_FONT, legend=_LEGEND if ref_counts else ())
+    # Horizontal bars: category names sit on the y axis, where they wrap onto two lines
+    # instead of being cut to fit a rotated x label.
+    chart = Chart(col.name, x=Axis(0, top * 1.05, "share"), y=Axis.of(keys), width=_W,
+                  height=max(_H, 28 * len(keys) + 70), font=_FONT,
+                  legend=_LEGEND if ref_counts else (), show_title=False, label_room=0.4)
     for j, (values, color, opacity) in enumerate(series):
         chart.bars(values, color, group=(j, len(series)), opacity=opacity,
                    tips=[f"{k}: {v:.1%}" for k, v in zip(keys, values, strict=True)])
@@ -106,10 +122,32 @@ def column_plot(col: ColumnStatistics, reference: ColumnStatistics | None = None
     return _bars_svg(col, reference)
 
 
+def missing_note(col: ColumnStatistics, reference: ColumnStatistics | None = None) -> str:
+    """How many values of the column are missing (not drawn), beside the reference's."""
+    total = col.count + col.missing
+    line = (f"missing: {col.missing} of {total} ({col.missing_share:.1%}), not drawn"
+            if col.missing else "missing: none")
+    if reference is not None:
+        line += (f"; reference {reference.missing} ({reference.missing_share:.1%})"
+                 if reference.missing else "; reference none")
+    return line
+
+
+def _no_chart(col: ColumnStatistics) -> str:
+    why = "no values present" if not col.count else f"{col.kind} columns are not drawn"
+    return f"<p class='note'>No chart: {why}.</p>"
+
+
 def _fmt(value: object) -> str:
     if isinstance(value, float):
         return "nan" if np.isnan(value) else f"{value:.4g}"
     return "" if value is None else escape(str(value))
+
+
+def _range(c: ColumnStatistics) -> str:
+    if c.min is None and c.max is None:
+        return ""
+    return f"{_fmt(c.min)} to {_fmt(c.max)}"
 
 
 def _stats_table(stats: DatasetStatistics) -> str:
@@ -122,51 +160,79 @@ def _stats_table(stats: DatasetStatistics) -> str:
         elif c.distinct is not None:
             extra = f"{c.distinct}{'+' if c.distinct_capped else ''} distinct"
         rows.append(
-            f"<tr><td>{escape(c.name)}</td><td>{c.kind}</td><td>{c.count}</td>"
-            f"<td>{c.missing_share:.1%}</td><td>{_fmt(c.mean)}</td><td>{_fmt(c.std)}</td>"
-            f"<td>{_fmt(c.min)}</td><td>{_fmt(c.max)}</td><td>{extra}</td></tr>"
+            f"<tr><td>{escape(c.name)}</td><td>{c.kind}</td><td class='num'>{c.count}</td>"
+            f"<td>{f'{c.missing} ({c.missing_share:.1%})' if c.missing else 'none'}</td>"
+            f"<td class='num'>{_fmt(c.mean)}</td><td class='num'>{_fmt(c.std)}</td>"
+            f"<td>{extra}</td><td>{_range(c)}</td></tr>"
         )
+    # min and max share a cell that may wrap: nine columns of numbers overflowed 700 px.
     head = ("<tr><th>column</th><th>kind</th><th>count</th><th>missing</th><th>mean</th>"
-            "<th>std</th><th>min</th><th>max</th><th>median / distinct</th></tr>")
+            "<th>std</th><th>median / distinct</th><th>min to max</th></tr>")
     dup = "" if stats.duplicate_rows is None else f", {stats.duplicate_rows} duplicate rows"
-    return (f"<p>{stats.rows} rows, {len(stats.columns)} columns{dup}.</p>"
-            f"<table>{head}{''.join(rows)}</table>")
+    return (f"<p>{stats.rows} rows, {len(stats.columns)} columns{dup}; count is the values "
+            f"present.</p><table>{head}{''.join(rows)}</table>")
 
 
 def _validation_section(result: ValidationResult) -> str:
     verdict = "pass" if result.passed else "fail"
+    # What and how to fix share a cell: two sentences side by side made the table too
+    # wide for a 700 px pane.
     rows = "".join(
         f"<tr><td class='{a.severity}'>{a.severity}</td><td>{_fmt(a.column)}</td>"
-        f"<td>{a.kind}</td><td>{escape(a.message)}</td><td>{escape(a.fix)}</td></tr>"
+        f"<td>{a.kind}</td><td><p>{escape(a.message)}</p>"
+        f"<p>Fix: {escape(a.fix)}</p></td></tr>"
         for a in result.anomalies
     )
     table = (
-        "<table><tr><th>severity</th><th>column</th><th>kind</th><th>what</th>"
-        f"<th>how to accept or fix</th></tr>{rows}</table>" if rows else "<p>No anomalies.</p>"
+        "<table><tr><th>severity</th><th>column</th><th>anomaly</th>"
+        f"<th>what, and how to accept or fix it</th></tr>{rows}</table>" if rows
+        else "<p>No anomalies.</p>"
     )
     return (f"<h2>Validation</h2><p class='{verdict}'>{verdict.upper()}: "
             f"{escape(result.reason)}</p>{table}")
 
 
-def _drift_section(drift: DriftResult) -> str:
+def _drift_section(drift: DriftResult, reference: str, current: str) -> str:
     verdict = "fail" if drift.dataset_drift else "pass"
-    rows = []
-    for f in drift.features:
+    # Two tables, the decision and every metric: one 12-column table overflowed 700 px.
+    rows, metrics = [], []
+    for f in drift.columns:
         m = f.metrics
+        role = f"{f.role} (not counted)" if f is drift.target_drift else f.role
         rows.append(
-            f"<tr><td>{escape(f.column)}</td><td>{f.kind}</td><td>{f.test}</td>"
-            f"<td>{_fmt(f.score)}</td><td>{_fmt(f.threshold)}</td>"
-            f"<td class='{'error' if f.drifted else ''}'>{'yes' if f.drifted else 'no'}</td>"
-            f"<td>{_fmt(m.get('psi'))}</td><td>{_fmt(m.get('ks_pvalue'))}</td>"
-            f"<td>{_fmt(m.get('wasserstein_normed'))}</td><td>{_fmt(m.get('chi2_pvalue'))}</td>"
-            f"<td>{_fmt(m.get('jensenshannon'))}</td></tr>"
+            f"<tr><td>{escape(f.column)}</td><td>{role}</td><td>{f.kind}</td>"
+            f"<td>{f.test}</td><td class='num'>{_fmt(f.score)}</td>"
+            f"<td class='num'>{_fmt(f.threshold)}</td>"
+            f"<td class='{'error' if f.drifted else ''}'>{'yes' if f.drifted else 'no'}</td></tr>"
         )
-    head = ("<tr><th>feature</th><th>kind</th><th>test</th><th>score</th><th>threshold</th>"
-            "<th>drifted</th><th>PSI</th><th>KS p</th><th>Wasserstein (normed)</th>"
-            "<th>chi2 p</th><th>JS distance</th></tr>")
-    return (f"<h2>Drift</h2><p class='{verdict}'>{escape(drift.reason)}</p>"
-            f"<p>reference {drift.reference_rows} rows, current {drift.current_rows} rows</p>"
-            f"<table>{head}{''.join(rows)}</table>")
+        metrics.append(
+            f"<tr><td>{escape(f.column)}</td><td class='num'>{_fmt(m.get('psi'))}</td>"
+            f"<td class='num'>{_fmt(m.get('ks_pvalue'))}</td>"
+            f"<td class='num'>{_fmt(m.get('wasserstein_normed'))}</td>"
+            f"<td class='num'>{_fmt(m.get('chi2_pvalue'))}</td>"
+            f"<td class='num'>{_fmt(m.get('jensenshannon'))}</td></tr>"
+        )
+    head = ("<tr><th>column</th><th>role</th><th>kind</th><th>test that decides</th>"
+            "<th>score</th><th>threshold</th><th>drifted</th></tr>")
+    metrics_head = ("<tr><th>column</th><th>PSI</th><th>KS p</th><th>Wasserstein (normed)</th>"
+                    "<th>chi2 p</th><th>JS distance</th></tr>")
+    if drift.target is None:
+        counts = ("Every compared column counts in the drift share (no target column was "
+                  "named).")
+    elif drift.target_counted:
+        counts = (f"The drift share counts the input features and the target "
+                  f"{drift.target!r}.")
+    else:
+        counts = (f"The drift share counts the input features only; the target "
+                  f"{drift.target!r} is tested and shown, not counted.")
+    return (f"<h2>Drift: {escape(current)} against {escape(reference)}</h2>"
+            f"<p class='{verdict}'>{escape(drift.reason)}</p>"
+            f"<p>Reference: {escape(reference)}, {drift.reference_rows} rows. Current: "
+            f"{escape(current)}, {drift.current_rows} rows. Each row compares one column's "
+            f"distribution in the two. {escape(counts)}</p>"
+            f"<table>{head}{''.join(rows)}</table>"
+            "<h3>Every drift metric</h3><p class='note'>Empty: not computed for the column's "
+            f"kind.</p><table>{metrics_head}{''.join(metrics)}</table>")
 
 
 def html_report(
@@ -176,32 +242,51 @@ def html_report(
     validation: ValidationResult | None = None,
     drift: DriftResult | None = None,
     title: str = "Data report",
+    reference_name: str = "",
+    current_name: str = "",
 ) -> str:
     """One self-contained HTML page: verdicts first, then statistics and plots.
 
     ``reference`` (or, if not given, the drift result's reference statistics) adds
-    reference-vs-current overlays to every plot.
+    reference-vs-current overlays to every plot and its own statistics table.
+    ``reference_name`` and ``current_name`` (a dataset version, a file) label every
+    section, so a reader knows which data each table describes.
     """
     if reference is None and drift is not None:
         reference = drift.reference_stats
+    current = f"the current data ({current_name})" if current_name else "the current data"
+    ref_label = (f"the reference data ({reference_name})" if reference_name
+                 else "the reference data")
+    viewport = "<meta name='viewport' content='width=device-width, initial-scale=1'>"
     parts = [f"<h1>{escape(title)}</h1>"]
     if validation is not None:
         parts.append(_validation_section(validation))
     if drift is not None:
-        parts.append(_drift_section(drift))
-    parts.append("<h2>Statistics</h2>" + _stats_table(stats))
+        parts.append(_drift_section(drift, ref_label, current))
+    described = f"Statistics of {current}" if reference is not None else "Statistics"
+    parts.append(f"<h2>{escape(described)}</h2>" + _stats_table(stats))
+    if reference is not None:
+        parts.append(f"<h2>{escape(f'Statistics of {ref_label}')}</h2>"
+                     + _stats_table(reference))
     cards = []
     for col in list(stats.columns.values())[:MAX_PLOTS]:
         ref_col = reference.columns.get(col.name) if reference is not None else None
         svg = column_plot(col, ref_col)
-        if svg:
-            cards.append(f"<div class='card'>{svg}"
-                         f"<p>{escape(col.name)} ({col.kind})</p></div>")
+        note = missing_note(col, ref_col)
+        cls = "missing" if col.missing or (ref_col is not None and ref_col.missing) else "note"
+        cards.append(f"<div class='card'><p class='name'>{escape(col.name)} ({col.kind})</p>"
+                     f"{svg or _no_chart(col)}"
+                     f"<p class='{cls}'>{escape(note)}</p></div>")
     if len(stats.columns) > MAX_PLOTS:
         parts.append(f"<p>Plots for the first {MAX_PLOTS} of {len(stats.columns)} columns.</p>")
-    parts.append("<h2>Distributions</h2><div class='grid'>" + "".join(cards) + "</div>")
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{escape(title)}</title>"
-            f"<style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>")
+    which = (f"{current} in blue over {ref_label} in orange" if reference is not None
+             else "the data")
+    parts.append(f"<h2>Distributions</h2><p class='note'>{escape(which)}; shares and "
+                 "densities are of the values present.</p><div class='grid'>"
+                 + "".join(cards) + "</div>")
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'>{viewport}"
+            f"<title>{escape(title)}</title><style>{_STYLE}</style></head>"
+            f"<body>{''.join(parts)}</body></html>")
 
 
 def markdown_summary(
@@ -223,12 +308,13 @@ def markdown_summary(
     if drift is not None:
         mark = "DRIFT" if drift.dataset_drift else "no drift"
         lines.append(f"- Drift **{mark}**: {drift.reason}")
-        if drift.features:
-            lines += ["", "| feature | test | score | threshold | drifted |"]
-            lines += ["|---|---|---|---|---|"]
+        if drift.columns:
+            lines += ["", "| column | role | test | score | threshold | drifted |"]
+            lines += ["|---|---|---|---|---|---|"]
             lines += [
-                f"| {f.column} | {f.test} | {f.score:.4g} | {f.threshold:.4g} | "
+                f"| {f.column} | {f.role + ' (not counted)' if f is drift.target_drift else f.role}"
+                f" | {f.test} | {f.score:.4g} | {f.threshold:.4g} | "
                 f"{'yes' if f.drifted else 'no'} |"
-                for f in drift.features
+                for f in drift.columns
             ]
     return "\n".join(lines) + "\n"

@@ -32,6 +32,8 @@ from kfp_mlops.model.package import ModelMetadata, in_reading_order, read_metada
 from kfp_mlops.plots import BLUE, GREY, Axis, Chart, padded
 
 IMPORTANCE_TOP = 15
+# A calibration curve with fewer points than this shows no shape: the card says so.
+CALIBRATION_MIN_POINTS = 4
 
 
 @dataclass
@@ -83,7 +85,7 @@ def _precision_recall_figure(curve: dict[str, Any]) -> Figure:
                   chart.svg())
 
 
-def _calibration_figure(curve: dict[str, Any]) -> Figure:
+def _calibration_figure(curve: dict[str, Any], rows: int) -> Figure:
     label = curve["positive"]
     chart = _chart("Calibration curve", Axis(*padded(0, 1), f"predicted probability of {label!r}"),
                    Axis(*padded(0, 1), f"observed share of {label!r}"),
@@ -91,8 +93,18 @@ def _calibration_figure(curve: dict[str, Any]) -> Figure:
     chart.line([0, 1], [0, 1], GREY, dash=True)
     chart.line(curve["predicted"], curve["observed"], BLUE)
     chart.markers(curve["predicted"], curve["observed"], BLUE)
-    return Figure("Calibration curve", f"{curve['bins']} equal-width probability bins; empty "
-                  f"bins have no point. {curve['note']}".strip(), chart.svg())
+    points = len(curve["predicted"])
+    counts = curve.get("counts")  # rows per drawn point, when the evaluation recorded them
+    if counts:
+        for x, y, n in zip(curve["predicted"], curve["observed"], counts, strict=True):
+            chart.label(x, y, f"n={n}", dy=-8)
+    caption = (f"{curve['bins']} equal-width probability bins over {rows} held-out rows; "
+               "empty bins have no point.")
+    if points < CALIBRATION_MIN_POINTS:
+        # Two or three points draw a line whatever the model does: say it is no curve.
+        caption += (f" Only {points} of the {curve['bins']} bins hold rows: too few points "
+                    "for a calibration curve; judge calibration on more held-out rows.")
+    return Figure("Calibration curve", f"{caption} {curve['note']}".strip(), chart.svg())
 
 
 def _residual_figures(curve: dict[str, list[float]], rows: int, target: str) -> list[Figure]:
@@ -131,7 +143,7 @@ def _importance_figure(importance: dict[str, Any]) -> Figure:
     chart = _chart("Permutation feature importance",
                    Axis(*padded(min(low, 0.0), max(high, 0.0)),
                         f"drop in {importance['scoring']} when the column is shuffled"),
-                   Axis.of(names), height=max(250, 26 * len(names) + 60))
+                   Axis.of(names), height=max(250, 34 * len(names) + 60))  # 2-line names
     chart.line([0, 0], [0, len(names)], GREY, width=1)
     chart.bars(means[order], BLUE, errors=spreads[order],
                tips=[f"{n}: {m:.4g} ± {s:.2g}" for n, m, s in
@@ -161,7 +173,7 @@ def _figures(metadata: ModelMetadata, evaluation: Evaluation) -> list[Figure]:
     if "precision_recall" in curves:
         figures.append(_precision_recall_figure(curves["precision_recall"]))
     if "calibration" in curves:
-        figures.append(_calibration_figure(curves["calibration"]))
+        figures.append(_calibration_figure(curves["calibration"], evaluation.rows))
     if "residuals" in curves:
         figures.extend(_residual_figures(curves["residuals"], evaluation.rows, metadata.target))
     if evaluation.importance:
@@ -211,13 +223,18 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _table(header: list[str], rows: list[list[Any]], row_class: list[str] | None = None) -> str:
+def _table(header: list[str], rows: list[list[Any]], row_class: list[str] | None = None,
+           notes: list[str] | None = None) -> str:
+    """A table; ``notes`` add a full-width row of text under each row (wraps on any pane)."""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = []
     for i, row in enumerate(rows):
         cls = f' class="{row_class[i]}"' if row_class and row_class[i] else ""
         cells = "".join(f"<td>{html.escape(_fmt(c))}</td>" for c in row)
         body.append(f"<tr{cls}>{cells}</tr>")
+        if notes:
+            body.append(f'<tr class="why"><td colspan="{len(header)}">'
+                        f"{html.escape(notes[i])}</td></tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
@@ -232,25 +249,30 @@ def _key_values(pairs: list[tuple[str, Any]]) -> str:
 _STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1f2328;
 background:#f6f8fa}
-main{max-width:1100px;margin:0 auto;padding:24px}
+main{max-width:1200px;margin:0 auto;padding:24px}
 header{background:#fff;border:1px solid #d0d7de;border-radius:8px;padding:16px 20px}
 h1{margin:0 0 8px;font-size:1.6em}h2{margin:28px 0 10px;font-size:1.2em}
 section{background:#fff;border:1px solid #d0d7de;border-radius:8px;padding:4px 20px 16px;
 margin-top:16px}
 .badges span{display:inline-block;margin:2px 6px 2px 0;padding:2px 10px;border-radius:12px;
 background:#ddf4ff;font-size:.9em}
-table{border-collapse:collapse;margin:8px 0;font-size:.92em}
-th,td{border:1px solid #d0d7de;padding:4px 10px;text-align:left;vertical-align:top}
+table{border-collapse:collapse;margin:8px 0;font-size:.92em;max-width:100%}
+th,td{border:1px solid #d0d7de;padding:4px 10px;text-align:left;vertical-align:top;
+overflow-wrap:break-word}
 thead th{background:#f6f8fa}table.kv th{background:#f6f8fa;white-space:nowrap}
-td code{overflow-wrap:anywhere}
+tr.why td{border-top:0;color:#1f2328;font-size:.95em;padding-left:22px}
+td code{overflow-wrap:anywhere}pre{white-space:pre-wrap;overflow-wrap:anywhere}
 tr.fail td{background:#ffebe9}tr.pass td{background:#dafbe1}
 .verdict{font-weight:600;padding:8px 12px;border-radius:6px;display:inline-block}
 .verdict.pass{background:#dafbe1}.verdict.fail{background:#ffebe9}
-.figures{display:grid;grid-template-columns:repeat(auto-fit,minmax(460px,1fr));gap:16px}
+.figures{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,540px),1fr));
+gap:16px}
 figure{margin:0;border:1px solid #d0d7de;border-radius:6px;padding:8px;background:#fff}
 figure svg{max-width:100%;height:auto;display:block;margin:0 auto}
 figcaption{font-size:.88em;color:#57606a;margin-top:4px}
 .note{color:#57606a;font-size:.9em}footer{color:#57606a;font-size:.85em;margin:16px 0}
+@media (max-width:760px){main{padding:10px}section{padding:4px 10px 10px}
+th,td{padding:3px 6px}}
 """
 
 
@@ -262,6 +284,8 @@ def render_model_card(
     dataset_summary: dict[str, Any] | None = None,
     intended_use: str = "",
     stage: str | None = None,
+    version: int | None = None,
+    run_id: str | None = None,
 ) -> tuple[str, str]:
     """Render the model card: ``(html, markdown)``. Needs neither the model nor its data.
 
@@ -275,6 +299,9 @@ def render_model_card(
             ``columns``, ``dataset_version``, ``data_sha256``; other keys are shown too).
         intended_use: What the model is for; empty: :func:`default_intended_use`.
         stage: Registry stage, if known.
+        version: The registry version the model was published as, when the card is
+            rendered after publishing (the model folder's metadata predates it).
+        run_id: The run that trained and published it (the pipeline job name).
 
     """
     if isinstance(evaluation, dict):
@@ -285,7 +312,10 @@ def render_model_card(
     summary = dict(dataset_summary or {})
     intended = intended_use.strip() or default_intended_use(metadata)
     title = metadata.name or f"{metadata.target} model"
-    version = f"v{metadata.version}" if metadata.version is not None else "(not yet published)"
+    if version is None:
+        version = metadata.version
+    run_id = run_id or metadata.run_id
+    shown_version = f"v{version}" if version is not None else "(not yet published)"
     data_version = summary.pop("dataset_version", None) or metadata.dataset_version
     data_sha = summary.pop("data_sha256", None) or metadata.data_sha256
 
@@ -294,7 +324,7 @@ def render_model_card(
               ("stage", stage)]
     parts = [
         f"<header><h1>Model card: {html.escape(title)} "
-        f"<small>{html.escape(version)}</small></h1><div class=\"badges\">"
+        f"<small>{html.escape(shown_version)}</small></h1><div class=\"badges\">"
         + "".join(f"<span>{html.escape(k)}: <b>{html.escape(str(v))}</b></span>"
                   for k, v in badges if v)
         + "</div></header>",
@@ -308,12 +338,15 @@ def render_model_card(
         parts.append(
             "<section><h2>Champion comparison</h2>"
             f"<p class=\"verdict {cls}\">{html.escape(_verdict_line(verdict))}</p>"
+            # "why" is a sentence: its own full-width row under each rule, so a narrow
+            # pane (the KFP UI) wraps it instead of squeezing or cutting an 8th column.
             + _table(
                 ["metric", "better", "challenger", "champion", "threshold", "tolerance",
-                 "passed", "why"],
+                 "passed"],
                 [[c.metric, c.direction, c.challenger, c.champion, c.threshold, c.tolerance,
-                  c.passed, c.why] for c in verdict.comparisons],
+                  c.passed] for c in verdict.comparisons],
                 ["pass" if c.passed else "fail" for c in verdict.comparisons],
+                notes=[f"why: {c.why}" for c in verdict.comparisons],
             )
             + "</section>"
         )
@@ -348,7 +381,7 @@ def render_model_card(
            if dropped else "<p class=\"note\">No input column was dropped.</p>")
         + "</section>"
     )
-    lineage = _lineage(metadata, data_version, data_sha)
+    lineage = _lineage(metadata, data_version, data_sha, run_id)
     parts.append(
         "<section><h2>Lineage</h2>" + _key_values(lineage[:-1])
         + "<h3>Estimator parameters</h3><p class=\"note\">Set for this model (the rest are "
@@ -358,12 +391,13 @@ def render_model_card(
     )
     page = (
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<title>Model card: {html.escape(title)} {html.escape(version)}</title>"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        f"<title>Model card: {html.escape(title)} {html.escape(shown_version)}</title>"
         f"<style>{_STYLE}</style></head><body><main>"
         + "".join(parts)
         + f"<footer>Generated by kfp-mlops {html.escape(_version())}.</footer></main></body></html>"
     )
-    return page, _markdown(title, version, metadata, shown, metric_rows,
+    return page, _markdown(title, shown_version, metadata, shown, metric_rows,
                            verdict, lineage, intended)
 
 
@@ -390,7 +424,8 @@ def _version() -> str:
     return kfp_mlops.__version__
 
 
-def _lineage(metadata: ModelMetadata, data_version: Any, data_sha: Any) -> list[tuple[str, Any]]:
+def _lineage(metadata: ModelMetadata, data_version: Any, data_sha: Any,
+             run_id: str | None) -> list[tuple[str, Any]]:
     return [
         ("dataset version", data_version),
         ("data sha256", data_sha),
@@ -398,7 +433,7 @@ def _lineage(metadata: ModelMetadata, data_version: Any, data_sha: Any) -> list[
         ("scikit-learn", metadata.sklearn_version),
         ("kfp-mlops", metadata.kfp_mlops_version),
         ("python", metadata.python_version),
-        ("run id", metadata.run_id),
+        ("run id", run_id),
         ("params", json.dumps(metadata.params, sort_keys=True)),
     ]
 
@@ -440,10 +475,14 @@ def card_step(
     summary_path: str | Path,
     blessing: str = "{}",
     intended_use: str = "auto",
+    version: int | None = None,
+    run_id: str | None = None,
 ) -> ModelMetadata:
     """Render the card of the model folder from the evaluate step's evaluation JSON.
 
     Reads only the folder's ``metadata.json``: the model itself is not loaded.
+    ``version`` and ``run_id``, when the card is rendered after publishing, are what the
+    registry gave the model (the folder's metadata was written before).
     """
     parsed: dict[str, Any] | None = None
     if blessing.strip() not in ("", "{}"):
@@ -463,6 +502,7 @@ def card_step(
     page, markdown = render_model_card(
         metadata, evaluation, blessing=parsed,
         intended_use="" if intended_use == "auto" else intended_use,
+        version=version, run_id=run_id or None,
     )
     Path(card_path).write_text(page, encoding="utf-8")
     Path(summary_path).write_text(markdown, encoding="utf-8")

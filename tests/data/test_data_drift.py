@@ -78,3 +78,30 @@ def test_type_mismatch_is_named(frame_factory):
         detect_drift(ref, ref.assign(age=ref["age"].astype(str)))
     with pytest.raises(DriftError, match="'nope'"):
         detect_drift(ref, ref, columns=["nope"])
+
+
+def test_the_target_is_reported_but_kept_out_of_the_drift_share(frame_factory):
+    ref, cur = frame_factory(3000, 0), frame_factory(3000, 1, 1.0)
+    ref["label"] = np.where(ref["visits"] > 25, "yes", "no")
+    cur["label"] = np.where(cur["visits"] > 5, "yes", "no")  # the label drifts hard
+    everything = detect_drift(ref, cur)  # no target named: every column counts, as before
+    assert len(everything.features) == 6 and "label" in everything.drifted_features
+    assert "of 6 features drifted" in everything.reason
+
+    result = detect_drift(ref, cur, target="label")
+    assert [f.column for f in result.features] == ["age", "income", "visits", "city", "member"]
+    assert result.target == "label" and result.target_drift.drifted
+    assert not result.target_counted and "label" not in result.drifted_features
+    assert result.drift_share == pytest.approx(len(result.drifted_features) / 5)
+    assert result.columns[-1].role == "target" and len(result.columns) == 6
+    assert "of 5 features drifted" in result.reason
+    assert result.reason.endswith("the target 'label' drifted (not counted in the share)")
+    data = json.loads(json.dumps(result.to_dict()))
+    assert data["target"] == "label" and data["target_drift"]["role"] == "target"
+    assert data["target_counted"] is False
+
+    # count_target keeps today's decision (monitor counts the label) and says so.
+    counted = detect_drift(ref, cur, target="label", count_target=True)
+    assert counted.drift_share == everything.drift_share
+    assert counted.dataset_drift == everything.dataset_drift and counted.target_counted
+    assert "of 6 columns drifted (5 features and the target 'label'" in counted.reason

@@ -367,3 +367,58 @@ def test_screening_ranks_by_what_explains_the_model_output():
     rows["kind"] = rng.choice(["a", "b", "c"], 800).astype(object)
     rows.loc[::7, "x3"] = np.nan  # missing values get a bin of their own
     assert set(screen_columns(Model(), rows.fillna({"x3": 0.0}), 2)) == {"x3", "kind"}
+
+
+def test_card_shows_the_published_version_and_run(binary, tmp_path):
+    _, metadata, test, folder = binary
+    evaluation = write_evaluation(folder, test, tmp_path)
+    card, summary = tmp_path / "card.html", tmp_path / "summary.md"
+    # The folder was written before publishing: no version, no run (as in a pipeline).
+    card_step(folder, evaluation, card, summary)
+    assert "(not yet published)" in card.read_text()
+    card_step(folder, evaluation, card, summary, version=1, run_id="training-abc12")
+    page = card.read_text()
+    assert "(not yet published)" not in page and "<small>v1</small>" in page
+    assert "<th>run id</th><td><code>training-abc12</code></td>" in page
+    assert summary.read_text().startswith("## Model card: target model v1")
+    assert "- run id: `training-abc12`" in summary.read_text()
+
+
+def test_a_calibration_curve_with_too_few_points_says_so(binary):
+    _, metadata, _, _ = binary
+    curve = {"predicted": [0.08, 0.93], "observed": [0.0, 1.0], "bins": 3, "positive": "yes",
+             "note": ""}
+    page, _ = render_model_card(metadata, {"metrics": {"accuracy": 1.0}, "rows": 69,
+                                           "curves": {"calibration": curve}})
+    assert "over 69 held-out rows" in page
+    assert "Only 2 of the 3 bins hold rows: too few points for a calibration curve" in page
+    curve.update(predicted=[0.1, 0.3, 0.5, 0.7, 0.9], observed=[0.1, 0.3, 0.5, 0.7, 0.9],
+                 bins=5, counts=[20, 5, 3, 9, 32])
+    page, _ = render_model_card(metadata, {"metrics": {"accuracy": 1.0}, "rows": 69,
+                                           "curves": {"calibration": curve}})
+    assert "too few points" not in page
+    assert all(f">n={n}</text>" in page for n in (20, 5, 3, 9, 32))  # rows per point
+
+
+def test_card_reads_in_a_700_px_pane(binary, regression):
+    model, metadata, test, _ = binary
+    verdict = blessing_for(metadata, model, test, 0.99)
+    page, _ = card_of(model, metadata, test, blessing=verdict.to_dict())
+    sizes = [float(v) for v in re.findall(r"font-size='([\d.]+)'", page)]
+    assert sizes and min(sizes) >= 11
+    # No chart wider than a 700 px pane's content box (so none is scaled down there).
+    widths = [int(v) for v in re.findall(r"<svg class='plot' viewBox='0 0 (\d+)", page)]
+    assert widths and max(widths) <= 560
+    assert "minmax(min(100%,540px),1fr)" in page and "overflow-wrap:break-word" in page
+    # The champion table keeps 7 short columns; each "why" is a full-width row beneath.
+    header = re.search(r"<h2>Champion comparison</h2>.*?<thead><tr>(.*?)</tr>", page).group(1)
+    assert header.count("<th>") == 7 and "why" not in header
+    for row in verdict.comparisons:
+        assert f'<tr class="why"><td colspan="7">why: {html.escape(row.why)}</td></tr>' in page
+    # Long feature names wrap onto lines; none is cut ("mean fract... dimension").
+    importance = re.search(r"<title>Permutation feature importance</title>.*?</svg>", page)
+    assert "…" not in importance.group(0)
+    lines = re.findall(r"<text [^>]*text-anchor='end'[^>]*>(?:<title>[^<]*</title>)?"
+                       r"((?:<tspan[^>]*>[^<]*</tspan>)+)</text>", importance.group(0))
+    names = [" ".join(re.findall(r">([^<]*)</tspan>", spans)) for spans in lines]
+    assert names and all(name in metadata.feature_names for name in names)
