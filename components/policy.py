@@ -11,8 +11,8 @@ So caching is off for those, on for the rest; every component must have an entry
 Requests and limits come from the peak RSS of each task measured by
 ``bench/bench_task_memory.py`` (1M generated rows, 12 columns, a 176 MiB CSV; figures in
 docs/cluster.md) with headroom: the request is at least what the task needed there, the
-limit twice the request. The ``train`` and ``run-trial`` memory grows with rows times one-hot columns and
-is settable at compile time (``kfp-mlops compile --train-memory 8Gi``).
+limit twice the request. The memory of ``train`` and ``run-trial`` grows with rows times
+one-hot columns and is settable at compile time (``kfp-mlops compile --train-memory 8Gi``).
 """
 
 from __future__ import annotations

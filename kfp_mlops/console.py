@@ -81,10 +81,10 @@ class RunLog:
             self.last_error = f"{match.group(1)}: {match.group(2).strip()}"
 
     def tick(self) -> None:
-        """Say how long each unfinished task has been running."""
+        """Say how long each unfinished task has run, once it has run for a while."""
         now = time.monotonic()
         for task, started in list(self._started.items()):
-            if task not in self.durations:
+            if task not in self.durations and now - started >= TICK_S:
                 self._say(f"  [  ...] {task:<22} {now - started:6.0f} s, still running")
 
 

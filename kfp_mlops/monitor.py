@@ -94,8 +94,11 @@ def monitor_batch(
         )
         columns = [c for c in [*metadata.feature_names, metadata.target]
                    if c in current.columns and c in reference.columns]
+        # The target's drift counts in the share (label shift is a reason to retrain) and
+        # the reason says so; the report marks it as the target.
         drift = detect_drift(reference[columns], current[columns],
-                             DriftThresholds(drift_share=drift_share))
+                             DriftThresholds(drift_share=drift_share),
+                             target=metadata.target, count_target=True)
         stats = compute_statistics_from_frame(current)
         try:
             schema = load_schema(store, model_name)
@@ -129,6 +132,7 @@ def monitor_batch(
         Path(report_path).write_text(html_report(
             stats, drift=drift, validation=quality,
             title=f"Monitoring {model_name}: batch vs dataset {metadata.dataset_version}",
+            reference_name=f"dataset {metadata.dataset_version}", current_name="this batch",
         ))
     if summary_path:
         text = markdown_summary(stats, validation=quality, drift=drift)

@@ -73,7 +73,7 @@ def add_training_steps(
         validate_data(
             statistics=stats.outputs["statistics"], store=store,
             schema_name=checked.outputs["model_name"], update_schema=update_schema,
-            warn_only=warn_only,
+            warn_only=warn_only, run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
         ),
         cluster,
     )
@@ -129,9 +129,12 @@ def add_training_steps(
                 ),
                 cluster,
             )
+            # After publish, so the card names the version and run that published it.
             model_card(
                 model=trained.outputs["model"], evaluation=evaluated.outputs["evaluation"],
                 blessing=model_gate.outputs["blessing"],
+                model_version=published.outputs["version"],
+                run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
             )
             serving_gate = infra_validate(
                 model=trained.outputs["model"], test_data=split.outputs["test_data"]

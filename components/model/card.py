@@ -1,5 +1,3 @@
-from typing import Optional
-
 from kfp import dsl
 from kfp.dsl import HTML, Artifact, Input, Markdown, Model, Output
 
@@ -14,8 +12,9 @@ def model_card(
     summary: Output[Markdown],
     blessing: Input[Artifact] = None,
     intended_use: str = "auto",
-    model_version: Optional[int] = None,  # noqa: UP045 (KFP reads Optional, not int | None)
-    run_id: Optional[str] = None,  # noqa: UP045
+    # 0 and "" mean unset: kfp.local 2.17 cannot pass None to an int parameter.
+    model_version: int = 0,
+    run_id: str = "",
 ):
     """Render the model card (HTML, self-contained) and a Markdown summary; the KFP UI shows both.
 
@@ -44,7 +43,7 @@ def model_card(
     comparison = "{}" if blessing is None else json.dumps(
         read_verdict(blessing.path, "model (bless-model)")["blessing"])
     metadata = card_step(model.path, evaluation.path, card.path, summary.path, comparison,
-                         intended_use, version=model_version, run_id=run_id)
+                         intended_use, version=model_version or None, run_id=run_id or None)
     card.metadata.update({"task": metadata.task, "estimator": metadata.estimator})
 
 

@@ -39,3 +39,24 @@ def test_help_prints_examples(path, capsys):
     assert done.value.code == 0
     out = capsys.readouterr().out
     assert "examples:" in out and "  kfp-mlops " in out
+
+
+def test_progress_lines_start_end_and_long_tasks(tmp_path, monkeypatch):
+    import io
+
+    from kfp_mlops import console
+
+    clock = iter([0.0, 0.0, 20.0, 31.0, 31.0])
+    monkeypatch.setattr(console.time, "monotonic", lambda: next(clock))
+    out = io.StringIO()
+    log = console.RunLog(tmp_path / "log", out, total=13)
+    log.write("Executing task 'train'\n")
+    log.tick()  # 0 s: nothing said yet
+    log.tick()  # 20 s: still running
+    log.write("Task 'train' finished with status SUCCESS\n")
+    log.close()
+    assert out.getvalue().splitlines() == [
+        "  [ 1/13] train ...",
+        "  [  ...] train                      20 s, still running",
+        "  [   ok] train                    31.0 s",
+    ]
