@@ -15,12 +15,14 @@ def validate_data(
     summary: Output[Markdown],
     update_schema: bool = False,
     warn_only: bool = False,
+    run_id: str = "",
 ) -> NamedTuple("ValidationOutputs", [("passed", bool), ("reason", str)]):
     """The data gate: check the statistics against the stored schema; drives ``dsl.If``.
 
     The first run infers the schema and stores it as reviewable YAML
     (``schemas/<name>/<version>.yaml``); later runs validate against it. Re-inferring
-    is explicit (``update_schema``), never silent.
+    is explicit (``update_schema``), never silent. Inferred numeric ranges are advisory
+    (warnings; a passing batch widens them in a new schema version), curated ones block.
 
     Args:
         statistics: From ``compute-statistics``.
@@ -30,6 +32,8 @@ def validate_data(
         summary: Short Markdown summary.
         update_schema: Re-infer the schema from this data and store it as a new version.
         warn_only: Report anomalies as warnings and pass.
+        run_id: The pipeline run, recorded in a schema version that widens inferred
+            ranges (a passing batch past them saves one).
 
     Returns:
         passed: whether the data may train a model; reason: each anomaly and its fix.
@@ -43,7 +47,7 @@ def validate_data(
         stats = DatasetStatistics.from_json(handle.read())
     result = validate_against_store(
         stats, store, schema_name, update_schema=update_schema, warn_only=warn_only,
-        report_path=report.path, summary_path=summary.path,
+        report_path=report.path, summary_path=summary.path, run_id=run_id or None,
     )
     for anomaly in result.validation.anomalies:
         print(anomaly)

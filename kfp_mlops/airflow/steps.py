@@ -142,7 +142,7 @@ def validate(files: RunFiles, statistics_key: str, schema_name: str,
         result = validate_against_store(
             stats, files.store_uri, schema_name, update_schema=update_schema,
             warn_only=warn_only, report_path=tmp / "data-report.html",
-            summary_path=tmp / "data-summary.md",
+            summary_path=tmp / "data-summary.md", run_id=files.prefix,
         )
         report = files.put("data-report.html", tmp / "data-report.html")
         files.put("data-summary.md", tmp / "data-summary.md")

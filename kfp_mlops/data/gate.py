@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from kfp_mlops.data.report import html_report, markdown_summary
-from kfp_mlops.data.schema import SchemaNotFoundError, infer_schema, load_schema, save_schema
+from kfp_mlops.data.schema import (
+    Schema,
+    SchemaNotFoundError,
+    infer_schema,
+    load_schema,
+    save_schema,
+    widen_inferred_ranges,
+)
 from kfp_mlops.data.stats import DatasetStatistics
 from kfp_mlops.data.validation import ValidationResult, ValidationThresholds, validate
 from kfp_mlops.storage import open_store
@@ -20,6 +27,9 @@ class DataGateResult:
     reason: str
     validation: ValidationResult
     schema_created: bool
+    # Columns whose inferred range this batch widened (saved as a new schema version).
+    widened: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    schema_version: int | None = None
 
 
 def validate_against_store(
@@ -31,19 +41,26 @@ def validate_against_store(
     warn_only: bool = False,
     report_path: str | Path | None = None,
     summary_path: str | Path | None = None,
+    run_id: str | None = None,
 ) -> DataGateResult:
     """Validate ``stats`` against the stored schema ``schema_name``; write the reports.
 
     The schema is inferred the first time and re-inferred only with ``update_schema``.
+    When a batch passes with values past inferred (advisory) ranges, the widened ranges
+    are saved as the next schema version, recording ``run_id`` as the run that widened
+    them; curated ranges never move. With ``warn_only`` nothing is saved, since that
+    pass does not mean the data was accepted.
     """
     store = open_store(store_uri)
+    widened: dict[str, dict[str, list[float]]] = {}
     try:
         schema = None if update_schema else load_schema(store, schema_name)
     except SchemaNotFoundError:  # no schema yet: this data defines it (an outage raises)
         schema = None
     created = schema is None
     if schema is None:
-        schema = infer_schema(stats)
+        schema = _keep_curated(store, schema_name, infer_schema(stats)) if update_schema \
+            else infer_schema(stats)
     result = validate(stats, schema, ValidationThresholds(warn_only=warn_only))
     if result.passed:
         reason = result.reason
@@ -51,6 +68,14 @@ def validate_against_store(
             # Only data that passes becomes the reference schema.
             save_schema(store, schema, schema_name)
             reason = f"{reason} (schema '{schema_name}' v{schema.version} inferred from this data)"
+        elif not warn_only and not result.errors:
+            wider, widened = widen_inferred_ranges(schema, stats, run_id)
+            if widened:
+                old = schema.version
+                save_schema(store, wider, schema_name)
+                schema = wider
+                reason = (f"{reason}; inferred ranges of {', '.join(sorted(widened))} widened: "
+                          f"schema '{schema_name}' v{old} -> v{schema.version}")
     else:
         errors = result.errors
         reason = f"{len(errors)} blocking anomal{'y' if len(errors) == 1 else 'ies'}: " + "; ".join(
@@ -64,4 +89,21 @@ def validate_against_store(
         )
     if summary_path:
         Path(summary_path).write_text(markdown_summary(stats, validation=result))
-    return DataGateResult(result.passed, reason, result, created)
+    return DataGateResult(result.passed, reason, result, created, widened, schema.version)
+
+
+def _keep_curated(store, schema_name: str, inferred: Schema) -> Schema:
+    """Return ``inferred`` with the stored schema's curated ranges kept.
+
+    Re-inferring replaces what the data showed, never what a person decided.
+    """
+    try:
+        previous = load_schema(store, schema_name)
+    except SchemaNotFoundError:
+        return inferred
+    for name, old in previous.columns.items():
+        new = inferred.columns.get(name)
+        if new is not None and old.range_blocks and (old.min, old.max) != (None, None) \
+                and new.type == old.type:
+            new.min, new.max, new.range_kind = old.min, old.max, old.range_kind
+    return inferred

@@ -142,19 +142,30 @@ def _check_range(
     both = expected.min is not None and expected.max is not None
     width = abs(expected.max - expected.min) if both else 0.0  # type: ignore[operator]
     slack = t.range_slack * width  # a one-sided range has no width: no slack
-    fix = f"edit schema.yaml to widen the range of {name!r}, or re-run with --update-schema"
-    if expected.min is not None and col.min is not None and float(col.min) < expected.min:
-        severity = ERROR if float(col.min) < expected.min - slack else WARNING
+    if expected.range_blocks:
+        kind, severity = "curated", ERROR
+        fix = (f"fix the source, or widen the curated range of {name!r} in schema.yaml "
+               "(kfp-mlops data schema NAME --set FILE)")
+    else:
+        # Inferred ranges only describe the data seen so far: values moving past them
+        # is drift (the drift comparison judges it), not a broken batch.
+        kind, severity = "inferred", WARNING
+        fix = (f"advisory: the data gate widens the inferred range of {name!r} when the "
+               "batch passes; to make a range blocking, set 'range: curated' in schema.yaml")
+    for label, value, bound, past in (
+        ("minimum", col.min, expected.min, lambda v, b: v < b),
+        ("maximum", col.max, expected.max, lambda v, b: v > b),
+    ):
+        if bound is None or value is None or not past(float(value), bound):
+            continue
+        side = "below" if label == "minimum" else "above"
+        far = abs(float(value) - bound) > slack and kind == "inferred"
+        note = (f"; more than {t.range_slack:.0%} of the range width away: a unit change or "
+                "a sentinel value?") if far else ""
         found.append(Anomaly(
             name, "out_of_range", severity,
-            f"column {name!r} has minimum {col.min:g}, below the schema's min {expected.min:g}",
-            fix,
-        ))
-    if expected.max is not None and col.max is not None and float(col.max) > expected.max:
-        severity = ERROR if float(col.max) > expected.max + slack else WARNING
-        found.append(Anomaly(
-            name, "out_of_range", severity,
-            f"column {name!r} has maximum {col.max:g}, above the schema's max {expected.max:g}",
+            f"column {name!r} has {label} {value:g}, {side} the schema's {kind} "
+            f"{label[:3]} {bound:g}{note}",
             fix,
         ))
     return found

@@ -48,22 +48,38 @@ def test_integers_read_as_floats_are_not_a_type_change(schema, mixed):
     assert ("visits", "type_change", "error") not in kinds(result)
 
 
-def test_out_of_range(schema, mixed):
+def curated(schema, *names):
+    """``schema`` with the ranges of ``names`` marked curated, as a person would."""
+    for name in names:
+        schema.columns[name].range_kind = "curated"
+    return schema
+
+
+def test_out_of_range_past_a_curated_range_is_an_error(schema, mixed):
     bad = mixed.copy()
-    bad.loc[5, "age"] = 1000.0  # a unit error, far past the slack
-    result = check(bad, schema)
-    assert ("age", "out_of_range", "error") in kinds(result)
+    bad.loc[5, "age"] = 1000.0  # a unit error
+    result = check(bad, curated(schema, "age"))
+    assert not result.passed and ("age", "out_of_range", "error") in kinds(result)
     anomaly = next(a for a in result.anomalies if a.kind == "out_of_range")
-    assert "1000" in anomaly.message and "widen the range" in anomaly.fix
+    assert "1000" in anomaly.message and "curated max" in anomaly.message
+    assert "widen the curated range" in anomaly.fix
+    edge = mixed.copy()
+    edge.loc[5, "age"] = mixed["age"].max() + 0.01  # any distance blocks a curated bound
+    assert ("age", "out_of_range", "error") in kinds(check(edge, schema))
 
 
-def test_small_excursion_within_slack_is_a_warning(schema, mixed):
+def test_past_an_inferred_range_is_advisory(schema, mixed):
     edge = mixed.copy()
     edge.loc[5, "age"] = mixed["age"].max() + 0.01
     result = check(edge, schema)
     assert result.passed and ("age", "out_of_range", "warning") in kinds(result)
-    edge.loc[6, "age"] = -999.0  # a sentinel for "unknown"
-    assert ("age", "out_of_range", "error") in kinds(check(edge, schema))
+    assert "far" not in result.anomalies[0].message
+    edge.loc[6, "age"] = -999.0  # a sentinel: still advisory, but called out
+    result = check(edge, schema)
+    assert result.passed and not result.errors
+    low = next(a for a in result.anomalies if "minimum" in a.message)
+    assert "inferred min" in low.message and "sentinel" in low.message
+    assert "range: curated" in low.fix
 
 
 def test_unseen_categories(schema, mixed):
