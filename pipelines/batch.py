@@ -32,6 +32,7 @@ def build_batch_pipeline(
         store: str = DEFAULT_CLUSTER_STORE,
         with_probabilities: bool = False,
         keep_columns: str = "",
+        ignore_unknown_columns: bool = False,
     ):
         """Score data with a registry model.
 
@@ -41,11 +42,13 @@ def build_batch_pipeline(
             store: Store URI holding the registry and receiving the predictions.
             with_probabilities: Add a proba_<class> column per class (classifiers).
             keep_columns: Input columns to copy beside the predictions, comma-separated (ids).
+            ignore_unknown_columns: Ignore input columns that are neither features, the
+                target, columns training dropped nor keep_columns (default: refuse them).
         """
         on_cluster(
             batch_predict(
                 store=store, model=model, data=data, with_probabilities=with_probabilities,
-                keep_columns=keep_columns,
+                keep_columns=keep_columns, ignore_unknown_columns=ignore_unknown_columns,
             ),
             cluster,
         )

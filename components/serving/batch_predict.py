@@ -12,6 +12,7 @@ def batch_predict(
     predictions: Output[Dataset],
     with_probabilities: bool = False,
     keep_columns: str = "",
+    ignore_unknown_columns: bool = False,
 ) -> int:
     """Score a CSV/Parquet file (local or s3://) with a registry version, streaming.
 
@@ -22,6 +23,8 @@ def batch_predict(
         predictions: Predictions Parquet.
         with_probabilities: Add a ``proba_<class>`` column per class.
         keep_columns: Comma-separated input columns to copy into the output (ids).
+        ignore_unknown_columns: Ignore input columns that are neither features, the
+            target, columns training dropped nor keep_columns, instead of refusing them.
 
     Returns:
         The number of rows scored.
@@ -31,6 +34,7 @@ def batch_predict(
     result = score_from_registry(
         store, model, data, predictions.path, with_probabilities=with_probabilities,
         keep_columns=[c for c in keep_columns.split(",") if c],
+        ignore_unknown_columns=ignore_unknown_columns,
     )
     predictions.metadata.update({"rows": result.rows, "model": model, "source": data})
     return result.rows

@@ -47,7 +47,7 @@ def serve_command(args: argparse.Namespace) -> int:
         file=sys.stderr, flush=True,
     )
     serve(folder, model_name=version.name, http_port=args.port, host=args.host,
-          max_body=max_body)
+          max_body=max_body, ignore_unknown_columns=args.ignore_unknown_columns or None)
     return 0
 
 
@@ -62,7 +62,8 @@ def score_command(args: argparse.Namespace) -> int:
         run = run_locally(
             build_batch_pipeline(),
             {"data": args.data, "model": args.ref, "store": store_uri(args),
-             "with_probabilities": args.probabilities, "keep_columns": args.keep_columns},
+             "with_probabilities": args.probabilities, "keep_columns": args.keep_columns,
+             "ignore_unknown_columns": args.ignore_unknown_columns},
             runs_dir,
         )
     if not run.succeeded:
@@ -99,6 +100,12 @@ def register(commands) -> None:
         help="largest request body accepted, e.g. 16MiB; larger ones get HTTP 413 "
         "(default: $KFP_MLOPS_MAX_BODY_SIZE, else 16MiB)",
     )
+    serve.add_argument(
+        "--ignore-unknown-columns", action="store_true",
+        help="ignore request fields that are neither features, the target nor columns "
+        "training dropped (default: $KFP_MLOPS_IGNORE_UNKNOWN_COLUMNS, else refuse them "
+        "by name: a typo guard)",
+    )
     add_store(serve)
     serve.set_defaults(handler=serve_command, output="text")
 
@@ -110,6 +117,11 @@ def register(commands) -> None:
     score.add_argument("--out", help="where to copy the predictions Parquet")
     score.add_argument("--probabilities", action="store_true", help="add proba_<class> columns")
     score.add_argument("--keep-columns", default="", help="input columns to copy (comma-separated)")
+    score.add_argument(
+        "--ignore-unknown-columns", action="store_true",
+        help="ignore input columns that are neither features, the target, columns training "
+        "dropped nor --keep-columns (default: refuse them by name, as serve does)",
+    )
     score.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR,
                        help="where kfp.local keeps run outputs")
     add_store(score)

@@ -4,6 +4,8 @@ The argument names follow the KServe runtime convention, so the suite image can 
 ClusterServingRuntime whose container gets ``--model_name={{.Name}}
 --model_dir=/mnt/models --http_port=8080``. Unknown arguments KServe may add are ignored.
 ``--max_body_size`` (or ``KFP_MLOPS_MAX_BODY_SIZE``; default 16 MiB) caps request bodies.
+``--ignore_unknown_columns`` (or ``KFP_MLOPS_IGNORE_UNKNOWN_COLUMNS=true``) ignores request
+fields that are neither features, the target nor dropped columns instead of refusing them.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from kfp_mlops.serving.contract import IGNORE_UNKNOWN_ENV
 from kfp_mlops.serving.server import DEFAULT_HOST, MAX_BODY_ENV
 
 
@@ -30,6 +33,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help=f"largest request body accepted, e.g. 16MiB (default: ${MAX_BODY_ENV}, else "
         "16MiB); larger ones get HTTP 413",
     )
+    parser.add_argument(
+        "--ignore_unknown_columns",
+        action="store_true",
+        default=None,
+        help=f"ignore fields that are neither features, the target nor columns training "
+        f"dropped (default: ${IGNORE_UNKNOWN_ENV}, else refuse them by name)",
+    )
     args, _unknown = parser.parse_known_args(argv)
     return args
 
@@ -43,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         serve(
             args.model_dir, args.model_name, args.http_port, host=args.host,
-            max_body=args.max_body_size,
+            max_body=args.max_body_size, ignore_unknown_columns=args.ignore_unknown_columns,
         )
     except (ModelIntegrityError, FileNotFoundError, ValueError) as exc:
         print(f"kfp-mlops serving: cannot serve {args.model_dir}: {exc}", file=sys.stderr)

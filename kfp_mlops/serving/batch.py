@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from kfp_mlops.data.parquet import parquet_writer
 from kfp_mlops.model.package import Feature, load_model_folder
+from kfp_mlops.serving.contract import InputContract
 from kfp_mlops.serving.payloads import dtype_family
 
 PREDICTION_COLUMN = "prediction"
@@ -63,9 +64,17 @@ def _arrow_family(arrow_type: pa.DataType) -> str:
 
 
 def check_schema(
-    schema: pa.Schema, features: Sequence[Feature], keep_columns: Sequence[str], source: str
+    schema: pa.Schema,
+    features: Sequence[Feature],
+    keep_columns: Sequence[str],
+    source: str,
+    contract: InputContract | None = None,
 ) -> None:
-    """Refuse an input whose columns or types do not fit the features, naming them."""
+    """Refuse an input whose columns or types do not fit the features, naming them.
+
+    ``contract`` (the online one: target and dropped columns ignored, others refused)
+    judges the columns beyond the features; without one, extra columns are ignored.
+    """
     names = set(schema.names)
     missing = [f.name for f in features if f.name not in names]
     if missing:
@@ -85,6 +94,17 @@ def check_schema(
                 f"but the model was trained on {feature.dtype} ({wanted}); convert the "
                 "column or retrain on data of this type"
             )
+    unknown = contract.unknown(c for c in schema.names if c not in keep_columns) \
+        if contract else []
+    if unknown:
+        ignored = f"; the target and dropped columns {sorted(contract.ignored)} are " \
+            "ignored" if contract and contract.ignored else ""
+        raise BatchInputError(
+            f"{source} has unknown columns {unknown}; the model's features are "
+            f"{[f.name for f in features]}{ignored}. Fix the names if they are typos, "
+            "copy them to the output with keep_columns, or score with "
+            "--ignore-unknown-columns (ignore_unknown_columns=True) to ignore them"
+        )
 
 
 def conform_frame(frame: pd.DataFrame, features: Sequence[Feature], first_row: int) -> None:
@@ -226,13 +246,18 @@ def score_parquet(
     with_probabilities: bool = False,
     keep_columns: Sequence[str] = (),
     prediction_column: str = PREDICTION_COLUMN,
+    ignore_unknown_columns: bool | None = None,
 ) -> BatchResult:
     """Score a Parquet (or CSV) file with a model folder into a predictions Parquet.
 
     The output holds ``keep_columns`` copied from the input (e.g. an id), the
     ``prediction`` column and, with ``with_probabilities``, one ``proba_<class>``
     column per class. Memory is bounded by ``batch_rows`` (and the input's row group
-    size). Raises ``BatchInputError`` before scoring if the input does not fit.
+    size). Raises ``BatchInputError`` before scoring if the input does not fit. Input
+    columns follow the online contract (:mod:`kfp_mlops.serving.contract`): the target
+    and the columns training dropped are ignored, any other column that is neither a
+    feature nor in ``keep_columns`` is refused unless ``ignore_unknown_columns`` (None:
+    ``KFP_MLOPS_IGNORE_UNKNOWN_COLUMNS`` decides).
     """
     started = time.perf_counter()
     if batch_rows < 1:
@@ -250,7 +275,8 @@ def score_parquet(
         raise FileNotFoundError(f"input {input_path} does not exist")
     keep = list(keep_columns)
     schema, batches = _open(input_path, features, keep, batch_rows)
-    check_schema(schema, features, keep, str(input_path))
+    contract = InputContract.for_model(metadata, ignore_unknown_columns)
+    check_schema(schema, features, keep, str(input_path), contract)
 
     proba_names = [f"{PROBABILITY_PREFIX}{c}" for c in classes] if with_probabilities else []
     clash = {prediction_column, *proba_names} & set(keep)

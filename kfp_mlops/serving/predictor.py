@@ -11,6 +11,11 @@ V1 (``POST /v1/models/NAME:predict``)::
 V2 / Open Inference Protocol (``POST /v2/models/NAME/infer``): one input per feature
 column (``"parameters": {"content_type": "pd"}``), or a single ``[rows, features]``
 tensor in feature order; ask for ``{"name": "probabilities"}`` in ``outputs``.
+
+Named columns (V1 records, V2 column inputs) follow the input contract that batch
+scoring follows too (:mod:`kfp_mlops.serving.contract`): every feature required, the
+target and the columns training dropped ignored, any other column refused by name
+unless unknown columns are ignored on request.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ except ModuleNotFoundError as exc:
     raise missing_kserve("serving a model (kfp_mlops.serving)") from None
 
 from kfp_mlops.model.package import Feature, ModelMetadata, load_model_folder
+from kfp_mlops.serving.contract import InputContract
 from kfp_mlops.serving.payloads import PREDICTIONS, PROBABILITIES, dtype_family, v2_datatype
 
 V1_FIELDS = ("instances", "return_probabilities")
@@ -220,8 +226,17 @@ def _locator(where: Callable[[str, int], str], name: str) -> Callable[[int], str
     return lambda i: where(name, i)
 
 
-def frame_from_v1(features: Sequence[Feature], payload: Any) -> tuple[pd.DataFrame, bool]:
-    """Parse a V1 body into the model's input frame and the return-probabilities flag."""
+def _strict(features: Sequence[Feature]) -> InputContract:
+    return InputContract(tuple(f.name for f in features), frozenset())
+
+
+def frame_from_v1(
+    features: Sequence[Feature], payload: Any, contract: InputContract | None = None
+) -> tuple[pd.DataFrame, bool]:
+    """Parse a V1 body into the model's input frame and the return-probabilities flag.
+
+    Records are checked against ``contract`` (default: the features and nothing else).
+    """
     names = [f.name for f in features]
     if not isinstance(payload, dict):
         raise InputSchemaError(
@@ -250,7 +265,7 @@ def frame_from_v1(features: Sequence[Feature], payload: Any) -> tuple[pd.DataFra
             "instances",
         )
     if isinstance(instances[0], dict):
-        columns = _columns_from_records(names, instances)
+        columns = _columns_from_records(contract or _strict(features), instances)
     else:
         columns = _columns_from_rows(names, instances)
     frame = frame_from_columns(features, columns, lambda name, i: f"instances[{i}].{name}")
@@ -278,7 +293,8 @@ def _columns_from_rows(names: list[str], rows: list[Any]) -> dict[str, Sequence[
     return dict(zip(names, zip(*rows, strict=True), strict=True))
 
 
-def _columns_from_records(names: list[str], rows: list[Any]) -> dict[str, Sequence[Any]]:
+def _columns_from_records(contract: InputContract, rows: list[Any]) -> dict[str, Sequence[Any]]:
+    names = list(contract.features)
     expected = set(names)
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
@@ -289,7 +305,7 @@ def _columns_from_records(names: list[str], rows: list[Any]) -> dict[str, Sequen
                 f"instances[{i}]",
             )
         if row.keys() != expected:
-            missing = [n for n in names if n not in row]
+            missing = contract.missing(row)
             if missing:
                 raise InputSchemaError(
                     f"instances[{i}] is missing feature '{missing[0]}' "
@@ -297,13 +313,11 @@ def _columns_from_records(names: list[str], rows: list[Any]) -> dict[str, Sequen
                     "missing_field",
                     missing[0],
                 )
-            extra = sorted(k for k in row if k not in expected)
-            raise InputSchemaError(
-                f"instances[{i}] has unknown field '{extra[0]}'; the model's features are "
-                f"{names}; drop the extra fields",
-                "extra_field",
-                extra[0],
-            )
+            extra = contract.unknown(row)
+            if extra:
+                raise InputSchemaError(
+                    contract.unknown_message(extra[0], f"instances[{i}]"), "extra_field", extra[0]
+                )
     return {n: [row[n] for row in rows] for n in names}
 
 
@@ -326,25 +340,35 @@ def _input_values(item: InferInput) -> list[Any]:
     return [v.decode("utf-8") if isinstance(v, bytes) else v for v in values]
 
 
-def frame_from_v2(features: Sequence[Feature], request: InferRequest) -> pd.DataFrame:
-    """Parse a V2 inference request (per-column inputs or one row tensor) into a frame."""
+def frame_from_v2(
+    features: Sequence[Feature], request: InferRequest, contract: InputContract | None = None
+) -> pd.DataFrame:
+    """Parse a V2 inference request (per-column inputs or one row tensor) into a frame.
+
+    Column inputs are checked against ``contract`` (default: the features only); the
+    ones it ignores (target, dropped columns) are skipped unread.
+    """
+    contract = contract or _strict(features)
     names = [f.name for f in features]
     by_name = {f.name: f for f in features}
     inputs = list(request.inputs)
     if not inputs:
         raise InputSchemaError("the V2 request has no inputs", "malformed", "inputs")
-    if len(inputs) == 1 and inputs[0].name not in by_name and len(features) > 1:
+    if (len(inputs) == 1 and inputs[0].name not in by_name and len(features) > 1
+            and inputs[0].name not in contract.ignored):
         return _frame_from_v2_tensor(features, inputs[0])
     seen: set[str] = set()
     columns: dict[str, Sequence[Any]] = {}
     rows: int | None = None
     for item in inputs:
         if item.name not in by_name:
-            raise InputSchemaError(
-                f"unknown input '{item.name}'; the model's features are {names}",
-                "extra_field",
-                item.name,
-            )
+            if contract.unknown([item.name]):
+                raise InputSchemaError(
+                    contract.unknown_message(item.name, "the V2 request"),
+                    "extra_field",
+                    item.name,
+                )
+            continue  # the target, a dropped column, or unknown ones ignored on request
         if item.name in seen:
             raise InputSchemaError(f"input '{item.name}' appears twice", "malformed", item.name)
         seen.add(item.name)
@@ -437,8 +461,17 @@ class SklearnFolderModel(Model):  # type: ignore[misc]  # kserve ships no type h
     probes included, for as long as one large request takes.
     """
 
-    def __init__(self, name: str, model_dir: str | Path, workers: int | None = None):
+    def __init__(
+        self,
+        name: str,
+        model_dir: str | Path,
+        workers: int | None = None,
+        ignore_unknown_columns: bool | None = None,
+    ):
         super().__init__(name)
+        # None: KFP_MLOPS_IGNORE_UNKNOWN_COLUMNS decides, read at load().
+        self.ignore_unknown_columns = ignore_unknown_columns
+        self.contract: InputContract | None = None
         self.model_dir = Path(model_dir)
         self.model: Any = None
         self.metadata: ModelMetadata | None = None
@@ -449,6 +482,7 @@ class SklearnFolderModel(Model):  # type: ignore[misc]  # kserve ships no type h
     def load(self) -> bool:
         """Load and verify the model folder; raises ``ModelIntegrityError`` if broken."""
         self.model, self.metadata = load_model_folder(self.model_dir)
+        self.contract = InputContract.for_model(self.metadata, self.ignore_unknown_columns)
         if self.metadata.task == "classification":
             found = getattr(self.model, "classes_", None)
             self.classes = list(found) if found is not None else self.metadata.classes
@@ -523,7 +557,7 @@ class SklearnFolderModel(Model):  # type: ignore[misc]  # kserve ships no type h
             if isinstance(payload, InferRequest):
                 response: Any = self._predict_v2(payload)
             else:
-                frame, want_proba = frame_from_v1(self.features, payload)
+                frame, want_proba = frame_from_v1(self.features, payload, self.contract)
                 scored = self.score(frame, want_proba)
                 response = self._v1_response(scored)
                 self._observe(scored.predictions)
@@ -543,7 +577,7 @@ class SklearnFolderModel(Model):  # type: ignore[misc]  # kserve ships no type h
                 "malformed",
                 unknown[0],
             )
-        frame = frame_from_v2(self.features, request)
+        frame = frame_from_v2(self.features, request, self.contract)
         scored = self.score(frame, PROBABILITIES in wanted)
         self._observe(scored.predictions)
         outputs = []

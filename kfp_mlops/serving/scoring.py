@@ -20,8 +20,12 @@ def score_from_registry(
     *,
     with_probabilities: bool = False,
     keep_columns: Sequence[str] = (),
+    ignore_unknown_columns: bool | None = None,
 ) -> BatchResult:
-    """Download ``model_ref`` (sha256-checked) and stream ``data`` through it."""
+    """Download ``model_ref`` (sha256-checked) and stream ``data`` through it.
+
+    Columns follow the input contract of :func:`kfp_mlops.serving.batch.score_parquet`.
+    """
     registry = Registry(open_store(store_uri))
     with tempfile.TemporaryDirectory() as tmp:
         model_dir, _ = registry.download(model_ref, Path(tmp) / "model")
@@ -32,5 +36,5 @@ def score_from_registry(
             S3Store(f"s3://{parsed.netloc}").download_file(parsed.path.lstrip("/"), source)
         return score_parquet(
             model_dir, source, output_path, with_probabilities=with_probabilities,
-            keep_columns=tuple(keep_columns),
+            keep_columns=tuple(keep_columns), ignore_unknown_columns=ignore_unknown_columns,
         )

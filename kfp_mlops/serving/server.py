@@ -562,8 +562,13 @@ def serve(
     http_port: int = 8080,
     host: str = DEFAULT_HOST,
     max_body: int | str | None = None,
+    ignore_unknown_columns: bool | None = None,
 ) -> None:
     """Serve the model version folder ``model_dir`` as ``model_name`` until stopped.
+
+    ``ignore_unknown_columns``: ignore request fields that are neither features, the
+    target nor dropped columns, instead of refusing them (None: the
+    ``KFP_MLOPS_IGNORE_UNKNOWN_COLUMNS`` environment variable decides).
 
     Raises ``ModelIntegrityError`` before binding any port if the folder is broken
     (no or several model files, no or a wrong sha256, unsigned or wrongly signed with a
@@ -571,6 +576,8 @@ def serve(
     malformed body size limit.
     """
     limit = max_body_bytes(max_body)
-    predictor = SklearnFolderModel(model_name, model_dir)
+    predictor = SklearnFolderModel(
+        model_name, model_dir, ignore_unknown_columns=ignore_unknown_columns
+    )
     predictor.load()
     start_model_server([predictor], http_port=http_port, host=host, max_body=limit)

@@ -63,7 +63,13 @@ def test_csv_input_streams_too(classifier_dir, many_penguins, tmp_path):
     model, _ = load_model_folder(classifier_dir)
     path = tmp_path / "in.csv"
     many_penguins.to_csv(path, index=False)
-    result = score_parquet(classifier_dir, path, tmp_path / "out.parquet", batch_rows=256)
+    # row_id is neither a feature, the target nor a dropped column: refused by name,
+    # as serving refuses it, unless asked to ignore unknown columns.
+    with pytest.raises(BatchInputError, match=r"unknown columns \['row_id'\]"):
+        score_parquet(classifier_dir, path, tmp_path / "out.parquet", batch_rows=256)
+    assert not (tmp_path / "out.parquet").exists()
+    result = score_parquet(classifier_dir, path, tmp_path / "out.parquet", batch_rows=256,
+                           ignore_unknown_columns=True)
     scored = pq.read_table(tmp_path / "out.parquet").to_pandas()
     assert result.rows == len(many_penguins)
     assert scored["prediction"].tolist() == model.predict(many_penguins).tolist()
@@ -104,7 +110,8 @@ def test_null_in_non_nullable_column_leaves_no_output(classifier_dir, many_pengu
     path = tmp_path / "in.parquet"
     pq.write_table(pa.Table.from_pandas(frame), path, row_group_size=300)
     with pytest.raises(BatchInputError, match="'year'.*row 2000"):
-        score_parquet(classifier_dir, path, tmp_path / "out.parquet", batch_rows=500)
+        score_parquet(classifier_dir, path, tmp_path / "out.parquet", batch_rows=500,
+                      ignore_unknown_columns=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.parquet"]
 
 
