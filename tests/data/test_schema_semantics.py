@@ -69,7 +69,8 @@ def test_shifted_batch_passes_with_warnings_and_widens_the_inferred_ranges(batch
     assert first.passed and first.schema_created and first.schema_version == 1
     shifted = stats_of(batches["b3"])
     result = validate_against_store(
-        shifted, store, "cars", run_id="run-42", summary_path=tmp_path / "summary.md"
+        shifted, store, "cars", run_id="run-42", summary_path=tmp_path / "summary.md",
+        report_path=tmp_path / "report.html",
     )
     assert result.passed, result.reason
     warned = {a.column for a in result.validation.warnings if a.kind == "out_of_range"}
@@ -78,7 +79,10 @@ def test_shifted_batch_passes_with_warnings_and_widens_the_inferred_ranges(batch
     assert "widened: schema 'cars' v1 -> v2" in result.reason
     # The summary (and the report) show the advisory anomalies as warnings.
     summary = (tmp_path / "summary.md").read_text()
-    assert "Weight_in_lbs" in summary and "inferred max" in summary
+    assert "`warning` column 'Weight_in_lbs' has maximum 8738, above the schema's inferred " \
+        "max 4906" in summary
+    report = (tmp_path / "report.html").read_text()
+    assert "above the schema&#x27;s inferred max 4906" in report and ">warning<" in report
     stored = load_schema(LocalStore(tmp_path / "store"), "cars")
     assert stored.version == 2 and stored.notes["widened"]["run"] == "run-42"
     assert stored.notes["widened"]["from_version"] == 1
