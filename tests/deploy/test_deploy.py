@@ -115,8 +115,10 @@ def ready(double):
 
 
 def get_status(url):
+    # A fresh opener reads http_proxy now; urlopen's global one keeps what an earlier
+    # test in the process saw.
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310
+        with urllib.request.build_opener().open(url, timeout=5) as response:
             return response.status
     except urllib.error.HTTPError as exc:
         return exc.code
