@@ -73,13 +73,16 @@ def schema_command(args: argparse.Namespace) -> int:
 def _as_parquet(store, source: str, workdir: Path) -> Path:
     """A dataset version id, or anything ``--data`` accepts, as a local Parquet file."""
     from kfp_mlops.data.ingest import ingest_to_parquet
-    from kfp_mlops.data.versions import download_dataset, get_dataset_version
-    from kfp_mlops.storage import StoreError
+    from kfp_mlops.data.versions import (
+        DatasetVersionNotFoundError,
+        download_dataset,
+        get_dataset_version,
+    )
 
     target = workdir / f"{len(list(workdir.iterdir()))}.parquet"
     try:
         get_dataset_version(store, source)
-    except StoreError:
+    except DatasetVersionNotFoundError:  # not a version id: a path or URI
         ingest_to_parquet(source, target)
         return target
     return download_dataset(store, source, target)
@@ -179,9 +182,11 @@ def register(commands) -> None:
     generate = sub.add_parser(
         "generate", help="write a reference or drifted batch (loan defaults) for the loop demo",
     )
-    generate.add_argument("--kind", choices=["reference", "drifted"], default="reference")
-    generate.add_argument("--rows", type=int, default=2000)
-    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--kind", choices=["reference", "drifted"], default="reference",
+                          help="the reference world, or the drifted one")
+    generate.add_argument("--rows", type=int, default=2000, help="how many rows")
+    generate.add_argument("--seed", type=int, default=0,
+                          help="random seed: another seed, another batch of the same world")
     generate.add_argument("--out", required=True, help="CSV or .parquet path")
     generate.set_defaults(handler=generate_command)
     add_output(generate)
