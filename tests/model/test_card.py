@@ -327,7 +327,7 @@ def wide_frame(rows, columns, seed=0):
     frame = pd.DataFrame(rng.normal(size=(rows, columns)),
                          columns=[f"x{i}" for i in range(columns)])
     frame["color"] = rng.choice(["red", "green", "blue"], rows)
-    score = (2 * frame["x0"] - 1.5 * frame["x1"] + frame["x2"] ** 2
+    score = (2 * frame["x0"] - 1.5 * frame["x1"] + 1.5 * frame["x2"] ** 2
              + 2 * (frame["color"] == "red"))
     frame["y"] = np.where(score + rng.normal(scale=0.3, size=rows) > score.median(), "hi", "lo")
     return frame
@@ -355,18 +355,21 @@ def test_importance_on_a_wide_table_measures_the_columns_the_model_uses():
     assert f"Bounded: {IMPORTANCE_MAX_COLUMNS} of 81 columns measured" in page
 
 
-def test_screening_ranks_by_what_explains_the_model_output():
+def test_screening_finds_the_columns_the_model_reads_among_many():
     from kfp_mlops.model.evaluate import screen_columns
 
-    class Model:  # predicts from x3 (non-monotonic) and "kind" only
+    class Model:  # reads x3 (through its square: no linear trace), x40 a little, and "kind"
         def predict(self, rows):
-            return rows["x3"].to_numpy() ** 2 + (rows["kind"] == "b").to_numpy() * 3
+            return (rows["x3"].to_numpy() ** 2 + 0.1 * rows["x40"].to_numpy()
+                    + (rows["kind"] == "b").to_numpy() * 3)
 
     rng = np.random.default_rng(1)
-    rows = pd.DataFrame(rng.normal(size=(800, 50)), columns=[f"x{i}" for i in range(50)])
-    rows["kind"] = rng.choice(["a", "b", "c"], 800).astype(object)
-    rows.loc[::7, "x3"] = np.nan  # missing values get a bin of their own
-    assert set(screen_columns(Model(), rows.fillna({"x3": 0.0}), 2)) == {"x3", "kind"}
+    rows = pd.DataFrame(rng.normal(size=(100, 300)), columns=[f"x{i}" for i in range(300)])
+    rows["kind"] = rng.choice(["a", "b", "c"], 100).astype(object)
+    # 301 columns, 3 kept: groups of columns first, then the best groups' columns alone.
+    chosen = screen_columns(Model(), rows, 3, seed=0)
+    assert chosen == ["x3", "x40", "kind"]
+    assert screen_columns(Model(), rows, 3, seed=0) == chosen  # seeded: reproducible
 
 
 def test_card_shows_the_published_version_and_run(binary, tmp_path):
