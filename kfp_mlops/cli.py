@@ -2,7 +2,8 @@
 
 Conventions every command follows: ``--store`` (default ``$KFP_MLOPS_STORE``, else
 ``./mlops-store``) where the store is read or written, ``--output text|json``, exit
-status 0 on success and non-zero with a one-paragraph message on error.
+status 0 on success, 3 when a gate stopped a pipeline run, 1 with a one-paragraph
+message on error (``kfp_mlops.commands.common``).
 """
 
 from __future__ import annotations
