@@ -192,9 +192,12 @@ def test_importance_agrees_with_scikit_learn(binary):
 
     model, metadata, test, _ = binary
     inputs, y = model_inputs(test, metadata), test[metadata.target].astype(str)
-    ours, _ = ours_on(model, inputs, y, "classification", seed=0)
-    theirs = permutation_importance(model, inputs, y, scoring="accuracy", n_repeats=20,
-                                    random_state=0).importances_mean
+    # One OpenMP thread: 600 tiny predictions with spinning OpenMP workers take minutes
+    # when other processes hold the cores.
+    with threadpool_limits(limits=1, user_api="openmp"):
+        ours, _ = ours_on(model, inputs, y, "classification", seed=0)
+        theirs = permutation_importance(model, inputs, y, scoring="accuracy", n_repeats=20,
+                                        random_state=0).importances_mean
     assert ours.shape == theirs.shape
     # Different shuffles, same statistic: the strongest columns and the sizes agree.
     assert set(np.argsort(ours)[-3:]) == set(np.argsort(theirs)[-3:])
