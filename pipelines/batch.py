@@ -52,7 +52,7 @@ def build_batch_pipeline(
             ),
             cluster,
         )
-        finish_tasks(settings)
+        finish_tasks(settings, cluster)
 
     return batch_inference_pipeline
 

@@ -71,10 +71,16 @@ def _doubled(quantity: str) -> str:
     return f"{int(amount) * 2}{unit}"
 
 
-def finish_tasks(settings: TaskSettings | None = None) -> None:
+def finish_tasks(
+    settings: TaskSettings | None = None, cluster: ClusterConfig | None = None
+) -> None:
     """Set image, caching and resources on every task of the pipeline being defined.
 
-    Call it last in a ``@dsl.pipeline`` function body.
+    Call it last in a ``@dsl.pipeline`` function body. For a cluster, ``OMP_NUM_THREADS``
+    is the task's CPU limit: OpenMP (scikit-learn's gradient boosting) otherwise starts a
+    thread per core of the node, and in a pod limited to one or two CPUs those threads
+    spin against the CFS quota (a test here took minutes instead of seconds on busy
+    cores). Locally the tasks keep every core.
     """
     settings = settings or TaskSettings()
     pipeline = pipeline_context.Pipeline.get_default_pipeline()
@@ -88,6 +94,8 @@ def finish_tasks(settings: TaskSettings | None = None) -> None:
         task.set_container_image(settings.image)
         task.set_cpu_request(policy.cpu_request).set_cpu_limit(policy.cpu_limit)
         task.set_memory_request(memory).set_memory_limit(memory_limit)
+        if cluster is not None:
+            task.set_env_variable("OMP_NUM_THREADS", policy.cpu_limit)
 
 
 def on_cluster(task, cluster: ClusterConfig | None):

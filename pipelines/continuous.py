@@ -96,7 +96,7 @@ def build_continuous_pipeline(
             )
         with dsl.Else(name="retrain-skipped"):
             skip_step(step="retraining", reason=watch.outputs["reason"])
-        finish_tasks(settings)
+        finish_tasks(settings, cluster)
 
     return continuous_training_pipeline
 

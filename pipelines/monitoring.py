@@ -48,7 +48,7 @@ def build_monitoring_pipeline(
                     pushgateway=pushgateway),
             cluster,
         )
-        finish_tasks(settings)
+        finish_tasks(settings, cluster)
 
     return monitoring_pipeline
 

@@ -95,7 +95,7 @@ def build_training_pipeline(
             canary_traffic_percent=canary_traffic_percent, n_trials=n_trials,
             search_space=search_space, force_new_version=force_new_version, cluster=cluster,
         )
-        finish_tasks(settings)
+        finish_tasks(settings, cluster)
 
     return training_pipeline
 

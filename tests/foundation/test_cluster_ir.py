@@ -162,3 +162,11 @@ def test_the_docs_table_is_the_policy():
     assert documented == {
         name: (p.cache, p.why, p.cpu_request, p.cpu_limit, p.memory_request, p.memory_limit)
         for name, p in POLICIES.items()}
+
+
+@pytest.mark.parametrize("name", sorted(PIPELINES))
+def test_openmp_threads_match_the_cpu_limit(compiled, name):
+    for label, executor in _spec(compiled / f"{name}.yaml")["deploymentSpec"]["executors"].items():
+        container = executor["container"]
+        env = {e["name"]: e["value"] for e in container.get("env", [])}
+        assert env.get("OMP_NUM_THREADS") == container["resources"]["resourceCpuLimit"], label
