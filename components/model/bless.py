@@ -52,34 +52,19 @@ def bless_model(
     """
     from collections import namedtuple
 
-    from kfp_mlops.gates import write_verdict
-    from kfp_mlops.model.blessing import BlessingPolicy
-    from kfp_mlops.model.champion import bless_challenger, evaluate_champion
+    from kfp_mlops.model.champion import model_gate
     from kfp_mlops.model.gates import policy_spec
-    from kfp_mlops.model.identity import identical_version
     from kfp_mlops.model.package import read_metadata
 
-    fingerprint = read_metadata(model.path).training_fingerprint
-    same = None if force_new_version else identical_version(store, model_name, fingerprint)
-    if same is not None:
-        reason = (f"identical to {model_name} version {same} (same data, settings and code): "
-                  "nothing new to publish; force a new version to publish it anyway")
-        write_verdict(blessing.path, False, reason, identical_to=same,
-                      blessing={"blessed": False, "reason": reason, "comparisons": []})
-        blessing.metadata.update({"passed": False, "reason": reason, "identical_to": same})
-        with open(comparison.path, "w") as handle:
-            handle.write(f"{reason}\n")
-        print(reason)
-        return namedtuple("BlessOutputs", ["passed", "reason"])(False, reason)
-    champion = evaluate_champion(store, model_name, test_data.path)
+    fingerprint = None if force_new_version else read_metadata(model.path).training_fingerprint
     spec = policy_spec(task, quality_metric, quality_threshold, policy)
-    verdict = bless_challenger(dict(metrics.metadata), champion, task, spec)
+    decision = model_gate(store, model_name, test_data.path, dict(metrics.metadata), task, spec,
+                          blessing.path, fingerprint)
     with open(comparison.path, "w") as handle:
-        handle.write(f"Policy: {BlessingPolicy.coerce(spec, task).describe()} (`{spec}`)\n\n"
-                     f"{verdict.to_markdown()}\n")
-    print(verdict.reason)
-    payload = {**verdict.to_dict(), "policy": spec, "champion_version": champion.version,
-               "champion_metrics": champion.metrics}
-    write_verdict(blessing.path, verdict.blessed, verdict.reason, blessing=payload)
-    blessing.metadata.update({"passed": verdict.blessed, "reason": verdict.reason, "policy": spec})
-    return namedtuple("BlessOutputs", ["passed", "reason"])(verdict.blessed, verdict.reason)
+        handle.write(f"{decision.markdown}\n")
+    print(decision.reason)
+    blessing.metadata.update({"passed": decision.passed, "reason": decision.reason,
+                              "policy": spec})
+    if decision.identical_to is not None:
+        blessing.metadata["identical_to"] = decision.identical_to
+    return namedtuple("BlessOutputs", ["passed", "reason"])(decision.passed, decision.reason)

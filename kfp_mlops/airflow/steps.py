@@ -208,21 +208,16 @@ def bless(files: RunFiles, evaluated: dict[str, Any], splits: dict[str, Any],
     The verdict file is the one the KFP component writes (``kfp_mlops.gates``), so
     ``publish`` re-checks it the same way.
     """
-    from kfp_mlops.gates import write_verdict
-    from kfp_mlops.model.champion import bless_challenger, evaluate_champion
+    from kfp_mlops.model.champion import model_gate
     from kfp_mlops.model.gates import policy_spec
 
     name, task = checked["model_name"], checked["task"]
     with _workdir() as tmp:
-        champion = evaluate_champion(files.store_uri, name, files.get(splits["test"], tmp))
         spec = policy_spec(task, str(quality_metric), str(quality_threshold), str(policy))
-        verdict = bless_challenger(dict(evaluated["metrics"]), champion, task, spec)
-        payload = {**verdict.to_dict(), "policy": spec,
-                   "champion_version": champion.version,
-                   "champion_metrics": champion.metrics}
-        write_verdict(tmp / "blessing.json", verdict.blessed, verdict.reason, blessing=payload)
+        decision = model_gate(files.store_uri, name, files.get(splits["test"], tmp),
+                              dict(evaluated["metrics"]), task, spec, tmp / "blessing.json")
         key = files.put("blessing.json", tmp / "blessing.json")
-    return {"passed": verdict.blessed, "reason": verdict.reason, "blessing": key,
+    return {"passed": decision.passed, "reason": decision.reason, "blessing": key,
             "policy": spec}
 
 

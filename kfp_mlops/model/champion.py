@@ -52,3 +52,43 @@ def bless_challenger(
     if champion.note:
         verdict.reason = f"{verdict.reason} ({champion.note})"
     return verdict
+
+
+@dataclass
+class GateDecision:
+    """What the model gate decided, as the KFP component and the Airflow step report it."""
+
+    passed: bool
+    reason: str
+    policy: str
+    markdown: str  # the comparison table, or the identical-version sentence
+    identical_to: int | None = None
+
+
+def model_gate(
+    store_uri: str, name: str, test_path: str | Path, metrics: dict[str, float], task: str,
+    spec: str, verdict_path: str | Path, fingerprint: str | None = None,
+) -> GateDecision:
+    """Judge the challenger and write the verdict file publish and deploy re-check.
+
+    With a ``fingerprint`` that a published version of ``name`` shares, nothing is
+    judged: the challenger is identical to that version and is not blessed again.
+    """
+    from kfp_mlops.gates import write_verdict
+    from kfp_mlops.model.identity import identical_version
+
+    same = identical_version(store_uri, name, fingerprint)
+    if same is not None:
+        reason = (f"identical to {name} version {same} (same data, settings and code): "
+                  "nothing new to publish; force a new version to publish it anyway")
+        write_verdict(verdict_path, False, reason, identical_to=same,
+                      blessing={"blessed": False, "reason": reason, "comparisons": []})
+        return GateDecision(False, reason, spec, reason, identical_to=same)
+    champion = evaluate_champion(store_uri, name, test_path)
+    verdict = bless_challenger(metrics, champion, task, spec)
+    payload = {**verdict.to_dict(), "policy": spec, "champion_version": champion.version,
+               "champion_metrics": champion.metrics}
+    write_verdict(verdict_path, verdict.blessed, verdict.reason, blessing=payload)
+    markdown = (f"Policy: {BlessingPolicy.coerce(spec, task).describe()} (`{spec}`)\n\n"
+                f"{verdict.to_markdown()}")
+    return GateDecision(verdict.blessed, verdict.reason, spec, markdown)
