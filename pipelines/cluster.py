@@ -12,8 +12,6 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kfp.dsl import pipeline_context
-
 from kfp_mlops.components.image import DEFAULT_IMAGE
 from kfp_mlops.components.policy import HEAVY, policy_for
 
@@ -83,6 +81,8 @@ def finish_tasks(
     cores). Locally the tasks keep every core.
     """
     settings = settings or TaskSettings()
+    from kfp.dsl import pipeline_context  # here: the CLI reads this module's defaults
+
     pipeline = pipeline_context.Pipeline.get_default_pipeline()
     for task in pipeline.tasks.values():
         name = task.component_spec.name

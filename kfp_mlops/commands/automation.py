@@ -10,9 +10,9 @@ from kfp_mlops.commands.compile import add_task_flags, task_settings
 
 def _common(parser: argparse.ArgumentParser) -> None:
     from kfp_mlops.automation.submit import TOKEN_PATH_ENV
-    from kfp_mlops.pipelines import PIPELINES
+    from kfp_mlops.pipelines import PIPELINE_NAMES
 
-    parser.add_argument("pipeline", choices=sorted(PIPELINES), help="which pipeline")
+    parser.add_argument("pipeline", choices=sorted(PIPELINE_NAMES), help="which pipeline")
     parser.add_argument("--host", required=True, help="KFP API endpoint, e.g. http://localhost:8080")
     parser.add_argument("--experiment", help="experiment name (created if missing)")
     add_task_flags(parser)
