@@ -134,7 +134,8 @@ def _refuse_too_many_classes(values: pd.Series, target: str, count: int, numeric
         raise DataError(
             f"target {target!r} has {count} classes in {rows} labelled rows (such as "
             f"{examples}): fewer than {MIN_ROWS_PER_CLASS} rows per class on average, too "
-            f"few to learn and test each class; {hint}"
+            f"few to learn and test each class ({count} classes need "
+            f"{count * MIN_ROWS_PER_CLASS:,} rows or more); {hint}"
         )
 
 

@@ -7,6 +7,7 @@ cannot skew from training, and the stock KServe sklearn server can load the mode
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from kfp_mlops.data.checks import MIN_ROWS_PER_CLASS
 from kfp_mlops.data.sources import DataError
 from kfp_mlops.model.features import FeaturePlan, plan_features, prepare_inputs, refuse_infinite
 from kfp_mlops.model.package import Feature, ModelMetadata
@@ -43,6 +45,20 @@ ESTIMATORS: dict[str, dict[str, type]] = {
 DEFAULT_ESTIMATOR = "hist_gradient_boosting"
 # Bounded one-hot width: rare categories share one "infrequent" column.
 MAX_CATEGORIES = 50
+# Gradient boosting fits one tree per class per iteration, so its cost grows with the
+# number of classes: 500 classes took 505 s where 3 take seconds. Past MANY_CLASSES the
+# auto estimator keeps to the trees the default spends on MANY_CLASSES classes (100
+# iterations each), but never fewer than MIN_BOOSTING_ITERATIONS iterations.
+MANY_CLASSES = 20
+BOOSTING_TREE_BUDGET = 100 * MANY_CLASSES
+MIN_BOOSTING_ITERATIONS = 20
+# scikit-learn turns gradient boosting's early stopping on past this many rows, holding
+# out a stratified validation fraction (which fails when a class has a single row).
+AUTO_EARLY_STOPPING_ROWS = 10_000
+# A class with fewer training rows than this is named in a warning (see rare_classes).
+RARE_CLASS_ROWS = MIN_ROWS_PER_CLASS
+
+log = logging.getLogger(__name__)
 
 
 def make_estimator(task: str, estimator: str, params: dict[str, Any], seed: int):
@@ -103,6 +119,72 @@ def parse_params(params: str | dict[str, Any] | None) -> dict[str, Any]:
     return parsed
 
 
+def rare_classes(y: pd.Series, below: int = RARE_CLASS_ROWS) -> dict[str, int]:
+    """Classes of ``y`` with fewer than ``below`` rows, rarest first, with their counts."""
+    counts = y.value_counts(sort=False)
+    rare = counts[counts < below].sort_values(kind="stable")
+    return {str(label): int(n) for label, n in rare.items()}
+
+
+def warn_rare_classes(y: pd.Series, target: str) -> None:
+    """Log a warning naming the classes too rare to learn or test reliably."""
+    rare = rare_classes(y)
+    if not rare:
+        return
+    listed = ", ".join(f"{label!r} ({n})" for label, n in list(rare.items())[:10])
+    more = f" and {len(rare) - 10} more" if len(rare) > 10 else ""
+    log.warning(
+        "%d of %d classes of target %r have fewer than %d training rows: %s%s. The model "
+        "sees few examples of them and the held-out metrics rest on a row or two of each "
+        "(or none). Collect more rows for them, or merge them into a broader class upstream",
+        len(rare), y.nunique(), target, RARE_CLASS_ROWS, listed, more)
+
+
+def _rows(count: int) -> str:
+    return f"{count} row" + ("" if count == 1 else "s")
+
+
+def _stratified_validation_fits(counts: pd.Series, fraction: float = 0.1) -> bool:
+    """Whether scikit-learn can hold out a stratified ``fraction`` of these class counts."""
+    rows, classes = int(counts.sum()), len(counts)
+    held_out = -(-rows * fraction // 1)  # scikit-learn rounds the held-out count up
+    return counts.min() >= 2 and held_out >= classes and rows - held_out >= classes
+
+
+def class_count_defaults(
+    estimator: str, params: dict[str, Any], y: pd.Series
+) -> tuple[dict[str, Any], list[str]]:
+    """Gradient boosting parameters the class counts call for, and why, in words.
+
+    Only parameters ``params`` leaves unset: the user's choice always wins.
+    - many classes (``auto`` estimator only): ``max_iter`` within BOOSTING_TREE_BUDGET;
+    - a class too rare for scikit-learn's automatic early stopping (past
+      AUTO_EARLY_STOPPING_ROWS rows it holds out a stratified share, which raises when a
+      class has one row): ``early_stopping=False``, where it would otherwise crash.
+    """
+    if estimator not in ("auto", "hist_gradient_boosting"):
+        return {}, []
+    counts = y.value_counts()
+    defaults: dict[str, Any] = {}
+    reasons = []
+    if estimator == "auto" and len(counts) > MANY_CLASSES and "max_iter" not in params:
+        iterations = max(MIN_BOOSTING_ITERATIONS, BOOSTING_TREE_BUDGET // len(counts))
+        if iterations < 100:  # scikit-learn's default max_iter
+            defaults["max_iter"] = iterations
+            reasons.append(
+                f"{len(counts)} classes: gradient boosting fits one tree per class per "
+                f"iteration, so max_iter is {iterations} instead of 100 "
+                f"({iterations * len(counts):,} trees); set max_iter in --params to change it")
+    if ("early_stopping" not in params and len(y) > AUTO_EARLY_STOPPING_ROWS
+            and not _stratified_validation_fits(counts)):
+        defaults["early_stopping"] = False
+        reasons.append(
+            f"{len(y):,} rows would turn on early stopping on a stratified 10 % validation "
+            f"share, which class {str(counts.idxmin())!r} ({_rows(int(counts.min()))}) "
+            "cannot be split into: early_stopping is false")
+    return defaults, reasons
+
+
 @dataclass
 class TrainingSetup:
     """An unfitted model and the prepared rows it learns from (training and tuning)."""
@@ -135,6 +217,13 @@ def prepare_training(
             "in the source"
         )
     parsed = parse_params(params)
+    if task == "classification":
+        warn_rare_classes(y, target)
+        defaults, reasons = class_count_defaults(estimator, parsed, y)
+        for reason in reasons:
+            log.warning("%s", reason)
+        # Recorded with the parameters set for this model (card, fingerprint).
+        parsed = {**defaults, **parsed}
     model = build_pipeline(plan, make_estimator(task, estimator, parsed, seed))
     return TrainingSetup(model, inputs, y, plan, parsed)
 
