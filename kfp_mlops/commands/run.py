@@ -123,6 +123,9 @@ def training_arguments(args: argparse.Namespace) -> dict:
 
 def run_command(args: argparse.Namespace) -> int:
     """Run the training pipeline locally with kfp.local and summarise it."""
+    from kfp_mlops.pipelines.local import import_kfp_without_client
+
+    import_kfp_without_client()  # before the pipeline module imports kfp.dsl
     from kfp_mlops.pipelines.training import build_training_pipeline, planned_tasks
 
     arguments = training_arguments(args)

@@ -1,0 +1,98 @@
+"""What a local run's processes import and inherit (the start-up cost of `kfp-mlops run`).
+
+Each check runs in a fresh interpreter: an import already made by pytest would hide it.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+COMPILE = """
+from kfp import compiler
+from kfp_mlops.pipelines.training import build_training_pipeline
+compiler.Compiler().compile(build_training_pipeline(), {path!r})
+"""
+
+
+def run_python(code: str, **env: str) -> dict:
+    """Run ``code`` in a fresh interpreter; it prints one JSON object as its last line."""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_local_run_imports_kfp_without_its_api_client(tmp_path):
+    found = run_python(f"""
+import json, os, sys
+from kfp_mlops.pipelines.local import import_kfp_without_client
+import_kfp_without_client()
+{COMPILE.format(path=str(tmp_path / "light.yaml"))}
+heavy = sorted(m for m in ("kubernetes", "kfp.client", "google.auth", "requests")
+               if m in sys.modules)
+runtime_switch = os.environ.get("_KFP_RUNTIME")
+import kfp
+from kfp import Client
+print(json.dumps({{"heavy": heavy, "switch": runtime_switch, "client": Client.__module__,
+                  "components": kfp.components.__name__}}))
+""")
+    assert found["heavy"] == []
+    assert found["switch"] is None  # not left set for the task processes
+    assert found["client"] == "kfp.client.client"  # still reachable on first use
+    assert found["components"] == "kfp.components"
+    # kfp.dsl imported after the switch builds the pipeline a full `import kfp` builds.
+    run_python(COMPILE.format(path=str(tmp_path / "full.yaml")) + "print('{}')")
+    assert (tmp_path / "light.yaml").read_text() == (tmp_path / "full.yaml").read_text()
+
+
+def test_without_the_api_client_an_unknown_kfp_name_is_still_an_attribute_error():
+    found = run_python("""
+import json
+from kfp_mlops.pipelines.local import import_kfp_without_client
+import_kfp_without_client()
+import kfp
+try:
+    kfp.NoSuchThing
+    said = None
+except AttributeError as exc:
+    said = str(exc)
+print(json.dumps({"said": said}))
+""")
+    assert found["said"] == "module 'kfp' has no attribute 'NoSuchThing'"
+
+
+def echo_env_pipeline():
+    """A one-task pipeline whose task returns the OpenMP wait policy it was started with."""
+    from kfp import dsl
+
+    @dsl.component(base_image="python:3.11", install_kfp_package=False)
+    def report_env() -> str:
+        import os
+
+        return os.environ.get("OMP_WAIT_POLICY", "<unset>")
+
+    @dsl.pipeline(name="echo-env")
+    def pipeline():
+        report_env()
+
+    return pipeline
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("user_value, seen", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_local_tasks_wait_passively_unless_the_user_says_otherwise(
+    tmp_path, monkeypatch, user_value, seen
+):
+    from kfp_mlops.pipelines.local import run_locally
+
+    if user_value is None:
+        monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    else:
+        monkeypatch.setenv("OMP_WAIT_POLICY", user_value)
+    run = run_locally(echo_env_pipeline(), {}, tmp_path)
+    assert run.succeeded, run.error
+    assert run.tasks["report-env"].parameters["Output"] == seen
+    assert os.environ.get("OMP_WAIT_POLICY") == user_value  # the parent is left as it was
