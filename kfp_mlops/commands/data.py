@@ -72,7 +72,7 @@ def schema_command(args: argparse.Namespace) -> int:
 
 def _as_parquet(store, source: str, workdir: Path) -> Path:
     """A dataset version id, or anything ``--data`` accepts, as a local Parquet file."""
-    from kfp_mlops.data.ingest import ingest_to_parquet
+    from kfp_mlops.data.ingest import ingest_to_parquet, parquet_as_is
     from kfp_mlops.data.versions import (
         DatasetVersionNotFoundError,
         download_dataset,
@@ -83,6 +83,9 @@ def _as_parquet(store, source: str, workdir: Path) -> Path:
     try:
         get_dataset_version(store, source)
     except DatasetVersionNotFoundError:  # not a version id: a path or URI
+        as_is = parquet_as_is(source)
+        if as_is is not None:
+            return as_is
         ingest_to_parquet(source, target)
         return target
     return download_dataset(store, source, target)

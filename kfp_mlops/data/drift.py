@@ -19,16 +19,19 @@ as a feature, as before.
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from importlib import import_module
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
-from scipy.spatial.distance import jensenshannon
-from scipy.stats import chi2_contingency, ks_2samp, wasserstein_distance
 
 from kfp_mlops.data.stats import NUMERIC_KINDS, DatasetStatistics, Scan, scan_any
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _EPS = 1e-4  # floor for empty bins: keeps PSI's logarithm finite, as Evidently does
 
@@ -173,6 +176,34 @@ def psi(reference: np.ndarray, current: np.ndarray, bins: int = 10) -> float:
     return float(np.sum((cur - ref) * np.log(cur / ref)))
 
 
+def _jensenshannon(p: np.ndarray, q: np.ndarray) -> float:
+    """Jensen-Shannon distance (natural log) of two count vectors, as scipy computes it."""
+    p, q = p / p.sum(), q / q.sum()
+    m = (p + q) / 2.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        left = np.where(p > 0, p * np.log(p / m), 0.0).sum()
+        right = np.where(q > 0, q * np.log(q / m), 0.0).sum()
+    return float(np.sqrt((left + right) / 2.0))
+
+
+def _chi2_pvalue(table: np.ndarray) -> float:
+    """p-value of the chi-square test of a 2 x K table, with scipy's defaults.
+
+    As ``scipy.stats.chi2_contingency``: expected counts from the margins, Yates'
+    continuity correction when there is one degree of freedom.
+    """
+    from scipy.special import chdtrc  # scipy.special alone imports in a fraction of stats
+
+    expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / table.sum()
+    dof = (table.shape[0] - 1) * (table.shape[1] - 1)
+    observed = table
+    if dof == 1:
+        diff = expected - observed
+        observed = observed + np.minimum(0.5, np.abs(diff)) * np.sign(diff)
+    statistic = float(((observed - expected) ** 2 / expected).sum())
+    return float(chdtrc(dof, statistic))
+
+
 def _categorical_metrics(ref: dict[str, int], cur: dict[str, int]) -> dict[str, float]:
     keys = sorted(set(ref) | set(cur))
     table = np.array([[ref.get(k, 0) for k in keys], [cur.get(k, 0) for k in keys]], float)
@@ -181,14 +212,55 @@ def _categorical_metrics(ref: dict[str, int], cur: dict[str, int]) -> dict[str, 
     if len(keys) < 2:
         chi2_p = 1.0  # one category on both sides: nothing can have shifted
     else:
-        chi2_p = float(chi2_contingency(table)[1])
-    shares = table / table.sum(axis=1, keepdims=True)  # JS handles empty categories
-    return {"chi2_pvalue": chi2_p, "jensenshannon": float(jensenshannon(shares[0], shares[1]))}
+        chi2_p = _chi2_pvalue(table)
+    return {"chi2_pvalue": chi2_p, "jensenshannon": _jensenshannon(table[0], table[1])}
 
 
 def _counts(values: np.ndarray) -> dict[str, int]:
     keys, counts = np.unique(values, return_counts=True)
     return {f"{k:g}": int(n) for k, n in zip(keys, counts, strict=True)}
+
+
+@dataclass(frozen=True)
+class _Sorted:
+    """Both samples sorted once, and each one's CDF at every pooled value."""
+
+    ref: np.ndarray
+    cur: np.ndarray
+    pooled: np.ndarray
+
+    @classmethod
+    def of(cls, r: np.ndarray, c: np.ndarray) -> _Sorted:
+        ref, cur = np.sort(r), np.sort(c)
+        return cls(ref, cur, np.sort(np.concatenate([ref, cur]), kind="mergesort"))
+
+    def distinct(self) -> int:
+        return int(np.count_nonzero(np.diff(self.pooled))) + 1
+
+    def cdfs(self) -> tuple[np.ndarray, np.ndarray]:
+        return (np.searchsorted(self.ref, self.pooled, side="right") / len(self.ref),
+                np.searchsorted(self.cur, self.pooled, side="right") / len(self.cur))
+
+
+def _ks_and_wasserstein(s: _Sorted) -> tuple[float, float, float]:
+    """KS statistic and p-value, and the Wasserstein distance, from one sort.
+
+    The same arithmetic as ``scipy.stats.ks_2samp`` (two-sided, method "auto") and
+    ``wasserstein_distance``, which would each sort both samples again.
+    """
+    ref_cdf, cur_cdf = s.cdfs()
+    gaps = ref_cdf - cur_cdf
+    statistic = float(max(gaps.max(), np.clip(-gaps.min(), 0, 1)))
+    distance = float(np.sum(np.abs(gaps[:-1]) * np.diff(s.pooled)))
+    n1, n2 = len(s.ref), len(s.cur)
+    stats = import_module("scipy.stats")
+    if max(n1, n2) <= 10_000:  # scipy's exact p-value: small samples, cheap
+        pvalue = float(stats.ks_2samp(s.ref, s.cur).pvalue)
+    else:  # scipy's asymptotic branch
+        m, n = sorted([float(n1), float(n2)], reverse=True)
+        pvalue = float(np.clip(stats.distributions.kstwo.sf(statistic, np.round(m * n / (m + n))),
+                               0, 1))
+    return statistic, pvalue, distance
 
 
 def _feature_drift(
@@ -200,16 +272,16 @@ def _feature_drift(
         if len(r) == 0 or len(c) == 0:
             return FeatureDrift(name, kind, "none", float("nan"), float("nan"), False,
                                 {"note_empty": 1.0})
-        if len(np.unique(np.concatenate([r, c]))) <= t.few_values:
+        ordered = _Sorted.of(r, c)
+        if ordered.distinct() <= t.few_values:
             metrics = _categorical_metrics(_counts(r), _counts(c))
             return _decide_categorical(name, kind, metrics, small, t)
         norm = max(float(np.std(r)), 0.001)  # Evidently's floor for a constant reference
-        distance = float(wasserstein_distance(r, c))
-        ks = ks_2samp(r, c)
+        ks_statistic, ks_pvalue, distance = _ks_and_wasserstein(ordered)
         metrics = {
             "psi": psi(r, c),
-            "ks_statistic": float(ks.statistic),
-            "ks_pvalue": float(ks.pvalue),
+            "ks_statistic": ks_statistic,
+            "ks_pvalue": ks_pvalue,
             "wasserstein": distance,
             "wasserstein_normed": distance / norm,
         }
@@ -258,8 +330,13 @@ def detect_drift(
     ``count_target`` (a target missing from either side is skipped).
     """
     t = thresholds or DriftThresholds()
-    ref = scan_any(reference, sample_size=t.sample_size, count_duplicates=False)
-    cur = scan_any(current, sample_size=t.sample_size, count_duplicates=False, seed=1)
+    # scipy.stats (the KS p-values) takes about a second to import: it does so beside the
+    # scans, which run side by side, one a core (pyarrow and numpy release the GIL).
+    threading.Thread(target=import_module, args=("scipy.stats",), daemon=True).start()
+    with ThreadPoolExecutor(2) as pool:
+        scans = [pool.submit(scan_any, data, sample_size=t.sample_size, count_duplicates=False,
+                             seed=seed) for data, seed in ((reference, 0), (current, 1))]
+        ref, cur = (scan.result() for scan in scans)
     return drift_from_scans(ref, cur, t, columns, target=target, count_target=count_target)
 
 

@@ -30,13 +30,15 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+
+if TYPE_CHECKING:  # pandas is imported where a frame is used: a file scan needs none
+    import pandas as pd
 
 QUANTILES: dict[str, float] = {
     "p01": 0.01, "p05": 0.05, "p25": 0.25, "p50": 0.50, "p75": 0.75, "p95": 0.95, "p99": 0.99,
@@ -174,6 +176,32 @@ class _Accumulator:
     sample: list[np.ndarray] = field(default_factory=list)
     counter: Counter[str] = field(default_factory=Counter)
     capped: bool = False
+    histogram: _Histogram | None = None  # filled in the first pass when bounds are known
+
+
+class _Histogram:
+    """Counts of finite values in fixed bins."""
+
+    def __init__(self, edges: np.ndarray) -> None:
+        self.edges = edges
+        self.counts = np.zeros(len(edges) - 1, dtype=np.int64)
+
+    def add(self, values: np.ndarray) -> None:
+        # Explicit edges: numpy sorts the batch, which was 2-3x faster here than its
+        # even-bins path (bins=int, range=...).
+        self.counts += np.histogram(values, bins=self.edges)[0]
+
+
+def histogram_edges(kind: str, lo: float, hi: float, bins: int) -> np.ndarray:
+    """Bin edges of a numeric column's histogram between its finite min and max."""
+    if kind == "integer":
+        # Whole-number bins centred on the integers: no aliasing stripes.
+        width = max(1, int(np.ceil((hi - lo + 1) / bins)))
+        count = int(np.ceil((hi - lo + 1) / width))
+        return lo - 0.5 + width * np.arange(count + 1, dtype=np.float64)
+    if lo == hi:  # a constant column still gets one honest bin
+        lo, hi = lo - 0.5, hi + 0.5
+    return np.linspace(lo, hi, bins + 1)
 
 
 @dataclass
@@ -186,9 +214,12 @@ class Scan:
 
 def _present_values(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """The non-missing values as floats, ``inf`` included."""
-    values = pc.drop_null(array).to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+    if array.null_count:
+        array = pc.drop_null(array)
+    values = array.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
     # A NaN stored in the file is as missing as a null.
-    return values[~np.isnan(values)]
+    nan = np.isnan(values)
+    return values[~nan] if nan.any() else values
 
 
 def _numeric_values(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -209,10 +240,14 @@ def _update(acc: _Accumulator, array: pa.Array, keep: np.ndarray | None, cap: in
     if acc.kind in NUMERIC_KINDS:
         present = _present_values(array)
         finite = np.isfinite(present)
-        values = present if finite.all() else present[finite]
+        all_finite = bool(finite.all())
+        values = present if all_finite else present[finite]
         if keep is not None:
-            valid = ~np.asarray(pc.is_null(array, nan_is_null=True).to_numpy(zero_copy_only=False))
-            chosen = present[keep[valid] & finite]
+            if len(present) < rows:  # nulls or NaNs: keep the sampled rows that hold values
+                valid = ~np.asarray(
+                    pc.is_null(array, nan_is_null=True).to_numpy(zero_copy_only=False))
+                keep = keep[valid]
+            chosen = present[keep if all_finite else keep & finite]
             if len(chosen):
                 acc.sample.append(chosen)
         n = len(values)
@@ -233,6 +268,8 @@ def _update(acc: _Accumulator, array: pa.Array, keep: np.ndarray | None, cap: in
         acc.max = hi if acc.max is None else max(acc.max, hi)
         if acc.all_integral and acc.kind == "numeric":
             acc.all_integral = bool(np.all(np.mod(values, 1.0) == 0.0))
+        if acc.histogram is not None:
+            acc.histogram.add(values)
         return
     if acc.kind == "datetime":
         n = rows - array.null_count
@@ -244,21 +281,42 @@ def _update(acc: _Accumulator, array: pa.Array, keep: np.ndarray | None, cap: in
             acc.min = lo if acc.min is None else min(acc.min, lo)
             acc.max = hi if acc.max is None else max(acc.max, hi)
         return
-    strings = _string_values(array)
-    acc.missing += rows - len(strings)
-    acc.count += len(strings)
-    if not len(strings):
-        return
-    counts = pc.value_counts(strings)
-    values, ns = counts.field("values").to_pylist(), counts.field("counts").to_pylist()
+    if _is_text_dictionary(array.type):
+        # Counted on the dictionary codes (no decoding of every row); the null entry
+        # value_counts reports is the missing values, counted apart.
+        acc.missing += array.null_count
+        acc.count += rows - array.null_count
+        counts = pc.value_counts(array)
+        values = counts.field("values").dictionary_decode().to_pylist()
+    else:
+        strings = _string_values(array)
+        acc.missing += rows - len(strings)
+        acc.count += len(strings)
+        if not len(strings):
+            return
+        counts = pc.value_counts(strings)
+        values = counts.field("values").to_pylist()
+    ns = counts.field("counts").to_pylist()
     for value, n in zip(values, ns, strict=True):
+        if value is None:
+            continue
         if value in acc.counter or len(acc.counter) < cap:
             acc.counter[value] += n
         else:
             acc.capped = True
 
 
+def _is_text(arrow_type: pa.DataType) -> bool:
+    return pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
+
+
+def _is_text_dictionary(arrow_type: pa.DataType) -> bool:
+    return pa.types.is_dictionary(arrow_type) and _is_text(arrow_type.value_type)
+
+
 def _row_hashes(batch: pa.RecordBatch) -> np.ndarray:
+    import pandas as pd
+
     frame = batch.to_pandas()
     return pd.util.hash_pandas_object(frame, index=False).to_numpy()
 
@@ -274,13 +332,19 @@ def scan(
     top_k: int = DEFAULT_TOP_K,
     count_duplicates: bool = True,
     seed: int = 0,
+    bounds: dict[str, tuple[float, float]] | None = None,
 ) -> Scan:
     """Profile a table given as a re-iterable source of record batches.
 
-    ``source(columns)`` must yield the table's batches restricted to ``columns``; it is
-    called twice (the histogram pass reads only the numeric columns).
+    ``source(columns)`` must yield the table's batches restricted to ``columns``. It is
+    read once, plus once more for the numeric columns whose histogram bounds were not
+    known: ``bounds`` maps a column to its finite (min, max) when the caller knows it
+    (Parquet statistics); a bound that proves wrong only costs that second pass.
     """
     accs = {f.name: _Accumulator(column_kind(f.type), str(f.type)) for f in schema}
+    for name, (lo, hi) in (bounds or {}).items():
+        if name in accs and accs[name].kind in NUMERIC_KINDS:
+            accs[name].histogram = _Histogram(histogram_edges(accs[name].kind, lo, hi, bins))
     rng = np.random.default_rng(seed)
     rate = min(1.0, sample_size / num_rows) if num_rows else 1.0
     hashes: list[np.ndarray] = []
@@ -321,27 +385,27 @@ def scan(
 def _histograms(
     source: BatchSource, accs: dict[str, _Accumulator], bins: int
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Second pass: fixed-bin histograms between each numeric column's min and max."""
-    edges = {}
+    """Fixed-bin histograms between each numeric column's finite min and max.
+
+    Columns whose bounds were known before the first pass (Parquet statistics) and
+    proved right were counted in it; the others take a second pass over their values.
+    """
+    done, todo = {}, {}
     for name, acc in accs.items():
-        if acc.kind in NUMERIC_KINDS and acc.count:
-            lo, hi = acc.min, acc.max
-            if acc.kind == "integer":
-                # Whole-number bins centred on the integers: no aliasing stripes.
-                width = max(1, int(np.ceil((hi - lo + 1) / bins)))
-                count = int(np.ceil((hi - lo + 1) / width))
-                edges[name] = lo - 0.5 + width * np.arange(count + 1, dtype=np.float64)
-                continue
-            if lo == hi:  # a constant column still gets one honest bin
-                lo, hi = lo - 0.5, hi + 0.5
-            edges[name] = np.linspace(lo, hi, bins + 1)
-    counts = {name: np.zeros(len(e) - 1, dtype=np.int64) for name, e in edges.items()}
-    if not edges:
-        return {}
-    for batch in source(list(edges)):
-        for name, array in zip(batch.schema.names, batch.columns, strict=True):
-            counts[name] += np.histogram(_numeric_values(array), bins=edges[name])[0]
-    return {name: (edges[name], counts[name]) for name in edges}
+        if acc.kind not in NUMERIC_KINDS or not acc.count:
+            continue
+        edges = histogram_edges(acc.kind, acc.min, acc.max, bins)
+        early = acc.histogram
+        if early is not None and np.array_equal(early.edges, edges):
+            done[name] = (early.edges, early.counts)
+        else:
+            todo[name] = _Histogram(edges)
+    if todo:
+        for batch in source(list(todo)):
+            for name, array in zip(batch.schema.names, batch.columns, strict=True):
+                todo[name].add(_numeric_values(array))
+    done.update({name: (h.edges, h.counts) for name, h in todo.items()})
+    return done
 
 
 def _finish(
@@ -386,6 +450,34 @@ def _finish(
     return col, sample
 
 
+def parquet_bounds(metadata: pq.FileMetaData, schema: pa.Schema) -> dict[str, tuple[float, float]]:
+    """Finite (min, max) of each number column from the row groups' statistics.
+
+    A column is left out when a row group with values has no statistics, or a bound is
+    not finite (an ``inf``; NaN is never in Parquet statistics).
+    """
+    leaves = {metadata.schema.column(j).path: j for j in range(metadata.num_columns)}
+    bounds = {}
+    for column in schema:
+        j = leaves.get(column.name)
+        if j is None or not (pa.types.is_integer(column.type) or pa.types.is_float32(column.type)
+                             or pa.types.is_float64(column.type)):
+            continue
+        lows, highs = [], []
+        for g in range(metadata.num_row_groups):
+            chunk = metadata.row_group(g).column(j)
+            st = chunk.statistics
+            if st is not None and st.has_min_max:
+                lows.append(float(st.min))
+                highs.append(float(st.max))
+            elif st is None or not st.has_null_count or st.null_count < chunk.num_values:
+                break  # values without statistics: bounds unknown
+        else:
+            if lows and np.isfinite(lows).all() and np.isfinite(highs).all():
+                bounds[column.name] = (min(lows), max(highs))
+    return bounds
+
+
 def _parquet_source(
     path: str | Path | io.BytesIO, batch_rows: int
 ) -> tuple[BatchSource, pa.Schema, int]:
@@ -397,17 +489,24 @@ def _parquet_source(
     def source(columns: list[str]) -> Iterator[pa.RecordBatch]:
         # A fresh reader per pass. pre_buffer=False: with it pyarrow reads ahead across
         # row groups, and peak memory grows with the file (1.4 GB vs 0.2 GB on 10M rows).
+        # Text columns come as dictionaries, as Parquet stores them: 2x faster to read
+        # and count than decoded strings.
         if isinstance(path, io.BytesIO):
             path.seek(0)
-        reader = pq.ParquetFile(path, pre_buffer=False)
+        reader = pq.ParquetFile(path, pre_buffer=False, read_dictionary=text)
         yield from reader.iter_batches(batch_size=batch_rows, columns=columns)
 
-    return source, meta_file.schema_arrow, meta_file.metadata.num_rows
+    schema = meta_file.schema_arrow
+    text = [f.name for f in schema if _is_text(f.type)]
+    return source, schema, meta_file.metadata.num_rows
 
 
 def scan_parquet(path: str | Path, *, batch_rows: int = DEFAULT_BATCH_ROWS, **options: Any) -> Scan:
     """Scan a Parquet file (statistics and samples); see :func:`scan` for ``options``."""
     source, schema, num_rows = _parquet_source(path, batch_rows)
+    if isinstance(path, io.BytesIO):
+        path.seek(0)
+    options.setdefault("bounds", parquet_bounds(pq.ParquetFile(path).metadata, schema))
     return scan(source, schema, num_rows, **options)
 
 
@@ -449,6 +548,6 @@ def compute_statistics_from_frame(df: pd.DataFrame, **options: Any) -> DatasetSt
 
 def scan_any(data: pd.DataFrame | str | Path, **options: Any) -> Scan:
     """Scan a DataFrame or a Parquet path."""
-    if isinstance(data, pd.DataFrame):
-        return scan_frame(data, **options)
-    return scan_parquet(data, **options)
+    if isinstance(data, (str, Path, io.BytesIO)):
+        return scan_parquet(data, **options)
+    return scan_frame(data, **options)

@@ -6,10 +6,12 @@ half-written version and stays invisible.
 
 The version id is the first 16 hex characters of a *content hash*, not of the Parquet
 bytes (those embed the writer's version and would change on a pyarrow upgrade). The
-content hash is the sha256 of a header (column names and Arrow types, in order) followed
-by pandas' stable 64-bit hash of every row (``pd.util.hash_pandas_object(df,
-index=False)``, fixed key), in row order. So the same table ingested twice gets the same
-id, whatever its index; reordering rows or columns, or changing a type, gives a new one.
+content hash (:mod:`kfp_mlops.data.content_hash`) is computed from the Arrow data batch
+by batch while ingest streams it: column names and Arrow types in order, the row count
+and every value. So the same table ingested twice gets the same id, whatever the batch
+size, row groups or pandas version; reordering rows or columns, or changing a type,
+gives a new one. (Versions before 0.2 hashed pandas' row hashes instead: the same data
+ingested by 0.2 gets a new id once.)
 ``sha256`` in the metadata is of the stored ``data.parquet`` file and is checked on
 download.
 """
@@ -28,6 +30,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from kfp_mlops.data.content_hash import table_content_hash
 from kfp_mlops.data.parquet import write_parquet
 from kfp_mlops.data.stats import frame_to_table
 from kfp_mlops.storage import AlreadyExistsError, NotFoundError, Store, StoreError
@@ -36,7 +39,6 @@ DATASETS_PREFIX = "datasets"
 DATA_FILE = "data.parquet"
 METADATA_FILE = "metadata.json"
 ID_LENGTH = 16
-_HASH_FORMAT = b"kfp-mlops-dataset-content-v1\n"
 
 
 class DatasetVersionNotFoundError(NotFoundError):
@@ -71,19 +73,11 @@ class DatasetVersion:
         return cls(**data)
 
 
-def content_hash(table: pd.DataFrame, schema: pa.Schema | None = None) -> str:
-    """Full sha256 hex of ``table``'s content (column names, types, rows in order).
-
-    ``schema`` is ``table``'s Arrow schema when the caller already converted it.
-    """
-    if schema is None:
-        schema = frame_to_table(table).schema
-    digest = hashlib.sha256(_HASH_FORMAT)
-    for field in schema:
-        digest.update(f"{field.name}\t{field.type}\n".encode())
-    rows = pd.util.hash_pandas_object(table.reset_index(drop=True), index=False)
-    digest.update(rows.to_numpy().tobytes())
-    return digest.hexdigest()
+def content_hash(table: pd.DataFrame | pa.Table) -> str:
+    """Full sha256 hex of ``table``'s content (column names, types, rows in order)."""
+    if isinstance(table, pd.DataFrame):
+        table = frame_to_table(table)
+    return table_content_hash(table)
 
 
 def file_sha256(path: Path) -> str:
@@ -108,7 +102,7 @@ def write_dataset_version(
         data_path = Path(tmp) / DATA_FILE
         write_parquet(arrow, data_path)
         return publish_dataset_file(
-            store, data_path, source_uri, content_sha256=content_hash(table, arrow.schema),
+            store, data_path, source_uri, content_sha256=table_content_hash(arrow),
             schema=arrow.schema, rows=len(table), parent=parent,
         )
 

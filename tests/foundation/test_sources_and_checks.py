@@ -42,7 +42,9 @@ def test_s3_csv_source(s3, tmp_path):
     ("content", "message"),
     [
         (b"", "is empty"),
-        (b'a,b\n1,"unterminated\n', "cannot parse"),
+        # (pyarrow reads an unterminated quote at the very end as a value ending there)
+        (b"a,b\n1,2\n3,4,5\n", "cannot parse.*Expected 2 columns, got 3"),
+        (b"a,b\n1,\xff\xfe\n", "not valid UTF-8"),
         (b"a,b\n", "has no rows"),
         (b"a,b,a\n1,2,3\n", "more than once"),
     ],
