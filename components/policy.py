@@ -52,6 +52,8 @@ POLICIES: dict[str, TaskPolicy] = {
     "make-candidates": _pure("100m", "256Mi", "512Mi", "a pure function of its parameters"),
     "fixed-params": _pure("100m", "256Mi", "512Mi", "a pure function of its parameters"),
     "run-trial": _pure("1", "2Gi", "4Gi", "seeded cross-validation of one candidate", "2"),
+    "run-trials": _pure("1", "2Gi", "4Gi", "seeded cross-validation of every candidate in one "
+                        "process pool (local runs)", "2"),
     "select-best": _pure("100m", "256Mi", "512Mi", "a pure function of the trial results"),
     "train": _pure("1", "2Gi", "4Gi", "seeded: the same rows and parameters give the same model",
                    "2"),
@@ -72,7 +74,7 @@ POLICIES: dict[str, TaskPolicy] = {
         "500m", "2Gi", "4Gi", "reads the batch URI and the production model, which change"),
 }
 
-HEAVY = ("train", "run-trial")
+HEAVY = ("train", "run-trial", "run-trials")
 """Components whose memory ``--train-memory`` sets (request; the limit is twice that)."""
 
 

@@ -82,20 +82,15 @@ def add_training_steps(
             dataset=dataset, target=checked.outputs["target"], task=checked.outputs["task"],
             test_size=test_size, seed=seed,
         )
-        # Tuning fans trials out as parallel tasks (pods on a cluster); without it the
-        # given parameters pass straight through.
+        # Tuning: one pod per trial on a cluster, one process pool locally (see
+        # add_tuning_steps); without it the given parameters pass straight through.
         with dsl.If(n_trials > 1, name="tune"):
-            candidates = make_candidates(
+            best = add_tuning_steps(
+                train_data=split.outputs["train_data"], target=checked.outputs["target"],
                 task=checked.outputs["task"], estimator=estimator, search_space=search_space,
                 n_trials=n_trials, seed=seed, params=params,
+                trials_as="pods" if cluster is not None else "pool",
             )
-            with dsl.ParallelFor(candidates.output, parallelism=8) as candidate:
-                trial = run_trial(
-                    train_data=split.outputs["train_data"], target=checked.outputs["target"],
-                    task=checked.outputs["task"], params=candidate, estimator=estimator,
-                    seed=seed,
-                )
-            best = select_best(results=dsl.Collected(trial.output))
         with dsl.Else(name="no-tuning"):
             given = fixed_params(params=params)
         trained = train(
@@ -157,3 +152,43 @@ def add_training_steps(
             skip_step(step="publish", reason=model_gate.outputs["reason"])
     with dsl.Else(name="training-skipped"):
         skip_step(step="training", reason=data_gate.outputs["reason"])
+
+
+# How tuning runs its trials: "pods" fans them out with dsl.ParallelFor, one run-trial
+# task (a pod on a cluster) per candidate; "pool" runs one run-trials task that spreads
+# every candidate's folds over a process pool. Compiled (cluster) pipelines use "pods",
+# local runs (kfp.local, which starts a process per task and runs at most 2 loop
+# iterations at once) "pool". The results, and so the chosen parameters, are the same.
+TRIAL_SHAPES = ("pods", "pool")
+
+
+def add_tuning_steps(
+    *, train_data, target, task, estimator, search_space, n_trials, seed, params,
+    trials_as: str = "pods", parallelism: int = 8, workers: int = 0,
+):
+    """Add candidates -> trials -> best to the pipeline being defined; return select-best.
+
+    ``trials_as`` is ``pods`` (``dsl.ParallelFor`` over ``run_trial`` with
+    ``parallelism``) or ``pool`` (one ``run_trials`` task with ``workers`` processes, 0:
+    every usable core). Its ``params`` output is the best candidate.
+    """
+    from kfp_mlops.components.model.tune import run_trials
+
+    if trials_as not in TRIAL_SHAPES:
+        raise ValueError(f"trials_as is {trials_as!r}; use one of {', '.join(TRIAL_SHAPES)}")
+    candidates = make_candidates(
+        task=task, estimator=estimator, search_space=search_space,
+        n_trials=n_trials, seed=seed, params=params,
+    )
+    if trials_as == "pool":
+        trials = run_trials(
+            train_data=train_data, target=target, task=task, candidates=candidates.output,
+            estimator=estimator, seed=seed, workers=workers,
+        )
+        return select_best(results=trials.output)
+    with dsl.ParallelFor(candidates.output, parallelism=parallelism) as candidate:
+        trial = run_trial(
+            train_data=train_data, target=target, task=task, params=candidate,
+            estimator=estimator, seed=seed,
+        )
+    return select_best(results=dsl.Collected(trial.output))

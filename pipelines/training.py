@@ -103,8 +103,9 @@ def build_training_pipeline(
 def planned_tasks(n_trials: int) -> int:
     """How many tasks a training run that passes every gate runs (the progress total)."""
     # ingest, check, statistics, validate, split, train, evaluate, bless, publish, card,
-    # infra-validate, deploy; then fixed-params, or make-candidates + trials + select-best.
-    return 12 + (n_trials + 2 if n_trials > 1 else 1)
+    # infra-validate, deploy; then fixed-params, or make-candidates + run-trials (all the
+    # trials, in one process pool: the local shape) + select-best.
+    return 12 + (3 if n_trials > 1 else 1)
 
 
 def stopping_gate(gates: dict, identical_to: int | None) -> str | None:

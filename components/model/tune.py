@@ -79,6 +79,53 @@ def run_trial(
 
 
 @dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
+def run_trials(
+    train_data: Input[Dataset],
+    target: str,
+    task: str,
+    candidates: List[str],  # noqa: UP006
+    estimator: str = "auto",
+    cv_folds: int = 3,
+    seed: int = 42,
+    metric: str = "auto",
+    workers: int = 0,
+) -> List[str]:  # noqa: UP006
+    """Cross-validate every candidate in one task, the folds spread over a process pool.
+
+    What a local run uses instead of one ``run_trial`` task per candidate: kfp.local
+    starts a Python process per task, which imports pandas and scikit-learn again for
+    every trial, and runs at most 2 loop iterations at once. Each result equals what
+    ``run_trial`` returns for the same candidate.
+
+    Args:
+        train_data: Training rows (Parquet).
+        target: Target column.
+        task: ``classification`` or ``regression``.
+        candidates: ``make_candidates``' output: one JSON object of parameters each.
+        estimator: Estimator name, as for ``train``.
+        cv_folds: Number of cross-validation folds (stratified for classification).
+        seed: Seed of the folds and the estimator.
+        metric: As for ``run_trial``.
+        workers: Processes to fit in, one OpenMP thread each; 0 is every usable core.
+
+    Returns:
+        One trial result (JSON, as ``run_trial`` returns it) per candidate, in order.
+
+    """
+    from kfp_mlops.data.ingest import read_dataset
+    from kfp_mlops.model.tuning import TuningStats
+    from kfp_mlops.model.tuning import run_trials as cross_validate
+
+    stats = TuningStats()
+    results = cross_validate(read_dataset(train_data.path), target, task, estimator,
+                             candidates, cv_folds, seed, metric, workers, stats)
+    for result in results:
+        print(result.describe(), result.params)
+    print(stats.describe())
+    return [result.to_json() for result in results]
+
+
+@dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
 def select_best(
     results: List[str],  # noqa: UP006
 ) -> NamedTuple("BestTrial", [("params", str), ("summary", str)]):
@@ -122,4 +169,4 @@ def fixed_params(params: str = "{}") -> str:
     return params
 
 
-COMPONENTS = [make_candidates, run_trial, select_best, fixed_params]
+COMPONENTS = [make_candidates, run_trial, run_trials, select_best, fixed_params]
