@@ -314,11 +314,59 @@ def _is_text_dictionary(arrow_type: pa.DataType) -> bool:
     return pa.types.is_dictionary(arrow_type) and _is_text(arrow_type.value_type)
 
 
-def _row_hashes(batch: pa.RecordBatch) -> np.ndarray:
-    import pandas as pd
+_NULL_HASH = np.uint64(0x9E3779B97F4A7C15)
 
-    frame = batch.to_pandas()
-    return pd.util.hash_pandas_object(frame, index=False).to_numpy()
+
+def _mix(values: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser on uint64 values (wrapping arithmetic): spreads every bit."""
+    with np.errstate(over="ignore"):
+        values = (values ^ (values >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        values = (values ^ (values >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return values ^ (values >> np.uint64(31))
+
+
+def _text_hashes(values: list) -> np.ndarray:
+    import hashlib
+
+    return np.array([int.from_bytes(hashlib.blake2b(v.encode(), digest_size=8).digest(), "little")
+                     for v in values], dtype=np.uint64)
+
+
+def _column_hashes(array: pa.Array) -> np.ndarray:
+    """A 64-bit hash per row of one column; equal values hash equal, missing ones alike."""
+    if _is_text_dictionary(array.type):
+        # Hash the (few) dictionary values once and look the codes up.
+        codes = array.indices.fill_null(0).to_numpy(zero_copy_only=False)
+        hashed = _text_hashes(array.dictionary.to_pylist())[codes] if len(array.dictionary) \
+            else np.zeros(len(array), dtype=np.uint64)
+    elif _is_text(array.type) or pa.types.is_dictionary(array.type):
+        return _column_hashes(pc.dictionary_encode(array.cast(pa.string())))
+    elif pa.types.is_null(array.type):
+        return np.full(len(array), _NULL_HASH, dtype=np.uint64)
+    else:
+        if pa.types.is_temporal(array.type):
+            array = array.cast(pa.int64() if array.type.bit_width == 64 else pa.int32())
+        values = array.fill_null(pa.scalar(0, array.type)) if array.null_count else array
+        numbers = values.to_numpy(zero_copy_only=False)
+        if pa.types.is_floating(array.type):
+            # -0.0 and 0.0 are the same value
+            bits = (numbers.astype(np.float64, copy=False) + 0.0).view(np.uint64)
+        else:  # integers (all 64 bits kept) and booleans
+            bits = numbers.astype(np.int64, copy=False).view(np.uint64)
+        hashed = _mix(bits)
+    if array.null_count:
+        hashed = np.where(array.is_valid().to_numpy(zero_copy_only=False), hashed, _NULL_HASH)
+    return hashed
+
+
+def _row_hashes(batch: pa.RecordBatch) -> np.ndarray:
+    """A 64-bit hash per row from its columns' hashes, in column order (Arrow only)."""
+    rows = np.zeros(batch.num_rows, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for column in batch.columns:  # each column hash is mixed: order matters
+            rows *= np.uint64(0x100000001B3)
+            rows += _column_hashes(column)
+    return _mix(rows)
 
 
 def scan(

@@ -25,15 +25,17 @@ import tempfile
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import pyarrow as pa
 
 from kfp_mlops.data.content_hash import table_content_hash
 from kfp_mlops.data.parquet import write_parquet
 from kfp_mlops.data.stats import frame_to_table
 from kfp_mlops.storage import AlreadyExistsError, NotFoundError, Store, StoreError
+
+if TYPE_CHECKING:  # ingest streams Arrow batches and imports no pandas
+    import pandas as pd
 
 DATASETS_PREFIX = "datasets"
 DATA_FILE = "data.parquet"
@@ -75,7 +77,7 @@ class DatasetVersion:
 
 def content_hash(table: pd.DataFrame | pa.Table) -> str:
     """Full sha256 hex of ``table``'s content (column names, types, rows in order)."""
-    if isinstance(table, pd.DataFrame):
+    if not isinstance(table, pa.Table):
         table = frame_to_table(table)
     return table_content_hash(table)
 

@@ -131,3 +131,22 @@ def test_statistics_json_without_infinite_counts_still_reads(mixed):
     for column in raw["columns"]:
         column.pop("infinite")  # as written before the field existed
     assert DatasetStatistics.from_dict(raw).columns["age"].infinite is None
+
+
+def test_duplicate_rows_count_what_pandas_counts(tmp_path):
+    """Rows hashed from Arrow columns (no pandas): nulls, -0.0, text, flags, times."""
+    rng = np.random.default_rng(4)
+    n = 20_000
+    frame = pd.DataFrame({
+        "n": rng.integers(0, 3, n),
+        "x": rng.choice([0.0, -0.0, 1.5, np.nan], n),
+        "t": rng.choice(["a", "b", None], n),
+        "flag": rng.random(n) < 0.5,
+        "when": pd.to_datetime(rng.integers(0, 2, n), unit="D"),
+        "big": rng.choice([2**62, 2**62 + 1], n),  # distinct as integers, equal as floats
+    })
+    frame.to_parquet(tmp_path / "dups.parquet", index=False)
+    expected = int(frame.duplicated().sum())
+    assert 0 < expected < n
+    assert compute_statistics(tmp_path / "dups.parquet", batch_rows=999).duplicate_rows == expected
+    assert compute_statistics_from_frame(frame).duplicate_rows == expected

@@ -151,3 +151,13 @@ def test_peak_memory_follows_the_batch_not_the_rows(tmp_path):
     # Loading the table whole would add well over 100 MiB at 400k rows (pandas frame
     # plus Arrow copy); streaming keeps the growth to a few batches.
     assert peaks[400_000] - peaks[40_000] < 60, peaks
+
+
+def test_the_streaming_modules_import_neither_pandas_nor_scipy_stats():
+    """Ingest, statistics and drift of files need neither; each costs about a second."""
+    probe = ("import sys; import kfp_mlops.data.ingest, kfp_mlops.data.drift, "
+             "kfp_mlops.data.report, kfp_mlops.commands.data; "
+             "print(sorted(m for m in ('pandas', 'scipy.stats') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True,
+                         text=True)
+    assert out.stdout.strip() == "[]"
