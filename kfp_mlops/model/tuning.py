@@ -26,18 +26,24 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from kfp_mlops.errors import DataError
-from kfp_mlops.model.train import (
-    DEFAULT_ESTIMATOR,
-    ESTIMATORS,
-    make_estimator,
-    parse_params,
-    prepare_training,
-)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# kfp_mlops.model.train (pandas, scikit-learn: seconds of imports) is imported where it
+# is used, so select-best, which only compares JSON results, starts in a fraction of that.
+DEFAULT_ESTIMATOR = "hist_gradient_boosting"
+TASKS = ("classification", "regression")
+
+
+def make_estimator(task: str, estimator: str, params: dict[str, Any], seed: int) -> Any:
+    """:func:`kfp_mlops.model.train.make_estimator` (imported on first use)."""
+    from kfp_mlops.model.train import make_estimator as make
+
+    return make(task, estimator, params, seed)
 
 SearchSpace = dict[str, list[Any]]
 
@@ -137,8 +143,8 @@ def default_search_space(estimator: str = "auto") -> SearchSpace:
 
 
 def _check_task(task: str) -> None:
-    if task not in ESTIMATORS:
-        raise DataError(f"task {task!r} is unknown; use one of {', '.join(ESTIMATORS)}")
+    if task not in TASKS:
+        raise DataError(f"task {task!r} is unknown; use one of {', '.join(TASKS)}")
 
 
 def _check_param(task: str, estimator: str, name: str, value: Any, where: str) -> None:
@@ -233,6 +239,8 @@ def make_candidates(
     on a shared key). ``n_trials <= 1`` means no tuning: the only candidate is
     ``base_params``. A grid smaller than ``n_trials`` yields every combination once.
     """
+    from kfp_mlops.model.train import parse_params
+
     _check_task(task)
     base = parse_params(base_params)
     for name, value in base.items():
@@ -282,6 +290,8 @@ def _plan_trial(
     metric: str,
 ) -> _TrialPlan:
     from sklearn.model_selection import KFold, StratifiedKFold
+
+    from kfp_mlops.model.train import prepare_training
 
     scorer = resolve_metric(task, metric)
     if target not in frame.columns:

@@ -161,3 +161,17 @@ def test_both_shapes_choose_the_same_parameters_under_kfp_local(tmp_path):
         assert ("run-trials" in tasks) == (shape == "pool")
     assert chosen["pool"] == chosen["pods"]
     assert "Best of 3 trials" in chosen["pool"][1]
+
+
+def test_the_light_constants_match_train_and_select_best_imports_no_sklearn():
+    import subprocess
+    import sys
+
+    from kfp_mlops.model import train, tuning
+
+    assert tuning.DEFAULT_ESTIMATOR == train.DEFAULT_ESTIMATOR
+    assert set(tuning.TASKS) == set(train.ESTIMATORS)
+    code = ("import sys; from kfp_mlops.model.tuning import select_best, summarize_trials;"
+            "print(sorted({'sklearn', 'pandas'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
