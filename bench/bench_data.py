@@ -1,22 +1,26 @@
-"""Benchmark the data life-cycle core: memory at scale, speed against peers.
+"""Benchmark the data stages as users run them: `kfp-mlops data drift` beside a scan.
 
 1. Generates a reference and a current Parquet file of ``--rows`` rows x 20 columns
-   (12 float, 2 integer, 6 string; some missing; drift injected into 4 columns of the
+   (12 float, 2 integer, 6 string; some missing; drift injected into 6 columns of the
    current file), chunk by chunk so the generator never holds the table.
-2. Runs statistics + schema inference + validation + drift on the files in a fresh
-   subprocess and reports its peak RSS (``ru_maxrss``) and wall time.
-3. On ``min(--rows, --compare-rows)`` rows, times (median of ``--repeats`` runs, side by
-   side) the suite's drift analysis against Evidently's DataDriftPreset and a plain
-   ``pandas.describe()`` baseline, and checks that the drifted-feature sets agree.
+2. Times, side by side and interleaved (``--repeats`` rounds, medians), each as a whole
+   process: a pyarrow scan of both files (the floor: read every column of every row
+   group), ``kfp-mlops data drift --report`` on the files, and Evidently's
+   DataDriftPreset (read both files with pandas, run the preset, save its HTML) on
+   ``min(--rows, --evidently-rows)`` rows. Prints ratios to the scan and to Evidently,
+   each process's peak RSS, and checks that the drifted columns agree.
+3. ``--csv``: the same drift from CSV copies of the files (streamed through ingest),
+   and ``kfp-mlops`` ingest of the CSV into a store, with their peak RSS.
 
-Usage: ``python bench/bench_data.py --rows 1000000`` (quick: ``--rows 200000``).
+Usage: ``python bench/bench_data.py --rows 1000000`` (Evidently: ``pip install -e '.[bench]'``);
+``--rows 10000000 --evidently-rows 0 --csv`` for the scale figures.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
+import os
 import statistics
 import subprocess
 import sys
@@ -25,13 +29,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 CHUNK = 500_000
 N_FLOAT, N_INT, N_CAT = 12, 2, 6
-DRIFTED = {"f00", "f01", "i00", "c00"}
+DRIFTED = {"f00", "f01", "f05", "i00", "c00", "c03"}
 
 
 def _chunk(rng: np.random.Generator, n: int, drift: bool) -> pa.Table:
@@ -71,106 +74,158 @@ def generate(path: Path, rows: int, seed: int, drift: bool) -> None:
     writer.close()
 
 
-def suite_run(ref: str, cur: str) -> dict[str, float]:
-    """Whole core workflow on files; runs in a fresh process to measure its own peak RSS."""
-    from kfp_mlops.data.drift import detect_drift
-    from kfp_mlops.data.schema import infer_schema
-    from kfp_mlops.data.stats import compute_statistics
-    from kfp_mlops.data.validation import validate
+SCAN = """
+import sys, pyarrow.parquet as pq
+for path in sys.argv[1:]:
+    for _ in pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=65536):
+        pass
+"""
 
-    start = time.perf_counter()
-    ref_stats = compute_statistics(ref)
-    stats = compute_statistics(cur)
-    t_stats = time.perf_counter() - start
-    result = validate(stats, infer_schema(ref_stats))
-    t_validate = time.perf_counter() - start - t_stats
-    drift = detect_drift(ref, cur)
-    t_all = time.perf_counter() - start
-    return {
-        "stats_seconds_two_files": t_stats,
-        "validate_seconds": t_validate,
-        "drift_seconds": t_all - t_stats - t_validate,
-        "total_seconds": t_all,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "validation_passed": result.passed,
-        "anomalies": len(result.anomalies),
-        "drifted": sorted(drift.drifted_features),
-    }
+EVIDENTLY = """
+import json, sys
+import pandas as pd
+from evidently import Report
+from evidently.presets import DataDriftPreset
+ref, cur = pd.read_parquet(sys.argv[1]), pd.read_parquet(sys.argv[2])
+snapshot = Report([DataDriftPreset()]).run(current_data=cur, reference_data=ref)
+snapshot.save_html(sys.argv[3])
+drifted = []
+for metric in snapshot.dict()["metrics"]:
+    config = metric["config"]
+    if config.get("type", "").endswith("ValueDrift"):
+        value, threshold = float(metric["value"]), float(config["threshold"])
+        p_value = "p_value" in config.get("method", "")
+        if (value < threshold) if p_value else (value >= threshold):
+            drifted.append(config["column"])
+print(json.dumps(sorted(drifted)))
+"""
+
+INGEST = """
+import json, sys
+from kfp_mlops.data.ingest import ingest_to_parquet
+result = ingest_to_parquet(sys.argv[1], sys.argv[2], sys.argv[3])
+print(json.dumps({"rows": result.rows, "version": result.dataset_version}))
+"""
 
 
-def _median_time(fn, repeats: int) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(repeats):
+def run_timed(cmd: list[str]) -> tuple[float, float, str]:
+    """Wall seconds, peak RSS (MiB) and stdout of one process."""
+    with tempfile.TemporaryFile("w+") as err:  # a file: a full stderr pipe cannot block
         start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), out
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
+        out = proc.stdout.read()  # type: ignore[union-attr]
+        _, status, usage = os.wait4(proc.pid, 0)  # the child's own rusage: its peak RSS
+        seconds = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode:
+            err.seek(0)
+            raise SystemExit(f"{cmd[0]} {cmd[1]} ... failed ({proc.returncode}):\n"
+                             f"{err.read()[-2000:]}")
+    return seconds, usage.ru_maxrss / 1024, out
 
 
-def compare(ref: Path, cur: Path, repeats: int) -> None:
-    """Suite drift vs Evidently vs pandas describe(), side by side on the same files."""
-    from evidently import Report
-    from evidently.presets import DataDriftPreset
+def kfp_mlops() -> str:
+    return str(Path(sys.executable).with_name("kfp-mlops"))
 
-    from kfp_mlops.data.drift import detect_drift
 
-    def pandas_describe():
-        a, b = pd.read_parquet(ref), pd.read_parquet(cur)
-        return a.describe(include="all"), b.describe(include="all")
-
-    def suite_files():
-        return set(detect_drift(ref, cur).drifted_features)
-
-    def suite_frames():
-        a, b = pd.read_parquet(ref), pd.read_parquet(cur)
-        return set(detect_drift(a, b).drifted_features)
-
-    def evidently_run():
-        a, b = pd.read_parquet(ref), pd.read_parquet(cur)
-        snapshot = Report([DataDriftPreset()]).run(current_data=b, reference_data=a)
-        drifted = set()
-        for metric in snapshot.dict()["metrics"]:
-            config = metric["config"]
-            if config.get("type", "").endswith("ValueDrift"):
-                value, threshold = float(metric["value"]), float(config["threshold"])
-                p_value = "p_value" in config.get("method", "")
-                if (value < threshold) if p_value else (value >= threshold):
-                    drifted.add(config["column"])
-        return drifted
-
-    runs = {
-        "pandas read+describe (baseline)": pandas_describe,
-        "suite drift, Parquet streamed": suite_files,
-        "suite drift, DataFrames": suite_frames,
-        "evidently DataDriftPreset": evidently_run,
+def compare(ref: Path, cur: Path, workdir: Path, repeats: int, evidently_rows: int) -> None:
+    """The three processes side by side, interleaved, medians and peak RSS."""
+    sides = {
+        "pyarrow scan of both files": [sys.executable, "-c", SCAN, str(ref), str(cur)],
+        "kfp-mlops data drift --report": [
+            kfp_mlops(), "data", "drift", "--reference", str(ref), "--current", str(cur),
+            "--report", str(workdir / "drift.html"), "--store", str(workdir / "store"),
+            "--output", "json"],
     }
-    results = {name: _median_time(fn, repeats) for name, fn in runs.items()}
-    base = results["pandas read+describe (baseline)"][0]
-    evid = results["evidently DataDriftPreset"][0]
-    print(f"\nDrift on {pq.ParquetFile(ref).metadata.num_rows:,} rows x 20 columns, "
-          f"median of {repeats} runs:")
-    print(f"  {'run':34s} {'seconds':>8s} {'vs pandas':>10s} {'vs evidently':>13s}")
-    for name, (seconds, _) in results.items():
-        print(f"  {name:34s} {seconds:8.2f} {seconds / base:9.2f}x {seconds / evid:12.2f}x")
-    suite_set = results["suite drift, Parquet streamed"][1]
-    evid_set = results["evidently DataDriftPreset"][1]
-    print(f"  drifted (suite):     {sorted(suite_set)}")  # type: ignore[arg-type]
-    print(f"  drifted (evidently): {sorted(evid_set)}")  # type: ignore[arg-type]
-    print(f"  injected:            {sorted(DRIFTED)}; agree: {suite_set == evid_set}")
+    if evidently_rows:
+        n = min(evidently_rows, pq.ParquetFile(ref).metadata.num_rows)
+        eref, ecur = (ref, cur) if n == pq.ParquetFile(ref).metadata.num_rows else (
+            _head(ref, n, workdir), _head(cur, n, workdir))
+        sides["evidently DataDriftPreset (+HTML)"] = [
+            sys.executable, "-c", EVIDENTLY, str(eref), str(ecur), str(workdir / "ev.html")]
+    times: dict[str, list[float]] = {name: [] for name in sides}
+    peaks: dict[str, float] = {name: 0.0 for name in sides}
+    outputs: dict[str, str] = {}
+    for _ in range(repeats):
+        for name, cmd in sides.items():
+            seconds, peak, outputs[name] = run_timed(cmd)
+            times[name].append(seconds)
+            peaks[name] = max(peaks[name], peak)
+    medians = {name: statistics.median(t) for name, t in times.items()}
+    scan = medians["pyarrow scan of both files"]
+    rows = pq.ParquetFile(ref).metadata.num_rows
+    print(f"\n{rows:,} rows x 20 columns per file, median of {repeats} interleaved runs:")
+    print(f"  {'process':36s} {'seconds':>8s} {'x scan':>7s} {'peak RSS':>10s}")
+    for name, seconds in medians.items():
+        print(f"  {name:36s} {seconds:8.2f} {seconds / scan:6.2f}x {peaks[name]:7.0f} MiB")
+    suite = json.loads(outputs["kfp-mlops data drift --report"])
+    suite_set = sorted(f["column"] for f in suite["features"] if f["drifted"])
+    print(f"  drifted (suite):     {suite_set}")
+    print(f"  injected:            {sorted(DRIFTED)}; equal: {suite_set == sorted(DRIFTED)}")
+    if evidently_rows:
+        evid = medians["evidently DataDriftPreset (+HTML)"]
+        evid_set = json.loads(outputs["evidently DataDriftPreset (+HTML)"].strip().splitlines()[-1])
+        print(f"  drifted (evidently): {evid_set}; equal: {evid_set == suite_set}")
+        print(f"  suite vs Evidently on {n:,} rows: ", end="")
+        if n == rows:
+            print(f"{evid / medians['kfp-mlops data drift --report']:.1f}x faster")
+        else:
+            print("(Evidently on a head of the files; time the suite there too)")
+
+
+def _head(path: Path, rows: int, workdir: Path) -> Path:
+    target = workdir / f"head-{rows}-{path.name}"
+    if not target.exists():
+        table = pq.ParquetFile(path).iter_batches(batch_size=rows)
+        pq.write_table(pa.Table.from_batches([next(table)]), target, row_group_size=100_000)
+    return target
+
+
+def csv_paths(ref: Path, cur: Path) -> tuple[Path, Path]:
+    """CSV copies of both files, written batch by batch."""
+    from pyarrow import csv
+
+    paths = []
+    for path in (ref, cur):
+        target = path.with_suffix(".csv")
+        if not target.exists():
+            reader = pq.ParquetFile(path)
+            with csv.CSVWriter(target, reader.schema_arrow) as writer:
+                for batch in reader.iter_batches(batch_size=100_000):
+                    writer.write_batch(batch)
+        paths.append(target)
+    return paths[0], paths[1]
+
+
+def csv_figures(ref: Path, cur: Path, workdir: Path) -> None:
+    """Drift and ingest from CSV: one run each, wall time and peak RSS."""
+    cref, ccur = csv_paths(ref, cur)
+    print(f"\nfrom CSV ({cref.stat().st_size / 2**20:.0f} MiB each), one run each:")
+    cases = {
+        "kfp-mlops data drift (CSV inputs)": [
+            kfp_mlops(), "data", "drift", "--reference", str(cref), "--current", str(ccur),
+            "--report", str(workdir / "drift-csv.html"), "--store", str(workdir / "store")],
+        "ingest CSV -> Parquet + version": [
+            sys.executable, "-c", INGEST, str(cref), str(workdir / "ingested.parquet"),
+            str(workdir / "store")],
+        "ingest Parquet -> Parquet + version": [
+            sys.executable, "-c", INGEST, str(ref), str(workdir / "ingested2.parquet"),
+            str(workdir / "store")],
+    }
+    for name, cmd in cases.items():
+        seconds, peak, _ = run_timed(cmd)
+        print(f"  {name:36s} {seconds:8.2f} s {peak:7.0f} MiB peak RSS")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--compare-rows", type=int, default=1_000_000,
-                        help="rows for the Evidently/pandas comparison (0 to skip)")
+    parser.add_argument("--evidently-rows", type=int, default=1_000_000,
+                        help="rows for Evidently (0 to skip it)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--csv", action="store_true", help="also drift and ingest from CSV")
     parser.add_argument("--workdir", type=Path, default=None)
-    parser.add_argument("--suite-run", nargs=2, metavar=("REF", "CUR"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.suite_run:
-        print(json.dumps(suite_run(*args.suite_run)))
-        return
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="kfp-mlops-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     ref, cur = workdir / f"ref-{args.rows}.parquet", workdir / f"cur-{args.rows}.parquet"
@@ -181,21 +236,9 @@ def main(argv: list[str] | None = None) -> None:
     size = (ref.stat().st_size + cur.stat().st_size) / 2**20
     print(f"data: 2 files x {args.rows:,} rows x 20 columns, {size:.0f} MB on disk "
           f"({time.perf_counter() - start:.0f} s to generate), in {workdir}")
-    out = subprocess.run(
-        [sys.executable, __file__, "--suite-run", str(ref), str(cur)],
-        check=True, capture_output=True, text=True,
-    )
-    figures = json.loads(out.stdout.strip().splitlines()[-1])
-    print("suite (stats x2 + schema + validation + drift) in a fresh process:")
-    for key, value in figures.items():
-        print(f"  {key:26s} {value:.2f}" if isinstance(value, float) else f"  {key:26s} {value}")
-    if args.compare_rows:
-        n = min(args.rows, args.compare_rows)
-        cref, ccur = workdir / f"ref-{n}.parquet", workdir / f"cur-{n}.parquet"
-        for path, seed, drift in ((cref, 0, False), (ccur, 1, True)):
-            if not path.exists():
-                generate(path, n, seed, drift)
-        compare(cref, ccur, args.repeats)
+    compare(ref, cur, workdir, args.repeats, args.evidently_rows)
+    if args.csv:
+        csv_figures(ref, cur, workdir)
 
 
 if __name__ == "__main__":

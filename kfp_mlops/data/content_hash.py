@@ -20,6 +20,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from kfp_mlops.data import arrow_numpy
+
 FORMAT = b"kfp-mlops-dataset-content-v2\n"
 
 
@@ -34,38 +36,33 @@ class _ColumnDigest:
     def update(self, array: pa.Array) -> None:
         if pa.types.is_dictionary(array.type):
             array = array.dictionary_decode()
-        if array.null_count:
-            valid = array.is_valid().to_numpy(zero_copy_only=False)
-            self.validity.update(valid.view(np.uint8).tobytes())
-        else:
-            self.validity.update(b"\x01" * len(array))
+        valid = arrow_numpy.valid(array)
+        self.validity.update(valid.view(np.uint8).tobytes())
         if pa.types.is_null(array.type):
             return
         if pa.types.is_decimal(array.type):
             array = array.cast(pa.string())
         if _is_binary_like(array.type):
-            self._update_binary(array)
+            self._update_binary(array, valid)
             return
         if pa.types.is_temporal(array.type):
             array = array.cast(pa.int64() if array.type.bit_width == 64 else pa.int32())
-        if array.null_count:
-            array = array.fill_null(pa.scalar(False if pa.types.is_boolean(array.type) else 0,
-                                              array.type))
-        self.values.update(array.to_numpy(zero_copy_only=False).tobytes())
+        self.values.update(arrow_numpy.values(array).tobytes())  # nulls as zero
 
-    def _update_binary(self, array: pa.Array) -> None:
-        if array.null_count:
-            array = array.fill_null(pa.scalar("" if pa.types.is_string(array.type)
-                                              or pa.types.is_large_string(array.type)
-                                              else b"", array.type))
-        lengths = pc.binary_length(array).to_numpy(zero_copy_only=False).astype(np.int64)
-        self.lengths.update(lengths.tobytes())
+    def _update_binary(self, array: pa.Array, valid: np.ndarray) -> None:
         offset_type = np.int64 if _is_large(array.type) else np.int32
         _, offsets_buffer, data = array.buffers()
-        offsets = np.frombuffer(offsets_buffer, dtype=offset_type)
-        start, end = offsets[array.offset], offsets[array.offset + len(array)]
-        if data is not None and end > start:
-            self.values.update(memoryview(data)[start:end])
+        offsets = np.frombuffer(offsets_buffer, dtype=offset_type,
+                                count=array.offset + len(array) + 1)[array.offset:]
+        lengths = np.diff(offsets).astype(np.int64)
+        if array.null_count and lengths[~valid].any():
+            # A null slot holding bytes (allowed, rare): hash the values without them.
+            empty = "" if pa.types.is_string(array.type) or pa.types.is_large_string(
+                array.type) else b""
+            return self._update_binary(pc.fill_null(array, empty), valid)
+        self.lengths.update(lengths.tobytes())
+        if data is not None and offsets[-1] > offsets[0]:
+            self.values.update(memoryview(data)[offsets[0]:offsets[-1]])
 
     def digest(self) -> bytes:
         return self.validity.digest() + self.values.digest() + self.lengths.digest()

@@ -37,6 +37,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from kfp_mlops.data import arrow_numpy
+
 if TYPE_CHECKING:  # pandas is imported where a frame is used: a file scan needs none
     import pandas as pd
 
@@ -214,9 +216,9 @@ class Scan:
 
 def _present_values(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """The non-missing values as floats, ``inf`` included."""
+    values = arrow_numpy.values(array).astype(np.float64, copy=False)
     if array.null_count:
-        array = pc.drop_null(array)
-    values = array.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+        values = values[arrow_numpy.valid(array)]
     # A NaN stored in the file is as missing as a null.
     nan = np.isnan(values)
     return values[~nan] if nan.any() else values
@@ -244,9 +246,8 @@ def _update(acc: _Accumulator, array: pa.Array, keep: np.ndarray | None, cap: in
         values = present if all_finite else present[finite]
         if keep is not None:
             if len(present) < rows:  # nulls or NaNs: keep the sampled rows that hold values
-                valid = ~np.asarray(
-                    pc.is_null(array, nan_is_null=True).to_numpy(zero_copy_only=False))
-                keep = keep[valid]
+                numbers = arrow_numpy.values(array).astype(np.float64, copy=False)
+                keep = keep[arrow_numpy.valid(array) & ~np.isnan(numbers)]
             chosen = present[keep if all_finite else keep & finite]
             if len(chosen):
                 acc.sample.append(chosen)
@@ -336,7 +337,7 @@ def _column_hashes(array: pa.Array) -> np.ndarray:
     """A 64-bit hash per row of one column; equal values hash equal, missing ones alike."""
     if _is_text_dictionary(array.type):
         # Hash the (few) dictionary values once and look the codes up.
-        codes = array.indices.fill_null(0).to_numpy(zero_copy_only=False)
+        codes = arrow_numpy.values(array.indices)
         hashed = _text_hashes(array.dictionary.to_pylist())[codes] if len(array.dictionary) \
             else np.zeros(len(array), dtype=np.uint64)
     elif _is_text(array.type) or pa.types.is_dictionary(array.type):
@@ -346,8 +347,7 @@ def _column_hashes(array: pa.Array) -> np.ndarray:
     else:
         if pa.types.is_temporal(array.type):
             array = array.cast(pa.int64() if array.type.bit_width == 64 else pa.int32())
-        values = array.fill_null(pa.scalar(0, array.type)) if array.null_count else array
-        numbers = values.to_numpy(zero_copy_only=False)
+        numbers = arrow_numpy.values(array)  # nulls as 0, replaced below
         if pa.types.is_floating(array.type):
             # -0.0 and 0.0 are the same value
             bits = (numbers.astype(np.float64, copy=False) + 0.0).view(np.uint64)
@@ -355,7 +355,7 @@ def _column_hashes(array: pa.Array) -> np.ndarray:
             bits = numbers.astype(np.int64, copy=False).view(np.uint64)
         hashed = _mix(bits)
     if array.null_count:
-        hashed = np.where(array.is_valid().to_numpy(zero_copy_only=False), hashed, _NULL_HASH)
+        hashed = np.where(arrow_numpy.valid(array), hashed, _NULL_HASH)
     return hashed
 
 
