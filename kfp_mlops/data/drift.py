@@ -353,7 +353,7 @@ def drift_from_scans(
         raise DriftError(f"drift method {t.method!r} is unknown; use 'auto' or 'psi'")
     shared = [n for n in ref.stats.columns if n in cur.stats.columns]
     names = columns if columns is not None else shared
-    features = []
+    tested = []
     for name in names:
         if name not in shared:
             raise DriftError(
@@ -368,7 +368,10 @@ def drift_from_scans(
                 f"column {name!r} is {kind} in the reference but {other} in the current data; "
                 "fix the type (data validation reports it as type_change) before drift"
             )
-        features.append(_feature_drift(name, kind, ref, cur, t))
+        tested.append((name, kind))
+    # Two at a time: the tests are numpy sorts and searches, which release the GIL.
+    with ThreadPoolExecutor(2) as pool:
+        features = list(pool.map(lambda column: _feature_drift(*column, ref, cur, t), tested))
     label = None
     if target is not None and target in shared:
         features = [f for f in features if f.column != target]  # tested once, below
