@@ -23,10 +23,10 @@ DEFAULT_RUNS_DIR = ".kfp-mlops/runs"
 REPORT_OUTPUTS = {"report": ".html", "card": ".html", "summary": ".md", "comparison": ".md"}
 # Environment every task process of a local run gets unless the user set the variable.
 # OpenMP threads (scikit-learn's gradient boosting) otherwise spin on a core while they
-# wait between parallel regions; with other processes on the cores (the model server and
-# the infra-validation task predict at once; anything else running) the spinning starves
-# the threads doing the work: the penguins train task took 6.5 s instead of 2.0 s on a
-# busy 2-core machine. Waiting changes nothing computed: the same model bytes.
+# wait between parallel regions; when other processes share the cores the spinning
+# starves the threads doing the work: the penguins train task took 6.5 s instead of 2.0 s,
+# a 300k-row fit 31-103 s instead of 7 s, on a busy 2-core machine. How threads wait
+# changes nothing computed: the same model bytes.
 LOCAL_TASK_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
@@ -99,7 +99,7 @@ def import_kfp_without_client() -> None:
     """Import the KFP SDK without ``kfp.Client`` and the Kubernetes client it pulls in.
 
     ``import kfp`` imports its API client (kubernetes, google-auth, requests: about 1,300
-    modules, 1 s of CPU) unless ``_KFP_RUNTIME=true``, the switch KFP itself sets in task
+    modules, 0.8-1.5 s of CPU here) unless ``_KFP_RUNTIME=true``, the switch KFP itself sets in task
     processes. A local run needs ``kfp.dsl`` and ``kfp.local`` only, so the package is
     imported under that switch and the switch removed before ``kfp.dsl`` loads (which
     reads it too). ``kfp.Client``, ``kfp.components`` and ``kfp.dsl`` stay reachable on
