@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -108,20 +107,30 @@ print(json.dumps({"rows": result.rows, "version": result.dataset_version}))
 """
 
 
+# Runs a command and reports its peak RSS. A small process of its own, because a child's
+# ru_maxrss counts what it held before exec too: forked from this (large) process, the
+# figure would be this process's size.
+PROBE = """
+import resource, subprocess, sys
+code = subprocess.run(sys.argv[1:]).returncode
+sys.stderr.write(f"\\nPEAK_RSS_KIB {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}\\n")
+sys.exit(code)
+"""
+
+
 def run_timed(cmd: list[str]) -> tuple[float, float, str]:
     """Wall seconds, peak RSS (MiB) and stdout of one process."""
     with tempfile.TemporaryFile("w+") as err:  # a file: a full stderr pipe cannot block
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
-        out = proc.stdout.read()  # type: ignore[union-attr]
-        _, status, usage = os.wait4(proc.pid, 0)  # the child's own rusage: its peak RSS
+        proc = subprocess.run([sys.executable, "-c", PROBE, *cmd], stdout=subprocess.PIPE,
+                              stderr=err, text=True)
         seconds = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode:
-            err.seek(0)
-            raise SystemExit(f"{cmd[0]} {cmd[1]} ... failed ({proc.returncode}):\n"
-                             f"{err.read()[-2000:]}")
-    return seconds, usage.ru_maxrss / 1024, out
+        err.seek(0)
+        errors = err.read()
+    if proc.returncode:
+        raise SystemExit(f"{cmd[0]} {cmd[1]} ... failed ({proc.returncode}):\n{errors[-2000:]}")
+    peak_kib = int(errors.rsplit("PEAK_RSS_KIB", 1)[1].split()[0])
+    return seconds, peak_kib / 1024, proc.stdout
 
 
 def kfp_mlops() -> str:
