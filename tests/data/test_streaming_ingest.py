@@ -172,3 +172,26 @@ print(stats.duplicate_rows is not None, "pandas" in sys.modules)
     out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True,
                          text=True)
     assert out.stdout.split() == ["True", "False"]
+
+
+def test_drift_tests_match_scipy():
+    """One sort serves KS and Wasserstein; large samples take Kolmogorov's limit."""
+    from scipy.spatial.distance import jensenshannon
+    from scipy.stats import chi2_contingency, ks_2samp, wasserstein_distance
+
+    from kfp_mlops.data.drift import _chi2_pvalue, _jensenshannon, _ks_and_wasserstein, _Sorted
+
+    rng = np.random.default_rng(2)
+    for n1, n2 in [(30_000, 20_000), (20_000, 15), (800, 1200)]:
+        for shift in (0.0, 0.03):
+            r, c = rng.normal(size=n1), np.round(rng.normal(shift, 1, size=n2), 2)
+            statistic, pvalue, distance = _ks_and_wasserstein(_Sorted.of(r, c))
+            theirs = ks_2samp(r, c)
+            assert statistic == pytest.approx(theirs.statistic, abs=1e-12)
+            assert pvalue == pytest.approx(theirs.pvalue, abs=0.002)
+            assert distance == pytest.approx(wasserstein_distance(r, c), rel=1e-9)
+    for k in (2, 5):  # 2 x 2 takes Yates' correction, as scipy does
+        table = rng.integers(1, 400, (2, k)).astype(float)
+        assert _chi2_pvalue(table) == pytest.approx(chi2_contingency(table)[1], rel=1e-9)
+        assert _jensenshannon(table[0], table[1]) == pytest.approx(
+            jensenshannon(table[0] / table[0].sum(), table[1] / table[1].sum()), rel=1e-9)
