@@ -45,6 +45,12 @@ def valid(array: pa.Array) -> np.ndarray:
     return _bits(bitmap, array.offset, array.offset + len(array))
 
 
+def positions(rows: np.ndarray) -> pa.Array:
+    """Row positions as an Arrow int64 array for ``take`` (``pa.array`` imports pandas)."""
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    return pa.Array.from_buffers(pa.int64(), len(rows), [None, pa.py_buffer(rows)])
+
+
 def _bits(buffer: pa.Buffer, start: int, stop: int) -> np.ndarray:
     return np.unpackbits(np.frombuffer(buffer, dtype=np.uint8), count=stop,
                          bitorder="little")[start:].astype(bool)

@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from kfp_mlops.data import arrow_numpy
 from kfp_mlops.data.parquet import write_parquet
 from kfp_mlops.errors import DataError
 
@@ -83,20 +84,22 @@ def split_file(
     Rows without a target are left out. Rows move as Arrow data (``take``), never
     through pandas objects.
     """
-    table = pq.read_table(path)
+    # ParquetFile.read, not pq.read_table: the latter imports pyarrow.dataset and pandas.
+    table = pq.ParquetFile(path).read()
     if target not in table.column_names:
         raise DataError(f"data has no target column {target!r}")
     column = table.column(target)
-    labelled = np.flatnonzero(column.is_valid().to_numpy(zero_copy_only=False))
+    labelled = np.flatnonzero(arrow_numpy.valid(column.combine_chunks()))
     codes = np.zeros(len(labelled), dtype=np.int64)
     if task == "classification":
-        values = column.take(labelled).combine_chunks()
+        values = column.take(arrow_numpy.positions(labelled)).combine_chunks()
         if pa.types.is_dictionary(values.type):
             values = values.dictionary_decode()
         # Codes in order of first appearance, as pandas.factorize numbers them.
-        codes = values.cast(pa.string()).dictionary_encode().indices.to_numpy().astype(np.int64)
+        codes = arrow_numpy.values(values.cast(pa.string()).dictionary_encode().indices).astype(
+            np.int64)
     train, test = split_positions(codes, test_size, seed)
     for rows, out in ((train, train_path), (test, test_path)):
-        write_parquet(table.take(labelled[rows]), out)
+        write_parquet(table.take(arrow_numpy.positions(labelled[rows])), out)
     return len(train), len(test)
 
