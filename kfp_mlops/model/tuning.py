@@ -372,9 +372,23 @@ def usable_cores() -> int:
 _WORKER_PLANS: list[_TrialPlan] = []
 
 
-def _init_worker(plans: list[_TrialPlan]) -> None:
+def _init_worker(plans: list[_TrialPlan], pin: Any = None) -> None:
+    """Hand a worker the plans; with ``pin`` (a shared counter), bind it to its own core.
+
+    Pinning: on the 2-core VM these figures come from, both forked workers of a
+    kfp.local task were seen sharing one CPU at about 50 % each while the other CPU
+    stood idle; bound one per core, both ran at 100 %.
+    """
     global _WORKER_PLANS
     _WORKER_PLANS = plans
+    if pin is not None and hasattr(os, "sched_setaffinity"):
+        cores = sorted(os.sched_getaffinity(0))
+        with pin.get_lock():
+            index, pin.value = pin.value, pin.value + 1
+        try:
+            os.sched_setaffinity(0, {cores[index % len(cores)]})
+        except OSError:  # a core went away or is not ours: leave the mask as it was
+            pass
 
 
 def _pool_job(job: tuple[int, int]) -> tuple[float, float]:
@@ -447,8 +461,10 @@ def run_trials(
         # importing and unpickling them; spawn where there is no fork (macOS, Windows).
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        # One worker per core at most: then each is bound to its own core.
+        pin = context.Value("i", 0) if workers <= usable_cores() else None
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                                 initargs=(plans,)) as pool:
+                                 initargs=(plans, pin)) as pool:
             done = list(pool.map(_pool_job, jobs))
     stats.wall_seconds = time.perf_counter() - started
     stats.fit_cpu_seconds = sum(cpu for _, cpu in done)
