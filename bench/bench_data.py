@@ -9,11 +9,13 @@
    DataDriftPreset (read both files with pandas, run the preset, save its HTML) on
    ``min(--rows, --evidently-rows)`` rows. Prints ratios to the scan and to Evidently,
    each process's peak RSS, and checks that the drifted columns agree.
-3. ``--csv``: the same drift from CSV copies of the files (streamed through ingest),
-   and ``kfp-mlops`` ingest of the CSV into a store, with their peak RSS.
+3. ``--stages``: statistics of both files with schema inference and validation (what the
+   compute-statistics and validate-data tasks run), ingest into a store from CSV copies
+   of the files and from the Parquet, and drift from the CSV copies (streamed through
+   ingest), each one process, with its peak RSS.
 
 Usage: ``python bench/bench_data.py --rows 1000000`` (Evidently: ``pip install -e '.[bench]'``);
-``--rows 10000000 --evidently-rows 0 --csv`` for the scale figures.
+``--rows 10000000 --evidently-rows 0 --stages`` for the scale figures.
 """
 
 from __future__ import annotations
@@ -97,6 +99,16 @@ for metric in snapshot.dict()["metrics"]:
         if (value < threshold) if p_value else (value >= threshold):
             drifted.append(config["column"])
 print(json.dumps(sorted(drifted)))
+"""
+
+STATISTICS = """
+import json, sys
+from kfp_mlops.data.schema import infer_schema
+from kfp_mlops.data.stats import compute_statistics
+from kfp_mlops.data.validation import validate
+reference = compute_statistics(sys.argv[1])
+result = validate(compute_statistics(sys.argv[2]), infer_schema(reference))
+print(json.dumps({"passed": result.passed, "anomalies": len(result.anomalies)}))
 """
 
 INGEST = """
@@ -206,11 +218,14 @@ def csv_paths(ref: Path, cur: Path) -> tuple[Path, Path]:
     return paths[0], paths[1]
 
 
-def csv_figures(ref: Path, cur: Path, workdir: Path) -> None:
-    """Drift and ingest from CSV: one run each, wall time and peak RSS."""
+def stage_figures(ref: Path, cur: Path, workdir: Path) -> None:
+    """The other data stages, and drift from CSV: one run each, wall time and peak RSS."""
     cref, ccur = csv_paths(ref, cur)
-    print(f"\nfrom CSV ({cref.stat().st_size / 2**20:.0f} MiB each), one run each:")
+    print(f"\nthe other stages; CSV copies {cref.stat().st_size / 2**20:.0f} MiB each; one run "
+          "each:")
     cases = {
+        "statistics of both + schema + validation": [
+            sys.executable, "-c", STATISTICS, str(ref), str(cur)],
         "kfp-mlops data drift (CSV inputs)": [
             kfp_mlops(), "data", "drift", "--reference", str(cref), "--current", str(ccur),
             "--report", str(workdir / "drift-csv.html"), "--store", str(workdir / "store")],
@@ -232,7 +247,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--evidently-rows", type=int, default=1_000_000,
                         help="rows for Evidently (0 to skip it)")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--csv", action="store_true", help="also drift and ingest from CSV")
+    parser.add_argument("--stages", action="store_true",
+                        help="also statistics + validation, ingest (CSV, Parquet) and drift "
+                        "from CSV")
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args(argv)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="kfp-mlops-bench-"))
@@ -246,8 +263,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"data: 2 files x {args.rows:,} rows x 20 columns, {size:.0f} MB on disk "
           f"({time.perf_counter() - start:.0f} s to generate), in {workdir}")
     compare(ref, cur, workdir, args.repeats, args.evidently_rows)
-    if args.csv:
-        csv_figures(ref, cur, workdir)
+    if args.stages:
+        stage_figures(ref, cur, workdir)
 
 
 if __name__ == "__main__":
