@@ -22,6 +22,7 @@ import json
 import math
 import os
 import random
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -457,10 +458,11 @@ def run_trials(
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        # fork: the workers inherit pandas, scikit-learn and the prepared rows instead of
-        # importing and unpickling them; spawn where there is no fork (macOS, Windows).
-        methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        # fork on Linux: the workers inherit pandas, scikit-learn and the prepared rows
+        # instead of importing and unpickling them. Elsewhere spawn: macOS offers fork,
+        # but forking after its system libraries have started threads can crash.
+        context = multiprocessing.get_context("fork" if sys.platform.startswith("linux")
+                                              else "spawn")
         # One worker per core at most: then each is bound to its own core.
         pin = context.Value("i", 0) if workers <= usable_cores() else None
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
