@@ -11,22 +11,18 @@ parser) must not pay it.
 
 from importlib import import_module
 
-_BUILDERS = {
-    "build_batch_pipeline": "batch",
-    "build_continuous_pipeline": "continuous",
-    "build_monitoring_pipeline": "monitoring",
-    "build_training_pipeline": "training",
+# Pipeline name -> the module that builds it, with build_<module>_pipeline(cluster,
+# settings), used by `kfp-mlops compile` and `submit`.
+_MODULES = {
+    "training": "training",
+    "batch-inference": "batch",
+    "monitoring": "monitoring",
+    "continuous-training": "continuous",
 }
-# name -> builder module attribute; see PIPELINES below.
-_PIPELINE_BUILDERS = {
-    "training": "build_training_pipeline",
-    "batch-inference": "build_batch_pipeline",
-    "monitoring": "build_monitoring_pipeline",
-    "continuous-training": "build_continuous_pipeline",
-}
+_BUILDERS = {f"build_{module}_pipeline": module for module in _MODULES.values()}
 
 # The names alone, for choices= in the CLI (no kfp import).
-PIPELINE_NAMES = tuple(_PIPELINE_BUILDERS)
+PIPELINE_NAMES = tuple(_MODULES)
 
 __all__ = ["PIPELINES", "PIPELINE_NAMES", *_BUILDERS]
 
@@ -34,9 +30,8 @@ __all__ = ["PIPELINES", "PIPELINE_NAMES", *_BUILDERS]
 def __getattr__(name: str):
     if name in _BUILDERS:
         return getattr(import_module(f"{__name__}.{_BUILDERS[name]}"), name)
-    if name == "PIPELINES":
-        # name -> builder(cluster, settings) used by `kfp-mlops compile` and `submit`.
-        return {key: __getattr__(builder) for key, builder in _PIPELINE_BUILDERS.items()}
+    if name == "PIPELINES":  # name -> builder
+        return {key: __getattr__(f"build_{module}_pipeline") for key, module in _MODULES.items()}
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -214,19 +214,23 @@ class Scan:
     samples: dict[str, np.ndarray]
 
 
-def _present_values(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """The non-missing values as floats, ``inf`` included."""
+def _present_values(array: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray | None]:
+    """The non-missing values as floats, ``inf`` included, and which rows hold them.
+
+    The mask is None when every row holds a value.
+    """
     values = arrow_numpy.values(array).astype(np.float64, copy=False)
+    present = ~np.isnan(values)  # a NaN stored in the file is as missing as a null
     if array.null_count:
-        values = values[arrow_numpy.valid(array)]
-    # A NaN stored in the file is as missing as a null.
-    nan = np.isnan(values)
-    return values[~nan] if nan.any() else values
+        present &= arrow_numpy.valid(array)
+    if present.all():
+        return values, None
+    return values[present], present
 
 
 def _numeric_values(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """The finite values: what every figure but ``infinite`` describes."""
-    values = _present_values(array)
+    values, _ = _present_values(array)
     return values[np.isfinite(values)]
 
 
@@ -240,14 +244,13 @@ def _update(acc: _Accumulator, array: pa.Array, keep: np.ndarray | None, cap: in
     """Fold one batch of one column into its accumulator."""
     rows = len(array)
     if acc.kind in NUMERIC_KINDS:
-        present = _present_values(array)
+        present, holds_value = _present_values(array)
         finite = np.isfinite(present)
         all_finite = bool(finite.all())
         values = present if all_finite else present[finite]
         if keep is not None:
-            if len(present) < rows:  # nulls or NaNs: keep the sampled rows that hold values
-                numbers = arrow_numpy.values(array).astype(np.float64, copy=False)
-                keep = keep[arrow_numpy.valid(array) & ~np.isnan(numbers)]
+            if holds_value is not None:  # nulls or NaNs: keep the sampled rows that hold values
+                keep = keep[holds_value]
             chosen = present[keep if all_finite else keep & finite]
             if len(chosen):
                 acc.sample.append(chosen)
@@ -528,7 +531,7 @@ def parquet_bounds(metadata: pq.FileMetaData, schema: pa.Schema) -> dict[str, tu
 
 def _parquet_source(
     path: str | Path | io.BytesIO, batch_rows: int
-) -> tuple[BatchSource, pa.Schema, int]:
+) -> tuple[BatchSource, pa.Schema, pq.FileMetaData]:
     try:
         meta_file = pq.ParquetFile(path)
     except (OSError, pa.ArrowInvalid) as exc:
@@ -546,16 +549,14 @@ def _parquet_source(
 
     schema = meta_file.schema_arrow
     text = [f.name for f in schema if _is_text(f.type)]
-    return source, schema, meta_file.metadata.num_rows
+    return source, schema, meta_file.metadata
 
 
 def scan_parquet(path: str | Path, *, batch_rows: int = DEFAULT_BATCH_ROWS, **options: Any) -> Scan:
     """Scan a Parquet file (statistics and samples); see :func:`scan` for ``options``."""
-    source, schema, num_rows = _parquet_source(path, batch_rows)
-    if isinstance(path, io.BytesIO):
-        path.seek(0)
-    options.setdefault("bounds", parquet_bounds(pq.ParquetFile(path).metadata, schema))
-    return scan(source, schema, num_rows, **options)
+    source, schema, metadata = _parquet_source(path, batch_rows)
+    options.setdefault("bounds", parquet_bounds(metadata, schema))
+    return scan(source, schema, metadata.num_rows, **options)
 
 
 def scan_frame(df: pd.DataFrame, *, batch_rows: int = DEFAULT_BATCH_ROWS, **options: Any) -> Scan:
