@@ -326,13 +326,18 @@ def _widen_or_fail(exc: pa.ArrowInvalid, schema: pa.Schema, shown: str) -> Excep
     target, value = match.group(2), match.group(3)
     if target in ("string", "utf8", "binary"):
         return _encoding_error(shown, column)
-    try:
-        float(value)
-        numeric = target in ("int64", "int32", "uint64", "double", "float")
-    except ValueError:
-        numeric = False
-    return ColumnTypeTooNarrow(column, pa.float64() if numeric and target != "double"
+    # An integer column meeting a number becomes float; anything else becomes text.
+    integer = target.startswith(("int", "uint"))
+    return ColumnTypeTooNarrow(column, pa.float64() if integer and _is_number(value)
                                else pa.string())
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _encoding_error(shown: str, column: str) -> DataError:
