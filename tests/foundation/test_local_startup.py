@@ -96,3 +96,37 @@ def test_local_tasks_wait_passively_unless_the_user_says_otherwise(
     assert run.succeeded, run.error
     assert run.tasks["report-env"].parameters["Output"] == seen
     assert os.environ.get("OMP_WAIT_POLICY") == user_value  # the parent is left as it was
+
+
+def preloaded_pipeline():
+    """A one-task pipeline whose task says whether scikit-learn was imported before it ran."""
+    from kfp import dsl
+
+    @dsl.component(base_image="python:3.11", install_kfp_package=False)
+    def report_preloaded() -> bool:
+        import sys
+
+        return "sklearn" in sys.modules
+
+    @dsl.pipeline(name="preloaded")
+    def pipeline():
+        report_preloaded()
+
+    return pipeline
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the fork server is Linux only")
+@pytest.mark.parametrize("switch, preloaded", [(None, True), ("0", False)])
+def test_local_tasks_start_from_the_warm_server_unless_turned_off(
+    tmp_path, monkeypatch, switch, preloaded
+):
+    from kfp_mlops.pipelines.local import run_locally
+
+    if switch is None:
+        monkeypatch.delenv("KFP_MLOPS_PREFORK", raising=False)
+    else:
+        monkeypatch.setenv("KFP_MLOPS_PREFORK", switch)
+    run = run_locally(preloaded_pipeline(), {}, tmp_path)
+    assert run.succeeded, run.error
+    assert run.tasks["report-preloaded"].parameters["Output"] is preloaded
