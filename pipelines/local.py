@@ -32,7 +32,8 @@ REPORT_OUTPUTS = {"report": ".html", "card": ".html", "summary": ".md", "compari
 LOCAL_TASK_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 # What the suite's tasks import, in stages: the fork server of a local run
 # (pipelines/prefork.py) starts the data tasks once the first stage is imported, the
-# others once scikit-learn and KServe are imported too.
+# model tasks once scikit-learn is, and the others (serving: KServe, the Kubernetes
+# client) once everything is.
 WARM_STAGES = (
     Stage(
         modules=("kfp.dsl.executor_main", "pyarrow.parquet", "kfp_mlops.data.ingest",
@@ -44,8 +45,12 @@ WARM_STAGES = (
     ),
     Stage(
         modules=("kfp_mlops.model.steps", "kfp_mlops.model.tuning", "kfp_mlops.model.blessing",
-                 "kfp_mlops.model.card", "kfp_mlops.model.publish",
-                 "kfp_mlops.serving.infra_validation", "httpx", "kfp_mlops.serving.server",
+                 "kfp_mlops.model.card", "kfp_mlops.model.publish"),
+        functions=("train", "evaluate", "run_trial", "run_trials", "select_best",
+                   "bless_model", "publish", "model_card"),
+    ),
+    Stage(
+        modules=("kfp_mlops.serving.infra_validation", "httpx", "kfp_mlops.serving.server",
                  "kfp_mlops.serving.deploy", "kfp_mlops.monitor", "kfp_mlops.serving.batch"),
     ),
 )

@@ -68,6 +68,12 @@ def connect(path):
     except OSError:
         server.close()
         return None
+def server_alive():  # not exited, nor a zombie its parent has not reaped yet
+    try:
+        with open(f"/proc/{{SERVER}}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 def connect_to_stage():  # the latest stage listening, once it is one the task can use
     deadline = time.monotonic() + WAIT_S
     while True:
@@ -75,8 +81,7 @@ def connect_to_stage():  # the latest stage listening, once it is one the task c
             server = connect(SOCKETS[stage])
             if server:
                 return server
-        os.kill(SERVER, 0)  # OSError when the server is gone
-        if time.monotonic() > deadline:
+        if not server_alive() or time.monotonic() > deadline:
             raise OSError("no stage to start from")
         time.sleep(0.02)
 try:
@@ -150,6 +155,9 @@ def forked_tasks(stages: Sequence[Stage], wait_s: float = 60.0) -> Iterator[None
             [sys.executable, "-m", __name__, str(launcher), plan],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             env={**os.environ, "_KFP_RUNTIME": "true"},
+            # Its own process group: a terminal's Ctrl-C reaches tasks through their
+            # launchers, and whatever is left when the run ends is stopped in one call.
+            start_new_session=True,
         )
         launcher.write_text(_LAUNCHER.format(
             python=sys.executable, server=server.pid, sockets=sockets, early=early, wait_s=wait_s,
@@ -157,18 +165,18 @@ def forked_tasks(stages: Sequence[Stage], wait_s: float = 60.0) -> Iterator[None
         launcher.chmod(0o755)
         real_python = sys.executable
         try:
-            if server.stdout.readline().strip() == b"listening":  # type: ignore[union-attr]
+            if server.stdout.readline().strip() == b"started":  # type: ignore[union-attr]
                 # kfp.local's SubprocessRunner starts tasks with sys.executable (use_venv=False).
                 sys.executable = str(launcher)
             yield  # (if the server could not start, tasks start as before)
         finally:
             sys.executable = real_python
             server.stdin.close()  # type: ignore[union-attr]  # EOF: every stage exits
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+            with contextlib.suppress(ProcessLookupError):  # a stage still importing
+                os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
             server.stdout.close()  # type: ignore[union-attr]
 
 
@@ -176,6 +184,7 @@ def _serve(launcher: str, stages: list[tuple[str, list[str]]]) -> None:
     """The server: import a stage, fork the next stage's server, then serve tasks."""
     started_with = dict(os.environ)  # imports add variables (scikit-learn sets KMP_*)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps tasks and stages
+    print("started", flush=True)  # tasks wait for their stage's socket from now on
     for number, (socket_path, modules) in enumerate(stages):
         for module in modules:
             with contextlib.suppress(Exception):  # a module that fails is the task's to import
@@ -187,8 +196,6 @@ def _serve(launcher: str, stages: list[tuple[str, list[str]]]) -> None:
         listener.bind(socket_path + ".new")
         listener.listen(64)
         os.rename(socket_path + ".new", socket_path)
-        if number == 0:
-            print("listening", flush=True)
         events = selectors.DefaultSelector()
         events.register(listener, selectors.EVENT_READ)
         events.register(sys.stdin, selectors.EVENT_READ)  # EOF when the run ends or dies

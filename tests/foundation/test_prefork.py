@@ -2,6 +2,8 @@
 sees them: a command run with ``sys.executable`` in a shell, its output, exit code and
 signals. The probe module tells what its process was started with."""
 
+import contextlib
+import glob
 import json
 import os
 import signal
@@ -54,6 +56,16 @@ def start(*args, **env):
 def finish(process):
     out, err = process.communicate(timeout=120)
     return process.returncode, json.loads(out.splitlines()[0]), err
+
+
+def in_process_group(group):
+    found = []
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            with open(stat) as file:
+                if int(file.read().rsplit(")", 1)[1].split()[2]) == group:
+                    found.append(int(stat.split("/")[2]))
+    return found
 
 
 def wait_until_gone(pid):
@@ -132,3 +144,17 @@ def test_the_servers_end_with_the_run_and_can_be_turned_off(probe, monkeypatch):
     before = sys.executable
     with forked_tasks(STAGES):
         assert sys.executable == before
+
+
+def test_when_the_server_dies_tasks_run_python_itself_at_once(probe):
+    (probe / "slow_import.py").write_text("import time\ntime.sleep(600)\n")
+    with forked_tasks([Stage(("csv",), functions=("early",)), Stage(("slow_import",))]):
+        launcher = (probe / sys.executable).read_text()
+        server = int(launcher.split("PYTHON, SERVER, SOCKETS, EARLY = ")[1].split(",")[1])
+        os.kill(server, signal.SIGKILL)  # stage 0; the stage importing slow_import lives on
+        process = start("late")  # needs the last stage, which will not listen for 600 s
+        code, seen, _ = finish(process)
+        stages = in_process_group(server)
+    assert code == 3
+    assert seen["pid"] == process.pid
+    assert stages and all(wait_until_gone(p) for p in stages)  # stopped mid-import at the end
