@@ -102,12 +102,16 @@ def test_the_fingerprint_records_a_chosen_estimator_as_auto(tmp_path):
     assert training_fingerprint(rows, settings, {"max_iter": 5}) == expected
 
 
-def _compiled_defaults(name: str) -> dict:
+def _compiled(name: str) -> dict:
     for document in yaml.safe_load_all((GOLDEN / f"{name}.yaml").read_text()):
         if document and "root" in document:
-            parameters = document["root"]["inputDefinitions"]["parameters"]
-            return {k: v.get("defaultValue") for k, v in parameters.items()}
+            return document
     raise AssertionError(f"no pipeline spec in {name}.yaml")
+
+
+def _compiled_defaults(name: str) -> dict:
+    parameters = _compiled(name)["root"]["inputDefinitions"]["parameters"]
+    return {k: v.get("defaultValue") for k, v in parameters.items()}
 
 
 @pytest.mark.parametrize("name", ["training", "continuous-training"])
@@ -163,3 +167,11 @@ def test_the_default_thresholds_are_what_the_help_and_readme_say():
     assert "accuracy >= 0.7, or r2 >= 0.2" in readme
     run = build_parser()._subparsers._group_actions[0].choices["run"]  # noqa: SLF001
     assert "default 0.7 accuracy / 0.2 r2" in run.format_help()
+    # The descriptions in the dashboard's run form (pipeline and bless-model component).
+    said = f"{DEFAULT_THRESHOLD['classification']} accuracy or {DEFAULT_THRESHOLD['regression']} r2"
+    for name in ("training", "continuous-training"):
+        spec = _compiled(name)
+        root = spec["root"]["inputDefinitions"]["parameters"]["quality_threshold"]
+        bless = spec["components"]["comp-bless-model"]["inputDefinitions"]["parameters"]
+        for description in (root["description"], bless["quality_threshold"]["description"]):
+            assert said in " ".join(description.split()), (name, description)
