@@ -100,7 +100,7 @@ class TrainingSettings:
     """What to train and how: one object from the boundary to the core.
 
     ``None`` means "choose": ``target`` and ``task`` are settled from the data by
-    check-data (the core functions that fit need them set, see :meth:`for_data`),
+    check-data (the core functions that fit need them set, see :meth:`fitting`),
     ``estimator`` is :data:`DEFAULT_ESTIMATOR` (plus the many-classes budget),
     ``search_space`` the estimator's default grid, ``metric`` accuracy or r2.
     ``params`` is never mutated.
@@ -152,18 +152,9 @@ class TrainingSettings:
         return cls(**values)
 
     @property
-    def estimator_name(self) -> str:
-        """The estimator to build (``None``: :data:`DEFAULT_ESTIMATOR`)."""
-        return DEFAULT_ESTIMATOR if self.estimator is None else self.estimator
-
-    @property
     def params_json(self) -> str:
         """``params`` as the JSON object text the pipeline parameters carry."""
         return json.dumps(self.params)
-
-    def for_data(self, target: str, task: str) -> TrainingSettings:
-        """A copy with the target and task check-data settled."""
-        return dataclasses.replace(self, target=target, task=task)
 
     def with_params(self, params: str | dict[str, Any] | None) -> TrainingSettings:
         """A copy with other estimator parameters (one tuning candidate)."""

@@ -29,7 +29,6 @@ def test_auto_and_empty_mean_choose(value):
         target=value, task=value, estimator=value, search_space=value, metric=value)
     assert (settings.target, settings.task, settings.estimator) == (None, None, None)
     assert settings.search_space is None and settings.metric is None
-    assert settings.estimator_name == "hist_gradient_boosting"
     assert BlessingSettings.from_parameters(value, value, value) == BlessingSettings()
 
 
@@ -81,7 +80,7 @@ def test_blessing_settings_refuse_bad_values_with_the_fix():
 def test_fitting_needs_the_target_and_task_check_data_settles():
     with pytest.raises(DataError, match="training needs a target and a task"):
         TrainingSettings(task="classification").fitting()
-    assert TrainingSettings().for_data("y", "regression").fitting() == ("y", "regression")
+    assert TrainingSettings(target="y", task="regression").fitting() == ("y", "regression")
 
 
 def test_the_fingerprint_records_a_chosen_estimator_as_auto(tmp_path):
