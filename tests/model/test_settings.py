@@ -174,3 +174,22 @@ def test_the_default_thresholds_are_what_the_help_and_readme_say():
         bless = spec["components"]["comp-bless-model"]["inputDefinitions"]["parameters"]
         for description in (root["description"], bless["quality_threshold"]["description"]):
             assert said in " ".join(description.split()), (name, description)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--estimator", "xgboost"], "estimator 'xgboost' is not available; choose one of auto"),
+        (["--task", "regression", "--estimator", "logistic_regression"],
+         "estimator 'logistic_regression' is not available for regression"),
+        (["--params", "{max_depth"], "estimator params '{max_depth' are not a JSON object"),
+        (["--blessing-policy", "accuracy>0.8"], "bad rule 'accuracy>0.8'"),
+    ],
+)
+def test_the_cli_refuses_bad_settings_before_any_task_runs(tmp_path, capsys, flags, message):
+    from kfp_mlops.cli import main
+
+    store, runs = tmp_path / "store", tmp_path / "runs"
+    assert main(["run", *flags, "--store", str(store), "--runs-dir", str(runs)]) == 1
+    assert message in capsys.readouterr().err
+    assert not store.exists() and not runs.exists()  # nothing ran, nothing was written
