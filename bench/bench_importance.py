@@ -114,6 +114,7 @@ def main() -> None:
         return
 
     from kfp_mlops.model.evaluate import evaluate_model
+    from kfp_mlops.model.settings import TrainingSettings
     from kfp_mlops.model.train import train_model
 
     test = frame.sample(frac=0.2, random_state=args.seed)
@@ -125,7 +126,8 @@ def main() -> None:
         return result, time.perf_counter() - wall, time.process_time() - cpu
 
     (model, metadata), train_s, train_cpu = timed(
-        lambda: train_model(train, "target", args.task, seed=args.seed))
+        lambda: train_model(train, TrainingSettings.from_parameters(
+            target="target", task=args.task, seed=args.seed)))
     _, metrics_s, metrics_cpu = timed(lambda: evaluate_model(model, metadata, test))
     evaluation, explain_s, explain_cpu = timed(
         lambda: evaluate_model(model, metadata, test, explain=True, seed=args.seed))

@@ -131,14 +131,16 @@ def start_up() -> tuple[float, float]:
 def omp_check(data: str, threads: int) -> tuple[float, float, float, float]:
     """One candidate's 3-fold CV with 1 OpenMP thread and with ``threads``: wall and CPU s."""
     from kfp_mlops.data.ingest import read_dataset
+    from kfp_mlops.model.settings import TrainingSettings
     from kfp_mlops.model.tuning import make_candidates, run_trial
 
     frame = read_dataset(data)
-    params = make_candidates("classification", "auto", "auto", 1, 0)[0]
+    params = make_candidates(TrainingSettings(task="classification", n_trials=1, seed=0))[0]
     figures = []
     for limit in (1, threads):
         cpu, start = time.process_time(), time.perf_counter()
-        run_trial(frame, "label", "classification", "auto", params, 3, 0, threads=limit)
+        settings = TrainingSettings(target="label", task="classification", params=params, seed=0)
+        run_trial(frame, settings, threads=limit)
         figures += [time.perf_counter() - start, time.process_time() - cpu]
     return tuple(figures)
 

@@ -14,6 +14,7 @@ from kfp_mlops.pipelines.cluster import (
     module_pipeline,
     on_cluster,
 )
+from kfp_mlops.pipelines.steps import TRAINING_DEFAULTS as DEFAULTS
 from kfp_mlops.pipelines.steps import add_training_steps
 
 CONTINUOUS_NAME = "kfp-mlops-continuous-training"
@@ -39,15 +40,15 @@ def build_continuous_pipeline(
         drift_share: float = 0.5,
         estimator: str = "auto",
         params: str = "{}",
-        test_size: float = 0.2,
-        seed: int = 42,
+        test_size: float = DEFAULTS.test_size,
+        seed: int = DEFAULTS.seed,
         quality_metric: str = "auto",
         quality_threshold: str = "auto",
         blessing_policy: str = "auto",
         namespace: str = "",
         canary_traffic_percent: int = 0,
         pushgateway: str = "",
-        n_trials: int = 0,
+        n_trials: int = DEFAULTS.n_trials,
         force_new_version: bool = False,
     ):
         """Retrain a model on a batch when the batch drifted from its training data.

@@ -10,6 +10,9 @@ records why the next step was skipped.
 
 
 # No "from __future__ import annotations": KFP reads the pipeline signature at runtime.
+import json
+from typing import Any
+
 from kfp import dsl
 
 from kfp_mlops.components.data import (
@@ -32,7 +35,36 @@ from kfp_mlops.components.model import (
     train,
 )
 from kfp_mlops.components.serving import deploy, infra_validate
+from kfp_mlops.model.settings import BlessingSettings, TrainingSettings, shown
 from kfp_mlops.pipelines.cluster import ClusterConfig, on_cluster
+
+# The training defaults the pipeline signatures show (one source: the settings dataclass).
+TRAINING_DEFAULTS = TrainingSettings()
+
+
+def pipeline_arguments(
+    pipeline, training: TrainingSettings, blessing: BlessingSettings, **others: Any
+) -> dict[str, Any]:
+    """The arguments of ``pipeline`` (training or continuous training) for these settings.
+
+    ``None`` ("choose") is passed as ``"auto"``; ``others`` are the remaining parameters
+    (data, store, ...). A setting the pipeline has no parameter for is left out, and must
+    then be at its default (continuous training takes no ``search_space``).
+    """
+    space = training.search_space
+    arguments = {
+        "target": shown(training.target), "task": shown(training.task),
+        "estimator": shown(training.estimator), "params": training.params_json,
+        "test_size": training.test_size, "seed": training.seed, "n_trials": training.n_trials,
+        "search_space": json.dumps(space) if isinstance(space, dict) else shown(space),
+        "quality_metric": shown(blessing.metric),
+        "quality_threshold": shown(None if blessing.threshold is None
+                                   else str(blessing.threshold)),
+        "blessing_policy": shown(blessing.policy),
+        **others,
+    }
+    accepted = pipeline.component_spec.inputs
+    return {name: value for name, value in arguments.items() if name in accepted}
 
 
 def add_training_steps(

@@ -18,6 +18,7 @@ from kfp_mlops.pipelines.cluster import (
     finish_tasks,
     module_pipeline,
 )
+from kfp_mlops.pipelines.steps import TRAINING_DEFAULTS as DEFAULTS
 from kfp_mlops.pipelines.steps import add_training_steps
 
 PIPELINE_NAME = "kfp-mlops-training"
@@ -41,8 +42,8 @@ def build_training_pipeline(
         model_name: str = "auto",
         estimator: str = "auto",
         params: str = "{}",
-        test_size: float = 0.2,
-        seed: int = 42,
+        test_size: float = DEFAULTS.test_size,
+        seed: int = DEFAULTS.seed,
         quality_metric: str = "auto",
         quality_threshold: str = "auto",
         blessing_policy: str = "auto",
@@ -50,7 +51,7 @@ def build_training_pipeline(
         warn_only: bool = False,
         namespace: str = "",
         canary_traffic_percent: int = 0,
-        n_trials: int = 0,
+        n_trials: int = DEFAULTS.n_trials,
         search_space: str = "auto",
         force_new_version: bool = False,
     ):

@@ -53,11 +53,11 @@ def bless_model(
     from collections import namedtuple
 
     from kfp_mlops.model.champion import model_gate
-    from kfp_mlops.model.gates import policy_spec
     from kfp_mlops.model.package import read_metadata
+    from kfp_mlops.model.settings import BlessingSettings
 
     fingerprint = None if force_new_version else read_metadata(model.path).training_fingerprint
-    spec = policy_spec(task, quality_metric, quality_threshold, policy)
+    spec = BlessingSettings.from_parameters(quality_metric, quality_threshold, policy).spec(task)
     decision = model_gate(store, model_name, test_data.path, dict(metrics.metadata), task, spec,
                           blessing.path, fingerprint)
     with open(comparison.path, "w") as handle:

@@ -33,9 +33,12 @@ def make_candidates(
     """
     import json
 
+    from kfp_mlops.model.settings import TrainingSettings
     from kfp_mlops.model.tuning import make_candidates as sample
 
-    candidates = sample(task, estimator, search_space, n_trials, seed, params)
+    candidates = sample(TrainingSettings.from_parameters(
+        task=task, estimator=estimator, search_space=search_space, n_trials=n_trials,
+        seed=seed, params=params))
     for candidate in candidates:
         print(json.dumps(candidate, sort_keys=True))
     return [json.dumps(c, sort_keys=True) for c in candidates]
@@ -69,11 +72,12 @@ def run_trial(
         The trial result as JSON: params, score (higher is better), std, metric.
 
     """
+    from kfp_mlops.model.settings import TrainingSettings
     from kfp_mlops.model.tuning import run_trial_on_file
 
-    result = run_trial_on_file(
-        train_data.path, target, task, estimator, params, cv_folds, seed, metric
-    )
+    result = run_trial_on_file(train_data.path, TrainingSettings.from_parameters(
+        target=target, task=task, estimator=estimator, params=params, cv_folds=cv_folds,
+        seed=seed, metric=metric))
     print(result.describe(), params)
     return result.to_json()
 
@@ -113,12 +117,16 @@ def run_trials(
 
     """
     from kfp_mlops.data.ingest import read_dataset
+    from kfp_mlops.model.settings import TrainingSettings
     from kfp_mlops.model.tuning import TuningStats
     from kfp_mlops.model.tuning import run_trials as cross_validate
 
+    settings = TrainingSettings.from_parameters(
+        target=target, task=task, estimator=estimator, cv_folds=cv_folds, seed=seed,
+        metric=metric)
     stats = TuningStats()
-    results = cross_validate(read_dataset(train_data.path), target, task, estimator,
-                             candidates, cv_folds, seed, metric, workers, stats)
+    results = cross_validate(read_dataset(train_data.path), settings, candidates, workers,
+                             stats)
     for result in results:
         print(result.describe(), result.params)
     print(stats.describe())

@@ -171,14 +171,18 @@ def train(files: RunFiles, ingested: dict[str, Any], checked: dict[str, Any],
           splits: dict[str, Any], estimator: str = "auto", params: str = "{}",
           seed: int = 42) -> dict[str, Any]:
     """Fit the scikit-learn Pipeline; the model folder goes to the run folder (``train``)."""
+    from kfp_mlops.model.settings import TrainingSettings
     from kfp_mlops.model.steps import train_step
 
+    settings = TrainingSettings.from_parameters(
+        target=checked["target"], task=checked["task"], estimator=estimator, params=params,
+        seed=seed)
     with _workdir() as tmp:
         model_dir = tmp / "model"
         metadata = train_step(
-            files.get(splits["train"], tmp), model_dir, checked["target"], checked["task"],
-            estimator, params, int(seed), ingested["data_sha256"],
-            ingested["dataset_version"], checked["model_name"],
+            files.get(splits["train"], tmp), model_dir, settings,
+            data_sha256=ingested["data_sha256"], dataset_version=ingested["dataset_version"],
+            model_name=checked["model_name"],
         )
         for name in MODEL_FILES:
             files.put(f"model/{name}", model_dir / name)
@@ -209,11 +213,11 @@ def bless(files: RunFiles, evaluated: dict[str, Any], splits: dict[str, Any],
     ``publish`` re-checks it the same way.
     """
     from kfp_mlops.model.champion import model_gate
-    from kfp_mlops.model.gates import policy_spec
+    from kfp_mlops.model.settings import BlessingSettings
 
     name, task = checked["model_name"], checked["task"]
+    spec = BlessingSettings.from_parameters(quality_metric, quality_threshold, policy).spec(task)
     with _workdir() as tmp:
-        spec = policy_spec(task, str(quality_metric), str(quality_threshold), str(policy))
         decision = model_gate(files.store_uri, name, files.get(splits["test"], tmp),
                               dict(evaluated["metrics"]), task, spec, tmp / "blessing.json")
         key = files.put("blessing.json", tmp / "blessing.json")

@@ -26,10 +26,10 @@ def continuous_command(args: argparse.Namespace) -> int:
     if not args.model_name:
         raise CliError("continuous training needs --model-name: the model whose production "
                        "version the batch is compared with")
-    arguments = training_arguments(args)
-    arguments.update(model_name=args.model_name, force=args.force, drift_share=args.drift_share,
-                     pushgateway=args.pushgateway or "")
-    return execute(args, build_continuous_pipeline(), arguments,
+    pipeline = build_continuous_pipeline()
+    arguments = training_arguments(args, pipeline, force=args.force,
+                                   drift_share=args.drift_share, pushgateway=args.pushgateway or "")
+    return execute(args, pipeline, arguments,
                    f"continuous training of {args.model_name} on {args.data!r}",
                    1 + planned_tasks(args.n_trials))
 

@@ -105,20 +105,27 @@ def _published_text(store, before: set[tuple[str, str]]) -> str:
     return f"Published in the store since the run started: {'; '.join(said)}."
 
 
-def training_arguments(args: argparse.Namespace) -> dict:
-    """Pipeline arguments from the training flags ("auto" where the user said nothing)."""
-    return {
-        "data": args.data, "store": store_uri(args),
-        "target": args.target or "auto", "task": args.task or "auto",
-        "model_name": args.model_name or "auto", "estimator": args.estimator,
-        "params": args.params or "{}", "test_size": args.test_size, "seed": args.seed,
-        "quality_metric": args.quality_metric or "auto",
-        "quality_threshold": (
-            "auto" if args.quality_threshold is None else str(args.quality_threshold)
-        ),
-        "blessing_policy": args.blessing_policy or "auto",
-        "n_trials": args.n_trials, "force_new_version": args.force_new_version,
-    }
+def training_arguments(args: argparse.Namespace, pipeline, **others) -> dict:
+    """``pipeline``'s arguments from the training flags and ``others``.
+
+    The flags become the settings once, validated before any task runs (a bad value
+    stops the command with the settings' message, not a failed task later).
+    """
+    from kfp_mlops.model.settings import BlessingSettings, TrainingSettings
+    from kfp_mlops.pipelines.steps import pipeline_arguments
+
+    training = TrainingSettings.from_parameters(
+        target=args.target, task=args.task, estimator=args.estimator, params=args.params,
+        test_size=args.test_size, seed=args.seed, n_trials=args.n_trials,
+        search_space=vars(args).get("search_space"),  # a flag of `run` only
+    )
+    blessing = BlessingSettings.from_parameters(
+        args.quality_metric, args.quality_threshold, args.blessing_policy)
+    return pipeline_arguments(
+        pipeline, training, blessing, data=args.data, store=store_uri(args),
+        model_name=args.model_name or "auto", force_new_version=args.force_new_version,
+        **others,
+    )
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -128,17 +135,20 @@ def run_command(args: argparse.Namespace) -> int:
     import_kfp_without_client()  # before the pipeline module imports kfp.dsl
     from kfp_mlops.pipelines.training import build_training_pipeline, planned_tasks
 
-    arguments = training_arguments(args)
-    arguments.update(update_schema=args.update_schema, warn_only=args.warn_only,
-                     search_space=args.search_space)
-    return execute(args, build_training_pipeline(), arguments, f"training on {args.data!r}",
+    pipeline = build_training_pipeline()
+    arguments = training_arguments(args, pipeline, update_schema=args.update_schema,
+                                   warn_only=args.warn_only)
+    return execute(args, pipeline, arguments, f"training on {args.data!r}",
                    planned_tasks(args.n_trials))
 
 
 def add_training_flags(run: argparse.ArgumentParser) -> None:
     """The flags shared by ``run`` and ``continuous``."""
     from kfp_mlops.data.bundled import BUNDLED, DEFAULT_DATASET
+    from kfp_mlops.model.settings import AUTO, DEFAULT_THRESHOLD, TrainingSettings
     from kfp_mlops.pipelines.local import DEFAULT_RUNS_DIR
+
+    defaults = TrainingSettings()
 
     run.add_argument(
         "--data", default=DEFAULT_DATASET,
@@ -149,20 +159,23 @@ def add_training_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument("--task", choices=["classification", "regression"],
                      help="default: inferred from the target")
     run.add_argument("--model-name", help="registry name (default: from the data's name)")
-    run.add_argument("--estimator", default="auto",
+    run.add_argument("--estimator", default=AUTO,
                      help="auto (hist_gradient_boosting), random_forest, "
                      "logistic_regression, ridge")
     run.add_argument("--params", help='estimator parameters as JSON, e.g. \'{"max_depth": 3}\'')
-    run.add_argument("--test-size", type=float, default=0.2, help="held-out share (default 0.2)")
-    run.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    run.add_argument("--test-size", type=float, default=defaults.test_size,
+                     help=f"held-out share (default {defaults.test_size})")
+    run.add_argument("--seed", type=int, default=defaults.seed,
+                     help=f"random seed (default {defaults.seed})")
     run.add_argument("--quality-metric",
                      help="metric the model gate judges (default accuracy / r2)")
     run.add_argument("--quality-threshold", type=float,
-                     help="its threshold (default 0.7 accuracy / 0.2 r2)")
+                     help=f"its threshold (default {DEFAULT_THRESHOLD['classification']} "
+                     f"accuracy / {DEFAULT_THRESHOLD['regression']} r2)")
     run.add_argument("--blessing-policy",
                      help="full policy replacing the two above, e.g. "
                      "'accuracy>=0.8,f1_macro>=0.7;tolerance=0.01'")
-    run.add_argument("--n-trials", type=int, default=0,
+    run.add_argument("--n-trials", type=int, default=defaults.n_trials,
                      help="tune: cross-validate this many candidates in parallel tasks, train "
                      "the best (default 0: no tuning)")
     run.add_argument("--force-new-version", action="store_true",

@@ -194,13 +194,13 @@ class BlessingPolicy:
 
     @classmethod
     def default(cls, task: str) -> BlessingPolicy:
-        """Return the default policy for ``classification`` or ``regression``."""
-        if task not in DEFAULT_POLICIES:
-            raise PolicyError(
-                f"no default blessing policy for task {task!r}; tasks: "
-                f"{', '.join(DEFAULT_POLICIES)}, or pass a policy string"
-            )
-        return cls.parse(DEFAULT_POLICIES[task])
+        """The default policy for ``classification`` or ``regression``: the one a run applies.
+
+        One source: :class:`kfp_mlops.model.settings.BlessingSettings` with nothing set.
+        """
+        from kfp_mlops.model.settings import BlessingSettings
+
+        return BlessingSettings().policy_for(task)
 
     @classmethod
     def coerce(
@@ -214,12 +214,6 @@ class BlessingPolicy:
         if isinstance(spec, dict):
             return cls.from_dict(spec)
         return cls.parse(spec)
-
-
-DEFAULT_POLICIES = {
-    "classification": "accuracy>=0.7,f1_macro>=0.6;tolerance=0.01",
-    "regression": "r2>=0.5,rmse<=~2%;tolerance=0.01",
-}
 
 
 @dataclass

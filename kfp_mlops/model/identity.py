@@ -17,21 +17,27 @@ from pathlib import Path
 from typing import Any
 
 from kfp_mlops.model.package import sha256_file
+from kfp_mlops.model.settings import TrainingSettings, shown
 
 
 def training_fingerprint(
-    train_path: str | Path, target: str, task: str, estimator: str,
-    params: dict[str, Any], seed: int,
+    train_path: str | Path, settings: TrainingSettings, params: dict[str, Any]
 ) -> str:
-    """The sha256 of everything that determines the trained model."""
+    """The sha256 of everything that determines the trained model.
+
+    ``params`` are the ones the model was built with (the settings' and any defaults
+    training added). The estimator is recorded as the user gave it, ``auto`` when left
+    to us, as before settings existed: published versions keep matching.
+    """
     import sklearn
 
     import kfp_mlops
 
     made_of = {
-        "train_rows_sha256": sha256_file(train_path), "target": target, "task": task,
-        "estimator": estimator, "params": params, "seed": seed,
-        "kfp_mlops": kfp_mlops.__version__, "scikit-learn": sklearn.__version__,
+        "train_rows_sha256": sha256_file(train_path), "target": settings.target,
+        "task": settings.task, "estimator": shown(settings.estimator), "params": params,
+        "seed": settings.seed, "kfp_mlops": kfp_mlops.__version__,
+        "scikit-learn": sklearn.__version__,
     }
     return hashlib.sha256(json.dumps(made_of, sort_keys=True, default=str).encode()).hexdigest()
 

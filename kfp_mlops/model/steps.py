@@ -8,26 +8,25 @@ from kfp_mlops.data.ingest import read_dataset
 from kfp_mlops.model.evaluate import Evaluation, evaluate_model
 from kfp_mlops.model.identity import training_fingerprint
 from kfp_mlops.model.package import ModelMetadata, load_model_folder, write_model_folder
+from kfp_mlops.model.settings import TrainingSettings
 from kfp_mlops.model.train import train_model
 
 
 def train_step(
     train_path: str | Path,
     model_dir: str | Path,
-    target: str,
-    task: str,
-    estimator: str = "auto",
-    params: str | None = None,
-    seed: int = 42,
+    settings: TrainingSettings,
+    *,
     data_sha256: str | None = None,
     dataset_version: str | None = None,
     model_name: str | None = None,
 ) -> ModelMetadata:
-    """Train on the Parquet at ``train_path``; write the model folder to ``model_dir``."""
-    model, metadata = train_model(read_dataset(train_path), target, task, estimator, params, seed)
-    metadata.training_fingerprint = training_fingerprint(
-        train_path, target, task, estimator, metadata.params, seed
-    )
+    """Train on the Parquet at ``train_path``; write the model folder to ``model_dir``.
+
+    ``data_sha256``, ``dataset_version`` and ``model_name`` are lineage, recorded only.
+    """
+    model, metadata = train_model(read_dataset(train_path), settings)
+    metadata.training_fingerprint = training_fingerprint(train_path, settings, metadata.params)
     metadata.data_sha256 = data_sha256
     metadata.dataset_version = dataset_version
     metadata.name = model_name

@@ -6,7 +6,6 @@ cannot skew from training, and the stock KServe sklearn server can load the mode
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +28,9 @@ from kfp_mlops.data.checks import MIN_ROWS_PER_CLASS
 from kfp_mlops.data.sources import DataError
 from kfp_mlops.model.features import FeaturePlan, plan_features, prepare_inputs, refuse_infinite
 from kfp_mlops.model.package import Feature, ModelMetadata
+from kfp_mlops.model.settings import DEFAULT_ESTIMATOR, TrainingSettings, check_estimator
 
+# The classes of kfp_mlops.model.settings.ESTIMATOR_NAMES (a test keeps the two equal).
 ESTIMATORS: dict[str, dict[str, type]] = {
     "classification": {
         "hist_gradient_boosting": HistGradientBoostingClassifier,
@@ -42,7 +43,6 @@ ESTIMATORS: dict[str, dict[str, type]] = {
         "ridge": Ridge,
     },
 }
-DEFAULT_ESTIMATOR = "hist_gradient_boosting"
 # Bounded one-hot width: rare categories share one "infrequent" column.
 MAX_CATEGORIES = 50
 # Gradient boosting fits one tree per class per iteration, so its cost grows with the
@@ -61,16 +61,11 @@ RARE_CLASS_ROWS = MIN_ROWS_PER_CLASS
 log = logging.getLogger(__name__)
 
 
-def make_estimator(task: str, estimator: str, params: dict[str, Any], seed: int):
-    """Instantiate ``estimator`` for ``task`` with ``params``; clear errors for typos."""
-    choices = ESTIMATORS[task]
-    name = DEFAULT_ESTIMATOR if estimator == "auto" else estimator
-    if name not in choices:
-        raise DataError(
-            f"estimator {estimator!r} is not available for {task}; choose one of "
-            f"{', '.join(['auto', *choices])}"
-        )
-    cls = choices[name]
+def make_estimator(task: str, estimator: str | None, params: dict[str, Any], seed: int):
+    """Instantiate ``estimator`` (``None``: the default) for ``task`` with ``params``."""
+    check_estimator(estimator, task)
+    name = DEFAULT_ESTIMATOR if estimator is None else estimator
+    cls = ESTIMATORS[task][name]
     defaults: dict[str, Any] = {}
     if "random_state" in cls().get_params():
         defaults["random_state"] = seed
@@ -100,23 +95,6 @@ def build_pipeline(plan: FeaturePlan, estimator) -> Pipeline:
         remainder="drop",
     )
     return Pipeline([("preprocess", preprocess), ("estimator", estimator)])
-
-
-def parse_params(params: str | dict[str, Any] | None) -> dict[str, Any]:
-    """Estimator parameters from a JSON object string (CLI and pipeline parameter form)."""
-    if params is None or params == "":
-        return {}
-    if isinstance(params, dict):
-        return params
-    try:
-        parsed = json.loads(params)
-    except json.JSONDecodeError as exc:
-        raise DataError(f"estimator params {params!r} are not a JSON object: {exc.msg}") from None
-    if not isinstance(parsed, dict):
-        raise DataError(
-            f"estimator params {params!r} must be a JSON object like {{\"max_depth\": 3}}"
-        )
-    return parsed
 
 
 def rare_classes(y: pd.Series, below: int = RARE_CLASS_ROWS) -> dict[str, int]:
@@ -152,22 +130,22 @@ def _stratified_validation_fits(counts: pd.Series, fraction: float = 0.1) -> boo
 
 
 def class_count_defaults(
-    estimator: str, params: dict[str, Any], y: pd.Series
+    estimator: str | None, params: dict[str, Any], y: pd.Series
 ) -> tuple[dict[str, Any], list[str]]:
     """Gradient boosting parameters the class counts call for, and why, in words.
 
     Only parameters ``params`` leaves unset: the user's choice always wins.
-    - many classes (``auto`` estimator only): ``max_iter`` within BOOSTING_TREE_BUDGET;
+    - many classes (estimator left to us, ``None``, only): ``max_iter`` within BOOSTING_TREE_BUDGET;
     - a class too rare for scikit-learn's automatic early stopping (past
       AUTO_EARLY_STOPPING_ROWS rows it holds out a stratified share, which raises when a
       class has one row): ``early_stopping=False``, where it would otherwise crash.
     """
-    if estimator not in ("auto", "hist_gradient_boosting"):
+    if estimator not in (None, "hist_gradient_boosting"):
         return {}, []
     counts = y.value_counts()
     defaults: dict[str, Any] = {}
     reasons = []
-    if estimator == "auto" and len(counts) > MANY_CLASSES and "max_iter" not in params:
+    if estimator is None and len(counts) > MANY_CLASSES and "max_iter" not in params:
         iterations = max(MIN_BOOSTING_ITERATIONS, BOOSTING_TREE_BUDGET // len(counts))
         if iterations < 100:  # scikit-learn's default max_iter
             defaults["max_iter"] = iterations
@@ -196,15 +174,9 @@ class TrainingSetup:
     params: dict[str, Any]
 
 
-def prepare_training(
-    frame: pd.DataFrame,
-    target: str,
-    task: str,
-    estimator: str = "auto",
-    params: str | dict[str, Any] | None = None,
-    seed: int = 42,
-) -> TrainingSetup:
+def prepare_training(frame: pd.DataFrame, settings: TrainingSettings) -> TrainingSetup:
     """Choose features, prepare the rows with a target, and build the unfitted model."""
+    target, task = settings.fitting()
     labelled = frame[frame[target].notna()]
     plan = plan_features(labelled, target)
     inputs = prepare_inputs(labelled, plan)
@@ -216,28 +188,22 @@ def prepare_training(
             "(inf or -inf); a regressor cannot learn from them. Replace or drop those rows "
             "in the source"
         )
-    parsed = parse_params(params)
+    parsed = dict(settings.params)
     if task == "classification":
         warn_rare_classes(y, target)
-        defaults, reasons = class_count_defaults(estimator, parsed, y)
+        defaults, reasons = class_count_defaults(settings.estimator, parsed, y)
         for reason in reasons:
             log.warning("%s", reason)
         # Recorded with the parameters set for this model (card, fingerprint).
         parsed = {**defaults, **parsed}
-    model = build_pipeline(plan, make_estimator(task, estimator, parsed, seed))
+    model = build_pipeline(plan, make_estimator(task, settings.estimator, parsed, settings.seed))
     return TrainingSetup(model, inputs, y, plan, parsed)
 
 
-def train_model(
-    frame: pd.DataFrame,
-    target: str,
-    task: str,
-    estimator: str = "auto",
-    params: str | dict[str, Any] | None = None,
-    seed: int = 42,
-) -> tuple[Pipeline, ModelMetadata]:
+def train_model(frame: pd.DataFrame, settings: TrainingSettings) -> tuple[Pipeline, ModelMetadata]:
     """Fit a Pipeline on ``frame``; return it with metadata describing its inputs."""
-    setup = prepare_training(frame, target, task, estimator, params, seed)
+    target, task = settings.fitting()
+    setup = prepare_training(frame, settings)
     model, inputs, plan, parsed = setup.model, setup.inputs, setup.plan, setup.params
     model.fit(inputs, setup.y)
     features = [

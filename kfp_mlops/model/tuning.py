@@ -30,17 +30,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kfp_mlops.errors import DataError
+from kfp_mlops.model.settings import (
+    DEFAULT_ESTIMATOR,
+    DEFAULT_METRIC,
+    TrainingSettings,
+    check_task,
+    chosen,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
 
 # kfp_mlops.model.train (pandas, scikit-learn: seconds of imports) is imported where it
 # is used, so select-best, which only compares JSON results, starts in a fraction of that.
-DEFAULT_ESTIMATOR = "hist_gradient_boosting"
-TASKS = ("classification", "regression")
 
 
-def make_estimator(task: str, estimator: str, params: dict[str, Any], seed: int) -> Any:
+def make_estimator(task: str, estimator: str | None, params: dict[str, Any], seed: int) -> Any:
     """:func:`kfp_mlops.model.train.make_estimator` (imported on first use)."""
     from kfp_mlops.model.train import make_estimator as make
 
@@ -82,7 +87,6 @@ SCORERS: dict[str, dict[str, str]] = {
         "mae": "neg_mean_absolute_error",
     },
 }
-DEFAULT_METRICS = {"classification": "accuracy", "regression": "r2"}
 
 
 @dataclass
@@ -132,9 +136,9 @@ _SHORT_NAMES = {
 }
 
 
-def default_search_space(estimator: str = "auto") -> SearchSpace:
-    """A copy of the default search space of ``estimator`` (``auto``: the default one)."""
-    name = DEFAULT_ESTIMATOR if estimator == "auto" else estimator
+def default_search_space(estimator: str | None = None) -> SearchSpace:
+    """A copy of the default search space of ``estimator`` (``None``: the default one)."""
+    name = DEFAULT_ESTIMATOR if estimator is None else estimator
     if name not in DEFAULT_SEARCH_SPACES:
         raise DataError(
             f"no default search space for estimator {estimator!r}; choose one of "
@@ -143,14 +147,9 @@ def default_search_space(estimator: str = "auto") -> SearchSpace:
     return {k: list(v) for k, v in DEFAULT_SEARCH_SPACES[name].items()}
 
 
-def _check_task(task: str) -> None:
-    if task not in TASKS:
-        raise DataError(f"task {task!r} is unknown; use one of {', '.join(TASKS)}")
-
-
-def _check_param(task: str, estimator: str, name: str, value: Any, where: str) -> None:
+def _check_param(task: str, estimator: str | None, name: str, value: Any, where: str) -> None:
     """Refuse a parameter the estimator does not have, or a value it rejects."""
-    shown = DEFAULT_ESTIMATOR if estimator == "auto" else estimator
+    shown = DEFAULT_ESTIMATOR if estimator is None else estimator
     known = make_estimator(task, estimator, {}, 0).get_params()
     if name not in known:
         raise DataError(
@@ -169,16 +168,18 @@ def _check_param(task: str, estimator: str, name: str, value: Any, where: str) -
 
 
 def parse_search_space(
-    text: str | dict[str, Any], task: str = "classification", estimator: str = "auto"
+    text: str | dict[str, Any] | None, task: str = "classification",
+    estimator: str | None = None,
 ) -> SearchSpace:
-    """Parse a search space: ``auto`` (the estimator's default) or a JSON object of lists.
+    """Parse a search space: ``None``/``auto`` (the estimator's default) or a JSON object of lists.
 
     Every key must be a parameter of the estimator (``make_estimator(...).get_params()``)
     and every value a non-empty list of distinct JSON scalars the estimator accepts.
     """
-    _check_task(task)
+    check_task(task)
+    estimator = chosen(estimator)
     make_estimator(task, estimator, {}, 0)  # refuses an unknown estimator by name
-    if isinstance(text, str) and text.strip() in ("", "auto"):
+    if chosen(text) is None:
         return default_search_space(estimator)
     if isinstance(text, str):
         try:
@@ -226,43 +227,37 @@ def _combination(space: SearchSpace, index: int) -> dict[str, Any]:
     return {name: combo[name] for name in space}
 
 
-def make_candidates(
-    task: str,
-    estimator: str = "auto",
-    search_space: str | dict[str, Any] = "auto",
-    n_trials: int = 4,
-    seed: int = 42,
-    base_params: str | dict[str, Any] | None = None,
-) -> list[dict[str, Any]]:
-    """Sample up to ``n_trials`` distinct parameter sets from the grid, seeded.
+def make_candidates(settings: TrainingSettings) -> list[dict[str, Any]]:
+    """Sample up to ``settings.n_trials`` distinct parameter sets from the grid, seeded.
 
-    Each candidate is ``base_params`` updated with one grid combination (the grid wins
-    on a shared key). ``n_trials <= 1`` means no tuning: the only candidate is
-    ``base_params``. A grid smaller than ``n_trials`` yields every combination once.
+    The grid is ``settings.search_space`` (``None``: the estimator's default). Each
+    candidate is ``settings.params`` updated with one grid combination (the grid wins on
+    a shared key). ``n_trials <= 1`` means no tuning: the only candidate is
+    ``settings.params``. A grid smaller than ``n_trials`` yields every combination once.
     """
-    from kfp_mlops.model.train import parse_params
-
-    _check_task(task)
-    base = parse_params(base_params)
+    task = settings.task
+    if task is None:
+        raise DataError("tuning needs a task; check-data settles it from the data")
+    base = dict(settings.params)
     for name, value in base.items():
-        _check_param(task, estimator, name, value, f"params key {name!r}")
-    if n_trials <= 1:
+        _check_param(task, settings.estimator, name, value, f"params key {name!r}")
+    if settings.n_trials <= 1:
         return [dict(base)]
-    space = parse_search_space(search_space, task, estimator)
+    space = parse_search_space(settings.search_space, task, settings.estimator)
     total = grid_size(space)
-    indices = random.Random(seed).sample(range(total), min(n_trials, total))
+    indices = random.Random(settings.seed).sample(range(total), min(settings.n_trials, total))
     return [{**base, **_combination(space, i)} for i in indices]
 
 
-def resolve_metric(task: str, metric: str = "auto") -> str:
-    """The scikit-learn scorer name for a user metric (``auto``: accuracy or r2)."""
-    _check_task(task)
-    name = DEFAULT_METRICS[task] if metric == "auto" else metric
+def resolve_metric(task: str, metric: str | None = None) -> str:
+    """The scikit-learn scorer name for a user metric (``None``/``auto``: accuracy or r2)."""
+    check_task(task)
+    name = DEFAULT_METRIC[task] if chosen(metric) is None else metric
     table = SCORERS[task]
     if name in table:
         return table[name]
     if name in table.values():  # already a scorer name
-        return name
+        return name  # type: ignore[return-value]
     raise DataError(
         f"metric {metric!r} cannot score {task} trials; use one of {', '.join(['auto', *table])}"
     )
@@ -280,26 +275,17 @@ class _TrialPlan:
     splits: list[tuple[Any, Any]]
 
 
-def _plan_trial(
-    frame: pd.DataFrame,
-    target: str,
-    task: str,
-    estimator: str,
-    params: str | dict[str, Any] | None,
-    cv_folds: int,
-    seed: int,
-    metric: str,
-) -> _TrialPlan:
+def _plan_trial(frame: pd.DataFrame, settings: TrainingSettings) -> _TrialPlan:
     from sklearn.model_selection import KFold, StratifiedKFold
 
     from kfp_mlops.model.train import prepare_training
 
-    scorer = resolve_metric(task, metric)
+    target, task = settings.fitting()
+    cv_folds, seed = settings.cv_folds, settings.seed
+    scorer = resolve_metric(task, settings.metric)
     if target not in frame.columns:
         raise DataError(f"training data has no target column {target!r}")
-    if cv_folds < 2:
-        raise DataError(f"cv_folds is {cv_folds}; cross-validation needs at least 2 folds")
-    setup = prepare_training(frame, target, task, estimator, params, seed)
+    setup = prepare_training(frame, settings)
     y = setup.y
     if task == "classification":
         counts = y.value_counts()
@@ -338,18 +324,8 @@ def _result(plan: _TrialPlan, scores: Sequence[float]) -> TrialResult:
                        metric=plan.scorer, fold_scores=[float(s) for s in values])
 
 
-def run_trial(
-    frame: pd.DataFrame,
-    target: str,
-    task: str,
-    estimator: str = "auto",
-    params: str | dict[str, Any] | None = None,
-    cv_folds: int = 3,
-    seed: int = 42,
-    metric: str = "auto",
-    threads: int = 1,
-) -> TrialResult:
-    """Cross-validate the Pipeline ``train_model`` would fit with ``params``.
+def run_trial(frame: pd.DataFrame, settings: TrainingSettings, threads: int = 1) -> TrialResult:
+    """Cross-validate the Pipeline ``train_model`` would fit with ``settings``.
 
     The folds run one after another in this process. ``threads`` caps the OpenMP
     threads of the estimator (hist_gradient_boosting): trials run side by side (one pod
@@ -357,7 +333,7 @@ def run_trial(
     spin-wait, which made a trial ten times slower on a busy 2-core machine than with
     one thread each. :func:`run_trials` spreads the folds of many trials over processes.
     """
-    plan = _plan_trial(frame, target, task, estimator, params, cv_folds, seed, metric)
+    plan = _plan_trial(frame, settings)
     return _result(plan, [_score_fold(plan, i, threads) for i in range(len(plan.splits))])
 
 
@@ -420,13 +396,8 @@ class TuningStats:
 
 def run_trials(
     frame: pd.DataFrame,
-    target: str,
-    task: str,
-    estimator: str = "auto",
+    settings: TrainingSettings,
     candidates: Sequence[str | dict[str, Any]] = ("{}",),
-    cv_folds: int = 3,
-    seed: int = 42,
-    metric: str = "auto",
     workers: int = 0,
     stats: TuningStats | None = None,
 ) -> list[TrialResult]:
@@ -436,13 +407,12 @@ def run_trials(
     :func:`usable_cores`), each fit with one OpenMP thread, so the cores are busy without
     being oversubscribed and the modules are imported once (a forked pool inherits them).
     ``workers=1`` runs the fits one after another in this process. The results are
-    those of :func:`run_trial` with the same arguments, in the candidates' order;
+    those of :func:`run_trial` with each candidate's parameters, in the candidates' order;
     ``stats``, when given, is filled with where the time went.
     """
     stats = stats if stats is not None else TuningStats()
     started = time.perf_counter()
-    plans = [_plan_trial(frame, target, task, estimator, c, cv_folds, seed, metric)
-             for c in candidates]
+    plans = [_plan_trial(frame, settings.with_params(c)) for c in candidates]
     jobs = [(t, f) for t, plan in enumerate(plans) for f in range(len(plan.splits))]
     workers = min(workers if workers > 0 else usable_cores(), len(jobs))
     stats.workers, stats.fits = max(workers, 1), len(jobs)
@@ -476,21 +446,11 @@ def run_trials(
     return [_result(plan, s) for plan, s in zip(plans, scores, strict=True)]
 
 
-def run_trial_on_file(
-    train_path: str | Path,
-    target: str,
-    task: str,
-    estimator: str = "auto",
-    params: str | dict[str, Any] | None = None,
-    cv_folds: int = 3,
-    seed: int = 42,
-    metric: str = "auto",
-) -> TrialResult:
+def run_trial_on_file(train_path: str | Path, settings: TrainingSettings) -> TrialResult:
     """:func:`run_trial` on the Parquet dataset at ``train_path`` (what the component calls)."""
     from kfp_mlops.data.ingest import read_dataset
 
-    return run_trial(read_dataset(train_path), target, task, estimator, params, cv_folds, seed,
-                     metric)
+    return run_trial(read_dataset(train_path), settings)
 
 
 def select_best(results: Sequence[TrialResult | str | dict[str, Any]]) -> TrialResult:

@@ -8,6 +8,7 @@ from kfp_mlops.cli import main
 from kfp_mlops.data.sources import load_table
 from kfp_mlops.model.package import write_model_folder
 from kfp_mlops.model.registry import Registry
+from kfp_mlops.model.settings import TrainingSettings
 from kfp_mlops.model.train import train_model
 from kfp_mlops.storage import open_store
 
@@ -15,7 +16,8 @@ from kfp_mlops.storage import open_store
 @pytest.fixture
 def store(tmp_path):
     frame = load_table("iris")
-    model, metadata = train_model(frame, "target", "classification", estimator="logistic_regression")
+    model, metadata = train_model(frame, TrainingSettings(
+        target="target", task="classification", estimator="logistic_regression"))
     registry = Registry(open_store(str(tmp_path / "store")))
     for accuracy in (0.9, 0.95):
         metadata.metrics = {"accuracy": accuracy}

@@ -15,6 +15,7 @@ from kfp_mlops.cli import main
 from kfp_mlops.data.sources import load_table
 from kfp_mlops.model.package import write_model_folder
 from kfp_mlops.model.registry import Registry
+from kfp_mlops.model.settings import TrainingSettings
 from kfp_mlops.model.train import train_model
 from kfp_mlops.serving.process import free_port
 from kfp_mlops.storage import open_store
@@ -24,7 +25,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def store(tmp_path):
-    model, metadata = train_model(load_table("penguins"), "species", "classification")
+    model, metadata = train_model(load_table("penguins"), TrainingSettings(
+        target="species", task="classification"))
     write_model_folder(model, metadata, tmp_path / "m")
     registry = Registry(open_store(str(tmp_path / "store")))
     registry.publish("penguins", tmp_path / "m", metadata, stage="production", blessed=True)

@@ -3,11 +3,11 @@ import pandas as pd
 import pytest
 
 from kfp_mlops.data.sources import DataError, load_table
-from kfp_mlops.model.blessing import BlessingPolicy, bless
+from kfp_mlops.model.blessing import bless
 from kfp_mlops.model.evaluate import evaluate_model
 from kfp_mlops.model.features import plan_features
-from kfp_mlops.model.gates import policy_spec
 from kfp_mlops.model.package import ModelIntegrityError, load_model_folder, write_model_folder
+from kfp_mlops.model.settings import BlessingSettings, TrainingSettings
 from kfp_mlops.model.train import train_model
 
 
@@ -40,7 +40,7 @@ def test_feature_plan_drops_unusable_columns_with_reasons():
 
 def test_pipeline_handles_missing_values_and_unseen_categories():
     frame = messy_frame()
-    model, metadata = train_model(frame, "label", "classification")
+    model, metadata = train_model(frame, TrainingSettings(target="label", task="classification"))
     unseen = frame.head(5).assign(color="purple")
     assert len(model.predict(unseen[metadata.feature_names])) == 5
     evaluation = evaluate_model(model, metadata, frame)
@@ -52,35 +52,43 @@ def test_pipeline_handles_missing_values_and_unseen_categories():
 
 def test_regression_metrics_and_gate():
     frame = load_table("diabetes")
-    model, metadata = train_model(frame, "target", "regression", estimator="ridge")
+    model, metadata = train_model(frame, TrainingSettings(
+        target="target", task="regression", estimator="ridge"))
     evaluation = evaluate_model(model, metadata, frame)
     assert set(evaluation.metrics) == {"r2", "rmse", "mae"}
-    loose = BlessingPolicy.parse(policy_spec("regression", "rmse", 1000))
+    loose = BlessingSettings(metric="rmse", threshold=1000).policy_for("regression")
     assert bless(evaluation.metrics, None, loose).blessed
-    strict = BlessingPolicy.parse(policy_spec("regression", "r2", 0.99))
+    strict = BlessingSettings(metric="r2", threshold=0.99).policy_for("regression")
     failed = bless(evaluation.metrics, None, strict)
     assert not failed.blessed and "r2" in failed.reason and "0.99" in failed.reason
 
 
 def test_policy_from_quality_flags():
-    assert policy_spec("classification") == "accuracy>=0.7~0.01"
-    assert policy_spec("regression", "rmse", "40") == "rmse<=40~0.01"
-    assert policy_spec("regression", policy="r2>=0.5") == "r2>=0.5"
+    def spec(task, metric="auto", threshold="auto", policy="auto"):
+        return BlessingSettings.from_parameters(metric, threshold, policy).spec(task)
+
+    assert spec("classification") == "accuracy>=0.7~0.01"
+    assert spec("regression", "rmse", "40") == "rmse<=40~0.01"
+    assert spec("regression", policy="r2>=0.5") == "r2>=0.5"
     with pytest.raises(DataError, match="give a quality threshold"):
-        policy_spec("classification", "f1_macro")
+        spec("classification", "f1_macro")
+    with pytest.raises(DataError, match="quality threshold 'high' is not a number"):
+        spec("classification", threshold="high")
 
 
 def test_unknown_estimator_and_bad_params():
     frame = load_table("iris")
     with pytest.raises(DataError, match="choose one of"):
-        train_model(frame, "target", "classification", estimator="xgboost")
+        train_model(frame, TrainingSettings(
+            target="target", task="classification", estimator="xgboost"))
     with pytest.raises(DataError, match="not a JSON object"):
-        train_model(frame, "target", "classification", params="{max_depth")
+        train_model(frame, TrainingSettings.from_parameters(
+            target="target", task="classification", params="{max_depth"))
 
 
 def test_model_folder_round_trip_and_tamper_check(tmp_path):
     frame = load_table("wine")
-    model, metadata = train_model(frame, "target", "classification")
+    model, metadata = train_model(frame, TrainingSettings(target="target", task="classification"))
     write_model_folder(model, metadata, tmp_path / "m")
     loaded, meta = load_model_folder(tmp_path / "m")
     assert meta.model_sha256 and meta.sklearn_version
@@ -97,8 +105,8 @@ def test_metrics_equal_scikit_learns_on_the_class_names(name, target):
     from sklearn import metrics as skm
 
     frame = load_table(name)
-    model, metadata = train_model(frame.iloc[::2], target, "classification",
-                                  estimator="logistic_regression")
+    model, metadata = train_model(frame.iloc[::2], TrainingSettings(
+        target=target, task="classification", estimator="logistic_regression"))
     test = frame.iloc[1::2]
     got = evaluate_model(model, metadata, test)
     y = test[target].astype(str)
@@ -120,7 +128,7 @@ def test_metrics_equal_scikit_learns_on_the_class_names(name, target):
 
 def test_a_class_only_the_test_rows_hold_is_scored_not_a_crash():
     frame = messy_frame()
-    model, metadata = train_model(frame, "label", "classification")
+    model, metadata = train_model(frame, TrainingSettings(target="label", task="classification"))
     test = frame.head(40).copy()
     test.loc[:9, "label"] = "huge"  # never seen in training
     evaluation = evaluate_model(model, metadata, test)
@@ -133,7 +141,7 @@ def test_metric_order_is_the_order_evaluate_reports():
     from kfp_mlops.model.package import in_reading_order
 
     frame = messy_frame()
-    model, metadata = train_model(frame, "label", "classification")
+    model, metadata = train_model(frame, TrainingSettings(target="label", task="classification"))
     metrics = evaluate_model(model, metadata, frame).metrics
     shuffled = dict(sorted(metrics.items()))  # how a KFP Metrics artifact arrives
     assert list(in_reading_order(shuffled)) == list(metrics)
@@ -148,16 +156,16 @@ def test_training_refuses_infinite_values_naming_the_columns():
     frame["ratio"] = np.where(np.arange(len(frame)) == 9, np.inf, 1.5 + np.arange(len(frame)))
     with pytest.raises(DataError, match=r"training rows hold infinite values .* column\(s\) "
                                         r"'size' \(2\), 'ratio' \(1\).*division by zero"):
-        train_model(frame, "label", "classification")
+        train_model(frame, TrainingSettings(target="label", task="classification"))
     target = load_table("diabetes")
     target.loc[0, "target"] = np.inf
     with pytest.raises(DataError, match="target 'target' holds 1 infinite values"):
-        train_model(target, "target", "regression", estimator="ridge")
+        train_model(target, TrainingSettings(target="target", task="regression", estimator="ridge"))
 
 
 def test_evaluation_refuses_infinite_values_naming_the_columns():
     frame = messy_frame()
-    model, metadata = train_model(frame, "label", "classification")
+    model, metadata = train_model(frame, TrainingSettings(target="label", task="classification"))
     frame.loc[4, "size"] = np.inf
     with pytest.raises(DataError, match=r"evaluation rows hold infinite values .*'size' \(1\)"):
         evaluate_model(model, metadata, frame)

@@ -7,12 +7,12 @@ import json
 import pytest
 
 from kfp_mlops.model.blessing import (
-    DEFAULT_POLICIES,
     BlessingPolicy,
     PolicyError,
     Tolerance,
     bless,
 )
+from kfp_mlops.model.settings import DEFAULT_METRIC, DEFAULT_THRESHOLD, BlessingSettings
 
 POLICY = BlessingPolicy.parse("accuracy>=0.8,f1_macro>=0.7;tolerance=0.01")
 
@@ -58,17 +58,22 @@ def test_malformed_dict_is_rejected():
         BlessingPolicy.from_dict({"rules": [{"metric": "accuracy", "direction": "up"}]})
 
 
-def test_defaults_per_task():
-    assert [r.metric for r in BlessingPolicy.default("classification").rules] == [
-        "accuracy", "f1_macro"
-    ]
+def test_defaults_per_task_are_the_policy_a_run_applies():
+    # One default: the library's is the one `kfp-mlops run` and the pipelines apply.
+    def rules(policy):
+        return [(r.metric, r.direction, r.threshold, r.tolerance) for r in policy.rules]
+
+    classification = BlessingPolicy.default("classification")
+    assert rules(classification) == [("accuracy", "higher", 0.7, Tolerance(0.01))]
     regression = BlessingPolicy.default("regression")
-    assert {r.metric: r.direction for r in regression.rules} == {"r2": "higher", "rmse": "lower"}
+    assert rules(regression) == [("r2", "higher", 0.2, Tolerance(0.01))]
+    for task, policy in [("classification", classification), ("regression", regression)]:
+        assert policy == BlessingPolicy.parse(BlessingSettings().spec(task))
     assert BlessingPolicy.coerce(None, "regression") == regression
     assert BlessingPolicy.coerce("accuracy>=0.5", "regression").rules[0].metric == "accuracy"
     with pytest.raises(PolicyError, match="no default blessing policy for task 'ranking'"):
         BlessingPolicy.default("ranking")
-    assert set(DEFAULT_POLICIES) == {"classification", "regression"}
+    assert set(DEFAULT_METRIC) == set(DEFAULT_THRESHOLD) == {"classification", "regression"}
 
 
 def test_first_model_uses_absolute_thresholds_only():

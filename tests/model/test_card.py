@@ -15,6 +15,7 @@ from kfp_mlops.model.blessing import BlessingPolicy, bless
 from kfp_mlops.model.card import card_step, render_model_card
 from kfp_mlops.model.evaluate import evaluate_model
 from kfp_mlops.model.package import write_model_folder
+from kfp_mlops.model.settings import TrainingSettings
 from kfp_mlops.model.steps import evaluate_step
 from kfp_mlops.model.train import train_model
 
@@ -26,7 +27,8 @@ def trained(name, target, task, tmp_path_factory, estimator="auto"):
     train, test = train_test_split(frame, test_size=0.3, random_state=0)
     # One OpenMP thread: on a busy 2-core machine more threads only spin-wait.
     with threadpool_limits(limits=1, user_api="openmp"):
-        model, metadata = train_model(train, target, task, estimator)
+        model, metadata = train_model(train, TrainingSettings.from_parameters(
+            target=target, task=task, estimator=estimator))
     folder = tmp_path_factory.mktemp(name) / "model"
     metadata = write_model_folder(model, metadata, folder)
     metadata.name, metadata.version, metadata.run_id = name.replace("_", "-"), 2, "run-123"
@@ -71,10 +73,15 @@ def assert_metrics_shown(page, markdown, model, metadata, test):
         assert f"| {name} | {shown} |" in markdown, name
 
 
+# Two rules per task, so the card's comparison table has several rows to draw.
+POLICIES = {"classification": "accuracy>=0.7,f1_macro>=0.6;tolerance=0.01",
+            "regression": "r2>=0.5,rmse<=~2%;tolerance=0.01"}
+
+
 def blessing_for(metadata, model, test, champion_factor):
     metrics = evaluate_model(model, metadata, test).metrics
     champion = {k: v * champion_factor for k, v in metrics.items()}
-    return bless(metrics, champion, BlessingPolicy.default(metadata.task))
+    return bless(metrics, champion, BlessingPolicy.parse(POLICIES[metadata.task]))
 
 
 def test_binary_card_has_five_plots_metrics_and_lineage(binary):
@@ -173,7 +180,8 @@ def test_importance_samples_big_test_sets():
     frame = pd.DataFrame({"a": rng.normal(size=3000), "b": rng.normal(size=3000),
                           "<i>noise&": rng.normal(size=3000)})
     frame["y"] = 3 * frame["a"] - frame["b"] + rng.normal(scale=0.1, size=3000)
-    model, metadata = train_model(frame, "y", "regression", "ridge")
+    model, metadata = train_model(frame, TrainingSettings(
+        target="y", task="regression", estimator="ridge"))
     page, _ = card_of(model, metadata, frame)
     assert "2000 rows, 5 shuffles" in page
     assert "On 3000 held-out rows" in page
@@ -341,8 +349,9 @@ def test_importance_on_a_wide_table_measures_the_columns_the_model_uses():
 
     frame = wide_frame(1200, 80)
     with threadpool_limits(limits=1, user_api="openmp"):
-        model, metadata = train_model(frame.iloc[:800], "y", "classification", "random_forest",
-                                      params={"n_estimators": 30})
+        model, metadata = train_model(frame.iloc[:800], TrainingSettings(
+            target="y", task="classification", estimator="random_forest",
+            params={"n_estimators": 30}))
     test = frame.iloc[800:]
     evaluation = evaluate_model(model, metadata, test, explain=True)
     first = evaluation.importance

@@ -12,6 +12,7 @@ from threadpoolctl import threadpool_limits
 from kfp_mlops.data.checks import check_training_data
 from kfp_mlops.data.sources import DataError, load_table
 from kfp_mlops.model.features import plan_features, prepare_inputs
+from kfp_mlops.model.settings import TrainingSettings
 from kfp_mlops.model.train import (
     BOOSTING_TREE_BUDGET,
     build_pipeline,
@@ -43,7 +44,8 @@ def many_classes_with_rare_ones() -> pd.DataFrame:
 
 def fit(frame, **kwargs):
     with threadpool_limits(limits=1, user_api="openmp"):
-        return train_model(frame, "y", "classification", **kwargs)
+        return train_model(frame, TrainingSettings.from_parameters(
+            target="y", task="classification", **kwargs))
 
 
 def test_500_classes_of_4_rows_are_refused_with_the_fix():
@@ -90,17 +92,17 @@ def test_many_classes_cap_the_default_boosting_iterations(caplog):
 
 def test_the_users_choice_wins_over_the_many_classes_default():
     y = pd.Series([f"c{i}" for i in range(60)] * 10)
-    assert class_count_defaults("auto", {"max_iter": 100}, y) == ({}, [])
+    assert class_count_defaults(None, {"max_iter": 100}, y) == ({}, [])
     assert class_count_defaults("random_forest", {}, y) == ({}, [])
     assert class_count_defaults("hist_gradient_boosting", {}, y) == ({}, [])
-    assert class_count_defaults("auto", {}, y)[0] == {"max_iter": BOOSTING_TREE_BUDGET // 60}
+    assert class_count_defaults(None, {}, y)[0] == {"max_iter": BOOSTING_TREE_BUDGET // 60}
     hundreds = pd.Series([f"c{i}" for i in range(500)] * 10)
-    assert class_count_defaults("auto", {}, hundreds)[0] == {"max_iter": 20}  # the floor
+    assert class_count_defaults(None, {}, hundreds)[0] == {"max_iter": 20}  # the floor
 
 
 def test_twenty_classes_keep_scikit_learns_defaults():
     y = pd.Series([f"c{i}" for i in range(20)] * 10)
-    assert class_count_defaults("auto", {}, y) == ({}, [])
+    assert class_count_defaults(None, {}, y) == ({}, [])
 
 
 def test_a_single_row_class_in_a_large_table_trains_instead_of_crashing(caplog):

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from kfp_mlops.data.sources import DataError, load_table
+from kfp_mlops.model.settings import TrainingSettings
 from kfp_mlops.model.train import ESTIMATORS, make_estimator
 from kfp_mlops.model.tuning import (
     DEFAULT_SEARCH_SPACES,
@@ -72,9 +73,12 @@ def test_search_space_checks_the_chosen_estimator():
 
 def test_candidates_are_seeded_distinct_and_keep_base_params():
     space = {"max_iter": [50, 100, 200], "learning_rate": [0.05, 0.1], "max_depth": [None, 3]}
-    first = make_candidates("classification", "auto", space, 5, 7, '{"l2_regularization": 0.5}')
-    assert first == make_candidates("classification", "auto", json.dumps(space), 5, 7,
-                                    {"l2_regularization": 0.5})
+    first = make_candidates(TrainingSettings.from_parameters(
+        task="classification", search_space=space, n_trials=5, seed=7,
+        params='{"l2_regularization": 0.5}'))
+    assert first == make_candidates(TrainingSettings(
+        task="classification", search_space=json.dumps(space), n_trials=5, seed=7,
+        params={"l2_regularization": 0.5}))
     assert len(first) == 5
     combos = {json.dumps(c, sort_keys=True) for c in first}
     assert len(combos) == 5
@@ -84,23 +88,32 @@ def test_candidates_are_seeded_distinct_and_keep_base_params():
             {"max_iter": a, "learning_rate": b, "max_depth": c}
             for a in space["max_iter"] for b in space["learning_rate"] for c in space["max_depth"]
         ]
-    assert make_candidates("classification", "auto", space, 5, 8) != [
+    assert make_candidates(TrainingSettings(
+        task="classification", search_space=space, n_trials=5, seed=8)) != [
         {k: c[k] for k in space} for c in first
     ]
 
 
 def test_candidates_cover_a_small_grid_once_and_one_trial_means_no_tuning():
     space = {"alpha": [0.1, 1.0, 10.0]}
-    every = make_candidates("regression", "ridge", space, 10, 0)
+    every = make_candidates(TrainingSettings(
+        task="regression", estimator="ridge", search_space=space, n_trials=10, seed=0))
     assert sorted(c["alpha"] for c in every) == [0.1, 1.0, 10.0]
-    assert make_candidates("regression", "ridge", space, 1, 0, '{"alpha": 3}') == [{"alpha": 3}]
-    assert make_candidates("regression", "ridge", space, 0, 0) == [{}]
+    assert make_candidates(TrainingSettings.from_parameters(
+        task="regression", estimator="ridge", search_space=space, n_trials=1, seed=0,
+        params='{"alpha": 3}')) == [{"alpha": 3}]
+    assert make_candidates(TrainingSettings(
+        task="regression", estimator="ridge", search_space=space, n_trials=0, seed=0)) == [{}]
     with pytest.raises(DataError, match="params key 'C'"):
-        make_candidates("regression", "ridge", space, 4, 0, '{"C": 1}')
+        make_candidates(TrainingSettings.from_parameters(
+            task="regression", estimator="ridge", search_space=space, n_trials=4, seed=0,
+            params='{"C": 1}'))
 
 
 def test_the_grid_wins_over_base_params_on_a_shared_key():
-    candidates = make_candidates("regression", "ridge", {"alpha": [5.0]}, 3, 0, {"alpha": 1.0})
+    candidates = make_candidates(TrainingSettings(
+        task="regression", estimator="ridge", search_space={"alpha": [5.0]}, n_trials=3, seed=0,
+        params={"alpha": 1.0}))
     assert candidates == [{"alpha": 5.0}]
 
 
@@ -110,48 +123,65 @@ def test_large_grids_are_sampled_without_building_the_product():
     # Checked against a real estimator with many parameters: use random_forest's.
     names = ["n_estimators", "max_depth", "min_samples_split", "min_samples_leaf"]
     rf_space = {n: list(range(2, 102)) for n in names}
-    candidates = make_candidates("classification", "random_forest", rf_space, 3, 1)
+    candidates = make_candidates(TrainingSettings(
+        task="classification", estimator="random_forest", search_space=rf_space, n_trials=3,
+        seed=1))
     assert len({json.dumps(c, sort_keys=True) for c in candidates}) == 3
 
 
 def test_trial_scores_the_training_pipeline_with_stratified_folds():
     frame = load_table("iris")
-    trial = run_trial(frame, "target", "classification", "logistic_regression", '{"C": 1.0}', 3, 0)
+    trial = run_trial(frame, TrainingSettings.from_parameters(
+        target="target", task="classification", estimator="logistic_regression",
+        params='{"C": 1.0}', cv_folds=3, seed=0))
     assert trial.metric == "accuracy" and trial.params == {"C": 1.0}
     assert len(trial.fold_scores) == 3 and 0.85 < trial.score <= 1.0
     assert math.isclose(trial.score, float(np.mean(trial.fold_scores)))
     assert math.isclose(trial.std, float(np.std(trial.fold_scores)))
     # A much weaker model scores lower: the score reflects the params.
-    weak = run_trial(frame, "target", "classification", "logistic_regression", {"C": 1e-4}, 3, 0)
+    weak = run_trial(frame, TrainingSettings(
+        target="target", task="classification", estimator="logistic_regression",
+        params={"C": 1e-4}, cv_folds=3, seed=0))
     assert weak.score < trial.score
     # The same seed gives the same folds and the same score.
-    again = run_trial(frame, "target", "classification", "logistic_regression", {"C": 1.0}, 3, 0)
+    again = run_trial(frame, TrainingSettings(
+        target="target", task="classification", estimator="logistic_regression", params={"C": 1.0},
+        cv_folds=3, seed=0))
     assert again.fold_scores == trial.fold_scores
 
 
 def test_trial_handles_missing_values_and_categorical_columns():
     frame = load_table("penguins")  # NaNs in numbers and in 'sex'; text 'island'
-    trial = run_trial(frame, "species", "classification", "auto", {"max_iter": 50}, 3, 0)
+    trial = run_trial(frame, TrainingSettings(
+        target="species", task="classification", params={"max_iter": 50}, cv_folds=3, seed=0))
     assert trial.score > 0.9
 
 
 def test_regression_trial_metrics_follow_the_scorer_convention():
     frame = load_table("diabetes")
-    r2 = run_trial(frame, "target", "regression", "ridge", {"alpha": 1.0}, 3, 0)
-    rmse = run_trial(frame, "target", "regression", "ridge", {"alpha": 1.0}, 3, 0, metric="rmse")
+    r2 = run_trial(frame, TrainingSettings(
+        target="target", task="regression", estimator="ridge", params={"alpha": 1.0}, cv_folds=3,
+        seed=0))
+    rmse = run_trial(frame, TrainingSettings(
+        target="target", task="regression", estimator="ridge", params={"alpha": 1.0}, cv_folds=3,
+        seed=0, metric="rmse"))
     assert r2.metric == "r2" and 0.2 < r2.score < 0.7
     assert rmse.metric == "neg_root_mean_squared_error" and -80 < rmse.score < -40
     assert rmse.describe().startswith("rmse 5")  # shown in its own units
     with pytest.raises(DataError, match="metric 'accuracy' cannot score regression"):
-        run_trial(frame, "target", "regression", "ridge", {}, 3, 0, metric="accuracy")
+        run_trial(frame, TrainingSettings(
+            target="target", task="regression", estimator="ridge", params={}, cv_folds=3, seed=0,
+            metric="accuracy"))
 
 
 def test_trial_refuses_too_few_rows_per_class():
     frame = pd.DataFrame({"x": np.arange(20.0), "y": ["a"] * 18 + ["b"] * 2})
     with pytest.raises(DataError, match="class 'b' has 2 rows, fewer than cv_folds=3"):
-        run_trial(frame, "y", "classification", "auto", {}, 3, 0)
+        run_trial(frame, TrainingSettings(
+            target="y", task="classification", params={}, cv_folds=3, seed=0))
     with pytest.raises(DataError, match="at least 2 folds"):
-        run_trial(frame, "y", "classification", "auto", {}, 1, 0)
+        run_trial(frame, TrainingSettings(
+            target="y", task="classification", params={}, cv_folds=1, seed=0))
 
 
 def test_trial_result_json_round_trip():

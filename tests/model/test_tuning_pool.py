@@ -11,6 +11,7 @@ import json
 import pytest
 
 from kfp_mlops.data.sources import load_table
+from kfp_mlops.model.settings import TrainingSettings
 from kfp_mlops.model.tuning import (
     TuningStats,
     make_candidates,
@@ -38,12 +39,14 @@ PINNED = [
 def test_the_pool_gives_run_trials_results_and_the_same_choice_as_before(case):
     data, target, task, estimator, n_trials, candidate_seed, seed, chosen, scores = case
     frame = load_table(data)
-    candidates = make_candidates(task, estimator, "auto", n_trials, candidate_seed)
-    one_by_one = [run_trial(frame, target, task, estimator, c, 3, seed) for c in candidates]
+    candidates = make_candidates(TrainingSettings.from_parameters(
+        task=task, estimator=estimator, n_trials=n_trials, seed=candidate_seed))
+    settings = TrainingSettings.from_parameters(
+        target=target, task=task, estimator=estimator, cv_folds=3, seed=seed)
+    one_by_one = [run_trial(frame, settings.with_params(c)) for c in candidates]
     stats = TuningStats()
-    pooled = run_trials(frame, target, task, estimator, candidates, 3, seed, workers=2,
-                        stats=stats)
-    serial = run_trials(frame, target, task, estimator, candidates, 3, seed, workers=1)
+    pooled = run_trials(frame, settings, candidates, workers=2, stats=stats)
+    serial = run_trials(frame, settings, candidates, workers=1)
     as_json = [t.to_json() for t in one_by_one]
     assert [t.to_json() for t in pooled] == as_json
     assert [t.to_json() for t in serial] == as_json
@@ -57,12 +60,14 @@ def test_the_pool_gives_run_trials_results_and_the_same_choice_as_before(case):
 def test_workers_default_to_the_usable_cores_and_never_exceed_the_fits():
     frame = load_table("iris")
     stats = TuningStats()
-    run_trials(frame, "target", "classification", "logistic_regression", ['{"C": 1.0}'], 2,
-               0, workers=0, stats=stats)
+    run_trials(frame, TrainingSettings(
+        target="target", task="classification", estimator="logistic_regression", cv_folds=2,
+        seed=0), ['{"C": 1.0}'], workers=0, stats=stats)
     assert stats.workers == min(usable_cores(), 2)
     stats = TuningStats()
-    run_trials(frame, "target", "classification", "logistic_regression", ['{"C": 1.0}'], 2,
-               0, workers=64, stats=stats)
+    run_trials(frame, TrainingSettings(
+        target="target", task="classification", estimator="logistic_regression", cv_folds=2,
+        seed=0), ['{"C": 1.0}'], workers=64, stats=stats)
     assert stats.workers == 2  # two folds, two fits
 
 
@@ -71,9 +76,10 @@ def test_the_pool_refuses_what_run_trial_refuses():
 
     frame = load_table("iris")
     with pytest.raises(DataError, match="no target column"):
-        run_trials(frame, "nope", "classification", "auto", ["{}"], workers=2)
+        run_trials(frame, TrainingSettings(target="nope", task="classification"), ["{}"], workers=2)
     with pytest.raises(DataError, match="at least 2 folds"):
-        run_trials(frame, "target", "classification", "auto", ["{}"], cv_folds=1, workers=2)
+        run_trials(frame, TrainingSettings(
+            target="target", task="classification", cv_folds=1), ["{}"], workers=2)
 
 
 def _compiled(pipeline, tmp_path, name):
@@ -167,11 +173,14 @@ def test_the_light_constants_match_train_and_select_best_imports_no_sklearn():
     import subprocess
     import sys
 
-    from kfp_mlops.model import train, tuning
+    from kfp_mlops.model import settings, train, tuning
 
-    assert tuning.DEFAULT_ESTIMATOR == train.DEFAULT_ESTIMATOR
-    assert set(tuning.TASKS) == set(train.ESTIMATORS)
+    assert tuning.DEFAULT_ESTIMATOR == train.DEFAULT_ESTIMATOR == settings.DEFAULT_ESTIMATOR
+    assert settings.TASKS == tuple(train.ESTIMATORS)
+    assert {task: tuple(classes) for task, classes in train.ESTIMATORS.items()} == \
+        settings.ESTIMATOR_NAMES
     code = ("import sys; from kfp_mlops.model.tuning import select_best, summarize_trials;"
+            "from kfp_mlops.model.settings import BlessingSettings, TrainingSettings;"
             "print(sorted({'sklearn', 'pandas'} & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

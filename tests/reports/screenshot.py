@@ -113,6 +113,7 @@ def build_reports(out: Path) -> dict[str, Path]:
     from kfp_mlops.model.blessing import BlessingPolicy, bless
     from kfp_mlops.model.card import render_model_card
     from kfp_mlops.model.evaluate import evaluate_model
+    from kfp_mlops.model.settings import TrainingSettings
     from kfp_mlops.model.train import train_model
 
     out.mkdir(parents=True, exist_ok=True)
@@ -122,7 +123,8 @@ def build_reports(out: Path) -> dict[str, Path]:
     # comparison with its long "why" sentences, published as v3 by a run.
     frame = load_table("breast_cancer")
     train, test = train_test_split(frame, test_size=0.3, random_state=0)
-    model, metadata = train_model(train, "target", "classification", "logistic_regression")
+    model, metadata = train_model(train, TrainingSettings(
+        target="target", task="classification", estimator="logistic_regression"))
     metadata.name = "breast-cancer"
     evaluation = evaluate_model(model, metadata, test, explain=True)
     champion = {k: v * 1.002 for k, v in evaluation.metrics.items()}
@@ -137,7 +139,8 @@ def build_reports(out: Path) -> dict[str, Path]:
     penguins = load_table("penguins")
     penguins = penguins[penguins["species"] != "Chinstrap"]
     train, test = train_test_split(penguins, test_size=69, random_state=0)
-    model, metadata = train_model(train, "species", "classification", "logistic_regression")
+    model, metadata = train_model(train, TrainingSettings(
+        target="species", task="classification", estimator="logistic_regression"))
     metadata.name = "penguins"
     evaluation = evaluate_model(model, metadata, test, explain=True)
     page, _ = render_model_card(metadata, evaluation, version=1, run_id="run-1")

@@ -23,6 +23,7 @@ import pytest
 from kfp_mlops.cli import main
 from kfp_mlops.model.package import load_model_folder, write_model_folder
 from kfp_mlops.model.registry import Registry
+from kfp_mlops.model.settings import TrainingSettings
 from kfp_mlops.model.train import train_model
 from kfp_mlops.serving.batch import BatchInputError, score_parquet
 from kfp_mlops.serving.contract import IGNORE_UNKNOWN_ENV, InputContract
@@ -45,7 +46,8 @@ def training_file(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def cars_dir(training_file, tmp_path_factory) -> Path:
-    model, metadata = train_model(pd.read_csv(training_file), TARGET, "regression")
+    model, metadata = train_model(pd.read_csv(training_file), TrainingSettings(
+        target=TARGET, task="regression"))
     folder = tmp_path_factory.mktemp("model") / "cars"
     write_model_folder(model, metadata, folder)
     return folder

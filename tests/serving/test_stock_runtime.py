@@ -16,6 +16,7 @@ import sys
 from kfp_mlops.data.sources import load_table
 from kfp_mlops.model.features import model_inputs
 from kfp_mlops.model.package import MODEL_SUFFIXES, write_model_folder
+from kfp_mlops.model.settings import TrainingSettings
 from kfp_mlops.model.train import train_model
 
 STOCK_PREDICT = r"""
@@ -31,7 +32,7 @@ print(json.dumps(model.predict(frame).tolist()))
 
 def published_penguins(tmp_path):
     frame = load_table("penguins")
-    model, metadata = train_model(frame, "species", "classification")
+    model, metadata = train_model(frame, TrainingSettings(target="species", task="classification"))
     folder = tmp_path / "model"
     write_model_folder(model, metadata, folder)
     return model, metadata, folder, frame
