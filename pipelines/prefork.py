@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,7 +184,6 @@ def forked_tasks(stages: Sequence[Stage], wait_s: float = 60.0) -> Iterator[None
 def _serve(launcher: str, stages: list[tuple[str, list[str]]]) -> None:
     """The server: import a stage, fork the next stage's server, then serve tasks."""
     started_with = dict(os.environ)  # imports add variables (scikit-learn sets KMP_*)
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps tasks and stages
     print("started", flush=True)  # tasks wait for their stage's socket from now on
     for number, (socket_path, modules) in enumerate(stages):
         for module in modules:
@@ -200,12 +200,32 @@ def _serve(launcher: str, stages: list[tuple[str, list[str]]]) -> None:
         events.register(listener, selectors.EVENT_READ)
         events.register(sys.stdin, selectors.EVENT_READ)  # EOF when the run ends or dies
         while True:
-            for key, _ in events.select():
+            for key, _ in events.select(timeout=0.5):
                 if key.fileobj is sys.stdin:
+                    _reap(wait_s=10)  # the next stage, ending too
                     return
                 connection, _ = listener.accept()
                 with connection, contextlib.suppress(OSError):
                     _start_task(connection, listener, launcher, started_with)
+            _reap()
+
+
+def _reap(wait_s: float = 0.0) -> None:
+    """Collect ended tasks and stages, waiting up to ``wait_s`` for the rest.
+
+    Waited for, their peak memory counts in this process's ``RUSAGE_CHILDREN``, and so in
+    the run's, as a task process started by kfp.local itself would.
+    """
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(0.01)
 
 
 def _start_task(

@@ -158,3 +158,16 @@ def test_when_the_server_dies_tasks_run_python_itself_at_once(probe):
     assert code == 3
     assert seen["pid"] == process.pid
     assert stages and all(wait_until_gone(p) for p in stages)  # stopped mid-import at the end
+
+
+def test_a_tasks_peak_memory_counts_in_the_run_as_a_fresh_processs_would(probe):
+    (probe / "big.py").write_text("block = bytearray(400 * 2**20)\nblock[::4096] = b'x' * len(block[::4096])\n")
+    measured = subprocess.run([sys.executable, "-c", textwrap.dedent("""
+        import resource, subprocess, sys
+        from kfp_mlops.pipelines.prefork import Stage, forked_tasks
+        with forked_tasks([Stage(("csv",))]):
+            subprocess.run(["sh", "-ec", f"_KFP_RUNTIME=true {sys.executable} -m big"], check=True)
+        print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024)
+    """)], capture_output=True, text=True, cwd=probe, timeout=120)
+    assert measured.returncode == 0, measured.stderr
+    assert int(measured.stdout) >= 400  # MiB: bench/ reads memory this way
