@@ -169,6 +169,17 @@ def local_task_environment() -> Iterator[None]:
             os.environ.pop(key, None)
 
 
+@contextlib.contextmanager
+def local_tasks() -> Iterator[None]:
+    """Start local task processes with :data:`LOCAL_TASK_ENV`, from the warm fork server.
+
+    Commands enter it before they import KFP and build their pipeline, so the server
+    imports meanwhile; :func:`run_locally` enters it too (a no-op when already active).
+    """
+    with local_task_environment(), forked_tasks(WARM_STAGES):
+        yield
+
+
 def run_locally(
     pipeline, arguments: dict[str, Any], runs_dir: str | Path = DEFAULT_RUNS_DIR
 ) -> RunResult:
@@ -188,7 +199,7 @@ def run_locally(
                raise_on_error=True)
     error = None
     try:
-        with local_task_environment(), forked_tasks(WARM_STAGES):
+        with local_tasks():
             pipeline(**arguments)
     except RuntimeError as exc:  # kfp.local raises RuntimeError when a task fails
         error = str(exc)

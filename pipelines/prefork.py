@@ -43,6 +43,7 @@ from pathlib import Path
 IMPORT_TIME_ENV = ("OMP_", "KMP_", "GOMP_", "OPENBLAS_", "MKL_", "PYTHON", "_KFP_RUNTIME")
 _FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 _LENGTH = struct.Struct("!Q")
+_active = False  # a server is running for this process
 
 # The launcher runs with ``-IS`` (no site-packages: it starts in about 15 ms) and speaks
 # a line protocol on a stage's socket: it sends the request with its standard streams
@@ -143,42 +144,57 @@ def forked_tasks(stages: Sequence[Stage], wait_s: float = 60.0) -> Iterator[None
     wait for scikit-learn. A task waits at most ``wait_s`` for its stage (then starts
     Python itself). A no-op when not :func:`available`.
     """
-    if not available():
+    global _active
+    if _active or not available():  # nested: the server started first serves
         yield
         return
+    real_python = sys.executable
     with tempfile.TemporaryDirectory(prefix="kfp-mlops-prefork-") as folder:
-        sockets = [str(Path(folder) / f"stage-{i}.sock") for i in range(len(stages))]
-        early = {name: i for i, stage in reversed(list(enumerate(stages)))
-                 for name in stage.functions or ()}
-        launcher = Path(folder) / "python"
-        plan = json.dumps([[path, s.modules] for path, s in zip(sockets, stages, strict=True)])
-        server = subprocess.Popen(
-            [sys.executable, "-m", __name__, str(launcher), plan],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            env={**os.environ, "_KFP_RUNTIME": "true"},
-            # Its own process group: a terminal's Ctrl-C reaches tasks through their
-            # launchers, and whatever is left when the run ends is stopped in one call.
-            start_new_session=True,
-        )
-        launcher.write_text(_LAUNCHER.format(
-            python=sys.executable, server=server.pid, sockets=sockets, early=early, wait_s=wait_s,
-            signals="(" + ", ".join(f"signal.{s.name}" for s in _FORWARDED_SIGNALS) + ",)"))
-        launcher.chmod(0o755)
-        real_python = sys.executable
+        server, launcher = _start_server(Path(folder), stages, wait_s)
+        _active = True
         try:
             if server.stdout.readline().strip() == b"started":  # type: ignore[union-attr]
-                # kfp.local's SubprocessRunner starts tasks with sys.executable (use_venv=False).
+                # kfp.local's SubprocessRunner starts tasks with sys.executable
+                # (use_venv=False): the one place to hand it the launcher.
                 sys.executable = str(launcher)
             yield  # (if the server could not start, tasks start as before)
         finally:
             sys.executable = real_python
-            server.stdin.close()  # type: ignore[union-attr]  # EOF: every stage exits
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                server.wait(timeout=10)
-            with contextlib.suppress(ProcessLookupError):  # a stage still importing
-                os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-            server.stdout.close()  # type: ignore[union-attr]
+            _active = False
+            _stop_server(server)
+
+
+def _start_server(
+    folder: Path, stages: Sequence[Stage], wait_s: float
+) -> tuple[subprocess.Popen[bytes], Path]:
+    sockets = [str(folder / f"stage-{i}.sock") for i in range(len(stages))]
+    early = {name: i for i, stage in reversed(list(enumerate(stages)))
+             for name in stage.functions or ()}
+    launcher = folder / "python"
+    plan = json.dumps([[path, stage.modules] for path, stage in zip(sockets, stages, strict=True)])
+    server = subprocess.Popen(
+        [sys.executable, "-m", __name__, str(launcher), plan],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        env={**os.environ, "_KFP_RUNTIME": "true"},
+        # Its own process group: a terminal's Ctrl-C reaches tasks through their
+        # launchers, and whatever is left when the run ends is stopped in one call.
+        start_new_session=True,
+    )
+    launcher.write_text(_LAUNCHER.format(
+        python=sys.executable, server=server.pid, sockets=sockets, early=early, wait_s=wait_s,
+        signals="(" + ", ".join(f"signal.{s.name}" for s in _FORWARDED_SIGNALS) + ",)"))
+    launcher.chmod(0o755)
+    return server, launcher
+
+
+def _stop_server(server: subprocess.Popen[bytes]) -> None:
+    server.stdin.close()  # type: ignore[union-attr]  # EOF: every stage exits
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        server.wait(timeout=10)
+    with contextlib.suppress(ProcessLookupError):  # a stage still importing
+        os.killpg(server.pid, signal.SIGKILL)
+    server.wait()
+    server.stdout.close()  # type: ignore[union-attr]
 
 
 def _serve(launcher: str, stages: list[tuple[str, list[str]]]) -> None:
@@ -323,3 +339,4 @@ def _end_with_launcher(connection: socket.socket) -> None:
 
 if __name__ == "__main__":
     _serve(sys.argv[1], json.loads(sys.argv[2]))
+    os._exit(0)  # no interpreter teardown of everything imported: it took 0.5 s a stage
