@@ -60,6 +60,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
+from kfp_mlops.errors import KfpMlopsError
+
 DEFAULT_STORE_ENV = "KFP_MLOPS_STORE"
 DEFAULT_LOCAL_STORE = "./mlops-store"
 S3_TIMEOUT_ENV = "KFP_MLOPS_S3_TIMEOUT"
@@ -74,7 +76,7 @@ _log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class StoreError(RuntimeError):
+class StoreError(KfpMlopsError, RuntimeError):
     """The store cannot be used for what was asked (base of every store error)."""
 
     def with_detail(self, detail: str) -> StoreError:

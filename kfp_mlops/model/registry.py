@@ -55,6 +55,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from kfp_mlops.errors import KfpMlopsError
 from kfp_mlops.model.blessing import Blessing
 from kfp_mlops.model.package import (
     METADATA_FILE,
@@ -89,7 +90,7 @@ ClaimMode = Literal["auto", "conditional", "listing"]
 T = TypeVar("T")
 
 
-class RegistryError(RuntimeError):
+class RegistryError(KfpMlopsError, RuntimeError):
     """A registry request names something that does not exist or breaks a rule."""
 
 
