@@ -20,8 +20,8 @@ from kfp_mlops.commands import loop as loop_cmd
 from kfp_mlops.commands import models as models_cmd
 from kfp_mlops.commands import run as run_cmd
 from kfp_mlops.commands import serving as serving_cmd
-from kfp_mlops.commands.common import CliError
 from kfp_mlops.commands.guide import apply_guide
+from kfp_mlops.errors import KfpMlopsError
 
 COMMAND_GROUPS = [
     run_cmd, data_cmd, models_cmd, serving_cmd, loop_cmd, compile_cmd, automation_cmd,
@@ -44,27 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _error_types() -> tuple[type[BaseException], ...]:
-    from kfp_mlops.data.drift import DriftError
-    from kfp_mlops.data.schema import SchemaError
-    from kfp_mlops.data.sources import DataError
-    from kfp_mlops.data.stats import StatisticsError
-    from kfp_mlops.model.blessing import PolicyError
-    from kfp_mlops.model.package import ModelIntegrityError
-    from kfp_mlops.model.registry import RegistryError
-    from kfp_mlops.storage import StoreError
-
-    return (CliError, DataError, StoreError, ModelIntegrityError, RegistryError, SchemaError,
-            DriftError, StatisticsError, PolicyError)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``kfp-mlops`` console script."""
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
-    except _error_types() as exc:
+    except KfpMlopsError as exc:  # every error a user can fix (kfp_mlops.errors)
         message = str(exc)
         print(f"kfp-mlops {args.command}: error: {message}", file=sys.stderr)
         if getattr(args, "output", "text") == "json":

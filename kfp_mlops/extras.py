@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import importlib.util
 
+from kfp_mlops.errors import KfpMlopsError
+
 SERVING_INSTALL = "pip install 'kfp-mlops[serving]'"
 
 
-class MissingExtraError(ImportError):
+class MissingExtraError(KfpMlopsError, ImportError):
     """A feature needs an optional dependency that is not installed; the message says which."""
 
 

@@ -13,8 +13,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from kfp_mlops.errors import KfpMlopsError
 
-class GateNotPassedError(RuntimeError):
+
+class GateNotPassedError(KfpMlopsError, RuntimeError):
     """A step was asked to act on a model a gate did not pass (or with no verdict)."""
 
 

@@ -60,6 +60,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
+from kfp_mlops.errors import KfpMlopsError
+
 DEFAULT_STORE_ENV = "KFP_MLOPS_STORE"
 DEFAULT_LOCAL_STORE = "./mlops-store"
 S3_TIMEOUT_ENV = "KFP_MLOPS_S3_TIMEOUT"
@@ -74,7 +76,7 @@ _log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class StoreError(RuntimeError):
+class StoreError(KfpMlopsError, RuntimeError):
     """The store cannot be used for what was asked (base of every store error)."""
 
     def with_detail(self, detail: str) -> StoreError:
@@ -109,9 +111,22 @@ class AlreadyExistsError(ConflictError):
 
 
 class Store(ABC):
-    """Minimal object store: bytes under ``/``-separated keys."""
+    """Minimal object store: bytes under ``/``-separated keys.
+
+    Where the backends differ in a way a caller must act on, the store says so itself
+    (:attr:`exclusive_publish`, :attr:`read_concurrency`, :meth:`list_folded`), so no
+    caller asks which backend it holds.
+    """
 
     uri: str
+    # Whether publish_dir alone decides between publishers of one prefix: the folder is
+    # built apart and moved into place whole, so a loser leaves no file behind. Where
+    # files land in place before the commit file decides (S3), publishers must take the
+    # prefix first (the registry claims a version number with create_if_absent).
+    exclusive_publish: bool = False
+    # How many reads are worth running at once: 1 where a read is a system call, more
+    # where each read is a network round trip.
+    read_concurrency: int = 1
 
     @abstractmethod
     def put_bytes(self, key: str, data: bytes) -> None:
@@ -177,6 +192,36 @@ class Store(ABC):
         """Full URI of ``key`` (a path for a local store, ``s3://...`` for S3)."""
         return f"{self.uri.rstrip('/')}/{key}"
 
+    def list_folded(
+        self, prefix: str, commit_file: str, is_publication: Callable[[str], bool]
+    ) -> builtins.list[str]:
+        """Every key below the folder ``prefix``, sorted, each publication folded into one key.
+
+        ``is_publication(path)`` tells which folders (paths relative to ``prefix``, such
+        as ``3`` or ``wine/3``) only :meth:`publish_dir` writes. Such a folder is listed
+        as ``<folder>/<commit_file>`` alone once published, and not at all before (a
+        publication in progress); every other key is listed as :meth:`list` lists it.
+        What is published is known without the cost of what it holds: a local store
+        takes a folder's existence as proof (``publish_dir`` renames it into place
+        whole) and never looks inside; S3 looks for its commit file in one listing.
+        """
+        base = f"{prefix.rstrip('/')}/" if prefix else ""
+        keys = self.list(base)
+        present = set(keys)
+        folded = set()
+        for key in keys:
+            parts = key[len(base):].split("/")
+            folder = next(
+                ("/".join(parts[:i]) for i in range(1, len(parts))
+                 if is_publication("/".join(parts[:i]))),
+                None,
+            )
+            if folder is None:
+                folded.add(key)
+            elif f"{base}{folder}/{commit_file}" in present:
+                folded.add(f"{base}{folder}/{commit_file}")
+        return sorted(folded)
+
     def children(self, prefix: str) -> builtins.list[str]:
         """Names of the direct sub-folders/objects below ``prefix``."""
         prefix = prefix.rstrip("/") + "/"
@@ -225,6 +270,9 @@ def _local_error(exc: OSError, what: str, doing: str) -> StoreError:
 
 class LocalStore(Store):
     """A folder on the local disk."""
+
+    exclusive_publish = True  # publish_dir renames a finished folder into place
+    read_concurrency = 1
 
     def __init__(self, root: str | Path):
         self.root = Path(root).expanduser().resolve()
@@ -322,24 +370,56 @@ class LocalStore(Store):
             return path.is_file()
 
     def list(self, prefix: str = "") -> list[str]:
+        return self._walk(prefix)
+
+    def list_folded(
+        self, prefix: str, commit_file: str, is_publication: Callable[[str], bool]
+    ) -> builtins.list[str]:
+        # Strict: a listing of what is published must not skip a folder it cannot read.
+        return self._walk(prefix, (commit_file, is_publication), strict=True)
+
+    def _walk(
+        self,
+        prefix: str,
+        fold: tuple[str, Callable[[str], bool]] | None = None,
+        *,
+        strict: bool = False,
+    ) -> builtins.list[str]:
+        """Keys below ``prefix``; ``fold``: (commit file, is_publication) of list_folded.
+
+        ``strict``: a folder that cannot be read raises instead of being skipped.
+        """
         base = self._path(prefix) if prefix else self.root
-        with self._os(self.uri_for(prefix), "read"):
+        what = self.uri_for(prefix)
+        with self._os(what, "read"):
             if base.is_file():
                 return [prefix]
             if not base.is_dir():
                 return []
             if any(p.startswith(".") for p in base.relative_to(self.root).parts):
                 return []
+
+        def unless_gone(exc: OSError) -> None:
+            if strict and not isinstance(exc, FileNotFoundError | NotADirectoryError):
+                raise exc
+
         keys = []
         # os.walk skips folders that vanish while it walks (other writers' staging
         # folders); folders being built (".tmp-*") and half-written files are not listed.
-        for folder, dirs, files in os.walk(base):
-            dirs[:] = [d for d in dirs if not d.startswith(".")]
-            rel = Path(folder).relative_to(self.root).as_posix()
-            keys.extend(
-                f"{rel}/{name}" if rel != "." else name
-                for name in files if not name.startswith(".")
-            )
+        with self._os(what, "read"):
+            for folder, dirs, files in os.walk(base, onerror=unless_gone):
+                dirs[:] = [d for d in dirs if not d.startswith(".")]
+                rel = Path(folder).relative_to(self.root).as_posix()
+                start = f"{rel}/" if rel != "." else ""
+                if fold is not None:
+                    commit_file, is_publication = fold
+                    below = Path(folder).relative_to(base).as_posix()
+                    inner = f"{below}/" if below != "." else ""
+                    # A publication folder exists only once renamed into place whole.
+                    published = {d for d in dirs if is_publication(f"{inner}{d}")}
+                    keys.extend(f"{start}{d}/{commit_file}" for d in published)
+                    dirs[:] = [d for d in dirs if d not in published]
+                keys.extend(f"{start}{name}" for name in files if not name.startswith("."))
         return sorted(keys)
 
     def upload_file(self, key: str, path: str | Path) -> None:
@@ -432,6 +512,9 @@ def _if_none_match():
 
 class S3Store(Store):
     """A bucket and prefix on an S3-compatible server (MinIO, SeaweedFS, AWS S3)."""
+
+    exclusive_publish = False  # no rename: files land in place before the commit file
+    read_concurrency = 8
 
     def __init__(self, uri: str, client=None):
         parsed = urlparse(uri)

@@ -17,11 +17,16 @@ CORE = ["kfp_mlops/data", "kfp_mlops/model", "kfp_mlops/serving", "kfp_mlops/sto
 def imported_modules(path: Path) -> set[str]:
     names = set()
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
+        names |= imported_modules_of(node)
     return names
+
+
+def imported_modules_of(node: ast.AST) -> set[str]:
+    if isinstance(node, ast.Import):
+        return {alias.name for alias in node.names}
+    if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+        return {node.module}
+    return set()
 
 
 def python_files(*places: str) -> list[Path]:
@@ -45,3 +50,25 @@ def test_core_imports_neither_kfp_nor_upper_layers(path):
 def test_components_do_not_import_pipelines(path):
     bad = {m for m in imported_modules(path) if m.startswith("kfp_mlops.pipelines")}
     assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
+
+
+def test_only_storage_knows_the_store_backends():
+    """Callers use the Store interface; what differs between backends the store answers
+    (exclusive_publish, read_concurrency, list_folded), so nobody asks which one it is."""
+    backends = {"LocalStore", "S3Store"}
+    offenders = []
+    for path in python_files("kfp_mlops", "components", "pipelines"):
+        if path == ROOT / "kfp_mlops" / "storage.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names: set[str] = set()
+            if isinstance(node, ast.ImportFrom) and node.module == "kfp_mlops.storage":
+                names = {a.name for a in node.names if a.name in backends or a.name[0] == "_"}
+            elif isinstance(node, ast.Name) and node.id in backends:
+                names = {node.id}
+            elif isinstance(node, ast.Attribute) and node.attr in backends:
+                names = {node.attr}
+            names |= {m for m in imported_modules_of(node) if m.split(".")[0] == "minio"}
+            offenders += [f"{path.relative_to(ROOT)}:{node.lineno}: {n}" for n in sorted(names)]
+    assert not offenders, offenders
+

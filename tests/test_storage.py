@@ -95,6 +95,30 @@ def test_publish_refuses_a_second_publication(store, folder, tmp_path):
     assert store.list("pub/") == ["pub/1/metadata.json", "pub/1/model.joblib", "pub/1/sub/part.txt"]
 
 
+def test_list_folded_names_each_publication_by_its_commit_file(store, folder, tmp_path):
+    store.publish_dir("m/a/1", folder, "metadata.json")
+    store.publish_dir("m/a/2", folder, "metadata.json")
+    store.put_bytes("m/a/history/r1.json", b"{}")
+    store.put_bytes("m/b/notes.txt", b"x")
+    if isinstance(store, S3Store):  # a publication in progress: files, no commit file yet
+        store.upload_file("m/a/3/model.joblib", folder / "model.joblib")
+    else:  # a local publication is staged under a hidden name
+        (tmp_path / "store" / "m" / "a" / ".tmp-3").mkdir()
+
+    def is_version(path: str) -> bool:
+        return path.count("/") == 1 and path.rsplit("/", 1)[1].isdigit()
+
+    assert store.list_folded("m/", "metadata.json", is_version) == [
+        "m/a/1/metadata.json", "m/a/2/metadata.json", "m/a/history/r1.json", "m/b/notes.txt",
+    ]
+    assert store.list_folded("m/a", "metadata.json", str.isdigit) == [
+        "m/a/1/metadata.json", "m/a/2/metadata.json", "m/a/history/r1.json",
+    ]
+    assert store.list_folded("nothing/", "metadata.json", str.isdigit) == []
+    # list() is unchanged: every file of a published folder.
+    assert "m/a/1/sub/part.txt" in store.list("m/")
+
+
 def test_local_publish_is_atomic(tmp_path, folder, monkeypatch):
     """A publication that fails half-way leaves neither the folder nor a staging copy."""
     store = LocalStore(tmp_path / "store")

@@ -22,12 +22,14 @@ from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from kfp_mlops.errors import KfpMlopsError
+
 FINISHED_STATES = ("SUCCEEDED", "FAILED", "SKIPPED", "CANCELED")
 _SKIP_TASK = re.compile(r"^skip-step(-\d+)?$")
 SKIP_COMPONENT = "comp-skip-step"
 
 
-class KfpRunError(RuntimeError):
+class KfpRunError(KfpMlopsError, RuntimeError):
     """The KFP API could not be read, or the run did not end as the caller requires."""
 
 

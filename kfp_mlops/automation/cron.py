@@ -25,6 +25,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from kfp_mlops.errors import KfpMlopsError
+
 EXAMPLE = "'0 0 2 * * *' (every day at 02:00:00)"
 FIELD_ORDER = "second minute hour day-of-month month day-of-week"
 DESCRIPTORS = {
@@ -69,7 +71,7 @@ FIELDS = (
 )
 
 
-class CronError(ValueError):
+class CronError(KfpMlopsError, ValueError):
     """A cron expression KFP would refuse or misread; the message names the field and a fix."""
 
     def __init__(self, message: str, field: str | None = None, value: str | None = None):

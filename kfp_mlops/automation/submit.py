@@ -31,6 +31,7 @@ import yaml
 
 import kfp_mlops
 from kfp_mlops.automation.cron import validate_cron
+from kfp_mlops.errors import KfpMlopsError
 from kfp_mlops.pipelines.cluster import ClusterConfig, TaskSettings
 
 DEFAULT_EXPERIMENT = "Default"  # the experiment every KFP API server creates at start-up
@@ -43,7 +44,7 @@ _HOST_HINT = (
 )
 
 
-class SubmitError(Exception):
+class SubmitError(KfpMlopsError):
     """A submission that failed for a reason the user can fix; the message says how."""
 
 

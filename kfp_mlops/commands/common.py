@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from kfp_mlops.errors import KfpMlopsError
 from kfp_mlops.storage import DEFAULT_LOCAL_STORE, DEFAULT_STORE_ENV, default_store_uri
 
 # Exit statuses (README "Exit statuses"): 0 published, or nothing to do; 1 an error
@@ -15,7 +16,7 @@ from kfp_mlops.storage import DEFAULT_LOCAL_STORE, DEFAULT_STORE_ENV, default_st
 EXIT_GATE_STOPPED = 3
 
 
-class CliError(Exception):
+class CliError(KfpMlopsError):
     """An error the user can fix; printed as one paragraph, exit status 1."""
 
 

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from kfp_mlops.data.stats import NUMERIC_KINDS, DatasetStatistics, Scan, scan_any
+from kfp_mlops.errors import KfpMlopsError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 _EPS = 1e-4  # floor for empty bins: keeps PSI's logarithm finite, as Evidently does
 
 
-class DriftError(ValueError):
+class DriftError(KfpMlopsError, ValueError):
     """The two datasets cannot be compared as given; the message names the column."""
 
 

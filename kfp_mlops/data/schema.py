@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from kfp_mlops.data.stats import NUMERIC_KINDS, ColumnStatistics, DatasetStatistics
+from kfp_mlops.errors import KfpMlopsError
 from kfp_mlops.storage import AlreadyExistsError, ConflictError, NotFoundError, Store, StoreError
 
 _SAVE_ATTEMPTS = 100
@@ -47,7 +48,7 @@ OPEN_DOMAIN_MIN_ROWS = 20
 _FIELDS = ("type", "nullable", "min", "max", "range", "domain")
 
 
-class SchemaError(ValueError):
+class SchemaError(KfpMlopsError, ValueError):
     """A schema file is malformed; the message names the field and the fix."""
 
 

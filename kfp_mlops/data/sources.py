@@ -359,13 +359,13 @@ def _csv_error(exc: Exception, shown: str) -> DataError:
 
 @contextmanager
 def _s3_download(uri: str) -> Iterator[Path]:
-    from kfp_mlops.storage import S3Store
+    from kfp_mlops.storage import open_store
 
     parsed = urlparse(uri)
     key = parsed.path.lstrip("/")
     if not key:
         raise DataError(f"{uri!r} names a bucket, not a file; use s3://bucket/path/file.csv")
-    store = S3Store(f"s3://{parsed.netloc}")
+    store = open_store(f"s3://{parsed.netloc}")
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(tmp) / Path(key).name
         store.download_file(key, local)

@@ -38,6 +38,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from kfp_mlops.data import arrow_numpy
+from kfp_mlops.errors import KfpMlopsError
 
 if TYPE_CHECKING:  # pandas is imported where a frame is used: a file scan needs none
     import pandas as pd
@@ -54,7 +55,7 @@ DEFAULT_TOP_K = 1_000
 DEFAULT_BINS = 20
 
 
-class StatisticsError(ValueError):
+class StatisticsError(KfpMlopsError, ValueError):
     """The data cannot be profiled as given; the message names the column and the fix."""
 
 

@@ -24,6 +24,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from kfp_mlops.errors import KfpMlopsError
+
 Direction = Literal["higher", "lower"]
 
 _RULE_RE = re.compile(
@@ -33,7 +35,7 @@ _RULE_RE = re.compile(
 _OPS: dict[str, Direction] = {">=": "higher", "<=": "lower"}
 
 
-class PolicyError(ValueError):
+class PolicyError(KfpMlopsError, ValueError):
     """A blessing policy spec is malformed."""
 
 

@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kfp_mlops.errors import KfpMlopsError
+
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
 MODEL_SUFFIXES = (".joblib", ".pkl", ".pickle")
@@ -33,7 +35,7 @@ SIGNING_KEY_FILE_ENV = "KFP_MLOPS_SIGNING_KEY_FILE"
 MIN_KEY_BYTES = 32
 
 
-class ModelIntegrityError(RuntimeError):
+class ModelIntegrityError(KfpMlopsError, RuntimeError):
     """A model folder is malformed, tampered with, or built by another scikit-learn."""
 
 

@@ -41,7 +41,6 @@ How a version number is taken without a server (see ``docs/registry.md``):
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import shutil
@@ -55,6 +54,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from kfp_mlops.errors import KfpMlopsError
 from kfp_mlops.model.blessing import Blessing
 from kfp_mlops.model.package import (
     METADATA_FILE,
@@ -68,7 +68,6 @@ from kfp_mlops.model.package import (
 from kfp_mlops.storage import (
     AlreadyExistsError,
     ConflictError,
-    LocalStore,
     Store,
     StoreError,
 )
@@ -89,7 +88,7 @@ ClaimMode = Literal["auto", "conditional", "listing"]
 T = TypeVar("T")
 
 
-class RegistryError(RuntimeError):
+class RegistryError(KfpMlopsError, RuntimeError):
     """A registry request names something that does not exist or breaks a rule."""
 
 
@@ -253,15 +252,8 @@ class Registry:
 
     def list_models(self) -> list[str]:
         """Names of the models with at least one published version."""
-        if isinstance(self.store, LocalStore):
-            root = self.store.root / MODELS
-            try:
-                found = [p.name for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
-            except OSError as exc:
-                raise StoreError(f"cannot read {root}: {exc.strerror or exc}") from exc
-            return sorted(n for n in found if _NAME_RE.match(n) and self._listing(n).versions)
         names = set()
-        for key in self.store.list(f"{MODELS}/"):
+        for key in self.store.list_folded(f"{MODELS}/", METADATA_FILE, _is_version_folder):
             parts = key.split("/")
             if len(parts) == 4 and parts[3] == METADATA_FILE and parts[2].isdigit():
                 names.add(parts[1])
@@ -552,15 +544,10 @@ class Registry:
         return _Listing(sorted(versions), sorted(history), claimed, sorted(successions))
 
     def _model_keys(self, name: str) -> list[str]:
-        """Keys below ``models/<name>/``, relative to it."""
-        if isinstance(self.store, LocalStore):
-            folder = self.store.root / MODELS / name
-            try:
-                return _local_model_keys(folder)
-            except OSError as exc:
-                raise StoreError(f"cannot read {folder}: {exc.strerror or exc}") from exc
+        """Keys below ``models/<name>/``, relative to it (a version folder: its metadata)."""
         base = f"{MODELS}/{name}/"
-        return [key[len(base):] for key in self.store.list(base)]
+        keys = self.store.list_folded(base, METADATA_FILE, str.isdigit)
+        return [key[len(base):] for key in keys]
 
     def _history(self, name: str, listing: _Listing) -> _History:
         """The committed history records of ``name``, in replay order, and its tip.
@@ -690,8 +677,8 @@ class Registry:
 
     def _claim(self, name: str, version: int, token: str) -> bool:
         """Take ``version`` for this publisher; ``False`` if someone else has it."""
-        if isinstance(self.store, LocalStore):
-            return True  # publish_dir's rename is the claim
+        if self.store.exclusive_publish:
+            return True  # publish_dir alone decides: a loser leaves no file behind
         body = json.dumps({"token": token}).encode()
         return self._take(
             f"{_claims_prefix(name)}/{version}", token, body,
@@ -780,8 +767,8 @@ class Registry:
     def _cached_many(self, keys: list[str], load: Callable[[str], T]) -> list[T]:
         """Load ``keys`` not cached yet (in parallel on a remote store), keep order."""
         missing = [k for k in keys if k not in self._cache]
-        if len(missing) > 4 and not isinstance(self.store, LocalStore):
-            with ThreadPoolExecutor(max_workers=8) as pool:
+        if len(missing) > 4 and self.store.read_concurrency > 1:
+            with ThreadPoolExecutor(max_workers=self.store.read_concurrency) as pool:
                 loaded: Iterable[T] = list(pool.map(load, missing))
         else:
             loaded = [load(k) for k in missing]
@@ -819,32 +806,10 @@ class Registry:
         return state
 
 
-def _local_model_keys(folder: Path) -> list[str]:
-    """List the registry's keys in a local model folder, without a recursive walk.
-
-    On a local store a version folder appears whole, by rename, so its existence stands
-    for its commit file; the history and next folders are one flat level each.
-    """
-    if not folder.is_dir():
-        return []
-    keys = []
-    with os.scandir(folder) as entries:
-        for entry in entries:
-            if entry.name.isdigit() and entry.is_dir():
-                keys.append(f"{entry.name}/{METADATA_FILE}")
-            elif entry.name == "history" and entry.is_dir():
-                with os.scandir(entry.path) as records:
-                    keys.extend(
-                        f"history/{r.name}" for r in records
-                        if r.name.endswith(".json") and not r.name.startswith(".")
-                    )
-            elif entry.name == _NEXT and entry.is_dir():
-                with os.scandir(entry.path) as commits:
-                    keys.extend(
-                        f"{_NEXT}/{c.name}" for c in commits
-                        if c.is_file() and not c.name.startswith(".")
-                    )
-    return keys
+def _is_version_folder(path: str) -> bool:
+    """``<name>/<version>`` below ``models/``: a folder only ``publish_dir`` writes."""
+    name, _, version = path.partition("/")
+    return bool(name) and version.isdigit()
 
 
 def _is_taken_claim(parts: list[str]) -> bool:

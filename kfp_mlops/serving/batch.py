@@ -25,6 +25,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from kfp_mlops.data.parquet import parquet_writer
+from kfp_mlops.errors import KfpMlopsError
 from kfp_mlops.model.package import Feature, load_model_folder
 from kfp_mlops.serving.contract import InputContract
 from kfp_mlops.serving.payloads import dtype_family
@@ -34,7 +35,7 @@ PROBABILITY_PREFIX = "proba_"
 CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv")
 
 
-class BatchInputError(ValueError):
+class BatchInputError(KfpMlopsError, ValueError):
     """The input file does not fit the model's feature schema (nothing was written)."""
 
 

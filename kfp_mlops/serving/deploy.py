@@ -38,6 +38,8 @@ from urllib.parse import urlsplit
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
+from kfp_mlops.errors import KfpMlopsError
+
 GROUP = "serving.kserve.io"
 VERSION = "v1beta1"
 PLURAL = "inferenceservices"
@@ -58,11 +60,11 @@ SmokeRequest = Callable[[str, str], None]
 """Called as ``smoke(url, model_name)`` once the service is Ready; raises on failure."""
 
 
-class DeployError(RuntimeError):
+class DeployError(KfpMlopsError, RuntimeError):
     """The Kubernetes API refused a request; nothing was rolled out by that request."""
 
 
-class KubeConfigError(RuntimeError):
+class KubeConfigError(KfpMlopsError, RuntimeError):
     """Neither in-cluster configuration nor a kubeconfig file could be loaded."""
 
 

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from kfp_mlops.errors import KfpMlopsError
 from kfp_mlops.extras import missing_kserve
 
 try:
@@ -113,7 +114,7 @@ PREDICTION_VALUE = Histogram(
 )
 
 
-class InputSchemaError(InvalidInput):
+class InputSchemaError(InvalidInput, KfpMlopsError):
     """A request does not match the model's feature schema (KServe answers HTTP 400)."""
 
     def __init__(self, message: str, reason: str, field: str | None = None):

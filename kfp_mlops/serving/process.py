@@ -18,10 +18,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from kfp_mlops.errors import KfpMlopsError
 from kfp_mlops.extras import require_kserve
 
 
-class ServerStartError(RuntimeError):
+class ServerStartError(KfpMlopsError, RuntimeError):
     """The model server exited or did not become ready in time."""
 
 

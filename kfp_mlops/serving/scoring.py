@@ -9,7 +9,7 @@ from urllib.parse import urlparse
 
 from kfp_mlops.model.registry import Registry
 from kfp_mlops.serving.batch import BatchResult, score_parquet
-from kfp_mlops.storage import S3Store, open_store
+from kfp_mlops.storage import open_store
 
 
 def score_from_registry(
@@ -33,7 +33,7 @@ def score_from_registry(
         if data.startswith("s3://"):
             parsed = urlparse(data)
             source = Path(tmp) / Path(parsed.path).name
-            S3Store(f"s3://{parsed.netloc}").download_file(parsed.path.lstrip("/"), source)
+            open_store(f"s3://{parsed.netloc}").download_file(parsed.path.lstrip("/"), source)
         return score_parquet(
             model_dir, source, output_path, with_probabilities=with_probabilities,
             keep_columns=tuple(keep_columns), ignore_unknown_columns=ignore_unknown_columns,
