@@ -89,6 +89,11 @@ class ValidationResult:
         """Plain dict for JSON."""
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ValidationResult:
+        """Rebuild from :meth:`to_dict` output."""
+        return cls(data["passed"], [Anomaly(**a) for a in data["anomalies"]], data["reason"])
+
 
 def _compatible(expected: str, actual: str, col: ColumnStatistics) -> bool:
     if expected == actual:
