@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kfp_mlops.data.stats import NUMERIC_KINDS, DatasetStatistics, Scan, scan_any
+from kfp_mlops.data.kinds import DATETIME, NUMERIC_KINDS
+from kfp_mlops.data.stats import DatasetStatistics, Scan, scan_any
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -392,7 +393,7 @@ def drift_from_scans(
                 "the data"
             )
         kind, other = ref.stats.columns[name].kind, cur.stats.columns[name].kind
-        if kind == "datetime":
+        if kind == DATETIME:
             continue  # time stamps always move forward; drift on them says nothing
         if (kind in NUMERIC_KINDS) != (other in NUMERIC_KINDS):
             raise DriftError(
