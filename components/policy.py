@@ -70,8 +70,10 @@ POLICIES: dict[str, TaskPolicy] = {
     "batch-predict": _side_effect(
         "1", "1Gi", "2Gi", "reads the input URI and the registry stage, which change", "2"),
     # Observability
+    "detect-drift": _side_effect(
+        "500m", "2Gi", "4Gi", "reads the production model and its dataset, which change"),
     "monitor": _side_effect(
-        "500m", "2Gi", "4Gi", "reads the batch URI and the production model, which change"),
+        "500m", "2Gi", "4Gi", "scores the production version and pushes the drift gauges"),
 }
 
 HEAVY = ("train", "run-trial", "run-trials")

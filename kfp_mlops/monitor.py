@@ -2,27 +2,37 @@
 
 Data quality (the stored schema), drift (per feature and dataset-level), and model
 performance on the rows that carry labels. The result says whether to retrain, and why.
+
+The logic is pure functions of tables, statistics and model objects
+(:func:`drift_against_reference`, :func:`performance`, :func:`decide`,
+:func:`report_html`, :func:`summary_markdown`); reading the store, downloading the model
+and writing files sit in the thin edge functions below them, which the pipeline's
+``detect-drift`` and ``monitor`` tasks call.
 """
 
 from __future__ import annotations
 
+import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kfp_mlops.data.drift import DriftThresholds, detect_drift
+from kfp_mlops.data.drift import DriftResult, DriftThresholds, detect_drift
+from kfp_mlops.data.gate import validate_against_store
 from kfp_mlops.data.report import html_report, markdown_summary
-from kfp_mlops.data.schema import SchemaNotFoundError, load_schema
 from kfp_mlops.data.sources import load_table, read_parquet
-from kfp_mlops.data.stats import compute_statistics_from_frame
-from kfp_mlops.data.validation import ValidationThresholds, validate
+from kfp_mlops.data.stats import DatasetStatistics, compute_statistics_from_frame
+from kfp_mlops.data.validation import ValidationResult
 from kfp_mlops.data.versions import download_dataset
 from kfp_mlops.errors import DataError
 from kfp_mlops.model.evaluate import evaluate_model
-from kfp_mlops.model.package import load_model_folder
+from kfp_mlops.model.package import ModelMetadata, load_model_folder
 from kfp_mlops.model.registry import Registry, RegistryError
 from kfp_mlops.storage import open_store
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass
@@ -53,6 +63,210 @@ class MonitorResult:
         return out
 
 
+@dataclass
+class ReferenceDrift:
+    """The batch's drift against the production model's training data (or no model yet).
+
+    What the ``detect-drift`` step hands to the ``monitor`` step: which production
+    version and dataset version were the reference, and the drift result.
+    """
+
+    model_name: str
+    model_ref: str | None = None  # None: no production version yet
+    reference_version: str | None = None
+    target: str | None = None
+    drift: DriftResult | None = None
+
+    def to_json(self) -> str:
+        """JSON for a KFP artifact."""
+        return json.dumps({
+            "model_name": self.model_name, "model_ref": self.model_ref,
+            "reference_version": self.reference_version, "target": self.target,
+            "drift": json.loads(self.drift.to_json()) if self.drift else None,
+        })
+
+    @classmethod
+    def from_json(cls, text: str) -> ReferenceDrift:
+        """Rebuild from :meth:`to_json` output."""
+        data = json.loads(text)
+        drift = data.pop("drift")
+        return cls(**data, drift=DriftResult.from_json(json.dumps(drift)) if drift else None)
+
+
+# ---------------------------------------------------------------- pure steps
+
+
+def drift_against_reference(
+    reference: pd.DataFrame, current: pd.DataFrame, metadata: ModelMetadata, drift_share: float,
+) -> DriftResult:
+    """Drift of the model's features and target from ``reference`` to ``current``."""
+    missing = [f for f in metadata.feature_names if f not in current.columns]
+    if missing:
+        raise DataError(
+            f"the monitoring batch lacks the model's features {missing}; its columns are "
+            f"{list(current.columns)}. Send batches with the training schema"
+        )
+    columns = [c for c in [*metadata.feature_names, metadata.target]
+               if c in current.columns and c in reference.columns]
+    # The target's drift counts in the share (label shift is a reason to retrain) and
+    # the reason says so; the report marks it as the target.
+    return detect_drift(reference[columns], current[columns],
+                        DriftThresholds(drift_share=drift_share),
+                        target=metadata.target, count_target=True)
+
+
+def labelled_rows(current: pd.DataFrame, target: str | None) -> pd.DataFrame | None:
+    """The batch's rows that carry a label (None when the batch has no target column)."""
+    return current[current[target].notna()] if target in current else None
+
+
+def performance(
+    model: Any, metadata: ModelMetadata, labelled: pd.DataFrame | None
+) -> dict[str, float]:
+    """The model's metrics on the labelled rows (empty without any)."""
+    if labelled is None or not len(labelled):
+        return {}
+    return evaluate_model(model, metadata, labelled).metrics
+
+
+def no_production(model_name: str) -> MonitorResult:
+    """The decision when there is nothing to compare with: train the first version."""
+    return MonitorResult(
+        retrain=True, reason=f"no production version of {model_name!r} yet: train the first one",
+    )
+
+
+def decide(
+    reference: ReferenceDrift,
+    quality: ValidationResult | None,
+    *,
+    labelled: int = 0,
+    metrics: dict[str, float] | None = None,
+    force: bool = False,
+) -> MonitorResult:
+    """Retrain on dataset drift or when forced; the reason lists drift, quality and force."""
+    drift = reference.drift
+    if drift is None:
+        return no_production(reference.model_name)
+    reasons = [drift.reason]
+    if quality is not None and not quality.passed:
+        reasons.append(f"data quality: {quality.reason}")
+    if force:
+        reasons.append("retraining forced")
+    return MonitorResult(
+        retrain=drift.dataset_drift or force,
+        reason="; ".join(reasons),
+        dataset_drift=drift.dataset_drift,
+        drift_share=drift.drift_share,
+        drifted_features=drift.drifted_features,
+        reference_version=reference.reference_version,
+        model_ref=reference.model_ref,
+        labelled_rows=labelled,
+        performance=metrics or {},
+        quality_passed=quality is None or quality.passed,
+        quality_reason="" if quality is None else quality.reason,
+    )
+
+
+def report_html(
+    stats: DatasetStatistics, reference: ReferenceDrift, quality: ValidationResult | None,
+) -> str:
+    """The monitoring report: quality, drift table, reference-vs-current overlays."""
+    return html_report(
+        stats, drift=reference.drift, validation=quality,
+        title=f"Monitoring {reference.model_name}: batch vs dataset {reference.reference_version}",
+        reference_name=f"dataset {reference.reference_version}", current_name="this batch",
+    )
+
+
+def summary_markdown(
+    stats: DatasetStatistics, reference: ReferenceDrift, quality: ValidationResult | None,
+    result: MonitorResult, rows: int,
+) -> str:
+    """The monitoring summary in Markdown, with performance on labelled rows if any."""
+    text = markdown_summary(stats, validation=quality, drift=reference.drift)
+    if result.performance:
+        text += "\n\n**Performance on labelled rows** ({} of {}): {}\n".format(
+            result.labelled_rows, rows,
+            ", ".join(f"{k} {v:.4f}" for k, v in result.performance.items()),
+        )
+    return text
+
+
+# ---------------------------------------------------------------- edges (I/O)
+
+
+def load_batch(source: str) -> pd.DataFrame:
+    """The monitoring batch, whole (refused when empty)."""
+    current = load_table(source)
+    if current.empty:
+        raise DataError(f"the monitoring batch {source!r} has no rows")
+    return current
+
+
+def reference_drift(
+    store_uri: str, model_name: str, current: pd.DataFrame, *, drift_share: float = 0.5
+) -> ReferenceDrift:
+    """Drift of ``current`` from the dataset version ``model_name@production`` was trained on."""
+    store = open_store(store_uri)
+    try:
+        production = Registry(store).get(f"{model_name}@production")
+    except RegistryError:
+        return ReferenceDrift(model_name)
+    metadata = production.metadata
+    if not metadata.dataset_version:
+        raise DataError(
+            f"{production.ref} records no dataset version, so there is no reference to "
+            "compare with; retrain it with this version of kfp-mlops"
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        reference = read_parquet(
+            download_dataset(store, metadata.dataset_version, Path(tmp) / "reference.parquet")
+        )
+    drift = drift_against_reference(reference, current, metadata, drift_share)
+    return ReferenceDrift(model_name, production.ref, metadata.dataset_version,
+                          metadata.target, drift)
+
+
+def quality_against_store(
+    store_uri: str, model_name: str, stats: DatasetStatistics
+) -> ValidationResult | None:
+    """The batch checked against the stored schema; None when no schema is stored."""
+    checked = validate_against_store(stats, store_uri, model_name, check_only=True)
+    return checked.validation
+
+
+def model_performance(
+    store_uri: str, reference: ReferenceDrift, current: pd.DataFrame
+) -> tuple[int, dict[str, float]]:
+    """(labelled rows, metrics) of the reference model version on the batch's labelled rows.
+
+    The version is downloaded (and its sha256 checked) even when no row has a label.
+    """
+    if reference.model_ref is None:
+        return 0, {}
+    labelled = labelled_rows(current, reference.target)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder, metadata = Registry(open_store(store_uri)).download(
+            reference.model_ref, Path(tmp) / "model")
+        model = load_model_folder(folder)[0] if labelled is not None and len(labelled) else None
+        return 0 if labelled is None else len(labelled), performance(model, metadata, labelled)
+
+
+def write_reports(
+    stats: DatasetStatistics, reference: ReferenceDrift, quality: ValidationResult | None,
+    result: MonitorResult, rows: int, report_path: str | Path | None,
+    summary_path: str | Path | None,
+) -> None:
+    """Write the HTML report and the Markdown summary (nothing without a reference)."""
+    if reference.drift is None:
+        return
+    if report_path:
+        Path(report_path).write_text(report_html(stats, reference, quality))
+    if summary_path:
+        Path(summary_path).write_text(summary_markdown(stats, reference, quality, result, rows))
+
+
 def monitor_batch(
     store_uri: str,
     model_name: str,
@@ -63,85 +277,20 @@ def monitor_batch(
     report_path: str | Path | None = None,
     summary_path: str | Path | None = None,
 ) -> MonitorResult:
-    """Compare ``current_source`` with the data ``model_name@production`` was trained on."""
-    current = load_table(current_source)
-    if current.empty:
-        raise DataError(f"the monitoring batch {current_source!r} has no rows")
-    store = open_store(store_uri)
-    registry = Registry(store)
-    try:
-        production = registry.get(f"{model_name}@production")
-    except RegistryError:
-        return MonitorResult(
-            retrain=True,
-            reason=f"no production version of {model_name!r} yet: train the first one",
-        )
-    with tempfile.TemporaryDirectory() as tmp:
-        folder, metadata = registry.download(production.ref, Path(tmp) / "model")
-        if not metadata.dataset_version:
-            raise DataError(
-                f"{production.ref} records no dataset version, so there is no reference to "
-                "compare with; retrain it with this version of kfp-mlops"
-            )
-        missing = [f for f in metadata.feature_names if f not in current.columns]
-        if missing:
-            raise DataError(
-                f"the monitoring batch lacks the model's features {missing}; its columns are "
-                f"{list(current.columns)}. Send batches with the training schema"
-            )
-        reference = read_parquet(
-            download_dataset(store, metadata.dataset_version, Path(tmp) / "reference.parquet")
-        )
-        columns = [c for c in [*metadata.feature_names, metadata.target]
-                   if c in current.columns and c in reference.columns]
-        # The target's drift counts in the share (label shift is a reason to retrain) and
-        # the reason says so; the report marks it as the target.
-        drift = detect_drift(reference[columns], current[columns],
-                             DriftThresholds(drift_share=drift_share),
-                             target=metadata.target, count_target=True)
-        stats = compute_statistics_from_frame(current)
-        try:
-            schema = load_schema(store, model_name)
-            quality = validate(stats, schema, ValidationThresholds())
-        except SchemaNotFoundError:  # no schema stored: no quality check (an outage raises)
-            quality = None
-        labelled = current[current[metadata.target].notna()] if metadata.target in current else None
-        performance: dict[str, Any] = {}
-        if labelled is not None and len(labelled):
-            model, _ = load_model_folder(folder)
-            performance = evaluate_model(model, metadata, labelled).metrics
-    reasons = [drift.reason]
-    if quality is not None and not quality.passed:
-        reasons.append(f"data quality: {quality.reason}")
-    if force:
-        reasons.append("retraining forced")
-    result = MonitorResult(
-        retrain=drift.dataset_drift or force,
-        reason="; ".join(reasons),
-        dataset_drift=drift.dataset_drift,
-        drift_share=drift.drift_share,
-        drifted_features=drift.drifted_features,
-        reference_version=metadata.dataset_version,
-        model_ref=production.ref,
-        labelled_rows=0 if labelled is None else len(labelled),
-        performance=performance,
-        quality_passed=quality is None or quality.passed,
-        quality_reason="" if quality is None else quality.reason,
-    )
-    if report_path:
-        Path(report_path).write_text(html_report(
-            stats, drift=drift, validation=quality,
-            title=f"Monitoring {model_name}: batch vs dataset {metadata.dataset_version}",
-            reference_name=f"dataset {metadata.dataset_version}", current_name="this batch",
-        ))
-    if summary_path:
-        text = markdown_summary(stats, validation=quality, drift=drift)
-        if performance:
-            text += "\n\n**Performance on labelled rows** ({} of {}): {}\n".format(
-                result.labelled_rows, len(current),
-                ", ".join(f"{k} {v:.4f}" for k, v in performance.items()),
-            )
-        Path(summary_path).write_text(text)
+    """Compare ``current_source`` with the data ``model_name@production`` was trained on.
+
+    The monitoring pipeline runs the same steps as separate tasks (ingest,
+    compute-statistics, validate-data, detect-drift, monitor); this is them in one call.
+    """
+    current = load_batch(current_source)
+    reference = reference_drift(store_uri, model_name, current, drift_share=drift_share)
+    if reference.drift is None:
+        return no_production(model_name)
+    stats = compute_statistics_from_frame(current)
+    quality = quality_against_store(store_uri, model_name, stats)
+    labelled, metrics = model_performance(store_uri, reference, current)
+    result = decide(reference, quality, labelled=labelled, metrics=metrics, force=force)
+    write_reports(stats, reference, quality, result, len(current), report_path, summary_path)
     return result
 
 

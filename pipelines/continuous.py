@@ -5,15 +5,14 @@
 from kfp import dsl
 
 from kfp_mlops.components.model import skip_step
-from kfp_mlops.components.monitoring import monitor
 from kfp_mlops.pipelines.cluster import (
     DEFAULT_CLUSTER_STORE,
     ClusterConfig,
     TaskSettings,
     finish_tasks,
     module_pipeline,
-    on_cluster,
 )
+from kfp_mlops.pipelines.monitoring import add_monitoring_steps
 from kfp_mlops.pipelines.steps import TRAINING_DEFAULTS as DEFAULTS
 from kfp_mlops.pipelines.steps import add_training_steps
 
@@ -81,11 +80,9 @@ def build_continuous_pipeline(
             force_new_version: Publish even when a published version was trained from the
                 same data, settings and code (otherwise nothing new is published).
         """
-        watch = on_cluster(
-            monitor(data=data, store=store, model_name=model_name, drift_share=drift_share,
-                    force=force, pushgateway=pushgateway),
-            cluster,
-        )
+        watch = add_monitoring_steps(data=data, store=store, model_name=model_name,
+                                     drift_share=drift_share, force=force,
+                                     pushgateway=pushgateway, cluster=cluster)
         with dsl.If(watch.outputs["retrain"] == True, name="retrain"):  # noqa: E712
             add_training_steps(
                 data=data, target=target, task=task, store=store, model_name=model_name,

@@ -1,10 +1,17 @@
-"""The monitoring pipeline: one batch against the production model's training data."""
+"""The monitoring pipeline: one batch against the production model's training data.
+
+ingest (the batch as Parquet, no dataset version) -> compute-statistics ->
+validate-data (check only, against the stored schema) and detect-drift (against the
+production model's dataset version) -> monitor (performance on labelled rows, the
+report, and the ``retrain`` decision that the continuous pipeline's ``dsl.If`` reads).
+"""
 
 
 # No "from __future__ import annotations": KFP reads the pipeline signature at runtime.
 from kfp import dsl
 
-from kfp_mlops.components.monitoring import monitor
+from kfp_mlops.components.data import compute_statistics, ingest, validate_data
+from kfp_mlops.components.monitoring import detect_drift, monitor
 from kfp_mlops.pipelines.cluster import (
     DEFAULT_CLUSTER_STORE,
     ClusterConfig,
@@ -15,6 +22,53 @@ from kfp_mlops.pipelines.cluster import (
 )
 
 MONITORING_NAME = "kfp-mlops-monitoring"
+# The monitoring steps' task names. In the continuous pipeline they come first, so the
+# training steps that reuse a component get KFP's unique names (validate-data-2, ...).
+MONITORING_TASKS = ("ingest", "compute-statistics", "validate-data", "detect-drift", "monitor")
+
+
+def add_monitoring_steps(
+    *, data, store, model_name, drift_share, force=False, pushgateway="",
+    cluster: ClusterConfig | None = None,
+):
+    """Add the monitoring steps to the pipeline being defined; return the monitor task.
+
+    Its ``retrain`` output is the decision a ``dsl.If`` branches on.
+    """
+    # No store: a monitored batch is not published as a dataset version (training does).
+    batch = on_cluster(ingest(source=data), cluster)
+    dataset = batch.outputs["dataset"]
+    stats = compute_statistics(dataset=dataset)
+    quality = on_cluster(
+        validate_data(statistics=stats.outputs["statistics"], store=store,
+                      schema_name=model_name, check_only=True),
+        cluster,
+    )
+    drift = on_cluster(
+        detect_drift(dataset=dataset, store=store, model_name=model_name,
+                     drift_share=drift_share),
+        cluster,
+    )
+    return on_cluster(
+        monitor(dataset=dataset, statistics=stats.outputs["statistics"],
+                validation=quality.outputs["validation"], drift=drift.outputs["drift"],
+                store=store, force=force, pushgateway=pushgateway),
+        cluster,
+    )
+
+
+def training_view(tasks: dict) -> dict:
+    """The tasks of a run as the training steps name them, without the monitoring steps.
+
+    In the continuous pipeline a training step that reuses a monitoring step's component
+    carries KFP's ``-2``; summaries read it under the component's own name. The monitor's
+    decision (task ``monitor``) stays.
+    """
+    if "detect-drift" not in tasks:
+        return tasks
+    hidden = set(MONITORING_TASKS) - {"monitor"}
+    renamed = {f"{name}-2": name for name in hidden}
+    return {renamed.get(name, name): task for name, task in tasks.items() if name not in hidden}
 
 
 def build_monitoring_pipeline(
@@ -43,11 +97,8 @@ def build_monitoring_pipeline(
             drift_share: Share of drifted features (0-1) that counts as drift.
             pushgateway: Prometheus Pushgateway host:port for the drift gauges; empty: none.
         """
-        on_cluster(
-            monitor(data=data, store=store, model_name=model_name, drift_share=drift_share,
-                    pushgateway=pushgateway),
-            cluster,
-        )
+        add_monitoring_steps(data=data, store=store, model_name=model_name,
+                             drift_share=drift_share, pushgateway=pushgateway, cluster=cluster)
         finish_tasks(settings, cluster)
 
     return monitoring_pipeline

@@ -9,6 +9,8 @@ records why the next step was skipped.
 
 
 # No "from __future__ import annotations": KFP reads the pipeline signature at runtime.
+import dataclasses
+
 from kfp import dsl
 
 from kfp_mlops.pipelines.cluster import (
@@ -18,6 +20,7 @@ from kfp_mlops.pipelines.cluster import (
     finish_tasks,
     module_pipeline,
 )
+from kfp_mlops.pipelines.monitoring import training_view
 from kfp_mlops.pipelines.steps import TRAINING_DEFAULTS as DEFAULTS
 from kfp_mlops.pipelines.steps import add_training_steps
 
@@ -121,7 +124,12 @@ def stopping_gate(gates: dict, identical_to: int | None) -> str | None:
 
 
 def summarize_training(run) -> dict:
-    """The run summary the CLI prints: data, metrics, gates, skips, where the model went."""
+    """The run summary the CLI prints: data, metrics, gates, skips, where the model went.
+
+    A monitoring run is summarized by its ``monitor`` decision: the steps before it
+    (the batch's statistics, its check-only validation, drift) are in its report.
+    """
+    run = dataclasses.replace(run, tasks=training_view(run.tasks))
     tasks = run.tasks
     ingest_out = tasks.get("ingest")
     dataset = ingest_out.artifacts.get("dataset", {}).get("metadata", {}) if ingest_out else {}

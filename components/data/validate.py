@@ -13,9 +13,11 @@ def validate_data(
     schema_name: str,
     report: Output[HTML],
     summary: Output[Markdown],
+    validation: Output[Artifact],
     update_schema: bool = False,
     warn_only: bool = False,
     run_id: str = "",
+    check_only: bool = False,
 ) -> NamedTuple("ValidationOutputs", [("passed", bool), ("reason", str)]):
     """The data gate: check the statistics against the stored schema; drives ``dsl.If``.
 
@@ -30,14 +32,18 @@ def validate_data(
         schema_name: Which schema (the model name).
         report: Self-contained HTML report: anomalies, statistics, histograms.
         summary: Short Markdown summary.
+        validation: JSON: the anomalies and verdict (null: nothing was checked).
         update_schema: Re-infer the schema from this data and store it as a new version.
         warn_only: Report anomalies as warnings and pass.
         run_id: The pipeline run, recorded in a schema version that widens inferred
             ranges (a passing batch past them saves one).
+        check_only: Store nothing (monitoring): no schema inferred or widened; without
+            a stored schema nothing is checked and the data passes.
 
     Returns:
         passed: whether the data may train a model; reason: each anomaly and its fix.
     """
+    import json
     from collections import namedtuple
 
     from kfp_mlops.data.gate import validate_against_store
@@ -48,8 +54,12 @@ def validate_data(
     result = validate_against_store(
         stats, store, schema_name, update_schema=update_schema, warn_only=warn_only,
         report_path=report.path, summary_path=summary.path, run_id=run_id or None,
+        check_only=check_only,
     )
-    for anomaly in result.validation.anomalies:
+    checked = result.validation
+    with open(validation.path, "w") as handle:
+        json.dump({"validation": checked.to_dict() if checked else None}, handle)
+    for anomaly in checked.anomalies if checked else []:
         print(anomaly)
     print(result.reason)
     return namedtuple("ValidationOutputs", ["passed", "reason"])(result.passed, result.reason)

@@ -1,36 +1,39 @@
 from typing import NamedTuple
 
 from kfp import dsl
-from kfp.dsl import HTML, Markdown, Metrics, Output
+from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Metrics, Output
 
 from kfp_mlops.components.image import DEFAULT_IMAGE
 
 
 @dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
 def monitor(
-    data: str,
+    dataset: Input[Dataset],
+    statistics: Input[Artifact],
+    validation: Input[Artifact],
+    drift: Input[Artifact],
     store: str,
-    model_name: str,
     report: Output[HTML],
     summary: Output[Markdown],
     metrics: Output[Metrics],
-    drift_share: float = 0.5,
     force: bool = False,
     pushgateway: str = "",
 ) -> NamedTuple("MonitorOutputs", [("retrain", bool), ("drift", bool), ("reason", str)]):
-    """Compare a batch with the production model's training data; decide to retrain.
+    """Decide to retrain from a batch's drift, data quality and the model's performance.
 
-    Data quality against the stored schema, drift per feature and for the dataset, and
-    the production model's performance on rows that carry labels.
+    Scores the production version that ``detect-drift`` compared with on the rows that
+    carry labels, and writes the monitoring report from the parts.
 
     Args:
-        data: The current batch: path, ``s3://`` URI or bundled name (CSV/Parquet).
-        store: Store URI holding the registry, dataset versions and schemas.
-        model_name: Registry name; its production version is the reference.
+        dataset: The batch as Parquet, from ``ingest``.
+        statistics: The batch's statistics, from ``compute-statistics``.
+        validation: The batch checked against the stored schema, from ``validate-data``
+            (``check_only``).
+        drift: From ``detect-drift``: the reference and the drift per column.
+        store: Store URI holding the registry.
         report: HTML report: drift table, reference-vs-current overlays, anomalies.
         summary: Markdown summary.
         metrics: drift_share, dataset_drift, drifted_features, current performance.
-        drift_share: Share of drifted features that means dataset drift.
         force: Retrain whatever the data says.
         pushgateway: Prometheus Pushgateway address for the drift gauges (optional).
 
@@ -38,18 +41,35 @@ def monitor(
         retrain: drift, force, or no production model yet; drift: dataset drift;
         reason: why.
     """
+    import json
     from collections import namedtuple
 
-    from kfp_mlops.monitor import monitor_batch, push_drift_gauges
-
-    result = monitor_batch(
-        store, model_name, data, drift_share=drift_share, force=force,
-        report_path=report.path, summary_path=summary.path,
+    from kfp_mlops.data.sources import read_parquet
+    from kfp_mlops.data.stats import DatasetStatistics
+    from kfp_mlops.data.validation import ValidationResult
+    from kfp_mlops.monitor import (
+        ReferenceDrift,
+        decide,
+        model_performance,
+        push_drift_gauges,
+        write_reports,
     )
+
+    with open(drift.path) as handle:
+        reference = ReferenceDrift.from_json(handle.read())
+    with open(validation.path) as handle:
+        checked = json.load(handle)["validation"]
+    quality = ValidationResult.from_dict(checked) if checked else None
+    current = read_parquet(dataset.path)
+    labelled, scores = model_performance(store, reference, current)
+    result = decide(reference, quality, labelled=labelled, metrics=scores, force=force)
+    with open(statistics.path) as handle:
+        stats = DatasetStatistics.from_json(handle.read())
+    write_reports(stats, reference, quality, result, len(current), report.path, summary.path)
     for name, value in result.metrics().items():
         metrics.log_metric(name, value)
     if pushgateway:
-        push_drift_gauges(pushgateway, model_name, result)
+        push_drift_gauges(pushgateway, reference.model_name, result)
     print(result.reason)
     return namedtuple("MonitorOutputs", ["retrain", "drift", "reason"])(
         result.retrain, result.dataset_drift, result.reason

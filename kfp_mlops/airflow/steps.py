@@ -147,7 +147,8 @@ def validate(files: RunFiles, statistics_key: str, schema_name: str,
         report = files.put("data-report.html", tmp / "data-report.html")
         files.put("data-summary.md", tmp / "data-summary.md")
     return {"passed": result.passed, "reason": result.reason,
-            "anomalies": [str(a) for a in result.validation.anomalies],
+            "anomalies": [str(a) for a in result.validation.anomalies]
+            if result.validation else [],
             "report": files.store().uri_for(report)}
 
 

@@ -10,17 +10,19 @@ from kfp_mlops.commands.run import add_training_flags, execute, training_argumen
 
 def monitor_command(args: argparse.Namespace) -> int:
     """Run the monitoring pipeline on one batch."""
-    from kfp_mlops.pipelines.monitoring import build_monitoring_pipeline
+    from kfp_mlops.pipelines.monitoring import MONITORING_TASKS, build_monitoring_pipeline
 
     arguments = {"data": args.data, "model_name": args.model_name, "store": store_uri(args),
                  "drift_share": args.drift_share, "pushgateway": args.pushgateway or ""}
     return execute(args, build_monitoring_pipeline(), arguments,
-                   f"monitoring {args.data!r} against {args.model_name}@production", 1)
+                   f"monitoring {args.data!r} against {args.model_name}@production",
+                   len(MONITORING_TASKS))
 
 
 def continuous_command(args: argparse.Namespace) -> int:
     """Run the continuous training pipeline on one batch."""
     from kfp_mlops.pipelines.continuous import build_continuous_pipeline
+    from kfp_mlops.pipelines.monitoring import MONITORING_TASKS
     from kfp_mlops.pipelines.training import planned_tasks
 
     if not args.model_name:
@@ -31,7 +33,7 @@ def continuous_command(args: argparse.Namespace) -> int:
                                    drift_share=args.drift_share, pushgateway=args.pushgateway or "")
     return execute(args, pipeline, arguments,
                    f"continuous training of {args.model_name} on {args.data!r}",
-                   1 + planned_tasks(args.n_trials))
+                   len(MONITORING_TASKS) + planned_tasks(args.n_trials))
 
 
 def register(commands) -> None:

@@ -19,6 +19,7 @@ as a feature, as before.
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kfp_mlops.data.stats import NUMERIC_KINDS, DatasetStatistics, Scan, scan_any
+from kfp_mlops.data.kinds import DATETIME, NUMERIC_KINDS
+from kfp_mlops.data.stats import DatasetStatistics, Scan, scan_any
 from kfp_mlops.errors import KfpMlopsError
 
 if TYPE_CHECKING:
@@ -161,6 +163,29 @@ class DriftResult:
             "target_counted": self.target_counted,
             "target_drift": asdict(self.target_drift) if self.target_drift else None,
         }
+
+    def to_json(self) -> str:
+        """JSON of :meth:`to_dict` plus both sides' statistics (for the report's overlays)."""
+        return json.dumps({
+            **self.to_dict(),
+            "reference_stats": self.reference_stats.to_dict() if self.reference_stats else None,
+            "current_stats": self.current_stats.to_dict() if self.current_stats else None,
+        })
+
+    @classmethod
+    def from_json(cls, text: str) -> DriftResult:
+        """Rebuild from :meth:`to_json` output (another task's drift artifact)."""
+        data = json.loads(text)
+        stats = {k: DatasetStatistics.from_dict(data[k]) if data[k] else None
+                 for k in ("reference_stats", "current_stats")}
+        target = data["target_drift"]
+        return cls(
+            features=[FeatureDrift(**f) for f in data["features"]],
+            drift_share=data["drift_share"], dataset_drift=data["dataset_drift"],
+            reference_rows=data["reference_rows"], current_rows=data["current_rows"],
+            thresholds=DriftThresholds(**data["thresholds"]),
+            target_drift=FeatureDrift(**target) if target else None, **stats,
+        )
 
 
 def psi(reference: np.ndarray, current: np.ndarray, bins: int = 10) -> float:
@@ -369,7 +394,7 @@ def drift_from_scans(
                 "the data"
             )
         kind, other = ref.stats.columns[name].kind, cur.stats.columns[name].kind
-        if kind == "datetime":
+        if kind == DATETIME:
             continue  # time stamps always move forward; drift on them says nothing
         if (kind in NUMERIC_KINDS) != (other in NUMERIC_KINDS):
             raise DriftError(

@@ -25,7 +25,7 @@ class DataGateResult:
 
     passed: bool
     reason: str
-    validation: ValidationResult
+    validation: ValidationResult | None  # None: check-only and no schema stored
     schema_created: bool
     # Columns whose inferred range this batch widened (saved as a new schema version).
     widened: dict[str, dict[str, list[float]]] = field(default_factory=dict)
@@ -42,6 +42,7 @@ def validate_against_store(
     report_path: str | Path | None = None,
     summary_path: str | Path | None = None,
     run_id: str | None = None,
+    check_only: bool = False,
 ) -> DataGateResult:
     """Validate ``stats`` against the stored schema ``schema_name``; write the reports.
 
@@ -50,8 +51,14 @@ def validate_against_store(
     are saved as the next schema version, recording ``run_id`` as the run that widened
     them; curated ranges never move. With ``warn_only`` nothing is saved, since that
     pass does not mean the data was accepted.
+
+    ``check_only`` (monitoring a batch) stores nothing: no schema is inferred, none
+    widened; without a stored schema there is nothing to check, the batch passes and
+    ``validation`` is None.
     """
     store = open_store(store_uri)
+    if check_only:
+        return _check_only(stats, store, schema_name, warn_only, report_path, summary_path)
     widened: dict[str, dict[str, list[float]]] = {}
     try:
         schema = None if update_schema else load_schema(store, schema_name)
@@ -77,19 +84,47 @@ def validate_against_store(
                 reason = (f"{reason}; inferred ranges of {', '.join(sorted(widened))} widened: "
                           f"schema '{schema_name}' v{old} -> v{schema.version}")
     else:
-        errors = result.errors
-        reason = f"{len(errors)} blocking anomal{'y' if len(errors) == 1 else 'ies'}: " + "; ".join(
-            f"{a.message} (fix: {a.fix})" for a in errors[:5]
-        )
-        if len(errors) > 5:
-            reason += f"; and {len(errors) - 5} more in the report"
+        reason = _blocking_reason(result)
+    _write_reports(stats, result, schema_name, report_path, summary_path)
+    return DataGateResult(result.passed, reason, result, created, widened, schema.version)
+
+
+def _check_only(
+    stats: DatasetStatistics, store, schema_name: str, warn_only: bool,
+    report_path: str | Path | None, summary_path: str | Path | None,
+) -> DataGateResult:
+    try:
+        schema = load_schema(store, schema_name)
+    except SchemaNotFoundError:  # nothing to check against (an outage raises)
+        _write_reports(stats, None, schema_name, report_path, summary_path)
+        return DataGateResult(True, f"no schema '{schema_name}' stored: nothing checked",
+                              None, False)
+    result = validate(stats, schema, ValidationThresholds(warn_only=warn_only))
+    reason = result.reason if result.passed else _blocking_reason(result)
+    _write_reports(stats, result, schema_name, report_path, summary_path)
+    return DataGateResult(result.passed, reason, result, False, schema_version=schema.version)
+
+
+def _blocking_reason(result: ValidationResult) -> str:
+    errors = result.errors
+    reason = f"{len(errors)} blocking anomal{'y' if len(errors) == 1 else 'ies'}: " + "; ".join(
+        f"{a.message} (fix: {a.fix})" for a in errors[:5]
+    )
+    if len(errors) > 5:
+        reason += f"; and {len(errors) - 5} more in the report"
+    return reason
+
+
+def _write_reports(
+    stats: DatasetStatistics, result: ValidationResult | None, schema_name: str,
+    report_path: str | Path | None, summary_path: str | Path | None,
+) -> None:
     if report_path:
         Path(report_path).write_text(
             html_report(stats, validation=result, title=f"Data report: {schema_name}")
         )
     if summary_path:
         Path(summary_path).write_text(markdown_summary(stats, validation=result))
-    return DataGateResult(result.passed, reason, result, created, widened, schema.version)
 
 
 def _keep_curated(store, schema_name: str, inferred: Schema) -> Schema:

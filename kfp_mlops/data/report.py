@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from kfp_mlops.data.stats import NUMERIC_KINDS, ColumnStatistics, DatasetStatistics
+from kfp_mlops.data.kinds import NUMERIC_KINDS
+from kfp_mlops.data.stats import ColumnStatistics, DatasetStatistics
 from kfp_mlops.data.validation import ValidationResult
 from kfp_mlops.plots import BLUE, MIN_FONT, ORANGE, Axis, Chart
 

@@ -25,7 +25,8 @@ from typing import Any
 
 import yaml
 
-from kfp_mlops.data.stats import NUMERIC_KINDS, ColumnStatistics, DatasetStatistics
+from kfp_mlops.data.kinds import CATEGORICAL, CATEGORICAL_KINDS, KINDS, NUMERIC_KINDS
+from kfp_mlops.data.stats import ColumnStatistics, DatasetStatistics
 from kfp_mlops.errors import KfpMlopsError
 from kfp_mlops.storage import AlreadyExistsError, ConflictError, NotFoundError, Store, StoreError
 
@@ -33,7 +34,6 @@ _SAVE_ATTEMPTS = 100
 
 SCHEMAS_PREFIX = "schemas"
 SCHEMA_FILE = "schema.yaml"
-COLUMN_TYPES = ("numeric", "integer", "categorical", "boolean", "datetime")
 DEFAULT_DOMAIN_CAP = 200
 INFERRED = "inferred"  # advisory: a value past it is a warning
 CURATED = "curated"  # blocking: a value past it is an error
@@ -60,7 +60,7 @@ class SchemaNotFoundError(NotFoundError):
 class ColumnSchema:
     """Expectations for one column."""
 
-    type: str  # one of COLUMN_TYPES
+    type: str  # a kind: one of kinds.KINDS
     nullable: bool = True
     min: float | None = None  # numeric/integer range, inclusive
     max: float | None = None
@@ -69,9 +69,9 @@ class ColumnSchema:
     domain: list[str] | None = None  # allowed categories; None means any value
 
     def __post_init__(self) -> None:
-        if self.type not in COLUMN_TYPES:
+        if self.type not in KINDS:
             raise SchemaError(
-                f"column type {self.type!r} is unknown; use one of {', '.join(COLUMN_TYPES)}"
+                f"column type {self.type!r} is unknown; use one of {', '.join(KINDS)}"
             )
         if self.range_kind is not None and self.range_kind not in RANGE_KINDS:
             raise SchemaError(
@@ -172,9 +172,9 @@ def infer_schema(stats: DatasetStatistics, domain_cap: int = DEFAULT_DOMAIN_CAP)
         if col.kind in NUMERIC_KINDS and isinstance(col.min, float | int):
             schema_col.min, schema_col.max = float(col.min), float(col.max)  # type: ignore[arg-type]
             schema_col.range_kind = INFERRED
-        elif col.kind in ("categorical", "boolean"):
+        elif col.kind in CATEGORICAL_KINDS:
             capped = col.distinct_capped or (col.distinct or 0) > domain_cap
-            if not capped and not (col.kind == "categorical" and is_identifier_like(col)):
+            if not capped and not (col.kind == CATEGORICAL and is_identifier_like(col)):
                 schema_col.domain = sorted(v for v, _ in col.top_values or [])
         columns[name] = schema_col
     return Schema(columns=columns, notes={"inferred_from_rows": stats.rows})

@@ -38,6 +38,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from kfp_mlops.data import arrow_numpy
+from kfp_mlops.data.kinds import DATETIME, INTEGER, NUMERIC, NUMERIC_KINDS, arrow_kind
 from kfp_mlops.errors import KfpMlopsError
 
 if TYPE_CHECKING:  # pandas is imported where a frame is used: a file scan needs none
@@ -46,8 +47,6 @@ if TYPE_CHECKING:  # pandas is imported where a frame is used: a file scan needs
 QUANTILES: dict[str, float] = {
     "p01": 0.01, "p05": 0.05, "p25": 0.25, "p50": 0.50, "p75": 0.75, "p95": 0.95, "p99": 0.99,
 }
-NUMERIC_KINDS = ("numeric", "integer")
-CATEGORICAL_KINDS = ("categorical", "boolean")
 DEFAULT_BATCH_ROWS = 65_536
 DEFAULT_SAMPLE_SIZE = 100_000
 DEFAULT_CATEGORY_CAP = 10_000
@@ -137,22 +136,10 @@ class DatasetStatistics:
 
 
 def column_kind(arrow_type: pa.DataType) -> str:
-    """Map an Arrow type to the suite's column kind."""
-    if pa.types.is_dictionary(arrow_type):
-        return "categorical"
-    if pa.types.is_boolean(arrow_type):
-        return "boolean"
-    if pa.types.is_integer(arrow_type):
-        return "integer"
-    if pa.types.is_floating(arrow_type) or pa.types.is_decimal(arrow_type):
-        return "numeric"
-    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
-        return "categorical"
-    if pa.types.is_null(arrow_type):
-        # An all-empty column: profiled as (empty) categories so validation can report it.
-        return "categorical"
-    if pa.types.is_timestamp(arrow_type) or pa.types.is_date(arrow_type):
-        return "datetime"
+    """Map an Arrow type to the suite's column kind (:mod:`kfp_mlops.data.kinds`)."""
+    kind = arrow_kind(arrow_type)
+    if kind is not None:
+        return kind
     raise StatisticsError(
         f"unsupported column type {arrow_type}; convert it to a number, string, bool or "
         "timestamp before profiling"
@@ -197,7 +184,7 @@ class _Histogram:
 
 def histogram_edges(kind: str, lo: float, hi: float, bins: int) -> np.ndarray:
     """Bin edges of a numeric column's histogram between its finite min and max."""
-    if kind == "integer":
+    if kind == INTEGER:
         # Whole-number bins centred on the integers: no aliasing stripes.
         width = max(1, int(np.ceil((hi - lo + 1) / bins)))
         count = int(np.ceil((hi - lo + 1) / width))
@@ -271,12 +258,12 @@ def _update(acc: _Accumulator, array: pa.Array, keep: np.ndarray | None, cap: in
         lo, hi = float(values.min()), float(values.max())
         acc.min = lo if acc.min is None else min(acc.min, lo)
         acc.max = hi if acc.max is None else max(acc.max, hi)
-        if acc.all_integral and acc.kind == "numeric":
+        if acc.all_integral and acc.kind == NUMERIC:
             acc.all_integral = bool(np.all(np.mod(values, 1.0) == 0.0))
         if acc.histogram is not None:
             acc.histogram.add(values)
         return
-    if acc.kind == "datetime":
+    if acc.kind == DATETIME:
         n = rows - array.null_count
         acc.missing += rows - n
         acc.count += n
@@ -492,7 +479,7 @@ def _finish(
                 "edges": [float(e) for e in histogram[0]],
                 "counts": [int(c) for c in histogram[1]],
             }
-    elif acc.kind == "datetime":
+    elif acc.kind == DATETIME:
         col.min = acc.min.isoformat() if acc.min is not None else None
         col.max = acc.max.isoformat() if acc.max is not None else None
     else:

@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from kfp_mlops.data.kinds import BOOLEAN, CATEGORICAL_KINDS, INTEGER, NUMERIC, NUMERIC_KINDS
 from kfp_mlops.data.schema import ColumnSchema, Schema
-from kfp_mlops.data.stats import NUMERIC_KINDS, ColumnStatistics, DatasetStatistics
+from kfp_mlops.data.stats import ColumnStatistics, DatasetStatistics
 
 ERROR = "error"
 WARNING = "warning"
@@ -89,12 +90,17 @@ class ValidationResult:
         """Plain dict for JSON."""
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ValidationResult:
+        """Rebuild from :meth:`to_dict` output."""
+        return cls(data["passed"], [Anomaly(**a) for a in data["anomalies"]], data["reason"])
+
 
 def _compatible(expected: str, actual: str, col: ColumnStatistics) -> bool:
     if expected == actual:
         return True
     # pandas reads an integer column with missing values as floats: still integers.
-    return expected == "integer" and actual == "numeric" and col.all_integral is not False
+    return expected == INTEGER and actual == NUMERIC and col.all_integral is not False
 
 
 def _check_column(
@@ -130,7 +136,7 @@ def _check_column(
         ))
     if col.kind in NUMERIC_KINDS:
         found += _check_range(name, expected, col, t)
-    if col.kind in ("categorical", "boolean") and expected.domain is not None:
+    if col.kind in CATEGORICAL_KINDS and expected.domain is not None:
         found += _check_domain(name, expected.domain, col, t)
     return found
 
@@ -174,9 +180,9 @@ def _check_range(
 def _check_domain(
     name: str, domain: list[str], col: ColumnStatistics, t: ValidationThresholds
 ) -> list[Anomaly]:
-    allowed = {v.lower() for v in domain} if col.kind == "boolean" else set(domain)
+    allowed = {v.lower() for v in domain} if col.kind == BOOLEAN else set(domain)
     counts = col.category_counts()
-    if col.kind == "boolean":
+    if col.kind == BOOLEAN:
         counts = {k.lower(): v for k, v in counts.items()}
     seen = sum(n for v, n in counts.items() if v in allowed)
     unseen = col.count - seen  # values past the category cap count as unseen

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from kfp_mlops.data.kinds import FEATURE_KINDS
 from kfp_mlops.errors import DataError
 from kfp_mlops.model.blessing import Blessing, Comparison
 from kfp_mlops.model.evaluate import Evaluation
@@ -369,7 +370,7 @@ def render_model_card(
         ("held-out rows", evaluation.rows),
         *sorted(summary.items()),
         *[(f"{kind} features", ", ".join(f.name for f in metadata.features if f.kind == kind))
-          for kind in ("numeric", "categorical")],
+          for kind in FEATURE_KINDS],
         ("dataset version", data_version),
         ("data sha256", data_sha),
     ]

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from kfp_mlops.data.kinds import NUMERIC
 from kfp_mlops.errors import DataError
 from kfp_mlops.model.package import ModelMetadata
 
@@ -104,7 +105,7 @@ def evaluate_model(
         raise DataError(f"evaluation data has no target column {metadata.target!r}")
     labelled = frame[frame[metadata.target].notna()]
     inputs = model_inputs(labelled, metadata)
-    refuse_infinite(inputs, [f.name for f in metadata.features if f.kind == "numeric"],
+    refuse_infinite(inputs, [f.name for f in metadata.features if f.kind == NUMERIC],
                     "evaluation")
     if metadata.task == "classification":
         y = labelled[metadata.target].astype(str)

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from kfp_mlops.data.kinds import CATEGORICAL, NUMERIC
+
 log = logging.getLogger(__name__)
 
 # A text column whose distinct values cover this share of the rows is an identifier or
@@ -137,8 +139,8 @@ def refuse_infinite(inputs: pd.DataFrame, columns: list[str], rows: str) -> None
 def plan_from_metadata(metadata) -> FeaturePlan:
     """The feature plan a trained model's metadata records."""
     return FeaturePlan(
-        numeric=[f.name for f in metadata.features if f.kind == "numeric"],
-        categorical=[f.name for f in metadata.features if f.kind == "categorical"],
+        numeric=[f.name for f in metadata.features if f.kind == NUMERIC],
+        categorical=[f.name for f in metadata.features if f.kind == CATEGORICAL],
     )
 
 

@@ -57,7 +57,7 @@ class Feature:
 
     name: str
     dtype: str  # pandas dtype name seen in training ("float64", "int64", "object", "bool")
-    kind: str  # "numeric" or "categorical": how the model's preprocessing treats it
+    kind: str  # one of kinds.FEATURE_KINDS: how the model's preprocessing treats it
     nullable: bool = True
 
 

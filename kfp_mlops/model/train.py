@@ -25,6 +25,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from kfp_mlops.data.checks import MIN_ROWS_PER_CLASS
+from kfp_mlops.data.kinds import CATEGORICAL, NUMERIC
 from kfp_mlops.data.sources import DataError
 from kfp_mlops.model.features import FeaturePlan, plan_features, prepare_inputs, refuse_infinite
 from kfp_mlops.model.package import Feature, ModelMetadata
@@ -209,7 +210,7 @@ def train_model(frame: pd.DataFrame, settings: TrainingSettings) -> tuple[Pipeli
     features = [
         Feature(
             name=c, dtype=str(inputs[c].dtype),
-            kind="numeric" if c in plan.numeric else "categorical",
+            kind=NUMERIC if c in plan.numeric else CATEGORICAL,
         )
         for c in plan.columns
     ]

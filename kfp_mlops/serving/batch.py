@@ -24,11 +24,19 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from kfp_mlops.data.kinds import (
+    BOOLEAN,
+    CATEGORICAL,
+    DATETIME,
+    NUMERIC,
+    arrow_kind,
+    dtype_family,
+    family,
+)
 from kfp_mlops.data.parquet import parquet_writer
 from kfp_mlops.errors import KfpMlopsError
 from kfp_mlops.model.package import Feature, load_model_folder
 from kfp_mlops.serving.contract import InputContract
-from kfp_mlops.serving.payloads import dtype_family
 
 PREDICTION_COLUMN = "prediction"
 PROBABILITY_PREFIX = "proba_"
@@ -51,17 +59,15 @@ class BatchResult:
 
 
 def _arrow_family(arrow_type: pa.DataType) -> str:
+    """A batch column's value family, as :func:`dtype_family` names a feature's."""
     if pa.types.is_dictionary(arrow_type):
-        arrow_type = arrow_type.value_type
-    if pa.types.is_boolean(arrow_type):
-        return "bool"
-    if pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type):
-        return "numeric"
-    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
-        return "string"
+        arrow_type = arrow_type.value_type  # encoded values are scored as the values
     if pa.types.is_null(arrow_type):
-        return "null"
-    return str(arrow_type)
+        return "null"  # all empty: fits a nullable feature of any family
+    kind = arrow_kind(arrow_type)
+    if kind is None or kind == DATETIME or pa.types.is_decimal(arrow_type):
+        return str(arrow_type)  # no feature is trained on these: convert before scoring
+    return family(kind)
 
 
 def check_schema(
@@ -127,11 +133,11 @@ def conform_frame(frame: pd.DataFrame, features: Sequence[Feature], first_row: i
                 f"{first_row + int(np.argmax(missing))} is null; "
                 "fill it before scoring (no output was written)"
             )
-        if family == "string" and has_missing:
+        if family == CATEGORICAL and has_missing:
             values = values.astype(object, copy=True)
             values[missing] = np.nan
             frame[feature.name] = values
-        elif family == "numeric" and not has_missing and column.dtype != feature.dtype:
+        elif family == NUMERIC and not has_missing and column.dtype != feature.dtype:
             if feature.dtype.lower().startswith(("int", "uint")) and np.all(
                 np.floor(values) == values
             ):
@@ -145,9 +151,8 @@ def _csv_batches(
     types: dict[str, pa.DataType] = {}
     for feature in features:
         family = dtype_family(feature.dtype)
-        types[feature.name] = {"numeric": pa.float64(), "string": pa.string(), "bool": pa.bool_()}[
-            family
-        ]
+        types[feature.name] = {NUMERIC: pa.float64(), CATEGORICAL: pa.string(),
+                               BOOLEAN: pa.bool_()}[family]
     header = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 16))
     names = header.schema.names
     header.close()

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from kfp_mlops.data.kinds import NUMERIC
 from kfp_mlops.model.package import ModelMetadata
 
 
@@ -29,7 +30,7 @@ def typical_row(metadata: ModelMetadata, data_path: str | Path | None) -> dict[s
     row: dict[str, Any] = {}
     for feature in metadata.features:
         values = [v for v in columns.get(feature.name, []) if v is not None and v == v]
-        if feature.kind == "numeric":
+        if feature.kind == NUMERIC:
             values = sorted(float(v) for v in values)
             median = values[len(values) // 2] if values else 0.0
             row[feature.name] = int(median) if "int" in feature.dtype else round(median, 4)

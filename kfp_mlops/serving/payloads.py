@@ -1,7 +1,8 @@
 """The client side of the V1 and V2 protocols, without importing KServe.
 
-Request encoders and the dtype vocabulary live here so that callers that only talk
-to a server (infra validation, batch scoring, benchmarks) skip KServe's ~1 s import.
+Request encoders live here so that callers that only talk to a server (infra
+validation, batch scoring, benchmarks) skip KServe's ~1 s import. A feature's value
+family (:func:`kfp_mlops.data.kinds.dtype_family`) picks its V2 datatype.
 """
 
 from __future__ import annotations
@@ -11,28 +12,19 @@ from typing import Any
 
 import pandas as pd
 
+from kfp_mlops.data.kinds import BOOLEAN, CATEGORICAL, dtype_family
 from kfp_mlops.model.package import Feature
 
 PREDICTIONS = "predictions"
 PROBABILITIES = "probabilities"
 
 
-def dtype_family(dtype: str) -> str:
-    """Map a pandas dtype name from the metadata to 'numeric', 'bool' or 'string'."""
-    name = dtype.lower()
-    if name in ("bool", "boolean"):
-        return "bool"
-    if name.startswith(("int", "uint", "float")):
-        return "numeric"
-    return "string"
-
-
 def v2_datatype(dtype: str) -> str:
     """The V2 tensor datatype a feature of pandas dtype ``dtype`` is sent as."""
     family = dtype_family(dtype)
-    if family == "string":
+    if family == CATEGORICAL:
         return "BYTES"
-    if family == "bool":
+    if family == BOOLEAN:
         return "BOOL"
     return "INT64" if dtype.lower().startswith(("int", "uint")) else "FP64"
 

@@ -49,15 +49,16 @@ except ModuleNotFoundError as exc:
         raise
     raise missing_kserve("serving a model (kfp_mlops.serving)") from None
 
+from kfp_mlops.data.kinds import BOOLEAN, CATEGORICAL, NUMERIC, dtype_family
 from kfp_mlops.model.package import Feature, ModelMetadata, load_model_folder
 from kfp_mlops.serving.contract import InputContract
-from kfp_mlops.serving.payloads import PREDICTIONS, PROBABILITIES, dtype_family, v2_datatype
+from kfp_mlops.serving.payloads import PREDICTIONS, PROBABILITIES, v2_datatype
 
 V1_FIELDS = ("instances", "return_probabilities")
 
 # Numeric, string and boolean features accept these V2 tensor datatypes.
 _V2_TYPES = {
-    "numeric": {
+    NUMERIC: {
         "INT8",
         "INT16",
         "INT32",
@@ -70,8 +71,8 @@ _V2_TYPES = {
         "FP32",
         "FP64",
     },
-    "string": {"BYTES"},
-    "bool": {"BOOL"},
+    CATEGORICAL: {"BYTES"},
+    BOOLEAN: {"BOOL"},
 }
 
 # Regression targets have no known scale, so buckets span many decades (1-2-5 steps).
@@ -134,9 +135,9 @@ def _is_null(value: Any) -> bool:
 
 
 _EXPECTS = {
-    "numeric": "a number",
-    "string": "a string",
-    "bool": "true or false",
+    NUMERIC: "a number",
+    CATEGORICAL: "a string",
+    BOOLEAN: "true or false",
 }
 
 
@@ -149,7 +150,7 @@ def coerce_column(feature: Feature, values: Sequence[Any], where: Callable[[int]
     family = dtype_family(feature.dtype)
     n = len(values)
     nulls = 0
-    if family == "numeric":
+    if family == NUMERIC:
         out = np.empty(n, dtype=np.float64)
         for i, value in enumerate(values):
             if _is_null(value):
@@ -173,7 +174,7 @@ def coerce_column(feature: Feature, values: Sequence[Any], where: Callable[[int]
         out = np.empty(n, dtype=object)
         check = (
             (lambda v: isinstance(v, str))
-            if family == "string"
+            if family == CATEGORICAL
             else (lambda v: isinstance(v, (bool, np.bool_)))
         )
         for i, value in enumerate(values):
@@ -194,10 +195,10 @@ def coerce_column(feature: Feature, values: Sequence[Any], where: Callable[[int]
         )
     if not nulls:
         # Give the model the dtype it was trained on where that is lossless.
-        if family == "numeric" and feature.dtype.lower().startswith(("int", "uint")):
+        if family == NUMERIC and feature.dtype.lower().startswith(("int", "uint")):
             if np.all(np.floor(out) == out) and np.all(np.abs(out) < 2.0**63):
                 return out.astype(feature.dtype.lower())
-        elif family == "bool":
+        elif family == BOOLEAN:
             return out.astype(bool)
     return out
 
@@ -375,7 +376,7 @@ def frame_from_v2(
         seen.add(item.name)
         family = dtype_family(by_name[item.name].dtype)
         if item.datatype not in _V2_TYPES[family]:
-            wanted = sorted(_V2_TYPES[family])[0] if family != "numeric" else "FP64 or INT64"
+            wanted = sorted(_V2_TYPES[family])[0] if family != NUMERIC else "FP64 or INT64"
             raise InputSchemaError(
                 f"input '{item.name}' has datatype {item.datatype} but feature "
                 f"'{item.name}' is {by_name[item.name].dtype}; send datatype {wanted}",

@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 # Tasks that read outside state by name or change it: a cache hit would hide new data,
 # repeat yesterday's decision or skip a release. Listed here independently of the policy.
 SIDE_EFFECTS = {"ingest", "validate-data", "bless-model", "publish", "infra-validate", "deploy",
-                "monitor", "batch-predict"}
+                "detect-drift", "monitor", "batch-predict"}
 
 
 def _spec(path: Path) -> dict:

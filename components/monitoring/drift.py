@@ -1,0 +1,47 @@
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Output
+
+from kfp_mlops.components.image import DEFAULT_IMAGE
+
+
+@dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
+def detect_drift(
+    dataset: Input[Dataset],
+    store: str,
+    model_name: str,
+    drift: Output[Artifact],
+    drift_share: float = 0.5,
+) -> NamedTuple("DriftOutputs", [("drift", bool), ("reason", str)]):
+    """Drift of a batch from the data the production model was trained on.
+
+    Every feature and the target are tested (the target counts in the share: label shift
+    is a reason to retrain). Without a production version there is no reference: no
+    drift, and ``monitor`` decides to train the first version.
+
+    Args:
+        dataset: The batch as Parquet, from ``ingest``.
+        store: Store URI holding the registry and the dataset versions.
+        model_name: Registry name; its production version's dataset is the reference.
+        drift: JSON: the production version, the reference dataset version, per-column
+            drift and both sides' statistics.
+        drift_share: Share of drifted features that means dataset drift.
+
+    Returns:
+        drift: dataset drift; reason: which columns drifted, or why nothing was compared.
+    """
+    from collections import namedtuple
+
+    from kfp_mlops.data.sources import read_parquet
+    from kfp_mlops.monitor import no_production, reference_drift
+
+    found = reference_drift(store, model_name, read_parquet(dataset.path), drift_share=drift_share)
+    with open(drift.path, "w") as handle:
+        handle.write(found.to_json())
+    drifted = found.drift is not None and found.drift.dataset_drift
+    reason = found.drift.reason if found.drift else no_production(model_name).reason
+    drift.metadata.update({"model_ref": found.model_ref or "",
+                           "reference_version": found.reference_version or ""})
+    print(reason)
+    return namedtuple("DriftOutputs", ["drift", "reason"])(drifted, reason)
