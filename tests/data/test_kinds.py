@@ -10,6 +10,7 @@ import pytest
 
 from kfp_mlops.data import kinds
 from kfp_mlops.data.stats import StatisticsError, column_kind
+from kfp_mlops.model.settings import TrainingSettings
 from kfp_mlops.model.train import train_model
 from kfp_mlops.serving.batch import _arrow_family
 
@@ -62,7 +63,8 @@ def test_features_of_a_trained_model_use_the_vocabulary():
     rng = np.random.default_rng(0)
     frame = pd.DataFrame({"x": rng.normal(size=60), "c": rng.choice(["a", "b"], 60),
                           "y": rng.choice([0, 1], 60)})
-    _, metadata = train_model(frame, "y", "classification", "logistic_regression")
+    _, metadata = train_model(frame, TrainingSettings(
+        target="y", task="classification", estimator="logistic_regression"))
     assert {f.name: f.kind for f in metadata.features} == {"x": kinds.NUMERIC,
                                                            "c": kinds.CATEGORICAL}
 
