@@ -20,6 +20,7 @@ COPY docker/constraints.txt ./docker/constraints.txt
 COPY kfp_mlops ./kfp_mlops
 COPY components ./components
 COPY pipelines ./pipelines
+COPY app ./app
 RUN pip install -c docker/constraints.txt ".[serving]" && rm -rf /opt/kfp-mlops/build
 
 # Non-root, with a writable home for caches; KFP and KServe mount their own volumes.

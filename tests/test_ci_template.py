@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kfp_mlops.cli import build_parser
+from kfp_mlops.app.cli import build_parser
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "templates" / "github-workflows" / "kfp-mlops.yml"
 # Subcommands the owner adds after this template was written; until then, xfail.

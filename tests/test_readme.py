@@ -34,7 +34,7 @@ def _labels(lines):
 def test_readme_sample_output_has_the_shape_a_run_prints():
     import re
 
-    from kfp_mlops.console import format_summary
+    from kfp_mlops.app.console import format_summary
 
     readme = (ROOT / "README.md").read_text()
     start = readme.index("then a summary")

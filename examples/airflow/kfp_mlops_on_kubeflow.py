@@ -11,7 +11,7 @@ from datetime import datetime
 
 from airflow.sdk import DAG, Param
 
-from kfp_mlops.airflow.operator import KfpPipelineOperator
+from kfp_mlops.app.airflow.operator import KfpPipelineOperator
 
 with DAG(
     dag_id="kfp_mlops_on_kubeflow",

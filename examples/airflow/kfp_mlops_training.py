@@ -10,7 +10,7 @@ The model lands in the store's registry (stage ``staging``) where
 ``kfp-mlops models show churn`` finds it and ``kfp-mlops models promote`` promotes it.
 """
 
-from kfp_mlops.airflow.dag import build_training_dag
+from kfp_mlops.app.airflow.dag import build_training_dag
 
 # Triggered runs only; pass e.g. schedule="@weekly" to retrain on a timetable.
 dag = build_training_dag("kfp_mlops_training", schedule=None)

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kfp_mlops.airflow.kfp_runs import (
+from kfp_mlops.app.airflow.kfp_runs import (
     KfpRunError,
     get_run,
     read_outcome,
     skip_steps_in_spec,
 )
-from kfp_mlops.automation.submit import submit
+from kfp_mlops.app.automation.submit import submit
 from kfp_mlops.pipelines.cluster import ClusterConfig, TaskSettings
 from kfp_mlops.pipelines.compile import compile_pipelines
 from tests.airflow.kfp_double import KfpApiDoubleWithTasks

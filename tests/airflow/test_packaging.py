@@ -31,7 +31,7 @@ def test_kserve_is_the_serving_extra_and_the_image_and_tests_install_it():
     assert '"kfp-mlops[serving]"' in _list("test")  # README's pip install -e '.[test]'
     airflow = _list("airflow")
     assert "apache-airflow>=3" in airflow and "kserve" not in airflow
-    assert '"kfp_mlops.airflow"' in PYPROJECT
+    assert '"kfp_mlops.app.airflow"' in PYPROJECT
     installs = [line for line in (ROOT / "Dockerfile").read_text().splitlines()
                 if "pip install" in line]
     assert installs and all(".[serving]" in line for line in installs), installs
@@ -46,10 +46,12 @@ BLOCK_KSERVE = textwrap.dedent("""
                 raise ModuleNotFoundError(f"No module named {name!r}", name=name)
 
     sys.meta_path.insert(0, NoKserve())
-    import kfp_mlops
+    import kfp_mlops, kfp_mlops.app
     skipped = set(sys.argv[1].split(","))
-    for info in pkgutil.walk_packages(kfp_mlops.__path__, "kfp_mlops."):
-        if info.name in skipped or info.name.startswith("kfp_mlops.airflow."):
+    infos = [*pkgutil.walk_packages(kfp_mlops.__path__, "kfp_mlops."),
+             *pkgutil.walk_packages(kfp_mlops.app.__path__, "kfp_mlops.app.")]
+    for info in infos:
+        if info.name in skipped or info.name.startswith("kfp_mlops.app.airflow."):
             continue
         importlib.import_module(info.name)
     assert not any(m == "kserve" or m.startswith("kserve.") for m in sys.modules)
@@ -58,13 +60,13 @@ BLOCK_KSERVE = textwrap.dedent("""
             importlib.import_module(name)
         except ImportError as exc:
             print(f"{name}: {exc}")
-    from kfp_mlops.cli import main
+    from kfp_mlops.app.cli import main
     print("serve exit", main(["serve", "penguins@production", "--store", sys.argv[2]]))
 """)
 
 
 def test_nothing_but_serving_imports_kserve_and_serving_names_the_extra(tmp_path):
-    # kfp_mlops.airflow.dag and .operator import Airflow, which is not in this venv.
+    # kfp_mlops.app.airflow.dag and .operator import Airflow, which is not in this venv.
     done = subprocess.run(
         [sys.executable, "-c", BLOCK_KSERVE, ",".join(sorted(KSERVE_MODULES)),
          str(tmp_path / "store")],
@@ -85,9 +87,9 @@ def test_step_and_run_modules_import_neither_airflow_nor_kfp():
     import ast
 
     for name in ("steps.py", "kfp_runs.py"):
-        tree = ast.parse((ROOT / "kfp_mlops" / "airflow" / name).read_text())
+        tree = ast.parse((ROOT / "app" / "airflow" / name).read_text())
         modules = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         modules |= {n.module for n in ast.walk(tree)
                     if isinstance(n, ast.ImportFrom) and n.module}
         bad = {m for m in modules if m.split(".")[0] in ("airflow", "kfp")}
-        assert not bad, f"kfp_mlops/airflow/{name} imports {sorted(bad)}"
+        assert not bad, f"app/airflow/{name} imports {sorted(bad)}"

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from kfp_mlops.airflow import steps
+from kfp_mlops.app.airflow import steps
 from kfp_mlops.gates import GateNotPassedError
 from kfp_mlops.model.registry import Registry
 from kfp_mlops.storage import open_store

@@ -3,7 +3,7 @@
 This is a test double at the network boundary: there is no KFP API server on the test
 machines, so the real ``kfp.Client`` (and its generated ``kfp_server_api`` REST client)
 talks over loopback HTTP to this server instead. It implements only the endpoints
-``kfp_mlops.automation.submit`` uses, with the status codes and bodies the real server
+``kfp_mlops.app.automation.submit`` uses, with the status codes and bodies the real server
 (KFP 2.x, grpc-gateway with proto field names) sends:
 
 - ``GET  /apis/v2beta1/healthz``

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kfp_mlops.automation.cron import CronError, validate_cron
+from kfp_mlops.app.automation.cron import CronError, validate_cron
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,8 @@ import socket
 import pytest
 import yaml
 
-from kfp_mlops.automation.cron import CronError
-from kfp_mlops.automation.submit import (
+from kfp_mlops.app.automation.cron import CronError
+from kfp_mlops.app.automation.submit import (
     KfpUnreachableError,
     SubmitError,
     parse_param_pairs,
@@ -231,7 +231,7 @@ def test_param_values_may_contain_equals():
 
 
 def test_cli_passes_service_account_token_and_caching(kfp_api, tmp_path, capsys):
-    from kfp_mlops.cli import main
+    from kfp_mlops.app.cli import main
 
     token = tmp_path / "token"
     token.write_text("s3cr3t-token\n")
@@ -251,7 +251,7 @@ def test_cli_passes_service_account_token_and_caching(kfp_api, tmp_path, capsys)
 
 
 def test_token_file_comes_from_kfp_environment_variable(kfp_api, tmp_path, monkeypatch, capsys):
-    from kfp_mlops.cli import main
+    from kfp_mlops.app.cli import main
 
     token = tmp_path / "projected"
     token.write_text("from-env")
@@ -264,7 +264,7 @@ def test_token_file_comes_from_kfp_environment_variable(kfp_api, tmp_path, monke
 
 
 def test_unreadable_token_file_is_named(kfp_api, tmp_path, capsys):
-    from kfp_mlops.cli import main
+    from kfp_mlops.app.cli import main
 
     assert main(["submit", "training", "--host", kfp_api.url,
                  "--token-file", str(tmp_path / "missing")]) == 1

@@ -4,7 +4,7 @@ import json
 
 import yaml
 
-from kfp_mlops.cli import main
+from kfp_mlops.app.cli import main
 from kfp_mlops.data.generator import make_batch
 from kfp_mlops.data.ingest import ingest_to_parquet
 

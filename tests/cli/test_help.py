@@ -8,8 +8,8 @@ import argparse
 
 import pytest
 
-from kfp_mlops.cli import build_parser, main
-from kfp_mlops.commands.guide import subparsers
+from kfp_mlops.app.cli import build_parser, main
+from kfp_mlops.app.commands.guide import subparsers
 
 COMMANDS = dict(subparsers(build_parser()))
 
@@ -44,7 +44,7 @@ def test_help_prints_examples(path, capsys):
 def test_progress_lines_start_end_and_long_tasks(tmp_path, monkeypatch):
     import io
 
-    from kfp_mlops import console
+    from kfp_mlops.app import console
 
     clock = iter([0.0, 0.0, 20.0, 31.0, 31.0])
     monkeypatch.setattr(console.time, "monotonic", lambda: next(clock))

@@ -9,8 +9,8 @@ import json
 
 import pytest
 
-from kfp_mlops.cli import main
-from kfp_mlops.commands.common import EXIT_GATE_STOPPED
+from kfp_mlops.app.cli import main
+from kfp_mlops.app.commands.common import EXIT_GATE_STOPPED
 from kfp_mlops.data.generator import make_batch
 
 pytestmark = pytest.mark.slow

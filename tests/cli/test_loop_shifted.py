@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from kfp_mlops.cli import main
+from kfp_mlops.app.cli import main
 from kfp_mlops.data.schema import load_schema
 from kfp_mlops.storage import LocalStore
 from tests.data.cars import SHIFT, TARGET, cars_batches

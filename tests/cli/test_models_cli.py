@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from kfp_mlops.cli import main
+from kfp_mlops.app.cli import main
 from kfp_mlops.data.sources import load_table
 from kfp_mlops.model.package import write_model_folder
 from kfp_mlops.model.registry import Registry

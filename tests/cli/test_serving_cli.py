@@ -11,7 +11,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from kfp_mlops.cli import main
+from kfp_mlops.app.cli import main
 from kfp_mlops.data.sources import load_table
 from kfp_mlops.model.package import write_model_folder
 from kfp_mlops.model.registry import Registry
@@ -36,7 +36,7 @@ def store(tmp_path):
 def test_serve_answers_v1_and_refuses_bad_input(store, tmp_path):
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "kfp_mlops.cli", "serve", "penguins@production", "--port", str(port),
+        [sys.executable, "-m", "kfp_mlops.app.cli", "serve", "penguins@production", "--port", str(port),
          "--store", store],
         cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},

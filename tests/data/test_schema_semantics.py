@@ -11,7 +11,7 @@ import json
 import pytest
 import yaml
 
-from kfp_mlops.cli import main
+from kfp_mlops.app.cli import main
 from kfp_mlops.data.gate import validate_against_store
 from kfp_mlops.data.report import markdown_summary
 from kfp_mlops.data.schema import (

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from kfp_mlops.cli import main
+from kfp_mlops.app.cli import main
 from kfp_mlops.model.registry import Registry
 from kfp_mlops.storage import LocalStore, open_store
 from tests.faults.harness import faulty_s3

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kfp_mlops.cli import main
-from kfp_mlops.commands.common import EXIT_GATE_STOPPED
+from kfp_mlops.app.cli import main
+from kfp_mlops.app.commands.common import EXIT_GATE_STOPPED
 from kfp_mlops.data.sources import load_table
 
 pytestmark = pytest.mark.slow

@@ -3,7 +3,7 @@
 import yaml
 from kfp import components
 
-from kfp_mlops.cli import main
+from kfp_mlops.app.cli import main
 from kfp_mlops.pipelines import PIPELINES
 from tests.k8s_schemas import validate_crd_object
 

@@ -11,6 +11,7 @@ import pkgutil
 from pathlib import Path
 
 import kfp_mlops
+import kfp_mlops.app
 import kfp_mlops.components
 import kfp_mlops.pipelines
 from kfp_mlops.errors import KfpMlopsError
@@ -27,9 +28,9 @@ OPTIONAL = {"airflow", "kserve"}
 
 
 def _modules():
-    """(name, module or None, path) of every module of kfp_mlops, components and pipelines."""
+    """(name, module or None, path) of every module of the four layers."""
     found = []
-    for package in (kfp_mlops, kfp_mlops.components, kfp_mlops.pipelines):
+    for package in (kfp_mlops, kfp_mlops.components, kfp_mlops.pipelines, kfp_mlops.app):
         for info in pkgutil.walk_packages(package.__path__, f"{package.__name__}."):
             try:
                 module = importlib.import_module(info.name)
@@ -60,7 +61,7 @@ def _exception_classes():
 def test_the_walk_finds_the_known_families():
     found = dict(_exception_classes())
     # A sanity check of the walk itself (a broken walk would pass the test below).
-    for known in ("kfp_mlops.storage.NotFoundError", "kfp_mlops.commands.common.CliError",
+    for known in ("kfp_mlops.storage.NotFoundError", "kfp_mlops.app.commands.common.CliError",
                   "kfp_mlops.extras.MissingExtraError", "kfp_mlops.model.registry.RegistryError"):
         assert known in found
     assert len(found) >= 25

@@ -128,7 +128,7 @@ def test_compiled_pipeline_defaults_are_the_settings_defaults(name):
 
 
 def test_cli_and_component_defaults_are_the_settings_defaults():
-    from kfp_mlops.cli import build_parser
+    from kfp_mlops.app.cli import build_parser
     from kfp_mlops.components.model import bless_model, make_candidates, train
     from kfp_mlops.components.model.tune import run_trial, run_trials
 
@@ -159,7 +159,7 @@ def test_cli_and_component_defaults_are_the_settings_defaults():
 
 
 def test_the_default_thresholds_are_what_the_help_and_readme_say():
-    from kfp_mlops.cli import build_parser
+    from kfp_mlops.app.cli import build_parser
 
     assert DEFAULT_THRESHOLD == {"classification": 0.7, "regression": 0.2}
     readme = (Path(__file__).parents[2] / "README.md").read_text()
@@ -187,7 +187,7 @@ def test_the_default_thresholds_are_what_the_help_and_readme_say():
     ],
 )
 def test_the_cli_refuses_bad_settings_before_any_task_runs(tmp_path, capsys, flags, message):
-    from kfp_mlops.cli import main
+    from kfp_mlops.app.cli import main
 
     store, runs = tmp_path / "store", tmp_path / "runs"
     assert main(["run", *flags, "--store", str(store), "--runs-dir", str(runs)]) == 1

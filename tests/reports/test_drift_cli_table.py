@@ -1,7 +1,7 @@
 """`kfp-mlops data drift` in text mode: a table whose columns line up, the target marked."""
 
-from kfp_mlops.cli import main
-from kfp_mlops.commands.data import aligned
+from kfp_mlops.app.cli import main
+from kfp_mlops.app.commands.data import aligned
 from kfp_mlops.data.generator import make_batch
 
 

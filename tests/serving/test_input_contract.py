@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from kfp_mlops.cli import main
+from kfp_mlops.app.cli import main
 from kfp_mlops.model.package import load_model_folder, write_model_folder
 from kfp_mlops.model.registry import Registry
 from kfp_mlops.model.settings import TrainingSettings

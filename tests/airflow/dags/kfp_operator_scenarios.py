@@ -11,7 +11,7 @@ from datetime import datetime
 
 from airflow.sdk import DAG
 
-from kfp_mlops.airflow.operator import KfpPipelineOperator
+from kfp_mlops.app.airflow.operator import KfpPipelineOperator
 
 SCENARIOS = json.loads(os.environ.get("KFP_MLOPS_TEST_SCENARIOS", "[]"))
 DAGS = {}

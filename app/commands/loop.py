@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from kfp_mlops.commands.common import CliError, add_output, add_store, store_uri
-from kfp_mlops.commands.run import add_training_flags, execute, training_arguments
+from kfp_mlops.app.commands.common import CliError, add_output, add_store, store_uri
+from kfp_mlops.app.commands.run import add_training_flags, execute, training_arguments
 
 
 def monitor_command(args: argparse.Namespace) -> int:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from kfp_mlops.commands.common import CliError, add_output, emit
-from kfp_mlops.commands.compile import add_task_flags, task_settings
+from kfp_mlops.app.commands.common import CliError, add_output, emit
+from kfp_mlops.app.commands.compile import add_task_flags, task_settings
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    from kfp_mlops.automation.submit import TOKEN_PATH_ENV
+    from kfp_mlops.app.automation.submit import TOKEN_PATH_ENV
     from kfp_mlops.pipelines import PIPELINE_NAMES
 
     parser.add_argument("pipeline", choices=sorted(PIPELINE_NAMES), help="which pipeline")
@@ -30,7 +30,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def submit_command(args: argparse.Namespace) -> int:
     """Upload the pipeline (or a new version of it) and start a run."""
-    from kfp_mlops.automation.submit import SubmitError, parse_param_pairs, read_token, submit
+    from kfp_mlops.app.automation.submit import SubmitError, parse_param_pairs, read_token, submit
 
     try:
         result = submit(
@@ -49,8 +49,8 @@ def submit_command(args: argparse.Namespace) -> int:
 
 def schedule_command(args: argparse.Namespace) -> int:
     """Create a recurring run of the pipeline."""
-    from kfp_mlops.automation.cron import CronError
-    from kfp_mlops.automation.submit import (
+    from kfp_mlops.app.automation.cron import CronError
+    from kfp_mlops.app.automation.submit import (
         SubmitError,
         parse_param_pairs,
         read_token,

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from kfp_mlops.commands.common import (
+from kfp_mlops.app.commands.common import (
     EXIT_GATE_STOPPED,
     CliError,
     add_output,
@@ -24,7 +24,7 @@ def execute(
     ``planned`` is how many tasks a run that passes every gate runs (the progress total).
     Returns :data:`EXIT_GATE_STOPPED` when a gate stopped the run, else 0.
     """
-    from kfp_mlops.console import capture_run_output, format_summary
+    from kfp_mlops.app.console import capture_run_output, format_summary
     from kfp_mlops.pipelines.local import run_locally
     from kfp_mlops.pipelines.training import summarize_training
     from kfp_mlops.storage import StoreError, open_store

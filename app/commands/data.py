@@ -7,7 +7,7 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-from kfp_mlops.commands.common import CliError, add_output, add_store, emit, store_uri
+from kfp_mlops.app.commands.common import CliError, add_output, add_store, emit, store_uri
 
 
 def _store(args: argparse.Namespace):

@@ -6,7 +6,7 @@ import argparse
 import getpass
 from dataclasses import asdict
 
-from kfp_mlops.commands.common import add_output, add_store, emit, store_uri
+from kfp_mlops.app.commands.common import add_output, add_store, emit, store_uri
 
 
 def _registry(args: argparse.Namespace):

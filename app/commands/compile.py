@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from kfp_mlops.commands.common import CliError, add_output, emit
+from kfp_mlops.app.commands.common import CliError, add_output, emit
 
 
 def add_task_flags(parser: argparse.ArgumentParser) -> None:

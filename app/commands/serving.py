@@ -7,7 +7,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from kfp_mlops.commands.common import CliError, add_output, add_store, emit, store_uri
+from kfp_mlops.app.commands.common import CliError, add_output, add_store, emit, store_uri
 
 SERVE_CACHE = ".kfp-mlops/serving"
 
@@ -53,7 +53,7 @@ def serve_command(args: argparse.Namespace) -> int:
 
 def score_command(args: argparse.Namespace) -> int:
     """Run the batch inference pipeline with kfp.local and copy out the predictions."""
-    from kfp_mlops.console import capture_run_output
+    from kfp_mlops.app.console import capture_run_output
     from kfp_mlops.pipelines.batch import build_batch_pipeline
     from kfp_mlops.pipelines.local import run_locally
 

@@ -1,12 +1,12 @@
 """Airflow drives Kubeflow: run a suite pipeline on a KFP host and wait for its outcome.
 
 :class:`KfpPipelineOperator` compiles the named pipeline with the suite's own
-:func:`kfp_mlops.automation.submit.submit` (upload as a new pipeline or a new version,
+:func:`kfp_mlops.app.automation.submit.submit` (upload as a new pipeline or a new version,
 then start a run), then waits: deferred to the triggerer by default
 (:class:`KfpRunTrigger` polls ``GET /apis/v2beta1/runs/{id}`` without holding a worker
 slot), or polling in the worker with ``deferrable=False``. The Airflow task fails when
 the KFP run ends in any state but SUCCEEDED, or when it succeeded but a gate stopped a
-step (a ``skip-step`` task ran: see :mod:`kfp_mlops.airflow.kfp_runs`). Steps listed in
+step (a ``skip-step`` task ran: see :mod:`kfp_mlops.app.airflow.kfp_runs`). Steps listed in
 ``allowed_skips`` are normal outcomes: by default the continuous pipeline's
 ``retraining``, skipped when no drift was found.
 """
@@ -26,7 +26,7 @@ from airflow.exceptions import AirflowException
 from airflow.sdk import BaseOperator
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from kfp_mlops.airflow.kfp_runs import KfpRunError, RunOutcome, get_run, read_outcome
+from kfp_mlops.app.airflow.kfp_runs import KfpRunError, RunOutcome, get_run, read_outcome
 
 DEFAULT_ALLOWED_SKIPS = ("retraining",)
 # Consecutive failed polls tolerated (an API server restart, a dropped port-forward).
@@ -35,7 +35,7 @@ POLL_ERRORS_TOLERATED = 5
 
 def skip_steps_of(pipeline: str, image: str | None = None) -> dict[str, str]:
     """Compile ``pipeline`` and map its ``skip-step`` task names to the steps they skip."""
-    from kfp_mlops.airflow.kfp_runs import skip_steps_in_spec
+    from kfp_mlops.app.airflow.kfp_runs import skip_steps_in_spec
     from kfp_mlops.pipelines.cluster import ClusterConfig
     from kfp_mlops.pipelines.compile import compile_pipelines
 
@@ -52,7 +52,7 @@ def _settings(image: str | None) -> Any:
 
 
 def _token(token_file: str | None) -> str | None:
-    from kfp_mlops.automation.submit import read_token
+    from kfp_mlops.app.automation.submit import read_token
 
     return read_token(token_file)
 
@@ -175,7 +175,7 @@ class KfpPipelineOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         """Submit the pipeline, then wait (deferred or here) and judge the outcome."""
-        from kfp_mlops.automation.submit import SubmitError, submit
+        from kfp_mlops.app.automation.submit import SubmitError, submit
 
         skip_steps = skip_steps_of(self.pipeline, self.image)
         name = self.run_name or f"{context['dag'].dag_id} {context['run_id']}"

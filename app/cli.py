@@ -3,7 +3,7 @@
 Conventions every command follows: ``--store`` (default ``$KFP_MLOPS_STORE``, else
 ``./mlops-store``) where the store is read or written, ``--output text|json``, exit
 status 0 on success, 3 when a gate stopped a pipeline run, 1 with a one-paragraph
-message on error (``kfp_mlops.commands.common``).
+message on error (``kfp_mlops.app.commands.common``).
 """
 
 from __future__ import annotations
@@ -13,14 +13,14 @@ import json
 import sys
 from collections.abc import Callable
 
-from kfp_mlops.commands import automation as automation_cmd
-from kfp_mlops.commands import compile as compile_cmd
-from kfp_mlops.commands import data as data_cmd
-from kfp_mlops.commands import loop as loop_cmd
-from kfp_mlops.commands import models as models_cmd
-from kfp_mlops.commands import run as run_cmd
-from kfp_mlops.commands import serving as serving_cmd
-from kfp_mlops.commands.guide import apply_guide
+from kfp_mlops.app.commands import automation as automation_cmd
+from kfp_mlops.app.commands import compile as compile_cmd
+from kfp_mlops.app.commands import data as data_cmd
+from kfp_mlops.app.commands import loop as loop_cmd
+from kfp_mlops.app.commands import models as models_cmd
+from kfp_mlops.app.commands import run as run_cmd
+from kfp_mlops.app.commands import serving as serving_cmd
+from kfp_mlops.app.commands.guide import apply_guide
 from kfp_mlops.errors import KfpMlopsError
 
 COMMAND_GROUPS = [

@@ -4,7 +4,7 @@ ingest -> check -> statistics -> validate -> data_gate (short-circuit)
   -> split -> train -> evaluate -> bless -> model_gate (short-circuit)
      -> publish (registry, stage ``staging``) and model_card
 
-The tasks call :mod:`kfp_mlops.airflow.steps`, which call the same core functions as
+The tasks call :mod:`kfp_mlops.app.airflow.steps`, which call the same core functions as
 the KFP components, against the same store: a model this DAG publishes is listed,
 promoted and served by ``kfp-mlops models`` and ``kfp-mlops serve``. A gate is a
 short-circuit task: when it fails it logs ``<gate> gate FAILED: <reason>`` and every
@@ -21,7 +21,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, dag, get_current_context, task
 
-from kfp_mlops.airflow import steps
+from kfp_mlops.app.airflow import steps
 
 DAG_ID = "kfp_mlops_training"
 log = logging.getLogger(__name__)

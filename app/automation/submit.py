@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 
 import kfp_mlops
-from kfp_mlops.automation.cron import validate_cron
+from kfp_mlops.app.automation.cron import validate_cron
 from kfp_mlops.errors import KfpMlopsError
 from kfp_mlops.pipelines.cluster import ClusterConfig, TaskSettings
 
