@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Callable
 
@@ -44,9 +45,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _log_to_stderr(command: str) -> None:
+    """Show the suite's warnings (``kfp_mlops.*`` loggers) as the CLI's own lines.
+
+    The core and components log; only the application decides how that reads. Task
+    processes of a local run log through KFP's executor format into the run log instead.
+    """
+    log = logging.getLogger("kfp_mlops")
+    handler = next((h for h in log.handlers if getattr(h, "kfp_mlops_cli", False)), None)
+    if handler is None:
+        handler = logging.StreamHandler()
+        handler.kfp_mlops_cli = True  # type: ignore[attr-defined]
+        handler.setLevel(logging.WARNING)
+        log.addHandler(handler)
+    handler.setFormatter(logging.Formatter(f"kfp-mlops {command}: %(levelname)s: %(message)s"))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``kfp-mlops`` console script."""
     args = build_parser().parse_args(argv)
+    _log_to_stderr(args.command)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)

@@ -29,6 +29,7 @@ def check_data(
         target: the target column; task: the task to train; rows: rows with a target;
         model_name: the registry name (also the schema name).
     """
+    import logging
     from collections import namedtuple
 
     from kfp_mlops.data.bundled import default_target
@@ -37,6 +38,7 @@ def check_data(
     from kfp_mlops.data.sources import DataError
     from kfp_mlops.model.registry import model_name_for, validate_name
 
+    log = logging.getLogger("kfp_mlops.components.data.check_data")
     target = default_target(source) if target == "auto" else target
     if not target:
         raise DataError(f"no target column given for {source!r}; pass --target COLUMN")
@@ -45,6 +47,7 @@ def check_data(
     frame = read_dataset(dataset.path, columns=[target] if target in columns else [])
     checked = check_training_data(frame, target, None if task == "auto" else task, columns=columns)
     name = model_name_for(source) if model_name == "auto" else validate_name(model_name)
-    print(f"data check passed: {checked.rows} rows, {checked.columns} columns, task {checked.task}")
+    log.info("data check passed: %s rows, %s columns, task %s",
+             checked.rows, checked.columns, checked.task)
     outputs = namedtuple("CheckOutputs", ["target", "task", "rows", "model_name"])
     return outputs(target, checked.task, checked.rows, name)

@@ -44,11 +44,13 @@ def validate_data(
         passed: whether the data may train a model; reason: each anomaly and its fix.
     """
     import json
+    import logging
     from collections import namedtuple
 
     from kfp_mlops.data.gate import validate_against_store
     from kfp_mlops.data.stats import DatasetStatistics
 
+    log = logging.getLogger("kfp_mlops.components.data.validate_data")
     with open(statistics.path) as handle:
         stats = DatasetStatistics.from_json(handle.read())
     result = validate_against_store(
@@ -60,6 +62,6 @@ def validate_data(
     with open(validation.path, "w") as handle:
         json.dump({"validation": checked.to_dict() if checked else None}, handle)
     for anomaly in checked.anomalies if checked else []:
-        print(anomaly)
-    print(result.reason)
+        log.info(anomaly)
+    log.info(result.reason)
     return namedtuple("ValidationOutputs", ["passed", "reason"])(result.passed, result.reason)

@@ -50,19 +50,21 @@ def bless_model(
     Returns:
         passed: blessed or not (for ``dsl.If``); reason: why.
     """
+    import logging
     from collections import namedtuple
 
     from kfp_mlops.model.champion import model_gate
     from kfp_mlops.model.package import read_metadata
     from kfp_mlops.model.settings import BlessingSettings
 
+    log = logging.getLogger("kfp_mlops.components.model.bless_model")
     fingerprint = None if force_new_version else read_metadata(model.path).training_fingerprint
     spec = BlessingSettings.from_parameters(quality_metric, quality_threshold, policy).spec(task)
     decision = model_gate(store, model_name, test_data.path, dict(metrics.metadata), task, spec,
                           blessing.path, fingerprint)
     with open(comparison.path, "w") as handle:
         handle.write(f"{decision.markdown}\n")
-    print(decision.reason)
+    log.info(decision.reason)
     blessing.metadata.update({"passed": decision.passed, "reason": decision.reason,
                               "policy": spec})
     if decision.identical_to is not None:

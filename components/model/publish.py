@@ -37,18 +37,20 @@ def publish(
         model_name and version: its registry coordinates.
     """
     import json
+    import logging
     from collections import namedtuple
 
     from kfp_mlops.gates import require_passed
     from kfp_mlops.model.publish import publish_model
 
+    log = logging.getLogger("kfp_mlops.components.model.publish")
     verdict = require_passed(blessing.path, "model (bless-model)", f"publish {model_name!r}")
     published = publish_model(
         model.path, dict(metrics.metadata), store, model_name, stage=stage, reason=reason,
         run_id=run_id, dataset_version=dataset_version,
         blessing_json=json.dumps(verdict["blessing"]),
     )
-    print(f"published {published.name} version {published.version} to {published.uri}")
+    log.info("published %s version %s to %s", published.name, published.version, published.uri)
     return namedtuple("PublishOutputs", ["model_uri", "model_name", "version"])(
         published.uri, published.name, published.version
     )

@@ -14,6 +14,9 @@ def skip_step(step: str, reason: str) -> str:
     Returns:
         One sentence for the run summary.
     """
+    import logging
+
+    log = logging.getLogger("kfp_mlops.components.model.skip_step")
     message = f"{step} skipped: {reason}"
-    print(message)
+    log.info(message)
     return message

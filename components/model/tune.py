@@ -32,15 +32,17 @@ def make_candidates(
 
     """
     import json
+    import logging
 
     from kfp_mlops.model.settings import TrainingSettings
     from kfp_mlops.model.tuning import make_candidates as sample
 
+    log = logging.getLogger("kfp_mlops.components.model.make_candidates")
     candidates = sample(TrainingSettings.from_parameters(
         task=task, estimator=estimator, search_space=search_space, n_trials=n_trials,
         seed=seed, params=params))
     for candidate in candidates:
-        print(json.dumps(candidate, sort_keys=True))
+        log.info(json.dumps(candidate, sort_keys=True))
     return [json.dumps(c, sort_keys=True) for c in candidates]
 
 
@@ -72,13 +74,16 @@ def run_trial(
         The trial result as JSON: params, score (higher is better), std, metric.
 
     """
+    import logging
+
     from kfp_mlops.model.settings import TrainingSettings
     from kfp_mlops.model.tuning import run_trial_on_file
 
+    log = logging.getLogger("kfp_mlops.components.model.run_trial")
     result = run_trial_on_file(train_data.path, TrainingSettings.from_parameters(
         target=target, task=task, estimator=estimator, params=params, cv_folds=cv_folds,
         seed=seed, metric=metric))
-    print(result.describe(), params)
+    log.info("%s %s", result.describe(), params)
     return result.to_json()
 
 
@@ -116,11 +121,14 @@ def run_trials(
         One trial result (JSON, as ``run_trial`` returns it) per candidate, in order.
 
     """
+    import logging
+
     from kfp_mlops.data.ingest import read_dataset
     from kfp_mlops.model.settings import TrainingSettings
     from kfp_mlops.model.tuning import TuningStats
     from kfp_mlops.model.tuning import run_trials as cross_validate
 
+    log = logging.getLogger("kfp_mlops.components.model.run_trials")
     settings = TrainingSettings.from_parameters(
         target=target, task=task, estimator=estimator, cv_folds=cv_folds, seed=seed,
         metric=metric)
@@ -128,8 +136,8 @@ def run_trials(
     results = cross_validate(read_dataset(train_data.path), settings, candidates, workers,
                              stats)
     for result in results:
-        print(result.describe(), result.params)
-    print(stats.describe())
+        log.info("%s %s", result.describe(), result.params)
+    log.info(stats.describe())
     return [result.to_json() for result in results]
 
 
@@ -148,15 +156,17 @@ def select_best(
 
     """
     import json
+    import logging
     from collections import namedtuple
 
     from kfp_mlops.model.tuning import TrialResult, summarize_trials
     from kfp_mlops.model.tuning import select_best as choose
 
+    log = logging.getLogger("kfp_mlops.components.model.select_best")
     trials = [TrialResult.from_json(r) for r in results]
     best = choose(trials)
     summary = summarize_trials(trials, best)
-    print(summary)
+    log.info(summary)
     return namedtuple("BestTrial", ["params", "summary"])(
         json.dumps(best.params, sort_keys=True), summary
     )

@@ -31,11 +31,13 @@ def detect_drift(
     Returns:
         drift: dataset drift; reason: which columns drifted, or why nothing was compared.
     """
+    import logging
     from collections import namedtuple
 
     from kfp_mlops.data.sources import read_parquet
     from kfp_mlops.monitor import no_production, reference_drift
 
+    log = logging.getLogger("kfp_mlops.components.monitoring.detect_drift")
     found = reference_drift(store, model_name, read_parquet(dataset.path), drift_share=drift_share)
     with open(drift.path, "w") as handle:
         handle.write(found.to_json())
@@ -43,5 +45,5 @@ def detect_drift(
     reason = found.drift.reason if found.drift else no_production(model_name).reason
     drift.metadata.update({"model_ref": found.model_ref or "",
                            "reference_version": found.reference_version or ""})
-    print(reason)
+    log.info(reason)
     return namedtuple("DriftOutputs", ["drift", "reason"])(drifted, reason)

@@ -42,6 +42,7 @@ def monitor(
         reason: why.
     """
     import json
+    import logging
     from collections import namedtuple
 
     from kfp_mlops.data.sources import read_parquet
@@ -54,6 +55,8 @@ def monitor(
         push_drift_gauges,
         write_reports,
     )
+
+    log = logging.getLogger("kfp_mlops.components.monitoring.monitor")
 
     with open(drift.path) as handle:
         reference = ReferenceDrift.from_json(handle.read())
@@ -70,7 +73,7 @@ def monitor(
         metrics.log_metric(name, value)
     if pushgateway:
         push_drift_gauges(pushgateway, reference.model_name, result)
-    print(result.reason)
+    log.info(result.reason)
     return namedtuple("MonitorOutputs", ["retrain", "drift", "reason"])(
         result.retrain, result.dataset_drift, result.reason
     )

@@ -36,11 +36,13 @@ def deploy(
         passed: whether the version now serves; status: promoted, created,
         registry-only, rolled_back or failed; reason: why.
     """
+    import logging
     from collections import namedtuple
 
     from kfp_mlops.gates import require_passed
     from kfp_mlops.serving.release import release_version
 
+    log = logging.getLogger("kfp_mlops.components.serving.deploy")
     action = f"deploy {model_name!r} version {version}"
     require_passed(blessing.path, "model (bless-model)", action)
     require_passed(infra_validation.path, "serving (infra-validate)", action)
@@ -48,7 +50,7 @@ def deploy(
         store, model_name, version, namespace=namespace or None,
         canary_traffic_percent=canary_traffic_percent or None, timeout_s=timeout_s,
     )
-    print(result.reason)
+    log.info(result.reason)
     return namedtuple("DeployOutputs", ["passed", "status", "reason"])(
         result.passed, result.status, result.reason
     )

@@ -25,11 +25,13 @@ def infra_validate(
     Returns:
         passed: whether serving matches; reason: a sentence saying why.
     """
+    import logging
     from collections import namedtuple
 
     from kfp_mlops.gates import write_verdict
     from kfp_mlops.serving.process import start_server
 
+    log = logging.getLogger("kfp_mlops.components.serving.infra_validate")
     # First of all: the server imports KServe and loads the model (seconds) while this
     # process imports pandas and scikit-learn and computes the expected answers.
     server = start_server(model.path, "candidate")
@@ -40,7 +42,7 @@ def infra_validate(
         result = validate_serving(model.path, read_head(test_data.path, rows), server=server)
     finally:
         server.stop(graceful=False)
-    print(result.reason)
+    log.info(result.reason)
     write_verdict(validation.path, result.passed, result.reason)
     validation.metadata.update({"passed": result.passed, "reason": result.reason})
     return namedtuple("InfraOutputs", ["passed", "reason"])(result.passed, result.reason)

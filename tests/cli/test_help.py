@@ -60,3 +60,17 @@ def test_progress_lines_start_end_and_long_tasks(tmp_path, monkeypatch):
         "  [  ...] train                      20 s, still running",
         "  [   ok] train                    31.0 s",
     ]
+
+
+def test_the_suites_warnings_read_as_the_cli_s_own_lines(tmp_path, capsys):
+    """Core modules log; the CLI decides how a warning reads (kfp_mlops.app.cli)."""
+    import logging
+
+    from kfp_mlops.app.cli import main
+
+    main(["models", "list", "--store", str(tmp_path / "store")])
+    logging.getLogger("kfp_mlops.storage").warning("store answered slowly; retrying")
+    logging.getLogger("kfp_mlops.storage").info("not shown")
+    err = capsys.readouterr().err
+    assert "kfp-mlops models: WARNING: store answered slowly; retrying" in err
+    assert "not shown" not in err
