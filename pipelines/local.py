@@ -8,12 +8,13 @@ cluster runs here with the SDK's SubprocessRunner in the installed environment
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -178,6 +179,20 @@ def local_tasks() -> Iterator[None]:
     """
     with local_task_environment(), forked_tasks(WARM_STAGES):
         yield
+
+
+def with_local_tasks(command: Callable[..., int]) -> Callable[..., int]:
+    """Run a CLI command that runs pipelines locally inside :func:`local_tasks`.
+
+    The fork server then imports while the command imports KFP and builds its pipeline.
+    """
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> int:
+        with local_tasks():
+            return command(*args, **kwargs)
+
+    return run
 
 
 def run_locally(

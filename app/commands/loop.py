@@ -6,8 +6,10 @@ import argparse
 
 from kfp_mlops.app.commands.common import CliError, add_output, add_store, store_uri
 from kfp_mlops.app.commands.run import add_training_flags, execute, training_arguments
+from kfp_mlops.pipelines.local import with_local_tasks
 
 
+@with_local_tasks
 def monitor_command(args: argparse.Namespace) -> int:
     """Run the monitoring pipeline on one batch."""
     from kfp_mlops.pipelines.monitoring import MONITORING_TASKS, build_monitoring_pipeline
@@ -19,6 +21,7 @@ def monitor_command(args: argparse.Namespace) -> int:
                    len(MONITORING_TASKS))
 
 
+@with_local_tasks
 def continuous_command(args: argparse.Namespace) -> int:
     """Run the continuous training pipeline on one batch."""
     from kfp_mlops.pipelines.continuous import build_continuous_pipeline

@@ -14,6 +14,7 @@ from kfp_mlops.app.commands.common import (
     emit,
     store_uri,
 )
+from kfp_mlops.pipelines.local import with_local_tasks
 
 
 def execute(
@@ -128,19 +129,19 @@ def training_arguments(args: argparse.Namespace, pipeline, **others) -> dict:
     )
 
 
+@with_local_tasks
 def run_command(args: argparse.Namespace) -> int:
     """Run the training pipeline locally with kfp.local and summarise it."""
-    from kfp_mlops.pipelines.local import import_kfp_without_client, local_tasks
+    from kfp_mlops.pipelines.local import import_kfp_without_client
 
-    with local_tasks():  # its server imports while KFP loads and the pipeline builds
-        import_kfp_without_client()  # before the pipeline module imports kfp.dsl
-        from kfp_mlops.pipelines.training import build_training_pipeline, planned_tasks
+    import_kfp_without_client()  # before the pipeline module imports kfp.dsl
+    from kfp_mlops.pipelines.training import build_training_pipeline, planned_tasks
 
-        pipeline = build_training_pipeline()
-        arguments = training_arguments(args, pipeline, update_schema=args.update_schema,
-                                       warn_only=args.warn_only)
-        return execute(args, pipeline, arguments, f"training on {args.data!r}",
-                       planned_tasks(args.n_trials))
+    pipeline = build_training_pipeline()
+    arguments = training_arguments(args, pipeline, update_schema=args.update_schema,
+                                   warn_only=args.warn_only)
+    return execute(args, pipeline, arguments, f"training on {args.data!r}",
+                   planned_tasks(args.n_trials))
 
 
 def add_training_flags(run: argparse.ArgumentParser) -> None:

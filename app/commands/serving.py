@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from kfp_mlops.app.commands.common import CliError, add_output, add_store, emit, store_uri
+from kfp_mlops.pipelines.local import with_local_tasks
 
 SERVE_CACHE = ".kfp-mlops/serving"
 
@@ -51,6 +52,7 @@ def serve_command(args: argparse.Namespace) -> int:
     return 0
 
 
+@with_local_tasks
 def score_command(args: argparse.Namespace) -> int:
     """Run the batch inference pipeline with kfp.local and copy out the predictions."""
     from kfp_mlops.app.console import capture_run_output
