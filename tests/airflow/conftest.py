@@ -28,17 +28,20 @@ INSTALL_TIMEOUT_S = 1500
 
 
 def _wanted_stamp() -> str:
-    """What the venv must have been built from: Python, base deps and the airflow extra."""
+    """What the venv must have been built from: Python, base deps, the airflow extra and
+    the package layout (an editable install maps each package folder when it is made)."""
     text = (ROOT / "pyproject.toml").read_text()
     try:
         import tomllib
     except ModuleNotFoundError:  # Python 3.10: any change to pyproject.toml rebuilds
         return hashlib.sha256((sys.version + text).encode()).hexdigest()
-    project = tomllib.loads(text)["project"]
+    config = tomllib.loads(text)
+    project = config["project"]
     wanted = {
         "python": sys.version.split()[0],
         "dependencies": project["dependencies"],
         "airflow": project["optional-dependencies"]["airflow"],
+        "layout": config["tool"]["setuptools"],
     }
     return hashlib.sha256(json.dumps(wanted, sort_keys=True).encode()).hexdigest()
 
