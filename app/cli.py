@@ -45,6 +45,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to ``sys.stderr`` as it is when a record comes (tests and callers swap it)."""
+
+    @property  # type: ignore[override]
+    def stream(self):
+        """The current ``sys.stderr``."""
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 def _log_to_stderr(command: str) -> None:
     """Show the suite's warnings (``kfp_mlops.*`` loggers) as the CLI's own lines.
 
@@ -52,10 +65,9 @@ def _log_to_stderr(command: str) -> None:
     processes of a local run log through KFP's executor format into the run log instead.
     """
     log = logging.getLogger("kfp_mlops")
-    handler = next((h for h in log.handlers if getattr(h, "kfp_mlops_cli", False)), None)
+    handler = next((h for h in log.handlers if isinstance(h, _StderrHandler)), None)
     if handler is None:
-        handler = logging.StreamHandler()
-        handler.kfp_mlops_cli = True  # type: ignore[attr-defined]
+        handler = _StderrHandler()
         handler.setLevel(logging.WARNING)
         log.addHandler(handler)
     handler.setFormatter(logging.Formatter(f"kfp-mlops {command}: %(levelname)s: %(message)s"))
