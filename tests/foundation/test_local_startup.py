@@ -64,21 +64,38 @@ print(json.dumps({"said": said}))
     assert found["said"] == "module 'kfp' has no attribute 'NoSuchThing'"
 
 
-def echo_env_pipeline():
-    """A one-task pipeline whose task returns the OpenMP wait policy it was started with."""
+def report_env() -> str:
+    import os
+
+    return os.environ.get("OMP_WAIT_POLICY", "<unset>")
+
+
+def report_preloaded() -> bool:
+    import sys
+
+    return "sklearn" in sys.modules
+
+
+def run_one_task(function, tmp_path, monkeypatch, variable: str, value: str | None):
+    """Run a one-task pipeline made of ``function`` locally with ``variable`` set to
+    ``value`` (None: unset); return what the task returned."""
     from kfp import dsl
 
-    @dsl.component(base_image="python:3.11", install_kfp_package=False)
-    def report_env() -> str:
-        import os
+    from kfp_mlops.pipelines.local import run_locally
 
-        return os.environ.get("OMP_WAIT_POLICY", "<unset>")
+    if value is None:
+        monkeypatch.delenv(variable, raising=False)
+    else:
+        monkeypatch.setenv(variable, value)
+    task = dsl.component(base_image="python:3.11", install_kfp_package=False)(function)
 
-    @dsl.pipeline(name="echo-env")
+    @dsl.pipeline(name=function.__name__.replace("_", "-"))
     def pipeline():
-        report_env()
+        task()
 
-    return pipeline
+    run = run_locally(pipeline, {}, tmp_path)
+    assert run.succeeded, run.error
+    return run.tasks[function.__name__.replace("_", "-")].parameters["Output"]
 
 
 @pytest.mark.slow
@@ -86,33 +103,9 @@ def echo_env_pipeline():
 def test_local_tasks_wait_passively_unless_the_user_says_otherwise(
     tmp_path, monkeypatch, user_value, seen
 ):
-    from kfp_mlops.pipelines.local import run_locally
-
-    if user_value is None:
-        monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
-    else:
-        monkeypatch.setenv("OMP_WAIT_POLICY", user_value)
-    run = run_locally(echo_env_pipeline(), {}, tmp_path)
-    assert run.succeeded, run.error
-    assert run.tasks["report-env"].parameters["Output"] == seen
+    """The task gets OMP_WAIT_POLICY=PASSIVE unless the user set it."""
+    assert run_one_task(report_env, tmp_path, monkeypatch, "OMP_WAIT_POLICY", user_value) == seen
     assert os.environ.get("OMP_WAIT_POLICY") == user_value  # the parent is left as it was
-
-
-def preloaded_pipeline():
-    """A one-task pipeline whose task says whether scikit-learn was imported before it ran."""
-    from kfp import dsl
-
-    @dsl.component(base_image="python:3.11", install_kfp_package=False)
-    def report_preloaded() -> bool:
-        import sys
-
-        return "sklearn" in sys.modules
-
-    @dsl.pipeline(name="preloaded")
-    def pipeline():
-        report_preloaded()
-
-    return pipeline
 
 
 @pytest.mark.slow
@@ -121,12 +114,6 @@ def preloaded_pipeline():
 def test_local_tasks_start_from_the_warm_server_unless_turned_off(
     tmp_path, monkeypatch, switch, preloaded
 ):
-    from kfp_mlops.pipelines.local import run_locally
-
-    if switch is None:
-        monkeypatch.delenv("KFP_MLOPS_PREFORK", raising=False)
-    else:
-        monkeypatch.setenv("KFP_MLOPS_PREFORK", switch)
-    run = run_locally(preloaded_pipeline(), {}, tmp_path)
-    assert run.succeeded, run.error
-    assert run.tasks["report-preloaded"].parameters["Output"] is preloaded
+    """The task starts with scikit-learn imported: forked from the fork server."""
+    found = run_one_task(report_preloaded, tmp_path, monkeypatch, "KFP_MLOPS_PREFORK", switch)
+    assert found is preloaded
