@@ -57,7 +57,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 from urllib.parse import urlparse
 
 from kfp_mlops.errors import KfpMlopsError
@@ -151,6 +151,14 @@ class Store(ABC):
     @abstractmethod
     def download_file(self, key: str, path: str | Path) -> None:
         """Copy the object under ``key`` to a local file."""
+
+    def open_file(self, key: str) -> BinaryIO:
+        """A seekable binary reader of ``key`` that reads only the bytes asked for.
+
+        Parquet readers seek to the footer and to the row groups they need, so a shard of
+        a large file costs its own bytes, not the file's.
+        """
+        raise NotImplementedError
 
     @abstractmethod
     def delete(self, key: str) -> None:
@@ -438,6 +446,11 @@ class LocalStore(Store):
             if not source.is_file():
                 raise FileNotFoundError(errno.ENOENT, "no such object", str(source))
             shutil.copyfile(source, path)
+
+    def open_file(self, key: str) -> BinaryIO:
+        path = self._path(key)
+        with self._os(self.uri_for(key), "read"):
+            return path.open("rb")
 
     def delete(self, key: str) -> None:
         path = self._path(key)
@@ -744,6 +757,24 @@ class S3Store(Store):
             read=True,
         )
 
+    def open_file(self, key: str) -> BinaryIO:
+        stat = self._call(self.uri_for(key), self.client.stat_object, self.bucket,
+                          self._key(key), read=True)
+        return io.BufferedReader(_S3RangeFile(self, key, int(stat.size)), buffer_size=1 << 20)
+
+    def read_range(self, key: str, offset: int, length: int) -> bytes:
+        """``length`` bytes of ``key`` from ``offset`` (one ranged GET)."""
+        def fetch() -> bytes:
+            response = self.client.get_object(self.bucket, self._key(key), offset=offset,
+                                              length=length)
+            try:
+                return response.read()
+            finally:
+                response.close()
+                response.release_conn()
+
+        return self._call(self.uri_for(key), fetch, read=True)
+
     def delete(self, key: str) -> None:
         self._call(self.uri_for(key), self.client.remove_object, self.bucket, self._key(key))
 
@@ -816,6 +847,36 @@ def _http_client(verify: bool):
             status_forcelist=[500, 502, 503, 504],
         ),
     )
+
+
+class _S3RangeFile(io.RawIOBase):
+    """A read-only, seekable object of an S3 store: each read is one ranged GET."""
+
+    def __init__(self, store: S3Store, key: str, size: int):
+        self.store, self.key, self.size, self.position = store, key, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.size}[whence]
+        self.position = max(0, base + offset)
+        return self.position
+
+    def readinto(self, buffer: Any) -> int:
+        length = min(len(buffer), self.size - self.position)
+        if length <= 0:
+            return 0
+        data = self.store.read_range(self.key, self.position, length)
+        buffer[: len(data)] = data
+        self.position += len(data)
+        return len(data)
 
 
 def _minio_client_from_env():
