@@ -47,6 +47,15 @@ POLICIES: dict[str, TaskPolicy] = {
     "compute-statistics": _pure("500m", "512Mi", "1Gi", "reads only the dataset artifact"),
     "validate-data": _side_effect(
         "250m", "256Mi", "512Mi", "reads the stored schema and may store a new version"),
+    # Sharded data: a shard's memory is bounded by its row hashes (8 bytes a row) and one
+    # record batch, not by the dataset (bench/bench_sharded.py).
+    "plan-shards": _side_effect(
+        "250m", "256Mi", "512Mi", "lists the source prefix, whose files may change"),
+    "scan-shard": _side_effect(
+        "1", "1Gi", "2Gi", "reads the source files the plan names, which may change"),
+    "scan-shards": _side_effect(
+        "1", "2Gi", "4Gi", "reads the source files the plan names (local process pool)", "2"),
+    "merge-scans": _pure("500m", "1Gi", "2Gi", "a pure function of the shards' partial scans"),
     "split-data": _pure("500m", "1Gi", "2Gi", "seeded: the same rows and seed give the same split"),
     # Model life cycle
     "make-candidates": _pure("100m", "256Mi", "512Mi", "a pure function of its parameters"),
@@ -72,6 +81,8 @@ POLICIES: dict[str, TaskPolicy] = {
     # Observability
     "detect-drift": _side_effect(
         "500m", "2Gi", "4Gi", "reads the production model and its dataset, which change"),
+    "detect-drift-sharded": _side_effect(
+        "500m", "1Gi", "2Gi", "reads the production model and its dataset, which change"),
     "monitor": _side_effect(
         "500m", "2Gi", "4Gi", "scores the production version and pushes the drift gauges"),
 }

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kfp_mlops.data.drift import DriftResult, DriftThresholds, detect_drift
+from kfp_mlops.data.drift import DriftResult, DriftThresholds, detect_drift, drift_from_scans
 from kfp_mlops.data.gate import validate_against_store
 from kfp_mlops.data.report import html_report, markdown_summary
 from kfp_mlops.data.sources import load_table, read_parquet
-from kfp_mlops.data.stats import DatasetStatistics, compute_statistics_from_frame
+from kfp_mlops.data.stats import DatasetStatistics, Scan, compute_statistics_from_frame, scan_any
 from kfp_mlops.data.validation import ValidationResult
 from kfp_mlops.data.versions import download_dataset
 from kfp_mlops.errors import DataError
@@ -97,21 +97,31 @@ class ReferenceDrift:
 
 
 def drift_against_reference(
-    reference: pd.DataFrame, current: pd.DataFrame, metadata: ModelMetadata, drift_share: float,
+    reference: pd.DataFrame, current: pd.DataFrame | Scan, metadata: ModelMetadata,
+    drift_share: float,
 ) -> DriftResult:
-    """Drift of the model's features and target from ``reference`` to ``current``."""
-    missing = [f for f in metadata.feature_names if f not in current.columns]
+    """Drift of the model's features and target from ``reference`` to ``current``.
+
+    ``current`` is the batch, or its finished scan (a sharded batch's merged scan).
+    """
+    names = list(current.stats.columns) if isinstance(current, Scan) else list(current.columns)
+    missing = [f for f in metadata.feature_names if f not in names]
     if missing:
         raise DataError(
             f"the monitoring batch lacks the model's features {missing}; its columns are "
-            f"{list(current.columns)}. Send batches with the training schema"
+            f"{names}. Send batches with the training schema"
         )
     columns = [c for c in [*metadata.feature_names, metadata.target]
-               if c in current.columns and c in reference.columns]
+               if c in names and c in reference.columns]
+    thresholds = DriftThresholds(drift_share=drift_share)
     # The target's drift counts in the share (label shift is a reason to retrain) and
     # the reason says so; the report marks it as the target.
-    return detect_drift(reference[columns], current[columns],
-                        DriftThresholds(drift_share=drift_share),
+    if isinstance(current, Scan):
+        ref = scan_any(reference[columns], sample_size=thresholds.sample_size,
+                       count_duplicates=False)
+        return drift_from_scans(ref, current, thresholds, columns,
+                                target=metadata.target, count_target=True)
+    return detect_drift(reference[columns], current[columns], thresholds,
                         target=metadata.target, count_target=True)
 
 
@@ -205,7 +215,7 @@ def load_batch(source: str) -> pd.DataFrame:
 
 
 def reference_drift(
-    store_uri: str, model_name: str, current: pd.DataFrame, *, drift_share: float = 0.5
+    store_uri: str, model_name: str, current: pd.DataFrame | Scan, *, drift_share: float = 0.5
 ) -> ReferenceDrift:
     """Drift of ``current`` from the dataset version ``model_name@production`` was trained on."""
     store = open_store(store_uri)
@@ -226,6 +236,21 @@ def reference_drift(
     drift = drift_against_reference(reference, current, metadata, drift_share)
     return ReferenceDrift(model_name, production.ref, metadata.dataset_version,
                           metadata.target, drift)
+
+
+def write_reference_drift(
+    store_uri: str, model_name: str, current: pd.DataFrame | Scan, path: str | Path, *,
+    drift_share: float = 0.5,
+) -> tuple[ReferenceDrift, bool, str]:
+    """What the ``detect-drift`` steps do: the drift, written as JSON to ``path``.
+
+    Returns it with the dataset-drift decision and its reason.
+    """
+    found = reference_drift(store_uri, model_name, current, drift_share=drift_share)
+    Path(path).write_text(found.to_json())
+    drifted = found.drift is not None and found.drift.dataset_drift
+    reason = found.drift.reason if found.drift else no_production(model_name).reason
+    return found, drifted, reason
 
 
 def quality_against_store(

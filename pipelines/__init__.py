@@ -17,6 +17,7 @@ _MODULES = {
     "training": "training",
     "batch-inference": "batch",
     "monitoring": "monitoring",
+    "sharded-monitoring": "sharded_monitoring",
     "continuous-training": "continuous",
 }
 _BUILDERS = {f"build_{module}_pipeline": module for module in _MODULES.values()}

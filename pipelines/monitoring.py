@@ -25,6 +25,9 @@ MONITORING_NAME = "kfp-mlops-monitoring"
 # The monitoring steps' task names. In the continuous pipeline they come first, so the
 # training steps that reuse a component get KFP's unique names (validate-data-2, ...).
 MONITORING_TASKS = ("ingest", "compute-statistics", "validate-data", "detect-drift", "monitor")
+# The sharded monitoring pipeline's own steps (pipelines/sharded_monitoring.py).
+SHARDED_SCAN_TASKS = ("plan-shards", "scan-shards", "scan-shard", "merge-scans",
+                      "detect-drift-sharded")
 
 
 def add_monitoring_steps(
@@ -64,9 +67,9 @@ def training_view(tasks: dict) -> dict:
     carries KFP's ``-2``; summaries read it under the component's own name. The monitor's
     decision (task ``monitor``) stays.
     """
-    if "detect-drift" not in tasks:
+    if "detect-drift" not in tasks and "detect-drift-sharded" not in tasks:
         return tasks
-    hidden = set(MONITORING_TASKS) - {"monitor"}
+    hidden = (set(MONITORING_TASKS) | set(SHARDED_SCAN_TASKS)) - {"monitor"}
     renamed = {f"{name}-2": name for name in hidden}
     return {renamed.get(name, name): task for name, task in tasks.items() if name not in hidden}
 

@@ -9,16 +9,47 @@ from kfp_mlops.app.commands.run import add_training_flags, execute, training_arg
 from kfp_mlops.pipelines.local import with_local_tasks
 
 
+def sharded(data: str, shard_rows: int | None) -> bool:
+    """Whether ``kfp-mlops monitor`` scans ``data`` in shards.
+
+    A folder, glob or S3 prefix always is (it is many files); one Parquet file is when
+    ``--shard-rows`` is given and its footer counts more rows.
+    """
+    from kfp_mlops.data.shards import is_sharded_source
+
+    if is_sharded_source(data):
+        return True
+    if shard_rows is None or not data.endswith(".parquet") or data.startswith("s3://"):
+        return False
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(data).metadata.num_rows > shard_rows
+    except OSError:
+        return False  # the pipeline's ingest says what is wrong with the file
+
+
 @with_local_tasks
 def monitor_command(args: argparse.Namespace) -> int:
-    """Run the monitoring pipeline on one batch."""
-    from kfp_mlops.pipelines.monitoring import MONITORING_TASKS, build_monitoring_pipeline
+    """Run the monitoring pipeline on one batch (the sharded one on a Parquet prefix)."""
+    from kfp_mlops.data.shards import DEFAULT_SHARD_ROWS
 
     arguments = {"data": args.data, "model_name": args.model_name, "store": store_uri(args),
                  "drift_share": args.drift_share, "pushgateway": args.pushgateway or ""}
-    return execute(args, build_monitoring_pipeline(), arguments,
-                   f"monitoring {args.data!r} against {args.model_name}@production",
-                   len(MONITORING_TASKS))
+    title = f"monitoring {args.data!r} against {args.model_name}@production"
+    if sharded(args.data, args.shard_rows):
+        from kfp_mlops.pipelines.sharded_monitoring import (
+            SHARDED_MONITORING_TASKS,
+            build_sharded_monitoring_pipeline,
+        )
+
+        arguments["shard_rows"] = args.shard_rows or DEFAULT_SHARD_ROWS
+        return execute(args, build_sharded_monitoring_pipeline(), arguments,
+                       f"{title}, in shards of at most {arguments['shard_rows']:,} rows",
+                       len(SHARDED_MONITORING_TASKS))
+    from kfp_mlops.pipelines.monitoring import MONITORING_TASKS, build_monitoring_pipeline
+
+    return execute(args, build_monitoring_pipeline(), arguments, title, len(MONITORING_TASKS))
 
 
 @with_local_tasks
@@ -46,7 +77,12 @@ def register(commands) -> None:
     mon = commands.add_parser(
         "monitor", help="drift, data quality and performance of a batch (kfp.local)",
     )
-    mon.add_argument("--data", required=True, help="the batch: path, s3:// URI or bundled name")
+    mon.add_argument("--data", required=True,
+                     help="the batch: path, s3:// URI or bundled name; a folder, glob or "
+                     "s3://bucket/prefix/ of Parquet files is scanned in shards")
+    mon.add_argument("--shard-rows", type=int, metavar="N",
+                     help="at most N rows a shard (default 5,000,000); a Parquet file with "
+                     "more rows is scanned in shards too")
     mon.add_argument("--model-name", required=True, help="its production version is the reference")
     mon.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR,
                      help="where kfp.local keeps run outputs and reports")

@@ -35,14 +35,46 @@ def detect_drift(
     from collections import namedtuple
 
     from kfp_mlops.data.sources import read_parquet
-    from kfp_mlops.monitor import no_production, reference_drift
+    from kfp_mlops.monitor import write_reference_drift
 
     log = logging.getLogger("kfp_mlops.components.monitoring.detect_drift")
-    found = reference_drift(store, model_name, read_parquet(dataset.path), drift_share=drift_share)
-    with open(drift.path, "w") as handle:
-        handle.write(found.to_json())
-    drifted = found.drift is not None and found.drift.dataset_drift
-    reason = found.drift.reason if found.drift else no_production(model_name).reason
+    found, drifted, reason = write_reference_drift(
+        store, model_name, read_parquet(dataset.path), drift.path, drift_share=drift_share)
+    drift.metadata.update({"model_ref": found.model_ref or "",
+                           "reference_version": found.reference_version or ""})
+    log.info(reason)
+    return namedtuple("DriftOutputs", ["drift", "reason"])(drifted, reason)
+
+
+@dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
+def detect_drift_sharded(
+    scan: Input[Artifact],
+    store: str,
+    model_name: str,
+    drift: Output[Artifact],
+    drift_share: float = 0.5,
+) -> NamedTuple("DriftOutputs", [("drift", bool), ("reason", str)]):
+    """``detect-drift`` for a sharded batch: from its merged scan, not its rows.
+
+    Args:
+        scan: From ``merge-scans`` or ``scan-shards``: statistics and drift samples.
+        store: Store URI holding the registry and the dataset versions.
+        model_name: Registry name; its production version's dataset is the reference.
+        drift: JSON, as ``detect-drift`` writes it.
+        drift_share: Share of drifted features that means dataset drift.
+
+    Returns:
+        drift: dataset drift; reason: which columns drifted, or why nothing was compared.
+    """
+    import logging
+    from collections import namedtuple
+
+    from kfp_mlops.data.shard_stats import load_scan
+    from kfp_mlops.monitor import write_reference_drift
+
+    log = logging.getLogger("kfp_mlops.components.monitoring.detect_drift_sharded")
+    found, drifted, reason = write_reference_drift(
+        store, model_name, load_scan(scan.path), drift.path, drift_share=drift_share)
     drift.metadata.update({"model_ref": found.model_ref or "",
                            "reference_version": found.reference_version or ""})
     log.info(reason)

@@ -25,7 +25,8 @@ def monitor(
     carry labels, and writes the monitoring report from the parts.
 
     Args:
-        dataset: The batch as Parquet, from ``ingest``.
+        dataset: The batch as Parquet, from ``ingest``; for a sharded batch, the rows
+            its sample kept (``merge-scans``): performance is measured on their labels.
         statistics: The batch's statistics, from ``compute-statistics``.
         validation: The batch checked against the stored schema, from ``validate-data``
             (``check_only``).
@@ -68,7 +69,7 @@ def monitor(
     result = decide(reference, quality, labelled=labelled, metrics=scores, force=force)
     with open(statistics.path) as handle:
         stats = DatasetStatistics.from_json(handle.read())
-    write_reports(stats, reference, quality, result, len(current), report.path, summary.path)
+    write_reports(stats, reference, quality, result, stats.rows, report.path, summary.path)
     for name, value in result.metrics().items():
         metrics.log_metric(name, value)
     if pushgateway:

@@ -2,8 +2,9 @@
 
 Both sides are scanned with :mod:`kfp_mlops.data.stats` (streamed by batches from Parquet,
 or from a DataFrame). Numeric tests run on the scan's bounded value sample: every value
-up to ``sample_size`` (default 100,000) rows, a seeded Bernoulli sample above. Category
-tests use the scan's exact category counts.
+up to ``sample_size`` (default 100,000) rows, above that a Bernoulli sample coordinated by
+row number (any sharding of the table keeps the same rows: see
+:mod:`kfp_mlops.data.stats`). Category tests use the scan's exact category counts.
 
 Metrics: numeric features get PSI (10 bins at reference deciles), the two-sample
 Kolmogorov-Smirnov test and the Wasserstein distance (also normed by the reference

@@ -36,6 +36,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from kfp_mlops.data.content_hash import ContentHasher
 from kfp_mlops.data.kinds import NUMERIC_KINDS
@@ -45,6 +47,7 @@ from kfp_mlops.data.stats import (
     DEFAULT_CATEGORY_CAP,
     DEFAULT_SAMPLE_SIZE,
     DEFAULT_TOP_K,
+    DatasetStatistics,
     Scan,
     StatisticsError,
     _Accumulator,
@@ -54,6 +57,7 @@ from kfp_mlops.data.stats import (
     first_pass,
     histogram_edges,
     new_accumulators,
+    sample_mask,
     sample_rate,
 )
 
@@ -83,27 +87,34 @@ def scan_shard(plan: ShardPlan, index: int, out_dir: str | Path,
     accs = new_accumulators(schema, bins=o.bins, sampled=rate < 1.0, bounds=plan.bounds)
     group_hashes: list[str] = []
     hasher = ContentHasher(schema)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    sampled_rows = pq.ParquetWriter(out / "rows.parquet", schema)
+    seen = 0
 
     def batches():
-        nonlocal hasher
+        nonlocal hasher, seen
         for batch in iter_shard_batches(plan, index, row_groups=True):
             if batch is None:  # a row group ends: its content hash is done
                 group_hashes.append(hasher.hexdigest())
                 hasher = ContentHasher(schema)
                 continue
             hasher.update(batch)
+            keep = sample_mask(shard.first_row + seen, batch.num_rows, rate, o.seed)
+            seen += batch.num_rows
+            if keep.any():
+                sampled_rows.write_table(pa.Table.from_batches([batch]).filter(keep).cast(schema))
             yield batch
 
-    rows, hashes = first_pass(
-        batches(), accs, first_row=shard.first_row, rate=rate, seed=o.seed,
-        category_cap=o.category_cap, count_duplicates=True,
-    )
+    with sampled_rows:
+        rows, hashes = first_pass(
+            batches(), accs, first_row=shard.first_row, rate=rate, seed=o.seed,
+            category_cap=o.category_cap, count_duplicates=True,
+        )
     if rows != shard.rows:
         raise StatisticsError(f"shard {index} of {plan.source} has {rows} rows, but its files' "
                               f"footers said {shard.rows}; a file changed while it was read: "
                               "run again")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     row_hashes = np.concatenate(hashes) if hashes else np.empty(0, dtype=np.uint64)
     row_hashes.sort()
     np.save(out / "hashes.npy", row_hashes)
@@ -152,6 +163,64 @@ class MergedScan:
     scan: Scan
     content_sha256: str
     row_groups: int
+    row_files: list[Path]  # the shards' sampled rows, in source order
+
+
+def write_sampled_rows(merged: MergedScan, plan: ShardPlan, path: str | Path) -> int:
+    """The sampled rows of every shard as one Parquet file (about ``sample_size`` rows)."""
+    rows = 0
+    with pq.ParquetWriter(path, plan.schema()) as writer:
+        for part in merged.row_files:
+            table = pq.read_table(part)
+            writer.write_table(table)
+            rows += table.num_rows
+    return rows
+
+
+def scan_all_shards(plan: ShardPlan, out_dir: str | Path, *, workers: int = 0,
+                    options: ScanOptions | None = None,
+                    on_done: Any = None) -> list[Path]:
+    """Scan every shard into ``out_dir/shard-NNNNN`` with ``workers`` processes (0: a core each).
+
+    The local shape of the fan-out: what ``dsl.ParallelFor`` runs as pods on a cluster.
+    ``on_done(summary)`` is called as each shard finishes.
+    """
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    folders = [Path(out_dir) / f"shard-{i:05d}" for i in range(len(plan.shards))]
+    workers = workers or len(os.sched_getaffinity(0))
+    workers = max(1, min(workers, len(folders)))
+    if workers == 1:
+        for i, folder in enumerate(folders):
+            summary = scan_shard(plan, i, folder, options)
+            if on_done:
+                on_done(summary)
+        return folders
+    # fork: the workers start with the suite imported (spawn would import it again each)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        futures = [pool.submit(scan_shard, plan, i, f, options) for i, f in enumerate(folders)]
+        for future in as_completed(futures):
+            summary = future.result()
+            if on_done:
+                on_done(summary)
+    return folders
+
+
+def save_scan(scan: Scan, folder: str | Path) -> None:
+    """Write a scan (statistics and drift samples) for a later task: see :func:`load_scan`."""
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "statistics.json").write_text(scan.stats.to_json())
+    np.savez(out / "samples.npz", **scan.samples)
+
+
+def load_scan(folder: str | Path) -> Scan:
+    """Read a scan written by :func:`save_scan`."""
+    stats = DatasetStatistics.from_json((Path(folder) / "statistics.json").read_text())
+    with np.load(Path(folder) / "samples.npz") as npz:
+        return Scan(stats=stats, samples={name: npz[name] for name in npz.files})
 
 
 def merge_partials(plan: ShardPlan, partial_dirs: list[str | Path]) -> MergedScan:
@@ -188,7 +257,8 @@ def merge_partials(plan: ShardPlan, partial_dirs: list[str | Path]) -> MergedSca
         total.update(f"{name}\t{arrow_type}\n".encode())
     for h in group_hashes:
         total.update(bytes.fromhex(h))
-    return MergedScan(scan, total.hexdigest(), len(group_hashes))
+    return MergedScan(scan, total.hexdigest(), len(group_hashes),
+                      [folder / "rows.parquet" for folder, _ in parts])
 
 
 def _merge(acc: _Accumulator | None, data: dict[str, Any], cap: int) -> _Accumulator:
@@ -271,3 +341,15 @@ def _merged_duplicates(paths: list[Path]) -> int:
         merged.sort()
         duplicates += count_duplicates_sorted(merged)
     return duplicates
+
+
+def finish_merge(plan: ShardPlan, partial_dirs: list[str | Path], statistics_path: str | Path,
+                 scan_dir: str | Path, sample_path: str | Path) -> dict[str, Any]:
+    """Merge and write what the tasks after the fan-out read; return a summary."""
+    merged = merge_partials(plan, partial_dirs)
+    Path(statistics_path).write_text(merged.scan.stats.to_json())
+    save_scan(merged.scan, scan_dir)
+    sampled = write_sampled_rows(merged, plan, sample_path)
+    return {"rows": merged.scan.stats.rows, "columns": len(merged.scan.stats.columns),
+            "shards": len(plan.shards), "sampled_rows": sampled,
+            "content_sha256": merged.content_sha256}

@@ -1,0 +1,123 @@
+"""Sharded data: list a prefix of Parquet files into shards, scan them apart, merge.
+
+On a cluster ``scan-shard`` runs once per shard under ``dsl.ParallelFor`` (a pod each)
+and ``merge-scans`` collects them; a local run (kfp.local starts one task at a time) uses
+``scan-shards``, which runs every shard in a process pool and merges in the same task.
+"""
+
+from typing import List, NamedTuple  # noqa: UP035 (as the KFP docs write it)
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Output
+
+from kfp_mlops.components.image import DEFAULT_IMAGE
+
+
+@dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
+def plan_shards(
+    source: str,
+    plan: Output[Artifact],
+    shard_rows: int = 5_000_000,
+) -> NamedTuple("PlanOutputs", [("shards", List[int]), ("rows", int)]):  # noqa: UP006
+    """List a folder, glob or S3 prefix of Parquet files into shards (footers only).
+
+    Args:
+        source: ``s3://bucket/prefix/``, a folder (hive ``key=value`` folders become
+            columns) or a glob of Parquet files.
+        plan: JSON: the files' row-group runs per shard, the schema, global bounds.
+        shard_rows: At most this many rows a shard (whole row groups).
+
+    Returns:
+        shards: the shard indices, for ``dsl.ParallelFor``; rows: the row count.
+    """
+    import logging
+    from collections import namedtuple
+
+    from kfp_mlops.data.shards import describe
+    from kfp_mlops.data.shards import plan_shards as make_plan
+
+    made = make_plan(source, shard_rows=shard_rows)
+    with open(plan.path, "w") as handle:
+        handle.write(made.to_json())
+    plan.metadata.update(describe(made))
+    logging.getLogger("kfp_mlops.components.data.plan_shards").info(
+        "%s: %d rows in %d files -> %d shards", source, made.rows, made.files, len(made.shards))
+    return namedtuple("PlanOutputs", ["shards", "rows"])(list(range(len(made.shards))), made.rows)
+
+
+@dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
+def scan_shard(plan: Input[Artifact], shard: int, partial: Output[Artifact]):
+    """Scan one shard into a partial (statistics, sketches, sample, row hashes).
+
+    Args:
+        plan: From ``plan-shards``.
+        shard: The shard's index.
+        partial: A folder that ``merge-scans`` reads.
+    """
+    from kfp_mlops.data.shard_stats import scan_shard as scan
+    from kfp_mlops.data.shards import ShardPlan
+
+    with open(plan.path) as handle:
+        summary = scan(ShardPlan.from_json(handle.read()), shard, partial.path)
+    partial.metadata.update(summary)
+
+
+@dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
+def merge_scans(
+    plan: Input[Artifact],
+    partials: Input[List[Artifact]],  # noqa: UP006
+    statistics: Output[Artifact],
+    scan: Output[Artifact],
+    sample: Output[Dataset],
+):
+    """Merge the shards' partial scans: the statistics one scan of the whole gives.
+
+    Args:
+        plan: From ``plan-shards``.
+        partials: Every ``scan-shard`` output.
+        statistics: JSON, as ``compute-statistics`` writes it.
+        scan: The statistics and the drift samples, for ``detect-drift-sharded``.
+        sample: The rows the sample kept (about 100,000), as Parquet.
+    """
+    from kfp_mlops.data.shard_stats import finish_merge
+    from kfp_mlops.data.shards import ShardPlan
+
+    with open(plan.path) as handle:
+        made = ShardPlan.from_json(handle.read())
+    summary = finish_merge(made, [p.path for p in partials], statistics.path, scan.path,
+                           sample.path)
+    statistics.metadata.update(summary)
+
+
+@dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
+def scan_shards(
+    plan: Input[Artifact],
+    statistics: Output[Artifact],
+    scan: Output[Artifact],
+    sample: Output[Dataset],
+    workers: int = 0,
+):
+    """Scan every shard in a process pool, then merge: the local shape of the fan-out.
+
+    Args:
+        plan: From ``plan-shards``.
+        statistics: JSON, as ``compute-statistics`` writes it.
+        scan: The statistics and the drift samples, for ``detect-drift-sharded``.
+        sample: The rows the sample kept (about 100,000), as Parquet.
+        workers: Processes; 0 is one per usable core.
+    """
+    import logging
+    import tempfile
+
+    from kfp_mlops.data.shard_stats import finish_merge, scan_all_shards
+    from kfp_mlops.data.shards import ShardPlan
+
+    log = logging.getLogger("kfp_mlops.components.data.scan_shards")
+    with open(plan.path) as handle:
+        made = ShardPlan.from_json(handle.read())
+    with tempfile.TemporaryDirectory(prefix="kfp-mlops-shards-") as tmp:
+        folders = scan_all_shards(
+            made, tmp, workers=workers,
+            on_done=lambda s: log.info("shard %d: %d rows", s["index"], s["rows"]))
+        summary = finish_merge(made, folders, statistics.path, scan.path, sample.path)
+    statistics.metadata.update(summary)

@@ -1,0 +1,103 @@
+"""`kfp-mlops monitor` on a Parquet prefix: the sharded pipeline, run with kfp.local.
+
+A model is trained, then one drifted batch is monitored twice: as a hive-partitioned
+folder (sharded: plan-shards -> scan-shards -> validate-data + detect-drift-sharded ->
+monitor) and as one Parquet file (the monitoring pipeline). Both must decide the same.
+The cluster form's fan-out is read from the compiled IR.
+"""
+
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from kfp_mlops.app.cli import main
+from kfp_mlops.data.generator import make_batch
+
+pytestmark = pytest.mark.slow
+
+
+def cli_json(capsys, *argv):
+    code = main([*argv, "--output", "json"])
+    captured = capsys.readouterr()
+    return code, (json.loads(captured.out) if captured.out.strip() else None), captured.err
+
+
+def executor_output(runs, run_dir, task):
+    return json.loads((runs / run_dir / task / "executor_output.json").read_text())
+
+
+def test_a_partitioned_batch_is_monitored_in_shards_as_one_file_is(tmp_path, capsys):
+    store, runs = str(tmp_path / "store"), tmp_path / "runs"
+    common = ["--model-name", "loans", "--store", store, "--runs-dir", str(runs)]
+    make_batch("reference", 1200, 1).to_csv(tmp_path / "train.csv", index=False)
+    code, trained, _ = cli_json(capsys, "run", "--data", str(tmp_path / "train.csv"),
+                                "--target", "default", *common)
+    assert code == 0, trained
+
+    batch = make_batch("drifted", 3000, 5)
+    batch.loc[::3, "default"] = None  # labels for two rows in three (the schema refuses it)
+    whole = []
+    for i, day in enumerate(["2026-11-01", "2026-11-02", "2026-11-03"]):
+        part = batch.iloc[i * 1000:(i + 1) * 1000]
+        folder = tmp_path / "batch" / f"day={day}"
+        folder.mkdir(parents=True)
+        pq.write_table(pa.Table.from_pandas(part, preserve_index=False),
+                       folder / "part-0.parquet", row_group_size=400)
+        whole.append(part.assign(day=day))
+    import pandas as pd
+
+    pq.write_table(pa.Table.from_pandas(pd.concat(whole), preserve_index=False),
+                   tmp_path / "whole.parquet")
+
+    code, sharded, err = cli_json(capsys, "monitor", "--data", str(tmp_path / "batch"),
+                                  "--shard-rows", "700", *common)
+    assert "kfp-mlops-sharded-monitoring" in sharded["run_dir"], err
+    code_single, single, _ = cli_json(capsys, "monitor", "--data",
+                                      str(tmp_path / "whole.parquet"), *common)
+    # Monitoring reports data quality in its decision; the check is no gate there.
+    assert code == code_single == 0, json.dumps(sharded, indent=1)
+    assert sharded["gates"] == single["gates"] == {}
+    assert "'default' has 1000 missing values" in sharded["monitor"]["reason"]
+
+    a, b = sharded["monitor"], single["monitor"]
+    assert a["drift"] is b["drift"] is True
+    assert a["retrain"] == b["retrain"] and a["reason"] == b["reason"]
+    plan = executor_output(runs, sharded["run_dir"], "plan-shards")
+    assert plan["parameterValues"]["shards"] == [0, 1, 2, 3, 4, 5]
+    assert plan["parameterValues"]["rows"] == 3000
+    # The sample is every row here (3000 < 100,000): the same labelled rows and metrics.
+    got = executor_output(runs, sharded["run_dir"], "monitor")
+    want = executor_output(runs, single["run_dir"], "monitor")
+    got_metrics = got["artifacts"]["metrics"]["artifacts"][0]["metadata"]
+    want_metrics = want["artifacts"]["metrics"]["artifacts"][0]["metadata"]
+    assert got_metrics["labelled_rows"] == 2000
+    assert got_metrics == pytest.approx(want_metrics)
+
+
+def test_the_cluster_form_fans_out_one_pod_per_shard(tmp_path):
+    from kfp import compiler
+
+    from kfp_mlops.pipelines.cluster import ClusterConfig
+    from kfp_mlops.pipelines.sharded_monitoring import build_sharded_monitoring_pipeline
+
+    path = tmp_path / "sharded.yaml"
+    compiler.Compiler().compile(build_sharded_monitoring_pipeline(ClusterConfig(),
+                                                                  parallelism=16), str(path))
+    ir = next(yaml.safe_load_all(path.read_text()))  # the pipeline spec, then the platform spec
+    root = ir["root"]["dag"]["tasks"]
+    (loop_name,) = [n for n, t in root.items() if "iteratorPolicy" in t]
+    loop = root[loop_name]
+    assert loop["iteratorPolicy"]["parallelismLimit"] == 16
+    assert loop["parameterIterator"]["items"]["inputParameter"] == \
+        "pipelinechannel--plan-shards-shards"
+    inner = ir["components"][loop["componentRef"]["name"]]["dag"]["tasks"]
+    assert list(inner) == ["scan-shard"]
+    merge = root["merge-scans"]
+    assert loop_name in merge["dependentTasks"]
+    assert set(root) >= {"plan-shards", "merge-scans", "validate-data",
+                         "detect-drift-sharded", "monitor"}
+    # The shard scans read the source files: never served from KFP's cache.
+    assert inner["scan-shard"]["cachingOptions"] == {}
