@@ -42,7 +42,9 @@ def show_command(args: argparse.Namespace) -> int:
         f"  rows:     {version.rows}",
         f"  created:  {version.created_at}",
         f"  parent:   {version.parent or '-'}",
-        f"  sha256:   {version.sha256}",
+        f"  sha256:   {version.sha256}" if not version.shards else
+        f"  shards:   {len(version.shards)}, kept in place (content hash "
+        f"{version.content_sha256[:16]}...)",
         "  columns:",
     ] + [f"    {name}: {kind}" for name, kind in version.columns.items()]
     emit(args, asdict(version), "\n".join(lines))
@@ -132,6 +134,54 @@ def drift_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def profile_command(args: argparse.Namespace) -> int:
+    """Profile a sharded source in a process pool, record it as a version, write a report."""
+    import sys
+    import time
+
+    from kfp_mlops.data.report import html_report
+    from kfp_mlops.data.shard_stats import merge_partials, record_version, scan_all_shards
+    from kfp_mlops.data.shards import DEFAULT_SHARD_ROWS, describe, plan_shards
+
+    start = time.perf_counter()
+    plan = plan_shards(args.source, shard_rows=args.shard_rows or DEFAULT_SHARD_ROWS)
+    quiet = args.output == "json"
+    if not quiet:
+        print(f"kfp-mlops data profile: {plan.rows:,} rows in {plan.files} files -> "
+              f"{len(plan.shards)} shards", file=sys.stderr, flush=True)
+    done = []
+
+    def progress(summary: dict) -> None:
+        done.append(summary)
+        if not quiet:
+            print(f"  [{len(done):>{len(str(len(plan.shards)))}}/{len(plan.shards)}] shard "
+                  f"{summary['index']}: {summary['rows']:,} rows "
+                  f"({time.perf_counter() - start:.1f} s)", file=sys.stderr, flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="kfp-mlops-profile-") as tmp:
+        merged = merge_partials(plan, scan_all_shards(plan, tmp, workers=args.workers,
+                                                      on_done=progress))
+    version, created = record_version(_store(args), plan, merged)
+    stats = merged.scan.stats
+    if args.report:
+        Path(args.report).write_text(html_report(stats, title=f"Data report: {args.source}",
+                                                 current_name=args.source))
+    if args.statistics:
+        Path(args.statistics).write_text(stats.to_json())
+    seconds = time.perf_counter() - start
+    lines = [
+        f"{args.source}: {stats.rows:,} rows, {len(stats.columns)} columns, "
+        f"{stats.duplicate_rows:,} duplicate rows, in {len(plan.shards)} shards ({seconds:.1f} s)",
+        f"dataset version {version.version_id} ({'new' if created else 'already recorded'}; "
+        "kept in place, not copied)",
+        f"quantiles: {stats.quantile_method}",
+    ]
+    lines += [f"report: {args.report}"] if args.report else []
+    emit(args, {**describe(plan), "version": version.version_id, "new": created,
+                "seconds": round(seconds, 2), "statistics": stats.to_dict()}, "\n".join(lines))
+    return 0
+
+
 def generate_command(args: argparse.Namespace) -> int:
     """Write a reference or drifted batch of the bundled loan-default generator."""
     from kfp_mlops.data.generator import make_batch
@@ -149,7 +199,7 @@ def generate_command(args: argparse.Namespace) -> int:
 
 
 def register(commands) -> None:
-    """Add ``data list|show|schema|drift``."""
+    """Add ``data list|show|schema|drift|profile|generate``."""
     data = commands.add_parser("data", help="dataset versions, schemas and drift")
     sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
 
@@ -182,6 +232,24 @@ def register(commands) -> None:
     drift.add_argument("--report", help="write the HTML report here")
     drift.set_defaults(handler=drift_command)
 
+    profile = sub.add_parser(
+        "profile", help="statistics of a folder, glob or S3 prefix of Parquet files, in shards",
+        description="Lists the Parquet files (footers only) into shards of at most --shard-rows "
+        "rows, scans them in a process pool (one worker a core), merges the statistics (exact, "
+        "quantiles from KLL sketches), records the source as a sharded dataset version (kept "
+        "in place, with each shard's content hash) and writes an HTML report. "
+        "Example: kfp-mlops data profile s3://lake/events/ --report events.html",
+    )
+    profile.add_argument("source", help="s3://bucket/prefix/, a folder (hive key=value "
+                         "folders become columns) or a glob of Parquet files")
+    profile.add_argument("--shard-rows", type=int, metavar="N",
+                         help="at most N rows a shard (default 5,000,000)")
+    profile.add_argument("--workers", type=int, default=0,
+                         help="processes (default 0: one per usable core)")
+    profile.add_argument("--report", metavar="FILE", help="write the HTML data report here")
+    profile.add_argument("--statistics", metavar="FILE", help="write the statistics JSON here")
+    profile.set_defaults(handler=profile_command)
+
     generate = sub.add_parser(
         "generate", help="write a reference or drifted batch (loan defaults) for the loop demo",
     )
@@ -194,6 +262,6 @@ def register(commands) -> None:
     generate.set_defaults(handler=generate_command)
     add_output(generate)
 
-    for parser in (listing, show, schema, drift):
+    for parser in (listing, show, schema, drift, profile):
         add_store(parser)
         add_output(parser)

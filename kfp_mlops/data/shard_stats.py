@@ -164,6 +164,7 @@ class MergedScan:
     content_sha256: str
     row_groups: int
     row_files: list[Path]  # the shards' sampled rows, in source order
+    shard_hashes: list[str]  # each shard's content hash (of its row groups' hashes)
 
 
 def write_sampled_rows(merged: MergedScan, plan: ShardPlan, path: str | Path) -> int:
@@ -257,8 +258,23 @@ def merge_partials(plan: ShardPlan, partial_dirs: list[str | Path]) -> MergedSca
         total.update(f"{name}\t{arrow_type}\n".encode())
     for h in group_hashes:
         total.update(bytes.fromhex(h))
+    shard_hashes = [hashlib.sha256(b"".join(bytes.fromhex(h) for h in p["content_hashes"]))
+                    .hexdigest() for _, p in parts]
     return MergedScan(scan, total.hexdigest(), len(group_hashes),
-                      [folder / "rows.parquet" for folder, _ in parts])
+                      [folder / "rows.parquet" for folder, _ in parts], shard_hashes)
+
+
+def record_version(store: Any, plan: ShardPlan, merged: MergedScan) -> tuple[Any, bool]:
+    """Record the scanned source as a sharded dataset version (kept in place)."""
+    from kfp_mlops.data.versions import record_sharded_version
+
+    shards = [{"index": s.index, "rows": s.rows, "content_sha256": h,
+               "pieces": [{"path": p.path, "row_groups": [p.first, p.last], "rows": p.rows}
+                          for p in s.pieces]}
+              for s, h in zip(plan.shards, merged.shard_hashes, strict=True)]
+    return record_sharded_version(
+        store, source_uri=plan.source, content_sha256=merged.content_sha256,
+        rows=merged.scan.stats.rows, columns=dict(plan.columns), shards=shards)
 
 
 def _merge(acc: _Accumulator | None, data: dict[str, Any], cap: int) -> _Accumulator:

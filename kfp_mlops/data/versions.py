@@ -32,6 +32,7 @@ import pyarrow as pa
 from kfp_mlops.data.content_hash import table_content_hash
 from kfp_mlops.data.parquet import write_parquet
 from kfp_mlops.data.stats import frame_to_table
+from kfp_mlops.errors import DataError
 from kfp_mlops.storage import AlreadyExistsError, NotFoundError, Store, StoreError
 
 if TYPE_CHECKING:  # ingest streams Arrow batches and imports no pandas
@@ -59,6 +60,9 @@ class DatasetVersion:
     source_uri: str
     created_at: str  # UTC, ISO 8601
     parent: str | None = None  # version this one was derived from
+    # A sharded version (kfp_mlops.data.shard_stats) is kept in place, not copied: its
+    # files, their row groups per shard and each shard's content hash.
+    shards: list[dict[str, Any]] | None = None
 
     @property
     def prefix(self) -> str:
@@ -165,6 +169,33 @@ def publish_dataset_file(
     return version, True
 
 
+def record_sharded_version(
+    store: Store, *, source_uri: str, content_sha256: str, rows: int,
+    columns: dict[str, str], shards: list[dict[str, Any]],
+) -> tuple[DatasetVersion, bool]:
+    """Record a sharded dataset (kept where it is) as a version; return it and if it is new.
+
+    The id is cut from the content hash of the whole (every row group's content hash, in
+    order), so the same files give the same id whatever the shard size.
+    """
+    version_id = content_sha256[:ID_LENGTH]
+    existing = _read_version(store, version_id)
+    if existing is not None:
+        return existing, False
+    version = DatasetVersion(
+        version_id=version_id, content_sha256=content_sha256, sha256="", rows=rows,
+        columns=columns, source_uri=source_uri,
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), shards=shards,
+    )
+    with tempfile.TemporaryDirectory(prefix="kfp-mlops-dataset-") as tmp:
+        (Path(tmp) / METADATA_FILE).write_text(version.to_json())
+        try:
+            store.publish_dir(version.prefix, tmp, commit_file=METADATA_FILE)
+        except AlreadyExistsError:
+            return _read_version(store, version_id) or version, False
+    return version, True
+
+
 def _read_version(store: Store, version_id: str) -> DatasetVersion | None:
     """The committed version ``version_id``; None when its commit file does not exist."""
     key = f"{DATASETS_PREFIX}/{version_id}/{METADATA_FILE}"
@@ -201,6 +232,12 @@ def download_dataset(store: Store, version_id: str, path: str | Path) -> Path:
     :class:`StoreError` and removes the partial copy.
     """
     version = get_dataset_version(store, version_id)
+    if version.shards is not None:
+        raise DataError(
+            f"dataset version {version_id} is sharded ({len(version.shards)} shards kept in "
+            f"place at {version.source_uri}); read its files there, or monitor it with "
+            f"`kfp-mlops monitor --data {version.source_uri}`"
+        )
     target = Path(path)
     if target.is_dir():
         target = target / DATA_FILE

@@ -101,3 +101,32 @@ def test_the_cluster_form_fans_out_one_pod_per_shard(tmp_path):
                          "detect-drift-sharded", "monitor"}
     # The shard scans read the source files: never served from KFP's cache.
     assert inner["scan-shard"]["cachingOptions"] == {}
+
+
+def test_data_profile_records_a_sharded_version_kept_in_place(tmp_path, capsys):
+    from kfp_mlops.data.versions import download_dataset, get_dataset_version
+    from kfp_mlops.errors import DataError
+    from kfp_mlops.storage import open_store
+
+    for day in ("2026-11-01", "2026-11-02"):
+        folder = tmp_path / "events" / f"day={day}"
+        folder.mkdir(parents=True)
+        make_batch("reference", 900, len(day)).to_parquet(folder / "part-0.parquet")
+    store = str(tmp_path / "store")
+    argv = ["data", "profile", str(tmp_path / "events"), "--shard-rows", "500",
+            "--store", store, "--report", str(tmp_path / "report.html")]
+    code, first, _ = cli_json(capsys, *argv)
+    assert code == 0 and first["new"] is True and first["shards"] == 2
+    assert first["statistics"]["rows"] == 1800
+    assert "<svg" in (tmp_path / "report.html").read_text()
+    # The same files in other shards: the same version, already recorded.
+    code, again, _ = cli_json(capsys, *argv[:4], "5000", *argv[5:])
+    assert again["shards"] == 1 and again["version"] == first["version"] and not again["new"]
+
+    version = get_dataset_version(open_store(store), first["version"])
+    assert [s["rows"] for s in version.shards] == [900, 900]
+    assert all(len(s["content_sha256"]) == 64 for s in version.shards)
+    with pytest.raises(DataError, match="kept in place"):
+        download_dataset(open_store(store), version.version_id, tmp_path / "copy.parquet")
+    code = main(["data", "show", version.version_id, "--store", store])
+    assert code == 0 and "shards:   2, kept in place" in capsys.readouterr().out

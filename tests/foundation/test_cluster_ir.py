@@ -25,7 +25,9 @@ REPO = Path(__file__).resolve().parents[2]
 # Tasks that read outside state by name or change it: a cache hit would hide new data,
 # repeat yesterday's decision or skip a release. Listed here independently of the policy.
 SIDE_EFFECTS = {"ingest", "validate-data", "bless-model", "publish", "infra-validate", "deploy",
-                "detect-drift", "monitor", "batch-predict"}
+                "detect-drift", "monitor", "batch-predict",
+                # sharded data: they read the source files, which may change
+                "plan-shards", "scan-shard", "scan-shards", "detect-drift-sharded"}
 
 
 def _spec(path: Path) -> dict:
