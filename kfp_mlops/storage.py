@@ -713,15 +713,7 @@ class S3Store(Store):
         return self._conditional
 
     def get_bytes(self, key: str) -> bytes:
-        def fetch() -> bytes:
-            response = self.client.get_object(self.bucket, self._key(key))
-            try:
-                return response.read()
-            finally:
-                response.close()
-                response.release_conn()
-
-        return self._call(self.uri_for(key), fetch, read=True)
+        return self.read_range(key, 0, 0)
 
     def exists(self, key: str) -> bool:
         # A HEAD on a missing bucket reads as a missing key: check the bucket first.
@@ -763,7 +755,7 @@ class S3Store(Store):
         return io.BufferedReader(_S3RangeFile(self, key, int(stat.size)), buffer_size=1 << 20)
 
     def read_range(self, key: str, offset: int, length: int) -> bytes:
-        """``length`` bytes of ``key`` from ``offset`` (one ranged GET)."""
+        """``length`` bytes of ``key`` from ``offset`` (one GET; 0, 0: the whole object)."""
         def fetch() -> bytes:
             response = self.client.get_object(self.bucket, self._key(key), offset=offset,
                                               length=length)

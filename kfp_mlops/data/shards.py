@@ -135,7 +135,14 @@ class _Files:
         if self.store is not None:
             base = pattern.split("*")[0].split("?")[0].split("[")[0] if globbed else pattern
             keys = self.store.list(base)
-            names = [k for k in keys if fnmatch.fnmatch(k, pattern)] if globbed else keys
+            if globbed:
+                names = [k for k in keys if fnmatch.fnmatch(k, pattern)]
+            elif pattern.endswith("/"):
+                names = keys
+            else:  # one object, or a prefix given without its slash
+                names = [k for k in keys if k == pattern or k.startswith(pattern + "/")]
+        elif Path(pattern).is_file():
+            names = [pattern]
         elif globbed:
             names = sorted(str(p) for p in Path("/").glob(pattern.lstrip("/"))) \
                 if pattern.startswith("/") else sorted(str(p) for p in Path().glob(pattern))
@@ -167,6 +174,8 @@ class _Files:
 
     def partition(self, path: str) -> dict[str, str]:
         base = self.pattern.split("*")[0].split("?")[0].split("[")[0]
+        if Path(base).suffix in (".parquet", ".parq", ".pq"):  # one file: no partitions
+            return {}
         relative = path[len(base):] if path.startswith(base) else path
         parts = relative.strip("/").split("/")[:-1]
         return dict(p.split("=", 1) for p in parts if "=" in p)

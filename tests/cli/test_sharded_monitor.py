@@ -130,3 +130,18 @@ def test_data_profile_records_a_sharded_version_kept_in_place(tmp_path, capsys):
         download_dataset(open_store(store), version.version_id, tmp_path / "copy.parquet")
     code = main(["data", "show", version.version_id, "--store", store])
     assert code == 0 and "shards:   2, kept in place" in capsys.readouterr().out
+
+
+def test_monitor_shards_a_prefix_and_a_parquet_file_over_the_threshold(tmp_path):
+    from kfp_mlops.app.commands.loop import sharded
+
+    make_batch("reference", 3000, 1).to_parquet(tmp_path / "big.parquet")
+    make_batch("reference", 10, 1).to_csv(tmp_path / "small.csv")
+    assert sharded(str(tmp_path), None)  # a folder is many files
+    assert sharded(str(tmp_path / "*.parquet"), None)
+    assert sharded("s3://lake/events/", None)
+    assert sharded(str(tmp_path / "big.parquet"), 1000)
+    assert not sharded(str(tmp_path / "big.parquet"), 5000)
+    assert not sharded(str(tmp_path / "big.parquet"), None)
+    assert not sharded(str(tmp_path / "small.csv"), 1)
+    assert not sharded("penguins", None)
