@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import base64
 import fnmatch
+import glob
 import json
 import math
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -132,8 +134,8 @@ class _Files:
     def list(self) -> list[str]:
         pattern = self.pattern
         globbed = any(c in pattern for c in "*?[")
+        base = self._base()
         if self.store is not None:
-            base = pattern.split("*")[0].split("?")[0].split("[")[0] if globbed else pattern
             keys = self.store.list(base)
             if globbed:
                 names = [k for k in keys if fnmatch.fnmatch(k, pattern)]
@@ -141,16 +143,27 @@ class _Files:
                 names = keys
             else:  # one object, or a prefix given without its slash
                 names = [k for k in keys if k == pattern or k.startswith(pattern + "/")]
+        elif globbed:
+            names = sorted(glob.glob(pattern, recursive=True))
         elif Path(pattern).is_file():
             names = [pattern]
-        elif globbed:
-            names = sorted(str(p) for p in Path("/").glob(pattern.lstrip("/"))) \
-                if pattern.startswith("/") else sorted(str(p) for p in Path().glob(pattern))
         else:
             names = sorted(str(p) for p in Path(pattern).rglob("*") if p.is_file())
-        # Spark and Hadoop leave _SUCCESS and .crc files beside the data: not data.
+        # Spark and Hadoop leave _SUCCESS, .crc files and _temporary/ folders beside the
+        # data: not data.
         return [n for n in names if n.endswith((".parquet", ".parq", ".pq"))
-                and not any(part.startswith(("_", ".")) for part in n.split("/")[-1:])]
+                and not any(part.startswith(("_", ".")) for part in self._relative(n))]
+
+    def _base(self) -> str:
+        """The pattern up to its first wildcard."""
+        return re.split(r"[*?\[]", self.pattern, maxsplit=1)[0]
+
+    def _relative(self, path: str) -> list[str]:
+        """The folders and name of ``path`` below the base."""
+        base = self._base()
+        if path == base:  # one file given by name
+            return []
+        return path[len(base):].strip("/").split("/") if path.startswith(base) else [path]
 
     @contextmanager
     def open(self, path: str, read_dictionary: list[str] | None = None
@@ -173,12 +186,8 @@ class _Files:
         return path
 
     def partition(self, path: str) -> dict[str, str]:
-        base = self.pattern.split("*")[0].split("?")[0].split("[")[0]
-        if Path(base).suffix in (".parquet", ".parq", ".pq"):  # one file: no partitions
-            return {}
-        relative = path[len(base):] if path.startswith(base) else path
-        parts = relative.strip("/").split("/")[:-1]
-        return dict(p.split("=", 1) for p in parts if "=" in p)
+        """The ``key=value`` folders between the base and the file."""
+        return dict(p.split("=", 1) for p in self._relative(path)[:-1] if "=" in p)
 
 
 def plan_shards(source: str, *, shard_rows: int = DEFAULT_SHARD_ROWS) -> ShardPlan:
