@@ -57,7 +57,6 @@ from kfp_mlops.data.stats import (
     first_pass,
     histogram_edges,
     new_accumulators,
-    sample_mask,
     sample_rate,
 )
 
@@ -90,26 +89,29 @@ def scan_shard(plan: ShardPlan, index: int, out_dir: str | Path,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     sampled_rows = pq.ParquetWriter(out / "rows.parquet", schema)
-    seen = 0
 
     def batches():
-        nonlocal hasher, seen
+        nonlocal hasher
         for batch in iter_shard_batches(plan, index, row_groups=True):
             if batch is None:  # a row group ends: its content hash is done
                 group_hashes.append(hasher.hexdigest())
                 hasher = ContentHasher(schema)
                 continue
             hasher.update(batch)
-            keep = sample_mask(shard.first_row + seen, batch.num_rows, rate, o.seed)
-            seen += batch.num_rows
-            if keep.any():
-                sampled_rows.write_table(pa.Table.from_batches([batch]).filter(keep).cast(schema))
             yield batch
+
+    def keep_rows(batch: pa.RecordBatch, keep: np.ndarray | None) -> None:
+        table = pa.Table.from_batches([batch])
+        if keep is not None:
+            if not keep.any():
+                return
+            table = table.filter(keep)
+        sampled_rows.write_table(table.cast(schema))
 
     with sampled_rows:
         rows, hashes = first_pass(
             batches(), accs, first_row=shard.first_row, rate=rate, seed=o.seed,
-            category_cap=o.category_cap, count_duplicates=True,
+            category_cap=o.category_cap, count_duplicates=True, on_batch=keep_rows,
         )
     if rows != shard.rows:
         raise StatisticsError(f"shard {index} of {plan.source} has {rows} rows, but its files' "

@@ -404,9 +404,12 @@ def sample_mask(first_row: int, rows: int, rate: float, seed: int) -> np.ndarray
 def first_pass(
     batches: Iterable[pa.RecordBatch], accs: dict[str, _Accumulator], *,
     first_row: int, rate: float, seed: int, category_cap: int, count_duplicates: bool,
-    on_batch: Callable[[pa.RecordBatch], None] | None = None,
+    on_batch: Callable[[pa.RecordBatch, np.ndarray | None], None] | None = None,
 ) -> tuple[int, list[np.ndarray]]:
-    """Fold ``batches`` into ``accs``; return the row count and the row hashes."""
+    """Fold ``batches`` into ``accs``; return the row count and the row hashes.
+
+    ``on_batch(batch, keep)`` sees each batch with the sample's mask (None: every row).
+    """
     hashes: list[np.ndarray] = []
     rows = 0
     for batch in batches:
@@ -421,7 +424,7 @@ def first_pass(
         if count_duplicates and batch.num_rows:
             hashes.append(_row_hashes(batch))
         if on_batch is not None:
-            on_batch(batch)
+            on_batch(batch, keep)
     return rows, hashes
 
 
