@@ -234,11 +234,6 @@ def register(commands) -> None:
 
     profile = sub.add_parser(
         "profile", help="statistics of a folder, glob or S3 prefix of Parquet files, in shards",
-        description="Lists the Parquet files (footers only) into shards of at most --shard-rows "
-        "rows, scans them in a process pool (one worker a core), merges the statistics (exact, "
-        "quantiles from KLL sketches), records the source as a sharded dataset version (kept "
-        "in place, with each shard's content hash) and writes an HTML report. "
-        "Example: kfp-mlops data profile s3://lake/events/ --report events.html",
     )
     profile.add_argument("source", help="s3://bucket/prefix/, a folder (hive key=value "
                          "folders become columns) or a glob of Parquet files")

@@ -33,6 +33,13 @@ GUIDE: dict[str, tuple[str, list[str]]] = {
                    "terminal and an HTML report with plots.", [
         "kfp-mlops data drift --reference batch1.csv --current batch3.csv --report drift.html",
     ]),
+    "data profile": ("Statistics of a folder, glob or S3 prefix of Parquet files too large for "
+                     "one scan: listed into shards from the footers, scanned by a process pool, "
+                     "merged (exact, quantiles from KLL sketches), recorded as a sharded dataset "
+                     "version kept in place, with an HTML report.", [
+        "kfp-mlops data profile ./events --report events.html",
+        "kfp-mlops data profile s3://lake/events/ --shard-rows 2000000 --statistics events.json",
+    ]),
     "data generate": ("Batches for the drift loop demo: loan applications from a reference "
                       "world, or a drifted one (other incomes, debt, region and a stronger debt "
                       "effect).", [
@@ -68,10 +75,13 @@ GUIDE: dict[str, tuple[str, list[str]]] = {
     ]),
     "monitor": ("The monitoring pipeline on one batch: data quality against the stored "
                 "schema, drift against the production model's training data, and "
-                "performance on the rows that carry a label; an HTML report.", [
+                "performance on the rows that carry a label; an HTML report. A folder, glob "
+                "or S3 prefix of Parquet files runs the sharded monitoring pipeline "
+                "(docs/sharding.md).", [
         "kfp-mlops monitor --data batch3.csv --model-name loans",
         "kfp-mlops monitor --data s3://raw/today.parquet --model-name churn "
         "--pushgateway pushgateway:9091",
+        "kfp-mlops monitor --data s3://lake/events/ --model-name churn   # sharded",
     ]),
     "continuous": ("", [
         "kfp-mlops continuous --data batch3.csv --model-name loans --target default",
