@@ -47,11 +47,11 @@ from kfp_mlops.data.stats import (
     DEFAULT_CATEGORY_CAP,
     DEFAULT_SAMPLE_SIZE,
     DEFAULT_TOP_K,
+    Accumulator,
     DatasetStatistics,
+    Histogram,
     Scan,
     StatisticsError,
-    _Accumulator,
-    _Histogram,
     count_duplicates_sorted,
     finish_scan,
     first_pass,
@@ -129,7 +129,7 @@ def scan_shard(plan: ShardPlan, index: int, out_dir: str | Path,
     return {"index": index, "rows": rows, "row_groups": len(group_hashes)}
 
 
-def _acc_to_json(acc: _Accumulator) -> dict[str, Any]:
+def _acc_to_json(acc: Accumulator) -> dict[str, Any]:
     out = {k: getattr(acc, k) for k in ("kind", "arrow_type", "count", "missing", "mean", "m2",
                                         "all_integral", "infinite", "capped")}
     out["min"], out["max"] = _value_to_json(acc.min), _value_to_json(acc.max)
@@ -238,7 +238,7 @@ def merge_partials(plan: ShardPlan, partial_dirs: list[str | Path]) -> MergedSca
         raise StatisticsError(f"the partial scans cover shards {found}, but the plan has "
                               f"{len(plan.shards)}; a shard task is missing or ran twice")
     options = ScanOptions(**parts[0][1]["options"])
-    accs: dict[str, _Accumulator] = {}
+    accs: dict[str, Accumulator] = {}
     samples: dict[str, list[np.ndarray]] = {}
     for folder, part in parts:
         with np.load(folder / "samples.npz") as npz:
@@ -279,14 +279,14 @@ def record_version(store: Any, plan: ShardPlan, merged: MergedScan) -> tuple[Any
         rows=merged.scan.stats.rows, columns=dict(plan.columns), shards=shards)
 
 
-def _merge(acc: _Accumulator | None, data: dict[str, Any], cap: int) -> _Accumulator:
-    other = _Accumulator(data["kind"], data["arrow_type"], count=data["count"],
+def _merge(acc: Accumulator | None, data: dict[str, Any], cap: int) -> Accumulator:
+    other = Accumulator(data["kind"], data["arrow_type"], count=data["count"],
                          missing=data["missing"], mean=data["mean"], m2=data["m2"],
                          min=_value_from_json(data["min"]), max=_value_from_json(data["max"]),
                          all_integral=data["all_integral"], infinite=data["infinite"],
                          counter=Counter(dict(data["counter"])), capped=data["capped"])
     if "edges" in data:
-        other.histogram = _Histogram(np.asarray(data["edges"]))
+        other.histogram = Histogram(np.asarray(data["edges"]))
         other.histogram.counts = np.asarray(data["counts"], dtype=np.int64)
     if "sketch" in data:
         from datasketches import kll_doubles_sketch
@@ -324,7 +324,7 @@ def _merge(acc: _Accumulator | None, data: dict[str, Any], cap: int) -> _Accumul
     return acc
 
 
-def _merged_histograms(accs: dict[str, _Accumulator], bins: int,
+def _merged_histograms(accs: dict[str, Accumulator], bins: int,
                        source: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The shards' histograms added; their shared edges must be the merged min/max's."""
     out = {}

@@ -39,7 +39,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from kfp_mlops.data.kinds import NUMERIC_KINDS
-from kfp_mlops.data.stats import _numeric_values, column_kind, parquet_bounds
+from kfp_mlops.data.stats import column_kind, finite_values, parquet_bounds
 from kfp_mlops.errors import DataError
 
 DEFAULT_SHARD_ROWS = 5_000_000
@@ -285,7 +285,7 @@ def _finite_bounds(plan: ShardPlan, files: _Files,
     if unknown:
         for batch in iter_shard_batches(plan, None, unknown, files=files):
             for name, array in zip(batch.schema.names, batch.columns, strict=True):
-                values = _numeric_values(array)
+                values = finite_values(array)
                 if len(values):
                     lo, hi = bounds[name]
                     lo = float(values.min()) if np.isnan(lo) or lo > values.min() else lo
