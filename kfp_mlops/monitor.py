@@ -50,6 +50,8 @@ class MonitorResult:
     performance: dict[str, float] = field(default_factory=dict)
     quality_passed: bool = True
     quality_reason: str = ""
+    logged_rows: int | None = None  # the batch is a prediction log window of this many rows
+    prediction_drift: dict[str, Any] | None = None  # logged predictions vs training labels
 
     def metrics(self) -> dict[str, float]:
         """Scalars for a KFP ``Metrics`` artifact and the Prometheus drift gauges."""
@@ -60,6 +62,9 @@ class MonitorResult:
             "labelled_rows": float(self.labelled_rows),
         }
         out.update({f"current_{k}": v for k, v in self.performance.items()})
+        if self.prediction_drift is not None:
+            out["prediction_drift_score"] = float(self.prediction_drift["score"])
+            out["prediction_drift"] = float(self.prediction_drift["drifted"])
         return out
 
 
@@ -76,6 +81,8 @@ class ReferenceDrift:
     reference_version: str | None = None
     target: str | None = None
     drift: DriftResult | None = None
+    logged_rows: int | None = None  # set when the batch is a prediction log window
+    prediction_drift: dict[str, Any] | None = None
 
     def to_json(self) -> str:
         """JSON for a KFP artifact."""
@@ -83,6 +90,7 @@ class ReferenceDrift:
             "model_name": self.model_name, "model_ref": self.model_ref,
             "reference_version": self.reference_version, "target": self.target,
             "drift": json.loads(self.drift.to_json()) if self.drift else None,
+            "logged_rows": self.logged_rows, "prediction_drift": self.prediction_drift,
         })
 
     @classmethod
@@ -113,6 +121,42 @@ def drift_against_reference(
     return detect_drift(reference[columns], current[columns],
                         DriftThresholds(drift_share=drift_share),
                         target=metadata.target, count_target=True)
+
+
+def prediction_drift(
+    reference: pd.DataFrame, current: pd.DataFrame, target: str, drift_share: float,
+) -> dict[str, Any] | None:
+    """Drift of the logged predictions from the training data's labels (None: nothing to test).
+
+    The batch is a prediction log window (:mod:`kfp_mlops.data.logged`): its
+    ``_prediction`` column holds what production answered. A model answering with another
+    class mix (or value range) than it was trained on is the first sign of trouble, days
+    before any label arrives.
+    """
+    from kfp_mlops.data.logged import PREDICTION
+
+    if PREDICTION not in current.columns or target not in reference.columns:
+        return None
+    answered = current[[PREDICTION]].dropna().rename(columns={PREDICTION: target})
+    if answered.empty:
+        return None
+    expected = reference[[target]].dropna()
+    if pd_kind(expected[target]) != pd_kind(answered[target]):
+        answered[target] = answered[target].astype(expected[target].dtype, errors="ignore")
+    found = detect_drift(expected, answered, DriftThresholds(drift_share=drift_share))
+    if not found.features:
+        return None
+    column = found.features[0]
+    return {"test": column.test, "score": float(column.score),
+            "threshold": float(column.threshold), "drifted": bool(column.drifted),
+            "rows": len(answered)}
+
+
+def pd_kind(series: Any) -> str:
+    """``number`` or ``other``: whether a column holds numbers."""
+    import pandas as pd
+
+    return "number" if pd.api.types.is_numeric_dtype(series) else "other"
 
 
 def labelled_rows(current: pd.DataFrame, target: str | None) -> pd.DataFrame | None:
@@ -149,6 +193,13 @@ def decide(
     if drift is None:
         return no_production(reference.model_name)
     reasons = [drift.reason]
+    if reference.logged_rows is not None:
+        reasons.append(f"prediction log: {reference.logged_rows} rows, {labelled} labelled")
+    if reference.prediction_drift is not None:
+        found = reference.prediction_drift
+        reasons.append(
+            f"prediction drift: {'yes' if found['drifted'] else 'no'} ({found['test']} "
+            f"{found['score']:.3f}, threshold {found['threshold']:g})")
     if quality is not None and not quality.passed:
         reasons.append(f"data quality: {quality.reason}")
     if force:
@@ -165,6 +216,8 @@ def decide(
         performance=metrics or {},
         quality_passed=quality is None or quality.passed,
         quality_reason="" if quality is None else quality.reason,
+        logged_rows=reference.logged_rows,
+        prediction_drift=reference.prediction_drift,
     )
 
 
@@ -190,6 +243,14 @@ def summary_markdown(
             result.labelled_rows, rows,
             ", ".join(f"{k} {v:.4f}" for k, v in result.performance.items()),
         )
+    if result.logged_rows is not None:
+        text += (f"\n\n**Prediction log**: {result.logged_rows} rows served, "
+                 f"{result.labelled_rows} of them labelled so far.\n")
+    if result.prediction_drift is not None:
+        found = result.prediction_drift
+        text += (f"\n**Prediction drift** (logged predictions vs training labels): "
+                 f"{'drifted' if found['drifted'] else 'no drift'}, {found['test']} "
+                 f"{found['score']:.4f} (threshold {found['threshold']:g}).\n")
     return text
 
 
@@ -224,8 +285,12 @@ def reference_drift(
             download_dataset(store, metadata.dataset_version, Path(tmp) / "reference.parquet")
         )
     drift = drift_against_reference(reference, current, metadata, drift_share)
+    from kfp_mlops.data.logged import PREDICTION
+
+    logged = len(current) if PREDICTION in current.columns else None
+    predicted = prediction_drift(reference, current, metadata.target, drift_share)
     return ReferenceDrift(model_name, production.ref, metadata.dataset_version,
-                          metadata.target, drift)
+                          metadata.target, drift, logged, predicted)
 
 
 def quality_against_store(

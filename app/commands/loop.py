@@ -9,11 +9,44 @@ from kfp_mlops.app.commands.run import add_training_flags, execute, training_arg
 from kfp_mlops.pipelines.local import with_local_tasks
 
 
+def resolve_data(args: argparse.Namespace) -> None:
+    """Turn ``--since/--until/--window`` into the ``predictions:`` source of ``--data``."""
+    from kfp_mlops.data.logged import window_source
+    from kfp_mlops.errors import DataError
+
+    windowed = args.since or args.until or args.window
+    if windowed and args.data:
+        raise CliError("give --data (a batch file) or --since/--until/--window (the "
+                       "prediction log of --model), not both")
+    if not windowed:
+        if not args.data:
+            raise CliError("say what to monitor: --data FILE, or the prediction log of "
+                           "--model NAME with --since/--until or --window (e.g. 7d)")
+        return
+    if not args.model_name:
+        raise CliError("a prediction log window needs --model NAME: whose logs to read")
+    try:
+        args.data = window_source(args.model_name, since=args.since, until=args.until,
+                                  window=args.window, store=store_uri(args))
+    except DataError as exc:
+        raise CliError(str(exc)) from None
+
+
+def add_window_flags(parser: argparse.ArgumentParser) -> None:
+    """``--since``, ``--until``, ``--window``: monitor the prediction log instead of a file."""
+    parser.add_argument("--since", help="prediction log window start, ISO date or time "
+                        "(UTC unless given), e.g. 2026-11-01 (default: no window)")
+    parser.add_argument("--until", help="window end, exclusive (default: now)")
+    parser.add_argument("--window", help="the window as a duration before --until, e.g. 7d, "
+                        "12h (default: --since)")
+
+
 @with_local_tasks
 def monitor_command(args: argparse.Namespace) -> int:
     """Run the monitoring pipeline on one batch."""
     from kfp_mlops.pipelines.monitoring import MONITORING_TASKS, build_monitoring_pipeline
 
+    resolve_data(args)
     arguments = {"data": args.data, "model_name": args.model_name, "store": store_uri(args),
                  "drift_share": args.drift_share, "pushgateway": args.pushgateway or ""}
     return execute(args, build_monitoring_pipeline(), arguments,
@@ -31,6 +64,11 @@ def continuous_command(args: argparse.Namespace) -> int:
     if not args.model_name:
         raise CliError("continuous training needs --model-name: the model whose production "
                        "version the batch is compared with")
+    if args.data is None and not (args.since or args.until or args.window):
+        from kfp_mlops.data.bundled import DEFAULT_DATASET
+
+        args.data = DEFAULT_DATASET
+    resolve_data(args)
     pipeline = build_continuous_pipeline()
     arguments = training_arguments(args, pipeline, force=args.force,
                                    drift_share=args.drift_share, pushgateway=args.pushgateway or "")
@@ -46,8 +84,11 @@ def register(commands) -> None:
     mon = commands.add_parser(
         "monitor", help="drift, data quality and performance of a batch (kfp.local)",
     )
-    mon.add_argument("--data", required=True, help="the batch: path, s3:// URI or bundled name")
-    mon.add_argument("--model-name", required=True, help="its production version is the reference")
+    mon.add_argument("--data", help="the batch: path, s3:// URI or bundled name (or give a "
+                     "prediction log window instead)")
+    mon.add_argument("--model-name", "--model", required=True,
+                     help="its production version is the reference")
+    add_window_flags(mon)
     mon.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR,
                      help="where kfp.local keeps run outputs and reports")
     add_store(mon)
@@ -61,6 +102,8 @@ def register(commands) -> None:
     )
     add_training_flags(cont)
     cont.add_argument("--force", action="store_true", help="retrain even without drift")
+    add_window_flags(cont)
+    cont.set_defaults(data=None)
 
     for parser in (mon, cont):
         parser.add_argument("--drift-share", type=float, default=0.5,

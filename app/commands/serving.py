@@ -47,8 +47,15 @@ def serve_command(args: argparse.Namespace) -> int:
         f"  {example_request(store, version.metadata, base, version.name)}",
         file=sys.stderr, flush=True,
     )
+    log_to = None
+    if args.log_to is not None:
+        log_to = args.log_to or store.uri  # --log-to alone: the store served from
+        print(f"logging every answered request to {log_to}/predictions/{version.name}/"
+              f"{version.version}/date=YYYY-MM-DD/ (micro-batches; all at Ctrl-C)",
+              file=sys.stderr, flush=True)
     serve(folder, model_name=version.name, http_port=args.port, host=args.host,
-          max_body=max_body, ignore_unknown_columns=args.ignore_unknown_columns or None)
+          max_body=max_body, ignore_unknown_columns=args.ignore_unknown_columns or None,
+          log_to=log_to, model_version=str(version.version))
     return 0
 
 
@@ -107,6 +114,12 @@ def register(commands) -> None:
         help="ignore request fields that are neither features, the target nor columns "
         "training dropped (default: $KFP_MLOPS_IGNORE_UNKNOWN_COLUMNS, else refuse them "
         "by name: a typo guard)",
+    )
+    serve.add_argument(
+        "--log-to", nargs="?", const="", default=None, metavar="STORE",
+        help="log every answered request, its rows and predictions to STORE's prediction "
+        "log (predictions/<model>/<version>/date=.../, as the log sink does on a cluster); "
+        "without STORE, the --store served from (default: no logging)",
     )
     add_store(serve)
     serve.set_defaults(handler=serve_command, output="text")

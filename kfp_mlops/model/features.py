@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from kfp_mlops.data.kinds import CATEGORICAL, NUMERIC
+from kfp_mlops.data.logged import is_log_column
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,9 @@ def plan_features(frame: pd.DataFrame, target: str) -> FeaturePlan:
     rows = len(frame)
     for name in frame.columns:
         if name == target:
+            continue
+        if is_log_column(name):
+            plan.dropped[name] = "prediction log column (what was served, not a feature)"
             continue
         column = frame[name]
         present = column.dropna()
