@@ -192,7 +192,12 @@ def window_frame(window: LogWindow, target: str | None = None) -> tuple[pd.DataF
     if target in rows.columns:  # a client sent the target: the labels decide instead
         rows = rows.drop(columns=[target])
     joined = join_labels(rows, stored_labels(store, window.model), target)
-    if joined[target].notna().sum() == 0:
+    if window.labelled_only:
+        joined = joined[joined[target].notna()].reset_index(drop=True)
+        if joined.empty:
+            raise DataError(f"none of the {len(rows)} {window.describe()} has a label yet; "
+                            f"add labels first (kfp-mlops labels add --model {window.model})")
+    elif joined[target].notna().sum() == 0:
         joined = joined.drop(columns=[target])
     return joined, target
 

@@ -96,6 +96,7 @@ class LogWindow:
     until: datetime
     store: str | None = None  # None: $KFP_MLOPS_STORE, else ./mlops-store
     version: str | None = None  # None: every version logged in the window
+    labelled_only: bool = False  # only the rows whose label came (what a model learns from)
 
     def days(self) -> list[date]:
         """The UTC days the window touches."""
@@ -151,10 +152,13 @@ def parse_window_source(source: str, now: datetime | None = None) -> LogWindow:
     body = source[len(SOURCE_SCHEME):]
     model, _, query = body.partition("?")
     params = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
-    unknown = sorted(set(params) - {"since", "until", "window", "store", "version"})
+    unknown = sorted(set(params) - {"since", "until", "window", "store", "version", "labelled"})
     if unknown:
         raise DataError(f"{source!r}: unknown parameter {unknown[0]!r}; a prediction log "
-                        "source takes since, until, window, version and store")
+                        "source takes since, until, window, version, labelled and store")
+    if params.get("labelled", "only") != "only":
+        raise DataError(f"{source!r}: labelled={params['labelled']!r}; the one value is "
+                        "labelled=only (leave it out for every row)")
     check_name(model, "model name")
     until = parse_time(params["until"], "until") if params.get("until") else (
         now or datetime.now(timezone.utc))
@@ -169,4 +173,11 @@ def parse_window_source(source: str, now: datetime | None = None) -> LogWindow:
                         f"ends ({until.isoformat()}); give since before until")
     version = params.get("version") or None
     return LogWindow(model, since, until, params.get("store") or None,
-                     check_name(version, "model version") if version else None)
+                     check_name(version, "model version") if version else None,
+                     labelled_only="labelled" in params)
+
+
+def labelled_only(source: str) -> str:
+    """``source`` restricted to its labelled rows (what a published version holds)."""
+    return source if "labelled=" in source else f"{source}&labelled=only"
+

@@ -247,7 +247,7 @@ def test_model_server_traffic_logged_through_the_sink(tmp_path, registered, clas
 def test_sink_killed_mid_stream_loses_and_duplicates_nothing(tmp_path, registered):
     """SIGKILL between acknowledgements; the sender redelivers; every request once."""
     spool = tmp_path / "spool"
-    sink = Sink(registered, spool, "--max-rows", "7", "--max-age", "60").start()
+    sink = Sink(registered, spool, "--max-rows", "10", "--max-age", "60").start()
     events = []
     for i in range(40):
         rid = f"req-{i:03d}"
@@ -260,13 +260,14 @@ def test_sink_killed_mid_stream_loses_and_duplicates_nothing(tmp_path, registere
                                   model="penguins"))
     answers = []
     for n, (headers, body) in enumerate(events):
-        if n == 37:  # mid-stream, with a batch written and events spooled but not stored
+        if n == 20:  # 20 events (2 x --max-rows pairs): one micro-batch is due
             start = time.monotonic()
             while not list((registered / "predictions").rglob("part-*.parquet")):
                 assert time.monotonic() - start < 30, "the sink wrote no micro-batch"
                 time.sleep(0.05)
-            assert httpx.get(f"{sink.url}/metrics").text.count(
-                "kfp_mlops_log_sink_buffered_events 0") == 0  # some are only in the spool
+        if n == 37:  # mid-stream: 20 events in the store, 17 acknowledged but only spooled
+            assert "kfp_mlops_log_sink_buffered_events 17\n" in httpx.get(
+                f"{sink.url}/metrics").text
             sink.kill()
             # an at-least-once sender redelivers what it is unsure of: the last 6 events
             sink.start()
