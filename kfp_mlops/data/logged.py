@@ -36,6 +36,9 @@ ENDPOINT = "_endpoint"  # KServe's endpoint extension: default or canary
 PREDICTION = "_prediction"  # null when no response was logged for the request
 LOG_COLUMNS = (REQUEST_ID, ROW, ROW_ID, LOGGED_AT, MODEL_VERSION, ENDPOINT, PREDICTION)
 LABELLED_AT = "_labelled_at"
+# The InferenceService annotation naming the served registry version; the logger spec
+# lists it in metadataAnnotations so KServe's agent copies it into every event.
+VERSION_ANNOTATION = "serving.kfp-mlops.io/model-version"
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")

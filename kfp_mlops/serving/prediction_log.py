@@ -51,6 +51,7 @@ from kfp_mlops.data.logged import (
     REQUEST_ID,
     ROW,
     ROW_ID,
+    VERSION_ANNOTATION,
     check_name,
     partition_prefix,
 )
@@ -62,9 +63,6 @@ log = logging.getLogger(__name__)
 REQUEST_TYPE = "org.kubeflow.serving.inference.request"
 RESPONSE_TYPE = "org.kubeflow.serving.inference.response"
 EVENT_TYPES = (REQUEST_TYPE, RESPONSE_TYPE)
-# The InferenceService annotation naming the served registry version; listed in the
-# logger's metadataAnnotations so the agent copies it into every event.
-VERSION_ANNOTATION = "serving.kfp-mlops.io/model-version"
 UNVERSIONED = "unversioned"
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
 
