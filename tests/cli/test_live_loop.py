@@ -121,3 +121,10 @@ def test_loop_retrains_from_the_prediction_log_alone(tmp_path, capsys):
     assert [(v["version"], v["stage"]) for v in versions] == [(1, "archived"),
                                                               (2, "production")]
     assert cont["data"]["dataset_version"], cont["data"]
+    # Trained on the labelled log rows only, and better than version 1 on the same ones.
+    assert cont["data"]["rows"] == labelled.sum(), cont["data"]
+    blessing = json.loads((tmp_path / "runs" / cont["run_dir"] / "bless-model" / "blessing")
+                          .read_text())["blessing"]
+    accuracy = next(c for c in blessing["comparisons"] if c["metric"] == "accuracy")
+    assert blessing["champion_version"] == 1
+    assert accuracy["challenger"] > accuracy["champion"] + 0.05, accuracy
