@@ -351,6 +351,8 @@ class PredictionLog:
         self._lock = threading.RLock()
         self._flush_lock = threading.Lock()
         self._events: dict[tuple[str, str], tuple[InferenceEvent, float]] = {}
+        # Taken by a flush and not yet in the store: still duplicates if redelivered.
+        self._inflight: set[tuple[str, str]] = set()
         self._partitions: dict[str, _Partition] = {}
         self._first_at: float | None = None
         self._spool = Path(spool_dir) if spool_dir else None
@@ -368,7 +370,7 @@ class PredictionLog:
         With a spool, the event is in the segment file when this returns True.
         """
         with self._lock:
-            if event.key in self._events or self._stored(event):
+            if event.key in self._events or event.key in self._inflight or self._stored(event):
                 self.stats.duplicates += 1
                 return False
             if self._spool is not None:
@@ -455,12 +457,16 @@ class PredictionLog:
                 keep = {k: v for k, v in self._events.items() if k not in done}
                 old_segments = self._rotate(keep.values()) if self._spool is not None else []
                 self._events = keep
+                self._inflight = done
                 self._first_at = min((t for _, t in keep.values()), default=None)
             try:
                 written = self._write(taken)
             except BaseException:
                 self._put_back(taken, orphans)
                 raise
+            finally:
+                with self._lock:
+                    self._inflight = set()
             with self._lock:
                 self.stats.orphan_responses += len(orphans)
                 self.stats.unanswered += sum(1 for _, p in taken if p is None)

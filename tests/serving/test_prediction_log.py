@@ -309,3 +309,48 @@ def test_serve_log_to_writes_what_the_model_server_answered(tmp_path, registered
         assert rows[rows[REQUEST_ID] == rid].sort_values("_row")[PREDICTION].tolist() == \
             predictions
     assert os.listdir(store / "predictions/penguins") == ["7"]
+
+
+def test_an_event_redelivered_while_its_batch_is_uploaded_is_a_duplicate(tmp_path):
+    answers = []
+
+    class SlowStore(LocalStore):
+        def upload_file(self, key, path):
+            answers.append(log.accept(request))  # redelivered during the upload
+            super().upload_file(key, path)
+
+    request = InferenceEvent(id="r", type=REQUEST_TYPE, source="pod", time=T0, model="m",
+                             data=b'{"instances": [[1.0]]}', version="1")
+    response = InferenceEvent(id="r", type=RESPONSE_TYPE, source="pod", time=T0, model="m",
+                              data=b'{"predictions": [1]}', version="1")
+    log = PredictionLog(SlowStore(tmp_path / "store"), lambda model, version: ["x"])
+    assert log.accept(request) and log.accept(response)
+    log.close()
+    assert answers == [False]
+    assert len(logged_rows(tmp_path / "store", "m")) == 1
+
+
+def test_a_failed_upload_keeps_the_events_for_the_next_flush(tmp_path):
+    class FlakyStore(LocalStore):
+        fail = True
+
+        def upload_file(self, key, path):
+            if FlakyStore.fail:
+                FlakyStore.fail = False
+                raise OSError("store unreachable")
+            super().upload_file(key, path)
+
+    log = PredictionLog(FlakyStore(tmp_path / "store"), lambda model, version: ["x"],
+                        spool_dir=tmp_path / "spool")
+    for kind, data in ((REQUEST_TYPE, b'{"instances": [[1.0]]}'),
+                       (RESPONSE_TYPE, b'{"predictions": [1]}')):
+        assert log.accept(InferenceEvent(id="r", type=kind, source="pod", time=T0, model="m",
+                                         data=data, version="1"))
+    with pytest.raises(OSError, match="unreachable"):
+        log.flush()
+    assert log.buffered() == 2  # put back, and spooled again
+    restarted = PredictionLog(LocalStore(tmp_path / "store"), lambda model, version: ["x"],
+                              spool_dir=tmp_path / "spool")  # as if the process died now
+    assert restarted.buffered() == 2
+    restarted.close()
+    assert logged_rows(tmp_path / "store", "m")[PREDICTION].tolist() == [1]
