@@ -125,18 +125,22 @@ def drift_against_reference(
 
 def prediction_drift(
     reference: pd.DataFrame, current: pd.DataFrame, target: str, drift_share: float,
+    version: int | str | None = None,
 ) -> dict[str, Any] | None:
     """Drift of the logged predictions from the training data's labels (None: nothing to test).
 
     The batch is a prediction log window (:mod:`kfp_mlops.data.logged`): its
     ``_prediction`` column holds what production answered. A model answering with another
     class mix (or value range) than it was trained on is the first sign of trouble, days
-    before any label arrives.
+    before any label arrives. Only the rows ``version`` answered are compared (the
+    reference is that version's training data); None when it answered none.
     """
-    from kfp_mlops.data.logged import PREDICTION
+    from kfp_mlops.data.logged import MODEL_VERSION, PREDICTION
 
     if PREDICTION not in current.columns or target not in reference.columns:
         return None
+    if version is not None and MODEL_VERSION in current.columns:
+        current = current[current[MODEL_VERSION].astype(str) == str(version)]
     answered = current[[PREDICTION]].dropna().rename(columns={PREDICTION: target})
     if answered.empty:
         return None
@@ -149,7 +153,7 @@ def prediction_drift(
     column = found.features[0]
     return {"test": column.test, "score": float(column.score),
             "threshold": float(column.threshold), "drifted": bool(column.drifted),
-            "rows": len(answered)}
+            "rows": len(answered), "version": None if version is None else str(version)}
 
 
 def pd_kind(series: Any) -> str:
@@ -192,6 +196,8 @@ def decide(
     drift = reference.drift
     if drift is None:
         return no_production(reference.model_name)
+    if reference.logged_rows is not None:
+        quality = _labels_pending(quality, reference.target)
     reasons = [drift.reason]
     if reference.logged_rows is not None:
         reasons.append(f"prediction log: {reference.logged_rows} rows, {labelled} labelled")
@@ -199,7 +205,8 @@ def decide(
         found = reference.prediction_drift
         reasons.append(
             f"prediction drift: {'yes' if found['drifted'] else 'no'} ({found['test']} "
-            f"{found['score']:.3f}, threshold {found['threshold']:g})")
+            f"{found['score']:.3f}, threshold {found['threshold']:g}, on the "
+            f"{found['rows']} rows version {found.get('version') or '?'} answered)")
     if quality is not None and not quality.passed:
         reasons.append(f"data quality: {quality.reason}")
     if force:
@@ -221,14 +228,57 @@ def decide(
     )
 
 
+def _labels_pending(
+    quality: ValidationResult | None, target: str | None,
+) -> ValidationResult | None:
+    """On a prediction log window, an empty target is a label not in yet, not bad data.
+
+    The schema (inferred from complete training data) says the target is never null;
+    the log's unlabelled rows would fail that check every time. That anomaly is kept as
+    a warning; the others stand.
+    """
+    from dataclasses import replace
+
+    from kfp_mlops.data.validation import WARNING
+
+    if quality is None or target is None:
+        return quality
+    anomalies = [
+        replace(a, severity=WARNING, fix="labels not in yet: kfp-mlops labels add")
+        if a.column == target and a.kind in ("unexpected_nulls", "all_null") else a
+        for a in quality.anomalies
+    ]
+    if anomalies == quality.anomalies:
+        return quality
+    errors = [a for a in anomalies if a.severity != WARNING]
+    reason = quality.reason if errors else "data matches schema (the unlabelled rows' " \
+        "target is empty: labels not in yet)"
+    return ValidationResult(not errors, anomalies, reason)
+
+
 def report_html(
     stats: DatasetStatistics, reference: ReferenceDrift, quality: ValidationResult | None,
+    result: MonitorResult | None = None,
 ) -> str:
-    """The monitoring report: quality, drift table, reference-vs-current overlays."""
+    """The monitoring report: quality, drift table, reference-vs-current overlays.
+
+    On a prediction log window the title and every section name the window's rows and
+    how many carry a label, and the title says whether the predictions drifted.
+    """
+    what, current = "batch", "this batch"
+    if reference.logged_rows is not None:
+        labelled = result.labelled_rows if result is not None else 0
+        what = "prediction log"
+        current = f"the prediction log: {reference.logged_rows} rows, {labelled} labelled"
+        if reference.prediction_drift is not None:
+            found = reference.prediction_drift
+            current += (f"; predictions {'drifted' if found['drifted'] else 'did not drift'}"
+                        f" from the training labels ({found['test']} {found['score']:.3f})")
     return html_report(
         stats, drift=reference.drift, validation=quality,
-        title=f"Monitoring {reference.model_name}: batch vs dataset {reference.reference_version}",
-        reference_name=f"dataset {reference.reference_version}", current_name="this batch",
+        title=f"Monitoring {reference.model_name}: {what} vs dataset "
+              f"{reference.reference_version}",
+        reference_name=f"dataset {reference.reference_version}", current_name=current,
     )
 
 
@@ -288,7 +338,8 @@ def reference_drift(
     from kfp_mlops.data.logged import PREDICTION
 
     logged = len(current) if PREDICTION in current.columns else None
-    predicted = prediction_drift(reference, current, metadata.target, drift_share)
+    predicted = prediction_drift(reference, current, metadata.target, drift_share,
+                                 metadata.version)
     return ReferenceDrift(model_name, production.ref, metadata.dataset_version,
                           metadata.target, drift, logged, predicted)
 
@@ -326,8 +377,10 @@ def write_reports(
     """Write the HTML report and the Markdown summary (nothing without a reference)."""
     if reference.drift is None:
         return
+    if reference.logged_rows is not None:
+        quality = _labels_pending(quality, reference.target)
     if report_path:
-        Path(report_path).write_text(report_html(stats, reference, quality))
+        Path(report_path).write_text(report_html(stats, reference, quality, result))
     if summary_path:
         Path(summary_path).write_text(summary_markdown(stats, reference, quality, result, rows))
 

@@ -111,7 +111,10 @@ def test_loop_retrains_from_the_prediction_log_alone(tmp_path, capsys):
     assert decision["retrain"] is True and decision["drift"] is True, decision
     assert f"prediction log: {len(traffic)} rows, {labelled.sum()} labelled" in \
         decision["reason"], decision["reason"]
-    assert "prediction drift" in decision["reason"]
+    assert "prediction drift: yes" in decision["reason"]
+    assert "data quality" not in decision["reason"]  # unlabelled is not missing data
+    report = next(path for path in watched["reports"].values() if path.endswith(".html"))
+    assert f"{len(traffic)} rows, {labelled.sum()} labelled" in open(report).read()
 
     code, cont, _ = cli_json(capsys, "continuous", *common, "--target", TARGET, *window)
     assert code == 0, cont
