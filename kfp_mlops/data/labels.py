@@ -31,6 +31,8 @@ from kfp_mlops.data.logged import (
     LABELLED_AT,
     LOGGED_AT,
     PREDICTIONS_PREFIX,
+    REQUEST_ID,
+    ROW,
     ROW_ID,
     LogWindow,
     check_name,
@@ -130,7 +132,10 @@ def read_window(store: Store, window: LogWindow) -> pd.DataFrame:
         return pd.DataFrame()
     rows = pd.concat(frames, ignore_index=True)
     logged = pd.to_datetime(rows[LOGGED_AT], utc=True)
-    return rows[(logged >= window.since) & (logged < window.until)].reset_index(drop=True)
+    rows = rows[(logged >= window.since) & (logged < window.until)]
+    # In request order, whatever micro-batches the rows came in: the same rows are the
+    # same table (one dataset version) and split the same way.
+    return rows.sort_values([LOGGED_AT, REQUEST_ID, ROW], kind="stable").reset_index(drop=True)
 
 
 def stored_labels(store: Store, model: str) -> dict[str, pd.DataFrame]:
