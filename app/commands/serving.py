@@ -50,9 +50,10 @@ def serve_command(args: argparse.Namespace) -> int:
     log_to = None
     if args.log_to is not None:
         log_to = args.log_to or store.uri  # --log-to alone: the store served from
-        print(f"logging every answered request to {log_to}/predictions/{version.name}/"
-              f"{version.version}/date=YYYY-MM-DD/ (micro-batches; all at Ctrl-C)",
-              file=sys.stderr, flush=True)
+        where = (f"as CloudEvents to {log_to}" if log_to.startswith(("http://", "https://"))
+                 else f"to {log_to}/predictions/{version.name}/{version.version}/"
+                 "date=YYYY-MM-DD/ (micro-batches; all at Ctrl-C)")
+        print(f"logging every answered request {where}", file=sys.stderr, flush=True)
     serve(folder, model_name=version.name, http_port=args.port, host=args.host,
           max_body=max_body, ignore_unknown_columns=args.ignore_unknown_columns or None,
           log_to=log_to, model_version=str(version.version))
@@ -118,8 +119,9 @@ def register(commands) -> None:
     serve.add_argument(
         "--log-to", nargs="?", const="", default=None, metavar="STORE",
         help="log every answered request, its rows and predictions to STORE's prediction "
-        "log (predictions/<model>/<version>/date=.../, as the log sink does on a cluster); "
-        "without STORE, the --store served from (default: no logging)",
+        "log (predictions/<model>/<version>/date=.../, as the log sink does on a cluster), "
+        "or send them as KServe's logger CloudEvents to a log sink's http:// URL; without "
+        "STORE, the --store served from (default: no logging)",
     )
     add_store(serve)
     serve.set_defaults(handler=serve_command, output="text")

@@ -43,7 +43,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--log_to", default=None,
         help="store URI to log every answered request and its predictions to "
-        "(predictions/<model>/<version>/date=.../), as KServe's logger and the sink would",
+        "(predictions/<model>/<version>/date=.../), as KServe's logger and the sink would; "
+        "or a log sink's http:// URL to send them to as the logger's CloudEvents",
     )
     parser.add_argument("--model_version", default=None,
                         help="registry version the logged rows are filed under")

@@ -354,3 +354,32 @@ def test_a_failed_upload_keeps_the_events_for_the_next_flush(tmp_path):
     assert restarted.buffered() == 2
     restarted.close()
     assert logged_rows(tmp_path / "store", "m")[PREDICTION].tolist() == [1]
+
+
+def test_model_server_sends_agent_cloudevents_to_the_sink_over_http(
+        tmp_path, registered, classifier_dir, penguins_rows):
+    """``--log_to http://sink``: client -> ModelServer -> CloudEvents over HTTP -> sink."""
+    features = read_metadata(classifier_dir).features
+    sink = Sink(registered, tmp_path / "spool", "--max-rows", "3", "--max-age", "0.5").start()
+    sent = {}
+    try:
+        with running_server(classifier_dir, "penguins", timeout_s=60,
+                            extra_args=["--log_to", sink.url, "--model_version", "1"]) as server:
+            for i in range(6):
+                rows = penguins_rows.iloc[i:i + 1 + i % 2]
+                body = encode_v2(rows, features) if i % 2 else encode_v1(rows, features)
+                path = "/v2/models/penguins/infer" if i % 2 else "/v1/models/penguins:predict"
+                answer = httpx.post(server.base_url + path, json=body,
+                                    headers={"ce-id": f"http-{i}"}, timeout=30)
+                assert answer.status_code == 200, answer.text
+                out = answer.json()
+                sent[f"http-{i}"] = out.get("predictions") or out["outputs"][0]["data"]
+        # The server drained its queue at SIGTERM; the sink writes the rest at its own.
+    finally:
+        sink.stop()
+    rows = logged_rows(registered, "penguins")
+    assert sorted(rows[REQUEST_ID].unique()) == sorted(sent)
+    for rid, predictions in sent.items():
+        assert rows[rows[REQUEST_ID] == rid].sort_values("_row")[PREDICTION].tolist() == \
+            predictions
+    assert set(rows["_model_version"]) == {"1"} and len(rows) == 9
