@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from kfp_mlops.errors import KfpMlopsError
 from kfp_mlops.serving.prediction_log import (
     CloudEventError,
     Flusher,
@@ -115,8 +116,8 @@ def _handler(prediction_log: PredictionLog) -> type[BaseHTTPRequestHandler]:
                 return
             try:
                 new = prediction_log.accept(event)
-            except OSError as exc:
-                log.error("could not spool event %s: %s", event.id, exc)
+            except (OSError, KfpMlopsError) as exc:  # the spool, or the store's ids
+                log.error("could not take event %s: %s", event.id, exc)
                 self._answer(503, f"could not store the event ({exc}); retry\n")
                 return
             self._answer(200, "accepted\n" if new else "duplicate\n")
@@ -189,8 +190,6 @@ def build(args: argparse.Namespace) -> tuple[ThreadingHTTPServer, PredictionLog]
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve until SIGTERM/SIGINT, then write every buffered row and exit."""
-    from kfp_mlops.errors import KfpMlopsError
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     args = parse_args(argv)
     try:
