@@ -41,12 +41,16 @@ def add_window_flags(parser: argparse.ArgumentParser) -> None:
                         "12h (default: --since)")
 
 
-@with_local_tasks
 def monitor_command(args: argparse.Namespace) -> int:
-    """Run the monitoring pipeline on one batch."""
+    """Run the monitoring pipeline on one batch (flags checked before any task starts)."""
+    resolve_data(args)
+    return _monitor(args)
+
+
+@with_local_tasks
+def _monitor(args: argparse.Namespace) -> int:
     from kfp_mlops.pipelines.monitoring import MONITORING_TASKS, build_monitoring_pipeline
 
-    resolve_data(args)
     arguments = {"data": args.data, "model_name": args.model_name, "store": store_uri(args),
                  "drift_share": args.drift_share, "pushgateway": args.pushgateway or ""}
     return execute(args, build_monitoring_pipeline(), arguments,
@@ -54,13 +58,8 @@ def monitor_command(args: argparse.Namespace) -> int:
                    len(MONITORING_TASKS))
 
 
-@with_local_tasks
 def continuous_command(args: argparse.Namespace) -> int:
-    """Run the continuous training pipeline on one batch."""
-    from kfp_mlops.pipelines.continuous import build_continuous_pipeline
-    from kfp_mlops.pipelines.monitoring import MONITORING_TASKS
-    from kfp_mlops.pipelines.training import planned_tasks
-
+    """Run the continuous training pipeline on one batch (flags checked first)."""
     if not args.model_name:
         raise CliError("continuous training needs --model-name: the model whose production "
                        "version the batch is compared with")
@@ -69,6 +68,15 @@ def continuous_command(args: argparse.Namespace) -> int:
 
         args.data = DEFAULT_DATASET
     resolve_data(args)
+    return _continuous(args)
+
+
+@with_local_tasks
+def _continuous(args: argparse.Namespace) -> int:
+    from kfp_mlops.pipelines.continuous import build_continuous_pipeline
+    from kfp_mlops.pipelines.monitoring import MONITORING_TASKS
+    from kfp_mlops.pipelines.training import planned_tasks
+
     pipeline = build_continuous_pipeline()
     arguments = training_arguments(args, pipeline, force=args.force,
                                    drift_share=args.drift_share, pushgateway=args.pushgateway or "")
