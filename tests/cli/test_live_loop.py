@@ -126,6 +126,11 @@ def test_loop_retrains_from_the_prediction_log_alone(tmp_path, capsys):
     assert cont["data"]["dataset_version"], cont["data"]
     # Trained on the labelled log rows only, and better than version 1 on the same ones.
     assert cont["data"]["rows"] == labelled.sum(), cont["data"]
+    # `labels join` on the same window is that same, content-addressed dataset version.
+    code, joined, _ = cli_json(capsys, "labels", "join", "--model", "live", *window,
+                               "--store", store)
+    assert code == 0 and joined["new"] is False, joined
+    assert joined["dataset_version"] == cont["data"]["dataset_version"], joined
     blessing = json.loads((tmp_path / "runs" / cont["run_dir"] / "bless-model" / "blessing")
                           .read_text())["blessing"]
     accuracy = next(c for c in blessing["comparisons"] if c["metric"] == "accuracy")
