@@ -17,6 +17,7 @@ from collections.abc import Callable
 from kfp_mlops.app.commands import automation as automation_cmd
 from kfp_mlops.app.commands import compile as compile_cmd
 from kfp_mlops.app.commands import data as data_cmd
+from kfp_mlops.app.commands import labels as labels_cmd
 from kfp_mlops.app.commands import loop as loop_cmd
 from kfp_mlops.app.commands import models as models_cmd
 from kfp_mlops.app.commands import run as run_cmd
@@ -25,7 +26,8 @@ from kfp_mlops.app.commands.guide import apply_guide
 from kfp_mlops.errors import KfpMlopsError
 
 COMMAND_GROUPS = [
-    run_cmd, data_cmd, models_cmd, serving_cmd, loop_cmd, compile_cmd, automation_cmd,
+    run_cmd, data_cmd, models_cmd, serving_cmd, labels_cmd, loop_cmd, compile_cmd,
+    automation_cmd,
 ]
 
 

@@ -28,6 +28,7 @@ raises it and keeps the built-in base its callers already catch (``ValueError``,
     ├── BatchInputError (ValueError)            serving.batch
     ├── InputSchemaError (KServe InvalidInput)  serving.predictor: a request off the schema (400)
     ├── ServerStartError (RuntimeError)         serving.process
+    ├── CloudEventError (ValueError)            serving.prediction_log: not a logger event (400)
     ├── DeployError (RuntimeError)              serving.deploy
     ├── KubeConfigError (RuntimeError)          serving.deploy: no usable kubeconfig
     ├── CronError (ValueError)                  automation.cron

@@ -50,6 +50,8 @@ class MonitorResult:
     performance: dict[str, float] = field(default_factory=dict)
     quality_passed: bool = True
     quality_reason: str = ""
+    logged_rows: int | None = None  # the batch is a prediction log window of this many rows
+    prediction_drift: dict[str, Any] | None = None  # logged predictions vs training labels
 
     def metrics(self) -> dict[str, float]:
         """Scalars for a KFP ``Metrics`` artifact and the Prometheus drift gauges."""
@@ -60,6 +62,9 @@ class MonitorResult:
             "labelled_rows": float(self.labelled_rows),
         }
         out.update({f"current_{k}": v for k, v in self.performance.items()})
+        if self.prediction_drift is not None:
+            out["prediction_drift_score"] = float(self.prediction_drift["score"])
+            out["prediction_drift"] = float(self.prediction_drift["drifted"])
         return out
 
 
@@ -76,6 +81,8 @@ class ReferenceDrift:
     reference_version: str | None = None
     target: str | None = None
     drift: DriftResult | None = None
+    logged_rows: int | None = None  # set when the batch is a prediction log window
+    prediction_drift: dict[str, Any] | None = None
 
     def to_json(self) -> str:
         """JSON for a KFP artifact."""
@@ -83,6 +90,7 @@ class ReferenceDrift:
             "model_name": self.model_name, "model_ref": self.model_ref,
             "reference_version": self.reference_version, "target": self.target,
             "drift": json.loads(self.drift.to_json()) if self.drift else None,
+            "logged_rows": self.logged_rows, "prediction_drift": self.prediction_drift,
         })
 
     @classmethod
@@ -125,6 +133,46 @@ def drift_against_reference(
                         target=metadata.target, count_target=True)
 
 
+def prediction_drift(
+    reference: pd.DataFrame, current: pd.DataFrame, target: str, drift_share: float,
+    version: int | str | None = None,
+) -> dict[str, Any] | None:
+    """Drift of the logged predictions from the training data's labels (None: nothing to test).
+
+    The batch is a prediction log window (:mod:`kfp_mlops.data.logged`): its
+    ``_prediction`` column holds what production answered. A model answering with another
+    class mix (or value range) than it was trained on is the first sign of trouble, days
+    before any label arrives. Only the rows ``version`` answered are compared (the
+    reference is that version's training data); None when it answered none.
+    """
+    from kfp_mlops.data.logged import MODEL_VERSION, PREDICTION
+
+    if PREDICTION not in current.columns or target not in reference.columns:
+        return None
+    if version is not None and MODEL_VERSION in current.columns:
+        current = current[current[MODEL_VERSION].astype(str) == str(version)]
+    answered = current[[PREDICTION]].dropna().rename(columns={PREDICTION: target})
+    if answered.empty:
+        return None
+    expected = reference[[target]].dropna()
+    if pd_kind(expected[target]) != pd_kind(answered[target]):
+        answered[target] = answered[target].astype(expected[target].dtype, errors="ignore")
+    found = detect_drift(expected, answered, DriftThresholds(drift_share=drift_share))
+    if not found.features:
+        return None
+    column = found.features[0]
+    return {"test": column.test, "score": float(column.score),
+            "threshold": float(column.threshold), "drifted": bool(column.drifted),
+            "rows": len(answered), "version": None if version is None else str(version)}
+
+
+def pd_kind(series: Any) -> str:
+    """``number`` or ``other``: whether a column holds numbers."""
+    import pandas as pd
+
+    return "number" if pd.api.types.is_numeric_dtype(series) else "other"
+
+
 def labelled_rows(current: pd.DataFrame, target: str | None) -> pd.DataFrame | None:
     """The batch's rows that carry a label (None when the batch has no target column)."""
     return current[current[target].notna()] if target in current else None
@@ -158,7 +206,17 @@ def decide(
     drift = reference.drift
     if drift is None:
         return no_production(reference.model_name)
+    if reference.logged_rows is not None:
+        quality = _labels_pending(quality, reference.target)
     reasons = [drift.reason]
+    if reference.logged_rows is not None:
+        reasons.append(f"prediction log: {reference.logged_rows} rows, {labelled} labelled")
+    if reference.prediction_drift is not None:
+        found = reference.prediction_drift
+        reasons.append(
+            f"prediction drift: {'yes' if found['drifted'] else 'no'} ({found['test']} "
+            f"{found['score']:.3f}, threshold {found['threshold']:g}, on the "
+            f"{found['rows']} rows version {found.get('version') or '?'} answered)")
     if quality is not None and not quality.passed:
         reasons.append(f"data quality: {quality.reason}")
     if force:
@@ -175,17 +233,62 @@ def decide(
         performance=metrics or {},
         quality_passed=quality is None or quality.passed,
         quality_reason="" if quality is None else quality.reason,
+        logged_rows=reference.logged_rows,
+        prediction_drift=reference.prediction_drift,
     )
+
+
+def _labels_pending(
+    quality: ValidationResult | None, target: str | None,
+) -> ValidationResult | None:
+    """On a prediction log window, an empty target is a label not in yet, not bad data.
+
+    The schema (inferred from complete training data) says the target is never null;
+    the log's unlabelled rows would fail that check every time. That anomaly is kept as
+    a warning; the others stand.
+    """
+    from dataclasses import replace
+
+    from kfp_mlops.data.validation import WARNING
+
+    if quality is None or target is None:
+        return quality
+    anomalies = [
+        replace(a, severity=WARNING, fix="labels not in yet: kfp-mlops labels add")
+        if a.column == target and a.kind in ("unexpected_nulls", "all_null") else a
+        for a in quality.anomalies
+    ]
+    if anomalies == quality.anomalies:
+        return quality
+    errors = [a for a in anomalies if a.severity != WARNING]
+    reason = quality.reason if errors else "data matches schema (the unlabelled rows' " \
+        "target is empty: labels not in yet)"
+    return ValidationResult(not errors, anomalies, reason)
 
 
 def report_html(
     stats: DatasetStatistics, reference: ReferenceDrift, quality: ValidationResult | None,
+    result: MonitorResult | None = None,
 ) -> str:
-    """The monitoring report: quality, drift table, reference-vs-current overlays."""
+    """The monitoring report: quality, drift table, reference-vs-current overlays.
+
+    On a prediction log window the title and every section name the window's rows and
+    how many carry a label, and the title says whether the predictions drifted.
+    """
+    what, current = "batch", "this batch"
+    if reference.logged_rows is not None:
+        labelled = result.labelled_rows if result is not None else 0
+        what = "prediction log"
+        current = f"the prediction log: {reference.logged_rows} rows, {labelled} labelled"
+        if reference.prediction_drift is not None:
+            found = reference.prediction_drift
+            current += (f"; predictions {'drifted' if found['drifted'] else 'did not drift'}"
+                        f" from the training labels ({found['test']} {found['score']:.3f})")
     return html_report(
         stats, drift=reference.drift, validation=quality,
-        title=f"Monitoring {reference.model_name}: batch vs dataset {reference.reference_version}",
-        reference_name=f"dataset {reference.reference_version}", current_name="this batch",
+        title=f"Monitoring {reference.model_name}: {what} vs dataset "
+              f"{reference.reference_version}",
+        reference_name=f"dataset {reference.reference_version}", current_name=current,
     )
 
 
@@ -200,6 +303,14 @@ def summary_markdown(
             result.labelled_rows, rows,
             ", ".join(f"{k} {v:.4f}" for k, v in result.performance.items()),
         )
+    if result.logged_rows is not None:
+        text += (f"\n\n**Prediction log**: {result.logged_rows} rows served, "
+                 f"{result.labelled_rows} of them labelled so far.\n")
+    if result.prediction_drift is not None:
+        found = result.prediction_drift
+        text += (f"\n**Prediction drift** (logged predictions vs training labels): "
+                 f"{'drifted' if found['drifted'] else 'no drift'}, {found['test']} "
+                 f"{found['score']:.4f} (threshold {found['threshold']:g}).\n")
     return text
 
 
@@ -234,8 +345,15 @@ def reference_drift(
             download_dataset(store, metadata.dataset_version, Path(tmp) / "reference.parquet")
         )
     drift = drift_against_reference(reference, current, metadata, drift_share)
+    from kfp_mlops.data.logged import PREDICTION
+
+    logged = predicted = None
+    if not isinstance(current, Scan) and PREDICTION in current.columns:  # a log window
+        logged = len(current)
+        predicted = prediction_drift(reference, current, metadata.target, drift_share,
+                                     metadata.version)
     return ReferenceDrift(model_name, production.ref, metadata.dataset_version,
-                          metadata.target, drift)
+                          metadata.target, drift, logged, predicted)
 
 
 def write_reference_drift(
@@ -286,8 +404,10 @@ def write_reports(
     """Write the HTML report and the Markdown summary (nothing without a reference)."""
     if reference.drift is None:
         return
+    if reference.logged_rows is not None:
+        quality = _labels_pending(quality, reference.target)
     if report_path:
-        Path(report_path).write_text(report_html(stats, reference, quality))
+        Path(report_path).write_text(report_html(stats, reference, quality, result))
     if summary_path:
         Path(summary_path).write_text(summary_markdown(stats, reference, quality, result, rows))
 

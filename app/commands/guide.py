@@ -66,6 +66,24 @@ GUIDE: dict[str, tuple[str, list[str]]] = {
                         ["kfp-mlops models rollback penguins --reason 'latency regression'"]),
     "serve": ("", [
         "kfp-mlops serve penguins@production --port 8080",
+        "kfp-mlops serve penguins@production --log-to      # prediction log in the store",
+    ]),
+    "labels": ("Late ground truth for what production served: store labels keyed by the "
+               "logged request id (or a column the requests carried), and publish a window "
+               "of the prediction log, labels joined, as a dataset version.", [
+        "kfp-mlops labels add --model loans --data labels.csv",
+        "kfp-mlops labels join --model loans --window 7d",
+    ]),
+    "labels add": ("Store a CSV/Parquet of id,label rows (or KEY,label with --key) for a "
+                   "model's logged predictions; the latest label of a row wins.", [
+        "kfp-mlops labels add --model loans --data labels.csv",
+        "kfp-mlops labels add --model churn --data outcomes.csv --key customer_id",
+    ]),
+    "labels join": ("The rows a model served in a time window with the labels added so far "
+                    "(the target column, null where none came yet), published as a "
+                    "content-addressed dataset version.", [
+        "kfp-mlops labels join --model loans --since 2026-11-01 --until 2026-11-08",
+        "kfp-mlops labels join --model loans --window 7d --out labelled.parquet",
     ]),
     "score": ("Batch inference with the kfp.local runner: the batch pipeline reads the "
               "data row group by row group, checks it against the model's schema and writes "
@@ -79,12 +97,15 @@ GUIDE: dict[str, tuple[str, list[str]]] = {
                 "or S3 prefix of Parquet files runs the sharded monitoring pipeline "
                 "(docs/sharding.md).", [
         "kfp-mlops monitor --data batch3.csv --model-name loans",
+        "kfp-mlops monitor --model loans --window 7d     # what production served",
+        "kfp-mlops monitor --model loans --since 2026-11-01 --until 2026-11-08",
         "kfp-mlops monitor --data s3://raw/today.parquet --model-name churn "
         "--pushgateway pushgateway:9091",
         "kfp-mlops monitor --data s3://lake/events/ --model-name churn   # sharded",
     ]),
     "continuous": ("", [
         "kfp-mlops continuous --data batch3.csv --model-name loans --target default",
+        "kfp-mlops continuous --model-name loans --window 7d --target default",
     ]),
     "compile": ("", [
         "kfp-mlops compile --output-dir compiled --image registry.example.com/team/kfp-mlops:0.1.0",

@@ -13,10 +13,13 @@ def sharded(data: str, shard_rows: int | None) -> bool:
     """Whether ``kfp-mlops monitor`` scans ``data`` in shards.
 
     A folder, glob or S3 prefix always is (it is many files); one Parquet file is when
-    ``--shard-rows`` is given and its footer counts more rows.
+    ``--shard-rows`` is given and its footer counts more rows. A prediction log window
+    (``predictions:...``) never is.
     """
     from kfp_mlops.data.shards import is_sharded_source
 
+    if data.startswith("predictions:"):
+        return False
     if is_sharded_source(data):
         return True
     if shard_rows is None or not data.endswith(".parquet") or data.startswith("s3://"):
@@ -29,9 +32,46 @@ def sharded(data: str, shard_rows: int | None) -> bool:
         return False  # the pipeline's ingest says what is wrong with the file
 
 
-@with_local_tasks
+def resolve_data(args: argparse.Namespace) -> None:
+    """Turn ``--since/--until/--window`` into the ``predictions:`` source of ``--data``."""
+    from kfp_mlops.data.logged import window_source
+    from kfp_mlops.errors import DataError
+
+    windowed = args.since or args.until or args.window
+    if windowed and args.data:
+        raise CliError("give --data (a batch file) or --since/--until/--window (the "
+                       "prediction log of --model), not both")
+    if not windowed:
+        if not args.data:
+            raise CliError("say what to monitor: --data FILE, or the prediction log of "
+                           "--model NAME with --since/--until or --window (e.g. 7d)")
+        return
+    if not args.model_name:
+        raise CliError("a prediction log window needs --model NAME: whose logs to read")
+    try:
+        args.data = window_source(args.model_name, since=args.since, until=args.until,
+                                  window=args.window, store=store_uri(args))
+    except DataError as exc:
+        raise CliError(str(exc)) from None
+
+
+def add_window_flags(parser: argparse.ArgumentParser) -> None:
+    """``--since``, ``--until``, ``--window``: monitor the prediction log instead of a file."""
+    parser.add_argument("--since", help="prediction log window start, ISO date or time "
+                        "(UTC unless given), e.g. 2026-11-01 (default: no window)")
+    parser.add_argument("--until", help="window end, exclusive (default: now)")
+    parser.add_argument("--window", help="the window as a duration before --until, e.g. 7d, "
+                        "12h (default: --since)")
+
+
 def monitor_command(args: argparse.Namespace) -> int:
-    """Run the monitoring pipeline on one batch (the sharded one on a Parquet prefix)."""
+    """Run the monitoring pipeline on one batch (flags checked before any task starts)."""
+    resolve_data(args)
+    return _monitor(args)
+
+
+@with_local_tasks
+def _monitor(args: argparse.Namespace) -> int:
     from kfp_mlops.data.shards import DEFAULT_SHARD_ROWS
 
     arguments = {"data": args.data, "model_name": args.model_name, "store": store_uri(args),
@@ -52,16 +92,25 @@ def monitor_command(args: argparse.Namespace) -> int:
     return execute(args, build_monitoring_pipeline(), arguments, title, len(MONITORING_TASKS))
 
 
-@with_local_tasks
 def continuous_command(args: argparse.Namespace) -> int:
-    """Run the continuous training pipeline on one batch."""
+    """Run the continuous training pipeline on one batch (flags checked first)."""
+    if not args.model_name:
+        raise CliError("continuous training needs --model-name: the model whose production "
+                       "version the batch is compared with")
+    if args.data is None and not (args.since or args.until or args.window):
+        from kfp_mlops.data.bundled import DEFAULT_DATASET
+
+        args.data = DEFAULT_DATASET
+    resolve_data(args)
+    return _continuous(args)
+
+
+@with_local_tasks
+def _continuous(args: argparse.Namespace) -> int:
     from kfp_mlops.pipelines.continuous import build_continuous_pipeline
     from kfp_mlops.pipelines.monitoring import MONITORING_TASKS
     from kfp_mlops.pipelines.training import planned_tasks
 
-    if not args.model_name:
-        raise CliError("continuous training needs --model-name: the model whose production "
-                       "version the batch is compared with")
     pipeline = build_continuous_pipeline()
     arguments = training_arguments(args, pipeline, force=args.force,
                                    drift_share=args.drift_share, pushgateway=args.pushgateway or "")
@@ -77,13 +126,16 @@ def register(commands) -> None:
     mon = commands.add_parser(
         "monitor", help="drift, data quality and performance of a batch (kfp.local)",
     )
-    mon.add_argument("--data", required=True,
-                     help="the batch: path, s3:// URI or bundled name; a folder, glob or "
-                     "s3://bucket/prefix/ of Parquet files is scanned in shards")
+    mon.add_argument("--data",
+                     help="the batch: path, s3:// URI or bundled name (or give a prediction "
+                     "log window instead); a folder, glob or s3://bucket/prefix/ of Parquet "
+                     "files is scanned in shards")
     mon.add_argument("--shard-rows", type=int, metavar="N",
                      help="at most N rows a shard (default 5,000,000); a Parquet file with "
                      "more rows is scanned in shards too")
-    mon.add_argument("--model-name", required=True, help="its production version is the reference")
+    mon.add_argument("--model-name", "--model", required=True,
+                     help="its production version is the reference")
+    add_window_flags(mon)
     mon.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR,
                      help="where kfp.local keeps run outputs and reports")
     add_store(mon)
@@ -97,6 +149,8 @@ def register(commands) -> None:
     )
     add_training_flags(cont)
     cont.add_argument("--force", action="store_true", help="retrain even without drift")
+    add_window_flags(cont)
+    cont.set_defaults(data=None)
 
     for parser in (mon, cont):
         parser.add_argument("--drift-share", type=float, default=0.5,

@@ -47,8 +47,16 @@ def serve_command(args: argparse.Namespace) -> int:
         f"  {example_request(store, version.metadata, base, version.name)}",
         file=sys.stderr, flush=True,
     )
+    log_to = None
+    if args.log_to is not None:
+        log_to = args.log_to or store.uri  # --log-to alone: the store served from
+        where = (f"as CloudEvents to {log_to}" if log_to.startswith(("http://", "https://"))
+                 else f"to {log_to}/predictions/{version.name}/{version.version}/"
+                 "date=YYYY-MM-DD/ (micro-batches; all at Ctrl-C)")
+        print(f"logging every answered request {where}", file=sys.stderr, flush=True)
     serve(folder, model_name=version.name, http_port=args.port, host=args.host,
-          max_body=max_body, ignore_unknown_columns=args.ignore_unknown_columns or None)
+          max_body=max_body, ignore_unknown_columns=args.ignore_unknown_columns or None,
+          log_to=log_to, model_version=str(version.version))
     return 0
 
 
@@ -107,6 +115,13 @@ def register(commands) -> None:
         help="ignore request fields that are neither features, the target nor columns "
         "training dropped (default: $KFP_MLOPS_IGNORE_UNKNOWN_COLUMNS, else refuse them "
         "by name: a typo guard)",
+    )
+    serve.add_argument(
+        "--log-to", nargs="?", const="", default=None, metavar="STORE",
+        help="log every answered request, its rows and predictions to STORE's prediction "
+        "log (predictions/<model>/<version>/date=.../, as the log sink does on a cluster), "
+        "or send them as KServe's logger CloudEvents to a log sink's http:// URL; without "
+        "STORE, the --store served from (default: no logging)",
     )
     add_store(serve)
     serve.set_defaults(handler=serve_command, output="text")

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from kfp_mlops.data.content_hash import ContentHasher
+from kfp_mlops.data.logged import is_window_source, labelled_only
 from kfp_mlops.data.parquet import ROW_GROUP_ROWS, parquet_writer
 from kfp_mlops.data.sources import (
     BUNDLED,
@@ -61,6 +62,10 @@ def ingest_to_parquet(
     With ``store_uri`` that same file is also published as a dataset version (written
     once, not twice).
     """
+    if store_uri and is_window_source(source):
+        # A published version of the prediction log holds the labelled rows only: the
+        # dataset a model learns from. The monitoring batch (no store) keeps every row.
+        source = labelled_only(source)
     uri = f"bundled:{source}" if source in BUNDLED else source
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)

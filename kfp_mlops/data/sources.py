@@ -182,6 +182,14 @@ def local_source(source: str) -> Iterator[LocalSource]:
     if source in BUNDLED:
         yield LocalSource(shown=source, bundled=source)
         return
+    if source.startswith("predictions:"):  # the prediction log's rows of a time window
+        from kfp_mlops.data.labels import window_to_parquet
+
+        with tempfile.TemporaryDirectory(prefix="kfp-mlops-window-") as tmp:
+            path = Path(tmp) / "window.parquet"
+            window_to_parquet(source, path)
+            yield LocalSource(shown=source, path=path)
+        return
     if source.startswith("s3://"):
         with _s3_download(source) as path:
             yield LocalSource(shown=source, path=path)

@@ -99,7 +99,7 @@ def evaluate_model(
     it) and the fitted estimator's parameters: what the model card shows besides the
     metrics.
     """
-    from kfp_mlops.model.features import model_inputs, refuse_infinite
+    from kfp_mlops.model.features import class_labels, model_inputs, refuse_infinite
 
     if metadata.target not in frame.columns:
         raise DataError(f"evaluation data has no target column {metadata.target!r}")
@@ -108,7 +108,7 @@ def evaluate_model(
     refuse_infinite(inputs, [f.name for f in metadata.features if f.kind == NUMERIC],
                     "evaluation")
     if metadata.task == "classification":
-        y = labelled[metadata.target].astype(str)
+        y = class_labels(labelled[metadata.target])
         evaluation = _classification(model, inputs, y)
     else:
         y = labelled[metadata.target].astype(float)

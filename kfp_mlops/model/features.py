@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from kfp_mlops.data.kinds import CATEGORICAL, NUMERIC
+from kfp_mlops.data.logged import is_log_column
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +52,30 @@ def _looks_like_dates(values: pd.Series) -> bool:
     return parsed.notna().mean() >= DATE_PARSE_SHARE
 
 
+def class_labels(values: pd.Series) -> pd.Series:
+    """A classification target's values as the class names the model learns (text).
+
+    An integer target with missing labels is read back as floats (a CSV with blank
+    cells, a prediction log with late labels); its whole numbers name the same classes
+    as the integers (``1.0`` is class ``"1"``, not ``"1.0"``), so a model trained on the
+    complete column and one trained on the gappy one agree on their classes.
+    """
+    present = values.dropna()
+    if pd.api.types.is_float_dtype(values) and len(present) and bool(
+            (present == np.round(present)).all()):
+        values = values.astype("Int64")
+    return values.astype(str)
+
+
 def plan_features(frame: pd.DataFrame, target: str) -> FeaturePlan:
     """Sort the non-target columns of ``frame`` into numeric, categorical and dropped."""
     plan = FeaturePlan()
     rows = len(frame)
     for name in frame.columns:
         if name == target:
+            continue
+        if is_log_column(name):
+            plan.dropped[name] = "prediction log column (what was served, not a feature)"
             continue
         column = frame[name]
         present = column.dropna()

@@ -27,7 +27,13 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from kfp_mlops.data.checks import MIN_ROWS_PER_CLASS
 from kfp_mlops.data.kinds import CATEGORICAL, NUMERIC
 from kfp_mlops.data.sources import DataError
-from kfp_mlops.model.features import FeaturePlan, plan_features, prepare_inputs, refuse_infinite
+from kfp_mlops.model.features import (
+    FeaturePlan,
+    class_labels,
+    plan_features,
+    prepare_inputs,
+    refuse_infinite,
+)
 from kfp_mlops.model.package import Feature, ModelMetadata
 from kfp_mlops.model.settings import DEFAULT_ESTIMATOR, TrainingSettings, check_estimator
 
@@ -182,7 +188,8 @@ def prepare_training(frame: pd.DataFrame, settings: TrainingSettings) -> Trainin
     plan = plan_features(labelled, target)
     inputs = prepare_inputs(labelled, plan)
     refuse_infinite(inputs, plan.numeric, "training")
-    y = labelled[target].astype(str) if task == "classification" else labelled[target].astype(float)
+    y = (class_labels(labelled[target]) if task == "classification"
+         else labelled[target].astype(float))
     if task == "regression" and np.isinf(y.to_numpy()).any():
         raise DataError(
             f"target {target!r} holds {int(np.isinf(y.to_numpy()).sum())} infinite values "

@@ -40,6 +40,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help=f"ignore fields that are neither features, the target nor columns training "
         f"dropped (default: ${IGNORE_UNKNOWN_ENV}, else refuse them by name)",
     )
+    parser.add_argument(
+        "--log_to", default=None,
+        help="store URI to log every answered request and its predictions to "
+        "(predictions/<model>/<version>/date=.../), as KServe's logger and the sink would; "
+        "or a log sink's http:// URL to send them to as the logger's CloudEvents",
+    )
+    parser.add_argument("--model_version", default=None,
+                        help="registry version the logged rows are filed under")
     args, _unknown = parser.parse_known_args(argv)
     return args
 
@@ -54,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         serve(
             args.model_dir, args.model_name, args.http_port, host=args.host,
             max_body=args.max_body_size, ignore_unknown_columns=args.ignore_unknown_columns,
+            log_to=args.log_to, model_version=args.model_version,
         )
     except (ModelIntegrityError, FileNotFoundError, ValueError) as exc:
         print(f"kfp-mlops serving: cannot serve {args.model_dir}: {exc}", file=sys.stderr)

@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
+from kfp_mlops.data.logged import VERSION_ANNOTATION
 from kfp_mlops.errors import KfpMlopsError
 
 GROUP = "serving.kserve.io"
@@ -135,8 +136,16 @@ def inference_service(
     runtime: str = "kfp-mlops-sklearn",
     service_account: str = "kfp-mlops-s3",
     canary_traffic_percent: int | None = None,
+    log_url: str | None = None,
+    model_version: str | None = None,
 ) -> dict[str, Any]:
-    """Build the InferenceService body that ``deploy_model`` creates (mirrors manifests/)."""
+    """Build the InferenceService body that ``deploy_model`` creates (mirrors manifests/).
+
+    ``log_url``: KServe's inference logger sends every request and response there
+    (``mode: all``; the prediction log sink, docs/live-loop.md). ``model_version`` is
+    recorded in the :data:`VERSION_ANNOTATION` annotation, which the logger copies into
+    its events so the sink files rows under the version that answered.
+    """
     predictor: dict[str, Any] = {
         "serviceAccountName": service_account,
         "model": {
@@ -149,14 +158,20 @@ def inference_service(
     }
     if canary_traffic_percent is not None:
         predictor["canaryTrafficPercent"] = canary_traffic_percent
+    if log_url:
+        predictor["logger"] = {"mode": "all", "url": log_url,
+                               "metadataAnnotations": [VERSION_ANNOTATION]}
+    metadata: dict[str, Any] = {
+        "name": name,
+        "namespace": namespace,
+        "labels": {"app.kubernetes.io/name": "kfp-mlops"},
+    }
+    if model_version is not None:
+        metadata["annotations"] = {VERSION_ANNOTATION: str(model_version)}
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "InferenceService",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": {"app.kubernetes.io/name": "kfp-mlops"},
-        },
+        "metadata": metadata,
         "spec": {"predictor": predictor},
     }
 
@@ -246,6 +261,8 @@ def deploy_model(
     smoke_request: SmokeRequest | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    log_url: str | None = None,
+    model_version: str | None = None,
 ) -> DeployResult:
     """Create or update InferenceService ``name``, check it, then promote or roll back.
 
@@ -255,6 +272,9 @@ def deploy_model(
     anything is written: use None there for a plain rollout). ``timeout_s`` bounds each
     wait for Ready; ``sleep``/``clock`` are injectable so tests need no wall time. Raises
     ``DeployError`` when the API refuses a create or patch, ``ValueError`` on bad input.
+    ``log_url``: a new service gets KServe's inference logger pointed there (an existing
+    one keeps its own logger spec); ``model_version`` goes into the version annotation
+    the logger copies into its events, and a rollback restores the previous value.
     """
     if canary_traffic_percent is not None and not 0 < canary_traffic_percent < 100:
         raise ValueError(
@@ -268,7 +288,8 @@ def deploy_model(
 
     if existing is None:
         body = inference_service(
-            name, namespace, storage_uri, runtime=runtime, service_account=service_account
+            name, namespace, storage_uri, runtime=runtime, service_account=service_account,
+            log_url=log_url, model_version=model_version,
         )
         created = rollout.call("create", api.create_namespaced_custom_object, body=body)
         outcome = rollout.check(created)
@@ -300,15 +321,18 @@ def deploy_model(
     predictor = (existing.get("spec") or {}).get("predictor") or {}
     previous_uri = (predictor.get("model") or {}).get("storageUri")
     previous_canary = predictor.get("canaryTrafficPercent")
+    previous_version = ((existing.get("metadata") or {}).get("annotations") or {}).get(
+        VERSION_ANNOTATION)
     before = _predictor_status(existing).get("latestCreatedRevision")
     # Knative makes a new revision for a new storageUri; redeploying the same one may not.
     replaces = before if storage_uri != previous_uri else None
 
-    patched = rollout.patch(storage_uri, canary_traffic_percent, tag_routing=knative)
+    patched = rollout.patch(storage_uri, canary_traffic_percent, tag_routing=knative,
+                            version=model_version)
     outcome = rollout.check(patched, knative=knative, replaces=replaces)
     if outcome.ok and canary_traffic_percent is not None:
         # Promote: without canaryTrafficPercent the latest revision takes all traffic.
-        promoted = rollout.patch(storage_uri, None, tag_routing=True)
+        promoted = rollout.patch(storage_uri, None, tag_routing=True, version=model_version)
         outcome = rollout.check(
             promoted, knative=True, stage="after promotion", revision=outcome.revision
         )
@@ -327,7 +351,8 @@ def deploy_model(
     # A canary that failed before promotion never took all traffic, so KServe still has
     # the previous revision as latestRolledoutRevision: pin all traffic back to it at once.
     pin = canary_traffic_percent is not None
-    problem = rollout.roll_back(previous_uri, previous_canary, knative=knative, pin=pin)
+    problem = rollout.roll_back(previous_uri, previous_canary, knative=knative, pin=pin,
+                                version=previous_version if model_version else None)
     reason = f"rolled back to {previous_uri}: {outcome.reason}"
     if problem:
         reason += f"; {problem}"
@@ -375,7 +400,8 @@ class _Rollout:
             raise DeployError(self._explain("get", exc)) from exc
 
     def patch(
-        self, storage_uri: str | None, canary: int | None, *, tag_routing: bool = False
+        self, storage_uri: str | None, canary: int | None, *, tag_routing: bool = False,
+        version: str | None = None,
     ) -> dict[str, Any]:
         # JSON merge patch: a null canaryTrafficPercent removes the field.
         body: dict[str, Any] = {
@@ -386,8 +412,13 @@ class _Rollout:
                 }
             }
         }
+        annotations = {}
         if tag_routing:
-            body["metadata"] = {"annotations": {TAG_ROUTING_ANNOTATION: "true"}}
+            annotations[TAG_ROUTING_ANNOTATION] = "true"
+        if version is not None:
+            annotations[VERSION_ANNOTATION] = str(version)
+        if annotations:
+            body["metadata"] = {"annotations": annotations}
         return self.call(
             "patch", self.api.patch_namespaced_custom_object, name=self.name, body=body
         )
@@ -447,7 +478,8 @@ class _Rollout:
         )
 
     def roll_back(
-        self, previous_uri: str | None, previous_canary: int | None, *, knative: bool, pin: bool
+        self, previous_uri: str | None, previous_canary: int | None, *, knative: bool, pin: bool,
+        version: str | None = None,
     ) -> str | None:
         """Restore the previous spec and wait for Ready; return what went wrong, if anything.
 
@@ -461,14 +493,15 @@ class _Rollout:
         as a plain rollback would.)
         """
         if pin:
-            pinned = self.patch(previous_uri, 0, tag_routing=True)
+            pinned = self.patch(previous_uri, 0, tag_routing=True, version=version)
             waited = self._wait_ready(int(pinned.get("metadata", {}).get("generation", 0)))
             if not waited.ok:
                 return (
                     f"the restored spec did not become Ready ({waited.reason}); traffic stays "
                     "pinned to the previously rolled-out revision (canaryTrafficPercent: 0)"
                 )
-        restored = self.patch(previous_uri, previous_canary, tag_routing=knative)
+        restored = self.patch(previous_uri, previous_canary, tag_routing=knative,
+                              version=version)
         waited = self._wait_ready(int(restored.get("metadata", {}).get("generation", 0)))
         if not waited.ok:
             return f"the rollback did not become Ready either ({waited.reason})"

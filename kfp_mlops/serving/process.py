@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,7 +93,8 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def start_server(
-    model_dir: str | Path, model_name: str = "model", env: Mapping[str, str] | None = None
+    model_dir: str | Path, model_name: str = "model", env: Mapping[str, str] | None = None,
+    extra_args: Sequence[str] = (),
 ) -> ServerProcess:
     """Start the suite's model server on 127.0.0.1 and a free port; do not wait for it.
 
@@ -116,6 +117,7 @@ def start_server(
         str(port),
         "--host",
         "127.0.0.1",
+        *extra_args,
     ]
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
@@ -131,13 +133,14 @@ def running_server(
     model_name: str = "model",
     timeout_s: float = 60.0,
     env: Mapping[str, str] | None = None,
+    extra_args: Sequence[str] = (),
 ) -> Iterator[ServerProcess]:
     """Run the suite's model server on 127.0.0.1 and a free port; always stop it.
 
     Raises ``ServerStartError`` (with the server's log) if it exits or is not ready
     within ``timeout_s``. ``env`` adds environment variables for the server process.
     """
-    server = start_server(model_dir, model_name, env)
+    server = start_server(model_dir, model_name, env, extra_args)
     try:
         server.wait_ready(timeout_s)
         yield server

@@ -6,10 +6,13 @@ registry unchanged.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from kfp_mlops.model.registry import Registry
 from kfp_mlops.storage import open_store
+
+LOG_URL_ENV = "KFP_MLOPS_LOG_URL"
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,10 @@ def release_version(
 
     result = deploy_model(
         name, namespace, target.uri, canary_traffic_percent=canary_traffic_percent,
-        timeout_s=timeout_s,
+        timeout_s=timeout_s, model_version=str(version),
+        # A new InferenceService logs to the prediction log sink when the deploy task has
+        # this variable (docs/live-loop.md); one made from manifests/ has its logger.
+        log_url=os.environ.get(LOG_URL_ENV) or None,
     )
     if not result.succeeded:
         return ReleaseResult(result.status, False, f"{result.status}: {result.reason}")

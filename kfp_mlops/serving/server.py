@@ -497,11 +497,15 @@ def start_model_server(
     request_metrics: bool = True,
     enable_latency_logging: bool = False,
     max_body: int | str | None = None,
+    log_to: str | None = None,
+    model_version: str | None = None,
 ) -> None:
     """Run KServe's REST server for ``models`` (loaded ``kserve.Model``s) until stopped.
 
     Blocks; SIGTERM/SIGINT stop it. gRPC is not started: the suite's runtime only
-    declares the HTTP port. ``max_body``: see :func:`max_body_bytes`.
+    declares the HTTP port. ``max_body``: see :func:`max_body_bytes`. ``log_to``: a store
+    URI that every answered request and its predictions are logged to, as
+    ``model_version`` (:mod:`kfp_mlops.serving.log_capture`).
     """
     import kserve
     from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING
@@ -543,6 +547,12 @@ def start_model_server(
             self.register_signal_handler()
             asyncio.run(self._serve())
 
+    if log_to:
+        from kfp_mlops.serving.log_capture import install
+
+        for model in models:  # innermost middleware: it sees what the model answered
+            install(app, log_to, model.name, model_version,
+                    [f.name for f in getattr(model, "features", [])])
     _install_app_hooks([m.name for m in models], request_metrics, limit)
     server = _HostBoundModelServer(
         http_port=http_port,
@@ -563,8 +573,13 @@ def serve(
     host: str = DEFAULT_HOST,
     max_body: int | str | None = None,
     ignore_unknown_columns: bool | None = None,
+    log_to: str | None = None,
+    model_version: str | None = None,
 ) -> None:
     """Serve the model version folder ``model_dir`` as ``model_name`` until stopped.
+
+    ``log_to``: log every answered request to this store (``predictions/`` layout) as
+    ``model_version`` (default: the version in the folder's metadata, if any).
 
     ``ignore_unknown_columns``: ignore request fields that are neither features, the
     target nor dropped columns, instead of refusing them (None: the
@@ -580,4 +595,8 @@ def serve(
         model_name, model_dir, ignore_unknown_columns=ignore_unknown_columns
     )
     predictor.load()
-    start_model_server([predictor], http_port=http_port, host=host, max_body=limit)
+    if log_to and model_version is None and predictor.metadata is not None:
+        found = getattr(predictor.metadata, "version", None)
+        model_version = str(found) if found else None
+    start_model_server([predictor], http_port=http_port, host=host, max_body=limit,
+                       log_to=log_to, model_version=model_version)

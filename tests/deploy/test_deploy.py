@@ -543,3 +543,28 @@ def test_release_of_a_broken_canary_leaves_the_registry_unchanged(
     assert registry.get(f"{NAME}@production").version == v1.version
     assert len(registry.history(NAME)) == history
     assert predictor(knative)["model"]["storageUri"] == v1.uri
+
+
+# -- the prediction log (docs/live-loop.md) ----------------------------------------------
+
+
+def test_logger_and_version_annotation_follow_the_served_version(knative, api_client, clock):
+    from kfp_mlops.serving.prediction_log import VERSION_ANNOTATION
+
+    sink = "http://kfp-mlops-log-sink"
+    deploy(api_client, clock, V1, log_url=sink, model_version="1")
+    created = knative.body(NS, NAME)
+    validate_crd_object(created)  # the logger spec is KServe's own
+    assert predictor(knative)["logger"] == {
+        "mode": "all", "url": sink, "metadataAnnotations": [VERSION_ANNOTATION]}
+    assert created["metadata"]["annotations"][VERSION_ANNOTATION] == "1"
+
+    knative.behaviours[V2] = Behaviour(model_ready=False)
+    result = deploy(api_client, clock, V2, canary_traffic_percent=10, model_version="2")
+    assert result.status == "rolled_back"
+    versions = [(body["metadata"]["annotations"] or {}).get(VERSION_ANNOTATION)
+                for method, body in knative.writes if method == "PATCH"]
+    # The canary's events name version 2; the rollback names version 1 again.
+    assert versions == ["2", "1", "1"]
+    assert knative.body(NS, NAME)["metadata"]["annotations"][VERSION_ANNOTATION] == "1"
+    assert predictor(knative)["logger"]["url"] == sink  # a patch keeps the logger

@@ -141,7 +141,9 @@ def _set_namespace(objects: list[Obj], namespace: str, *, all_subjects: bool) ->
 
 def _set_image(objects: list[Obj], image: Obj) -> None:
     for obj in objects:
-        for container in obj.get("spec", {}).get("containers", []):
+        spec = obj.get("spec", {})
+        pod = spec.get("template", {}).get("spec", {})  # a Deployment's pod template
+        for container in spec.get("containers", []) + pod.get("containers", []):
             name, _, tag = container.get("image", "").partition(":")
             if name == image["name"]:
                 new_name = image.get("newName", name)

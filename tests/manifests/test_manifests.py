@@ -188,9 +188,11 @@ def test_namespaced_overlay_builds_valid_objects_with_kustomize_lite(overlay):
     objects = kustomize_lite.build(overlay)
     kinds = sorted(o["kind"] for o in objects)
     assert kinds == [
+        "Deployment",  # the prediction log sink
         "InferenceService",
         "Role",
         "RoleBinding",
+        "Service",
         "ServiceAccount",
         "ServiceAccount",
         "ServingRuntime",
@@ -238,9 +240,47 @@ def test_kubectl_kustomize_output_is_valid_and_matches_kustomize_lite(overlay):
     assert _by_key(real) == _by_key(kustomize_lite.build(overlay))
 
 
+def test_inference_service_logs_to_the_sink_in_its_namespace():
+    from kfp_mlops.serving.log_sink import parse_args
+    from kfp_mlops.serving.prediction_log import VERSION_ANNOTATION
+
+    for objects in _builds(MANIFESTS / "overlays" / "standard"):
+        by_key = _by_key(objects)
+        isvc = by_key[("InferenceService", "kfp-mlops-model")]
+        logger = isvc["spec"]["predictor"]["logger"]
+        service = by_key[("Service", "kfp-mlops-log-sink")]
+        assert logger["mode"] == "all"
+        # Same namespace, port 80: the Service's short name is the whole address.
+        assert logger["url"] == f"http://{service['metadata']['name']}"
+        assert service["spec"]["ports"][0]["port"] == 80
+        assert logger["metadataAnnotations"] == [VERSION_ANNOTATION]
+        assert VERSION_ANNOTATION in isvc["metadata"]["annotations"]
+        sink = by_key[("Deployment", "kfp-mlops-log-sink")]
+        assert service["spec"]["selector"] == sink["spec"]["selector"]["matchLabels"]
+        pod = sink["spec"]["template"]["spec"]
+        assert sink["spec"]["replicas"] == 1 and sink["spec"]["strategy"]["type"] == "Recreate"
+        container = pod["containers"][0]
+        assert container["command"] == ["python", "-m", "kfp_mlops.serving.log_sink"]
+        args = parse_args(container["args"])  # the module takes exactly these flags
+        assert args.port == container["ports"][0]["containerPort"]
+        mounts = {m["mountPath"] for m in container["volumeMounts"]}
+        assert args.spool_dir in mounts and container["securityContext"][
+            "readOnlyRootFilesystem"] is True
+
+
+def test_a_logger_spec_off_kserve_is_rejected():
+    isvc = copy.deepcopy(
+        next(d for n, d in RAW if d["kind"] == "InferenceService" and not _is_patch(d))
+    )
+    isvc["spec"]["predictor"]["logger"]["mode"] = "both"
+    with pytest.raises(K8sValidationError, match=r"spec\.predictor\.logger\.mode"):
+        validate_crd_object(isvc)
+
+
 @pytest.mark.parametrize(
     ("overlay", "kind"),
-    [("standard", "ServingRuntime"), ("cluster-runtime", "ClusterServingRuntime")],
+    [("standard", "ServingRuntime"), ("cluster-runtime", "ClusterServingRuntime"),
+     ("standard", "Deployment")],
 )
 def test_images_override_reaches_the_runtime(tmp_path, overlay, kind):
     (tmp_path / "kustomization.yaml").write_text(
@@ -249,6 +289,11 @@ def test_images_override_reaches_the_runtime(tmp_path, overlay, kind):
         "    newTag: 1.2.3\n"
     )
     for objects in _builds(tmp_path):
+        if kind == "Deployment":  # the log sink runs in the same image
+            sink = _by_key(objects)[(kind, "kfp-mlops-log-sink")]
+            image = sink["spec"]["template"]["spec"]["containers"][0]["image"]
+            assert image == "registry.example.com/ml/kfp-mlops:1.2.3"
+            continue
         runtime = _by_key(objects)[(kind, "kfp-mlops-sklearn")]
         image = runtime["spec"]["containers"][0]["image"]
         assert image == "registry.example.com/ml/kfp-mlops:1.2.3"

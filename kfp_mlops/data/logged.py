@@ -1,0 +1,186 @@
+"""The prediction log in the store: its layout, its columns, and reading a time window.
+
+What production served is kept as Parquet files, one per flushed micro-batch::
+
+    predictions/<model>/<version>/date=YYYY-MM-DD/part-<digest>.parquet
+
+A row is one input row of one inference request: the model's features as the client
+sent them, the prediction, and the columns below (all start with ``_``; training never
+uses them as features, :func:`is_log_column`). ``date=`` is the UTC day of the request
+(its CloudEvent ``time``), so a redelivered event always lands in the same partition.
+
+A window source, ``predictions:NAME?since=...&until=...`` (or ``window=7d``, relative to
+the moment it is read), names the rows logged for model NAME in that time; ingest
+resolves it (:func:`kfp_mlops.data.labels.window_to_parquet`) into one Parquet file with
+the late labels joined, so every pipeline that reads a file reads the logs too.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from urllib.parse import parse_qs, quote, urlencode
+
+from kfp_mlops.errors import DataError
+
+PREDICTIONS_PREFIX = "predictions"
+SOURCE_SCHEME = "predictions:"
+
+REQUEST_ID = "_request_id"  # the CloudEvent id KServe's agent gives request and response
+ROW = "_row"  # the row's index within its request
+ROW_ID = "_row_id"  # the labels' default key: the request id, "<id>/<row>" in a batch
+LOGGED_AT = "_logged_at"  # the request's time (UTC), from the CloudEvent "time"
+MODEL_VERSION = "_model_version"
+ENDPOINT = "_endpoint"  # KServe's endpoint extension: default or canary
+PREDICTION = "_prediction"  # null when no response was logged for the request
+LOG_COLUMNS = (REQUEST_ID, ROW, ROW_ID, LOGGED_AT, MODEL_VERSION, ENDPOINT, PREDICTION)
+LABELLED_AT = "_labelled_at"
+# The InferenceService annotation naming the served registry version; the logger spec
+# lists it in metadataAnnotations so KServe's agent copies it into every event.
+VERSION_ANNOTATION = "serving.kfp-mlops.io/model-version"
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def is_log_column(name: str) -> bool:
+    """Whether ``name`` is a column the prediction log adds (never a feature)."""
+    return name in LOG_COLUMNS or name == LABELLED_AT
+
+
+def check_name(value: str, what: str) -> str:
+    """``value`` if it can be a folder name of the log layout, else a DataError naming it."""
+    if not _NAME.match(value or ""):
+        raise DataError(
+            f"{what} {value!r} cannot name a prediction log folder; use letters, digits, "
+            "'.', '_' and '-' (as KServe's InferenceService names and registry versions do)"
+        )
+    return value
+
+
+def partition_prefix(model: str, version: str, day: date) -> str:
+    """The folder of one model version's rows of one UTC day."""
+    return f"{PREDICTIONS_PREFIX}/{model}/{version}/date={day.isoformat()}/"
+
+
+def parse_duration(text: str) -> timedelta:
+    """``7d``, ``12h``, ``30m``, ``2w``, ``90s`` as a timedelta (DataError otherwise)."""
+    match = _DURATION.match(str(text))
+    if not match or int(match.group(1)) == 0:
+        raise DataError(
+            f"window {text!r} is not a duration; write a positive number and a unit, "
+            "e.g. 7d, 12h, 30m, 2w"
+        )
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def parse_time(text: str, what: str) -> datetime:
+    """An ISO 8601 date or date-time as an aware UTC datetime (naive means UTC)."""
+    try:
+        moment = datetime.fromisoformat(str(text).strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise DataError(
+            f"{what} {text!r} is not a date or time; write ISO 8601, e.g. 2026-11-01 or "
+            "2026-11-01T12:00:00Z"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+@dataclass(frozen=True)
+class LogWindow:
+    """The rows model ``model`` served from ``since`` (inclusive) to ``until`` (exclusive)."""
+
+    model: str
+    since: datetime
+    until: datetime
+    store: str | None = None  # None: $KFP_MLOPS_STORE, else ./mlops-store
+    version: str | None = None  # None: every version logged in the window
+    labelled_only: bool = False  # only the rows whose label came (what a model learns from)
+
+    def days(self) -> list[date]:
+        """The UTC days the window touches."""
+        first, last = self.since.date(), (self.until - timedelta(microseconds=1)).date()
+        return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+    def describe(self) -> str:
+        """The window in words, for messages and reports."""
+        version = f"@{self.version}" if self.version else ""
+        return (f"predictions of {self.model}{version} from "
+                f"{self.since.isoformat(timespec='seconds')} to "
+                f"{self.until.isoformat(timespec='seconds')}")
+
+
+def window_source(
+    model: str, *, since: str | None = None, until: str | None = None,
+    window: str | None = None, store: str | None = None, version: str | None = None,
+) -> str:
+    """The ``predictions:`` source string for a window (what ``--data`` may be).
+
+    ``window`` (e.g. ``7d``) is kept relative: it is resolved when the source is read, so
+    a scheduled run always monitors the last 7 days. Otherwise ``since``/``until``.
+    """
+    check_name(model, "model name")
+    query: dict[str, str] = {}
+    if window:
+        if since:
+            raise DataError("give --window or --since, not both: --window 7d means "
+                            "'the 7 days before --until (default: now)'")
+        parse_duration(window)
+        query["window"] = window
+    elif since:
+        query["since"] = parse_time(since, "--since").isoformat()
+    else:
+        raise DataError("a prediction log window needs --since (and --until) or --window, "
+                        "e.g. --window 7d")
+    if until:
+        query["until"] = parse_time(until, "--until").isoformat()
+    if version:
+        query["version"] = check_name(version, "model version")
+    if store:
+        query["store"] = store
+    return f"{SOURCE_SCHEME}{quote(model)}?{urlencode(query)}"
+
+
+def is_window_source(source: str) -> bool:
+    """Whether ``source`` names prediction log rows rather than a file."""
+    return str(source).startswith(SOURCE_SCHEME)
+
+
+def parse_window_source(source: str, now: datetime | None = None) -> LogWindow:
+    """The :class:`LogWindow` a ``predictions:`` source names (relative windows end now)."""
+    body = source[len(SOURCE_SCHEME):]
+    model, _, query = body.partition("?")
+    params = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
+    unknown = sorted(set(params) - {"since", "until", "window", "store", "version", "labelled"})
+    if unknown:
+        raise DataError(f"{source!r}: unknown parameter {unknown[0]!r}; a prediction log "
+                        "source takes since, until, window, version, labelled and store")
+    if params.get("labelled", "only") != "only":
+        raise DataError(f"{source!r}: labelled={params['labelled']!r}; the one value is "
+                        "labelled=only (leave it out for every row)")
+    check_name(model, "model name")
+    until = parse_time(params["until"], "until") if params.get("until") else (
+        now or datetime.now(timezone.utc))
+    if params.get("window"):
+        since = until - parse_duration(params["window"])
+    elif params.get("since"):
+        since = parse_time(params["since"], "since")
+    else:
+        raise DataError(f"{source!r} names no time window; add since=... or window=7d")
+    if since >= until:
+        raise DataError(f"{source!r}: the window starts ({since.isoformat()}) at or after it "
+                        f"ends ({until.isoformat()}); give since before until")
+    version = params.get("version") or None
+    return LogWindow(model, since, until, params.get("store") or None,
+                     check_name(version, "model version") if version else None,
+                     labelled_only="labelled" in params)
+
+
+def labelled_only(source: str) -> str:
+    """``source`` restricted to its labelled rows (what a published version holds)."""
+    return source if "labelled=" in source else f"{source}&labelled=only"
+
