@@ -35,8 +35,13 @@ def compile_pipelines(
     cluster: ClusterConfig | None = None,
     namespace: str | None = None,
     names: list[str] | None = None,
+    sharded: bool = False,
 ) -> list[Path]:
-    """Write ``NAME.yaml`` and ``NAME.k8s.yaml`` for each pipeline; return the paths."""
+    """Write ``NAME.yaml`` and ``NAME.k8s.yaml`` for each pipeline; return the paths.
+
+    ``sharded`` compiles ``batch-inference`` in its sharded shape (a prefix of Parquet
+    files, one ``score-shard`` pod per shard) as ``batch-inference-sharded.yaml``.
+    """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     cluster = cluster or ClusterConfig()
@@ -47,7 +52,10 @@ def compile_pipelines(
     for name, build in PIPELINES.items():
         if names and name not in names:
             continue
-        pipeline = build(cluster, settings)
+        if sharded and name == "batch-inference":
+            pipeline, name = build(cluster, settings, sharded=True), "batch-inference-sharded"
+        else:
+            pipeline = build(cluster, settings)
         ir_path = output_dir / f"{name}.yaml"
         compiler.Compiler().compile(pipeline, str(ir_path))
         k8s_path = output_dir / f"{name}.k8s.yaml"

@@ -42,7 +42,7 @@ def compile_command(args: argparse.Namespace) -> int:
     try:
         written = compile_pipelines(
             args.output_dir, task_settings(args), cluster=cluster, namespace=args.namespace,
-            names=args.pipeline or None,
+            names=args.pipeline or None, sharded=args.sharded,
         )
     except ValueError as exc:
         raise CliError(str(exc)) from None
@@ -69,6 +69,10 @@ def register(commands) -> None:
     add_task_flags(comp)
     comp.add_argument("--pipeline", action="append", help="compile only this one (repeatable)")
     comp.add_argument("--namespace", help="namespace of the Kubernetes-native resources")
+    comp.add_argument(
+        "--sharded", action="store_true",
+        help="compile batch-inference in its sharded shape (a prefix of Parquet files, one "
+        "score-shard pod per shard, _SUCCESS last) as batch-inference-sharded.yaml")
     comp.add_argument("--s3-secret", default=DEFAULT_SECRET,
                       help=f"Secret with keys accesskey/secretkey (default {DEFAULT_SECRET})")
     comp.add_argument("--signing-secret", metavar="SECRET",

@@ -79,6 +79,7 @@ GUIDE: dict[str, tuple[str, list[str]]] = {
     "compile": ("", [
         "kfp-mlops compile --output-dir compiled --image registry.example.com/team/kfp-mlops:0.1.0",
         "kfp-mlops compile --pipeline training --train-memory 8Gi --no-caching",
+        "kfp-mlops compile --pipeline batch-inference --sharded",
     ]),
     "submit": ("Compile a pipeline, upload it to a KFP API server (a new pipeline the first "
                "time, a new version named after the compiled spec afterwards) and start a "
