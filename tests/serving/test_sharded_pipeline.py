@@ -1,0 +1,97 @@
+"""The sharded batch pipeline: its fan-out in the compiled IR, and a real kfp.local run."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from kfp_mlops.serving.batch import score_parquet
+from kfp_mlops.serving.sharded import COMMIT_FILE, read_manifest, read_predictions
+from tests.serving.test_sharded_scoring import penguin_rows, trained, whole_file, write_sharded
+
+__all__ = ["trained"]  # the fixture, shared with the core tests
+
+
+def _compiled(tmp_path, **kwargs) -> dict:
+    from kfp import compiler
+
+    from kfp_mlops.pipelines.batch import build_batch_pipeline
+    from kfp_mlops.pipelines.cluster import ClusterConfig
+
+    path = tmp_path / "sharded.yaml"
+    compiler.Compiler().compile(
+        build_batch_pipeline(ClusterConfig(), sharded=True, **kwargs), str(path))
+    return next(yaml.safe_load_all(path.read_text()))  # then the platform spec
+
+
+def test_the_cluster_ir_fans_out_one_score_shard_per_shard(tmp_path):
+    ir = _compiled(tmp_path, parallelism=5)
+    tasks = ir["root"]["dag"]["tasks"]
+    loop = next(t for t in tasks.values() if "parameterIterator" in t)
+    assert loop["iteratorPolicy"] == {"parallelismLimit": 5}
+    items = loop["parameterIterator"]["items"]["inputParameter"]
+    assert items == "pipelinechannel--plan-shards-shards"  # plan-shards' shard indices
+    inner = ir["components"][loop["componentRef"]["name"]]["dag"]["tasks"]
+    assert list(inner) == ["score-shard"]
+    assert inner["score-shard"]["inputs"]["parameters"]["shard"]["componentInputParameter"] \
+        == loop["parameterIterator"]["itemInput"]
+    collect = tasks["collect-predictions"]
+    assert loop["taskInfo"]["name"] in collect["dependentTasks"]
+    # The pinned version, not the stage, reaches the shards and the commit.
+    assert collect["inputs"]["parameters"]["model"]["taskOutputParameter"] == {
+        "outputParameterKey": "model", "producerTask": "prepare-scoring"}
+    assert {"plan-shards", "prepare-scoring", "collect-predictions"} <= set(tasks)
+
+
+def test_the_local_shape_is_one_pool_task(tmp_path):
+    from kfp import compiler
+
+    from kfp_mlops.pipelines.batch import build_batch_pipeline
+
+    path = tmp_path / "pool.yaml"
+    compiler.Compiler().compile(build_batch_pipeline(sharded=True), str(path))
+    tasks = yaml.safe_load(path.read_text())["root"]["dag"]["tasks"]
+    assert set(tasks) == {"plan-shards", "prepare-scoring", "score-shards",
+                          "collect-predictions"}
+    with pytest.raises(ValueError, match="shards_as is 'threads'"):
+        build_batch_pipeline(sharded=True, shards_as="threads")
+
+
+@pytest.mark.slow
+def test_kfp_mlops_score_on_a_folder_runs_the_sharded_pipeline(trained, tmp_path, capsys):
+    from kfp_mlops.app.cli import main
+
+    model_dir, store = trained
+    rows = penguin_rows()
+    source = write_sharded(tmp_path / "in", rows)
+    out = tmp_path / "predictions"
+    code = main(["score", "penguins@production", str(source), "--out", str(out),
+                 "--keep-columns", "id,batch", "--probabilities", "--shard-rows", "300",
+                 "--workers", "2", "--store", store, "--runs-dir", str(tmp_path / "runs")])
+    err = capsys.readouterr()
+    assert code == 0, err.err
+    assert "shard 4/4:" in err.err  # a progress line per shard
+    assert f"scored {len(rows):,} rows in 4 shards with penguins@1" in err.out + err.err
+    manifest = read_manifest(str(out))
+    assert manifest["model"] == "penguins@1" and manifest["rows"] == len(rows)
+    assert sorted(p.name for p in out.iterdir()) == [COMMIT_FILE] + [
+        f"part-{i:05d}.parquet" for i in range(4)]
+    whole = score_parquet(model_dir, whole_file(source, tmp_path / "w.parquet"),
+                          tmp_path / "w-out.parquet", with_probabilities=True,
+                          keep_columns=["id", "batch"])
+    assert read_predictions(str(out)).equals(pq.read_table(whole.output_path))
+
+    # Data the model cannot score: refused before any shard, nothing committed.
+    bad = write_sharded(tmp_path / "bad", rows.drop(columns=["island"]))
+    code = main(["score", "penguins@production", str(bad), "--out", str(tmp_path / "o2"),
+                 "--keep-columns", "id", "--store", store, "--runs-dir",
+                 str(tmp_path / "runs"), "--output", "json"])
+    err = capsys.readouterr().err
+    assert code == 1 and "lacks feature columns ['island']" in err
+    assert not (tmp_path / "o2").exists() or not list((tmp_path / "o2").iterdir())
+    assert json.loads(json.dumps(manifest))["source"] == str(source)
+    assert pd.read_parquet(out / "part-00000.parquet")["id"].iloc[0] == 0
