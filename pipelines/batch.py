@@ -150,10 +150,10 @@ def _build_sharded(cluster: ClusterConfig | None, settings: TaskSettings | None,
             )
             results = scored.output
         else:
-            with dsl.ParallelFor(planned.outputs["shards"], parallelism=parallelism) as shard:
+            with dsl.ParallelFor(planned.outputs["Output"], parallelism=parallelism) as shard:
                 scored = on_cluster(
-                    score_shard(store=store, model=pinned, plan=plan, shard=shard,
-                                output=target, **options),
+                    score_shard(store=store, job=prepared.outputs["job"], plan=plan,
+                                shard=shard, **options),
                     cluster,
                 )
             results = dsl.Collected(scored.output)

@@ -1,4 +1,4 @@
-from typing import List, NamedTuple  # noqa: UP035 (as the KFP docs write it)
+from typing import List  # noqa: UP035 (as the KFP docs write it)
 
 from kfp import dsl
 from kfp.dsl import Artifact, Output
@@ -11,7 +11,7 @@ def plan_shards(
     source: str,
     plan: Output[Artifact],
     shard_rows: int = 5_000_000,
-) -> NamedTuple("ShardPlanned", [("shards", List[int]), ("rows", int)]):  # noqa: UP006
+) -> List[int]:  # noqa: UP006
     """List a folder, glob or S3 prefix of Parquet files into shards of bounded rows.
 
     Args:
@@ -22,11 +22,11 @@ def plan_shards(
             shard of its own). The default is ``DEFAULT_SHARD_ROWS``.
 
     Returns:
-        shards: the shard indices, ``0..n-1``, to fan out over with ``dsl.ParallelFor``;
-        rows: the rows of the whole source.
+        The shard indices, ``0..n-1``, to fan out over with ``dsl.ParallelFor`` (one
+        output: kfp.local iterates over a task's single ``Output`` only). The plan's
+        metadata holds the rows, files and shards.
     """
     import logging
-    from collections import namedtuple
     from pathlib import Path
 
     from kfp_mlops.data.shards import describe
@@ -39,8 +39,7 @@ def plan_shards(
     plan.metadata.update(summary)
     log.info("%s: %d rows in %d files -> %d shards of at most %d rows", source,
              planned.rows, planned.files, len(planned.shards), shard_rows)
-    return namedtuple("ShardPlanned", ["shards", "rows"])(
-        [s.index for s in planned.shards], planned.rows)
+    return [s.index for s in planned.shards]
 
 
 COMPONENTS = [plan_shards]

@@ -11,6 +11,7 @@ def prepare_scoring(
     store: str,
     model: str,
     plan: Input[Artifact],
+    job: Output[Artifact],
     output: str = "",
     run_id: str = "",
     with_probabilities: bool = False,
@@ -23,6 +24,9 @@ def prepare_scoring(
         store: Store URI holding the registry.
         model: ``NAME``, ``NAME@VERSION`` or ``NAME@STAGE``.
         plan: ``plan-shards``' plan.
+        job: The pinned version and the output (JSON) for the ``score-shard`` tasks:
+            an artifact, as kfp.local hands a loop body an upstream task's artifacts
+            but not its output parameters.
         output: Folder or ``s3://bucket/prefix/`` for the part files; empty:
             ``STORE/predictions/RUN_ID``.
         run_id: The run's name (for the default output).
@@ -34,6 +38,7 @@ def prepare_scoring(
         model: ``NAME@VERSION``, which every shard scores with;
         output: the output folder or prefix.
     """
+    import json
     import logging
     from collections import namedtuple
     from pathlib import Path
@@ -48,6 +53,8 @@ def prepare_scoring(
     pinned = prepare_sharded(store, model, shard_plan, target, ScoringOptions.from_parameters(
         keep_columns, with_probabilities=with_probabilities,
         ignore_unknown_columns=ignore_unknown_columns))
+    Path(job.path).write_text(json.dumps({"model": pinned, "output": target}))
+    job.metadata.update({"model": pinned, "output": target})
     log.info("%s (%s) fits %s; predictions -> %s", pinned, model, shard_plan.source, target)
     return namedtuple("ScoringPrepared", ["model", "output"])(pinned, target)
 
@@ -55,10 +62,9 @@ def prepare_scoring(
 @dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
 def score_shard(
     store: str,
-    model: str,
+    job: Input[Artifact],
     plan: Input[Artifact],
     shard: int,
-    output: str,
     with_probabilities: bool = False,
     keep_columns: str = "",
     ignore_unknown_columns: bool = False,
@@ -67,10 +73,9 @@ def score_shard(
 
     Args:
         store: Store URI holding the registry.
-        model: ``NAME@VERSION`` (``prepare-scoring``'s pinned version).
+        job: ``prepare-scoring``'s job: the pinned ``NAME@VERSION`` and the output.
         plan: ``plan-shards``' plan.
         shard: The shard's index (a ``dsl.ParallelFor`` item).
-        output: ``prepare-scoring``'s output folder or prefix.
         with_probabilities: Add a ``proba_<class>`` column per class.
         keep_columns: Comma-separated input columns to copy into the output (ids).
         ignore_unknown_columns: Ignore input columns outside the input contract.
@@ -78,6 +83,7 @@ def score_shard(
     Returns:
         What was written, as JSON: shard, rows, part, seconds.
     """
+    import json
     import logging
     from pathlib import Path
 
@@ -87,6 +93,8 @@ def score_shard(
 
     log = logging.getLogger("kfp_mlops.components.serving.score_shard")
     shard_plan = ShardPlan.from_json(Path(plan.path).read_text())
+    pinned = json.loads(Path(job.path).read_text())
+    model, output = pinned["model"], pinned["output"]
     options = ScoringOptions.from_parameters(
         keep_columns, with_probabilities=with_probabilities,
         ignore_unknown_columns=ignore_unknown_columns)

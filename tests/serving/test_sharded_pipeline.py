@@ -34,7 +34,7 @@ def test_the_cluster_ir_fans_out_one_score_shard_per_shard(tmp_path):
     loop = next(t for t in tasks.values() if "parameterIterator" in t)
     assert loop["iteratorPolicy"] == {"parallelismLimit": 5}
     items = loop["parameterIterator"]["items"]["inputParameter"]
-    assert items == "pipelinechannel--plan-shards-shards"  # plan-shards' shard indices
+    assert items == "pipelinechannel--plan-shards-Output"  # plan-shards' shard indices
     inner = ir["components"][loop["componentRef"]["name"]]["dag"]["tasks"]
     assert list(inner) == ["score-shard"]
     assert inner["score-shard"]["inputs"]["parameters"]["shard"]["componentInputParameter"] \
@@ -44,6 +44,8 @@ def test_the_cluster_ir_fans_out_one_score_shard_per_shard(tmp_path):
     # The pinned version, not the stage, reaches the shards and the commit.
     assert collect["inputs"]["parameters"]["model"]["taskOutputParameter"] == {
         "outputParameterKey": "model", "producerTask": "prepare-scoring"}
+    assert loop["inputs"]["artifacts"]["pipelinechannel--prepare-scoring-job"][
+        "taskOutputArtifact"] == {"outputArtifactKey": "job", "producerTask": "prepare-scoring"}
     assert {"plan-shards", "prepare-scoring", "collect-predictions"} <= set(tasks)
 
 
@@ -95,3 +97,33 @@ def test_kfp_mlops_score_on_a_folder_runs_the_sharded_pipeline(trained, tmp_path
     assert not (tmp_path / "o2").exists() or not list((tmp_path / "o2").iterdir())
     assert json.loads(json.dumps(manifest))["source"] == str(source)
     assert pd.read_parquet(out / "part-00000.parquet")["id"].iloc[0] == 0
+
+
+@pytest.mark.slow
+def test_the_pods_shape_runs_each_shard_as_a_score_shard_task(trained, tmp_path):
+    """The cluster shape's tasks, run by kfp.local: ParallelFor, score-shard, Collected."""
+    from kfp_mlops.pipelines.batch import build_batch_pipeline
+    from kfp_mlops.pipelines.local import run_locally
+
+    model_dir, store = trained
+    rows = penguin_rows(1)
+    source = write_sharded(tmp_path / "in", rows, files=3)
+    out = tmp_path / "out"
+    # A stale part from an earlier run with more shards: dropped at the commit.
+    out.mkdir()
+    pq.write_table(pq.read_table(next(source.rglob("*.parquet"))), out / "part-00009.parquet")
+    run = run_locally(
+        build_batch_pipeline(sharded=True, shards_as="pods", parallelism=2),
+        {"data": str(source), "model": "penguins@production", "store": store,
+         "output": str(out), "shard_rows": 150, "keep_columns": "id"},
+        tmp_path / "runs",
+    )
+    assert run.succeeded, run.error
+    shard_tasks = [name for name in run.tasks if name.endswith("/score-shard")]
+    assert len(shard_tasks) == 3
+    assert run.tasks["collect-predictions"].parameters["Output"] == len(rows)
+    assert sorted(p.name for p in out.iterdir()) == [COMMIT_FILE] + [
+        f"part-{i:05d}.parquet" for i in range(3)]
+    assert read_predictions(str(out)).column("id").to_pylist() == rows["id"].tolist()
+    assert read_manifest(str(out))["model"] == "penguins@1"
+    del model_dir
