@@ -127,3 +127,24 @@ def test_the_pods_shape_runs_each_shard_as_a_score_shard_task(trained, tmp_path)
     assert read_predictions(str(out)).column("id").to_pylist() == rows["id"].tolist()
     assert read_manifest(str(out))["model"] == "penguins@1"
     del model_dir
+
+
+def test_compile_sharded_writes_the_sharded_batch_pipeline(tmp_path):
+    from kfp_mlops.pipelines.compile import compile_pipelines
+
+    written = compile_pipelines(tmp_path, names=["batch-inference"], sharded=True)
+    assert [p.name for p in written] == ["batch-inference-sharded.yaml",
+                                         "batch-inference-sharded.k8s.yaml"]
+    ir = next(yaml.safe_load_all(written[0].read_text()))
+    assert ir["pipelineInfo"]["name"] == "kfp-mlops-batch-inference-sharded"
+    assert ir["root"]["inputDefinitions"]["parameters"]["shard_rows"]["defaultValue"] \
+        == 5_000_000
+
+
+def test_score_wants_the_data_once(capsys):
+    from kfp_mlops.app.cli import main
+
+    assert main(["score", "m@1"]) == 1
+    assert "give the data once" in capsys.readouterr().err
+    assert main(["score", "m@1", "a.csv", "--data", "b.csv"]) == 1
+    assert "give the data once" in capsys.readouterr().err
