@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -95,6 +96,16 @@ def test_kfp_mlops_score_on_a_folder_runs_the_sharded_pipeline(trained, tmp_path
     err = capsys.readouterr().err
     assert code == 1 and "lacks feature columns ['island']" in err
     assert not (tmp_path / "o2").exists() or not list((tmp_path / "o2").iterdir())
+    # A file whose columns differ: plan-shards names it; nothing scored or committed.
+    odd = rows.assign(bill_length_mm=rows["bill_length_mm"].astype(str))
+    pq.write_table(pa.Table.from_pandas(odd, preserve_index=False),
+                   source / "batch=b" / "file-9.parquet")
+    code = main(["score", "penguins@production", str(source), "--out", str(tmp_path / "o3"),
+                 "--keep-columns", "id", "--store", store, "--runs-dir",
+                 str(tmp_path / "runs"), "--output", "json"])
+    err = capsys.readouterr().err
+    assert code == 1 and "file-9.parquet" in err and "bill_length_mm" in err
+    assert not (tmp_path / "o3").exists()
     assert json.loads(json.dumps(manifest))["source"] == str(source)
     assert pd.read_parquet(out / "part-00000.parquet")["id"].iloc[0] == 0
 
