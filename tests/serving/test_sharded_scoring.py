@@ -41,9 +41,13 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> tuple[Path, str]:
     """A penguins model trained by the suite, as a folder and published in a store."""
+    from threadpoolctl import threadpool_limits
+
     root = tmp_path_factory.mktemp("trained")
-    model, metadata = train_model(load_table("penguins"), TrainingSettings(
-        target="species", task="classification"))
+    # One OpenMP thread: no spinning threads if an earlier test started OpenMP (above).
+    with threadpool_limits(limits=1, user_api="openmp"):
+        model, metadata = train_model(load_table("penguins"), TrainingSettings(
+            target="species", task="classification"))
     write_model_folder(model, metadata, root / "m")
     registry = Registry(open_store(str(root / "store")))
     registry.publish("penguins", root / "m", metadata, stage="production", blessed=True)
