@@ -26,7 +26,13 @@ def _compiled(tmp_path, **kwargs) -> dict:
     path = tmp_path / "sharded.yaml"
     compiler.Compiler().compile(
         build_batch_pipeline(ClusterConfig(), sharded=True, **kwargs), str(path))
-    return next(yaml.safe_load_all(path.read_text()))  # then the platform spec
+    ir, platform = yaml.safe_load_all(path.read_text())
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    # Every task reaches the store, the pods in the loop included.
+    assert sorted(executors) == ["exec-collect-predictions", "exec-plan-shards",
+                                 "exec-prepare-scoring", "exec-score-shard"]
+    assert all(e["secretAsEnv"] for e in executors.values())
+    return ir
 
 
 def test_the_cluster_ir_fans_out_one_score_shard_per_shard(tmp_path):
