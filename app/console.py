@@ -21,6 +21,8 @@ from typing import IO, Any
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _STARTED = re.compile(r"Executing task '([^']+)'")
 _FINISHED = re.compile(r"Task '([^']+)' finished with status (\w+)")
+# What score-shards logs as each shard finishes (components/serving/score_shards.py).
+_SHARD = re.compile(r"shard (\d+/\d+) scored: (.+)$")
 _ERROR = re.compile(r"^\s*(?:[\w.]+\.)?(\w*(?:Error|Exception)): (.+)$")
 TICK_S = 15.0  # a "still running" line this often while a task runs
 
@@ -77,6 +79,8 @@ class RunLog:
             if not ok:
                 self.failed_task = task
             self._say(f"  [{'ok' if ok else 'FAIL':>5}] {task:<22} {took:6.1f} s")
+        elif match := _SHARD.search(line):
+            self._say(f"  {'':7}shard {match.group(1)}: {match.group(2)}")
         elif match := _ERROR.match(line):
             self.last_error = f"{match.group(1)}: {match.group(2).strip()}"
 

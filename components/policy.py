@@ -78,6 +78,14 @@ POLICIES: dict[str, TaskPolicy] = {
     "deploy": _side_effect("100m", "256Mi", "512Mi", "changes the InferenceService and registry"),
     "batch-predict": _side_effect(
         "1", "1Gi", "2Gi", "reads the input URI and the registry stage, which change", "2"),
+    "prepare-scoring": _side_effect(
+        "250m", "512Mi", "1Gi", "pins the registry stage and uncommits the output prefix"),
+    "score-shard": _side_effect(
+        "1", "1Gi", "2Gi", "writes a part of the output prefix (a retry replaces it)", "2"),
+    "score-shards": _side_effect(
+        "1", "2Gi", "4Gi", "writes the output prefix from a process pool (local runs)", "2"),
+    "collect-predictions": _side_effect(
+        "250m", "256Mi", "512Mi", "commits the output prefix (_SUCCESS)"),
     # Observability
     "detect-drift": _side_effect(
         "500m", "2Gi", "4Gi", "reads the production model and its dataset, which change"),

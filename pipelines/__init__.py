@@ -16,6 +16,7 @@ from importlib import import_module
 _MODULES = {
     "training": "training",
     "batch-inference": "batch",
+    "batch-inference-sharded": "sharded_batch",
     "monitoring": "monitoring",
     "sharded-monitoring": "sharded_monitoring",
     "continuous-training": "continuous",

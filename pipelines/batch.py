@@ -1,10 +1,30 @@
-"""The batch inference pipeline: a registry version or stage plus a dataset -> predictions."""
+"""The batch inference pipeline: a registry version or stage plus a dataset -> predictions.
+
+Two shapes. The default scores one file (CSV or Parquet) in one ``batch-predict`` task.
+The sharded shape (``sharded=True``; ``batch-inference-sharded`` in ``kfp-mlops compile``, and what
+``kfp-mlops score`` runs when the data is a folder or prefix) scores a prefix of Parquet
+files: ``plan-shards`` -> ``prepare-scoring`` (pins the model version, checks the schema
+once, uncommits the output) -> the shards -> ``collect-predictions`` (checks each part's
+rows, writes ``_SUCCESS``). The shards run as ``pods`` (``dsl.ParallelFor`` over
+``score-shard``, ``parallelism`` at once: a cluster) or a ``pool`` (one ``score-shards``
+task with a process pool: kfp.local, which runs one task at a time). The shape is
+chosen at compile time because the two pipelines take different parameters (a file vs
+a prefix and an output prefix) and the cluster form must show its fan-out in the IR.
+"""
 
 
 # No "from __future__ import annotations": KFP reads the pipeline signature at runtime.
 from kfp import dsl
 
-from kfp_mlops.components.serving import batch_predict
+from kfp_mlops.components.data import plan_shards
+from kfp_mlops.components.serving import (
+    batch_predict,
+    collect_predictions,
+    prepare_scoring,
+    score_shard,
+    score_shards,
+)
+from kfp_mlops.data.shards import DEFAULT_SHARD_ROWS
 from kfp_mlops.pipelines.cluster import (
     DEFAULT_CLUSTER_STORE,
     ClusterConfig,
@@ -15,12 +35,25 @@ from kfp_mlops.pipelines.cluster import (
 )
 
 PIPELINE_NAME = "kfp-mlops-batch-inference"
+SHARDED_PIPELINE_NAME = "kfp-mlops-batch-inference-sharded"
+# How the shards run: "pods" (dsl.ParallelFor, one score-shard task each) or "pool".
+SHARD_SHAPES = ("pods", "pool")
+DEFAULT_PARALLELISM = 8
 
 
 def build_batch_pipeline(
-    cluster: ClusterConfig | None = None, settings: TaskSettings | None = None
+    cluster: ClusterConfig | None = None, settings: TaskSettings | None = None,
+    sharded: bool = False, shards_as: str | None = None,
+    parallelism: int = DEFAULT_PARALLELISM,
 ):
-    """Build the batch inference pipeline; ``cluster`` adds S3 credentials."""
+    """Build the batch inference pipeline; ``cluster`` adds S3 credentials.
+
+    ``sharded`` builds the shape for a prefix of Parquet files (see the module
+    docstring); ``shards_as`` is ``pods`` or ``pool`` (default: ``pods`` for a cluster,
+    ``pool`` otherwise) and ``parallelism`` how many shard pods run at once.
+    """
+    if sharded:
+        return _build_sharded(cluster, settings, shards_as, parallelism)
 
     @dsl.pipeline(
         name=PIPELINE_NAME,
@@ -55,6 +88,82 @@ def build_batch_pipeline(
         finish_tasks(settings, cluster)
 
     return batch_inference_pipeline
+
+
+def _build_sharded(cluster: ClusterConfig | None, settings: TaskSettings | None,
+                   shards_as: str | None, parallelism: int):
+    shards_as = shards_as or ("pods" if cluster is not None else "pool")
+    if shards_as not in SHARD_SHAPES:
+        raise ValueError(f"shards_as is {shards_as!r}; use one of {', '.join(SHARD_SHAPES)}")
+    if parallelism < 1:
+        raise ValueError(f"parallelism is {parallelism}; give at least 1 shard pod at once")
+
+    @dsl.pipeline(
+        name=SHARDED_PIPELINE_NAME,
+        description="Score a prefix of Parquet files shard by shard with a registry model; "
+        "one part file per shard, _SUCCESS written last.",
+    )
+    def sharded_batch_inference_pipeline(
+        data: str,
+        model: str,
+        store: str = DEFAULT_CLUSTER_STORE,
+        output: str = "",
+        shard_rows: int = DEFAULT_SHARD_ROWS,
+        with_probabilities: bool = False,
+        keep_columns: str = "",
+        ignore_unknown_columns: bool = False,
+        workers: int = 0,
+    ):
+        """Score a sharded Parquet dataset with a registry model.
+
+        Args:
+            data: A folder, glob or s3://bucket/prefix/ of Parquet files (hive key=value
+                folders become string columns).
+            model: Registry reference: NAME, NAME@VERSION or NAME@STAGE; pinned to one
+                version before the first shard.
+            store: Store URI holding the registry.
+            output: Folder or s3://bucket/prefix/ for part-NNNNN.parquet and _SUCCESS
+                (default: STORE/predictions/RUN).
+            shard_rows: Most rows in one shard (whole row groups).
+            with_probabilities: Add a proba_<class> column per class (classifiers).
+            keep_columns: Input columns to copy beside the predictions, comma-separated
+                (ids, partition keys).
+            ignore_unknown_columns: Ignore input columns that are neither features, the
+                target, columns training dropped nor keep_columns (default: refuse them).
+            workers: Processes of the local pool (0: every usable core); pods ignore it.
+        """
+        planned = on_cluster(plan_shards(source=data, shard_rows=shard_rows), cluster)
+        plan = planned.outputs["plan"]
+        options = {"with_probabilities": with_probabilities, "keep_columns": keep_columns,
+                   "ignore_unknown_columns": ignore_unknown_columns}
+        prepared = on_cluster(
+            prepare_scoring(store=store, model=model, plan=plan, output=output,
+                            run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER, **options),
+            cluster,
+        )
+        pinned, target = prepared.outputs["model"], prepared.outputs["output"]
+        if shards_as == "pool":
+            scored = on_cluster(
+                score_shards(store=store, model=pinned, plan=plan, output=target,
+                             workers=workers, **options),
+                cluster,
+            )
+            results = scored.output
+        else:
+            with dsl.ParallelFor(planned.outputs["Output"], parallelism=parallelism) as shard:
+                scored = on_cluster(
+                    score_shard(store=store, job=prepared.outputs["job"], plan=plan,
+                                shard=shard, **options),
+                    cluster,
+                )
+            results = dsl.Collected(scored.output)
+        on_cluster(
+            collect_predictions(plan=plan, output=target, model=pinned, results=results),
+            cluster,
+        )
+        finish_tasks(settings, cluster)
+
+    return sharded_batch_inference_pipeline
 
 
 # `batch_inference_pipeline` is what `kfp dsl compile --py pipelines/batch.py` finds: the cluster

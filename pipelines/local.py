@@ -40,9 +40,12 @@ WARM_STAGES = (
         modules=("kfp.dsl.executor_main", "pyarrow.parquet", "kfp_mlops.data.ingest",
                  "kfp_mlops.data.stats", "kfp_mlops.data.validation", "kfp_mlops.data.split",
                  "kfp_mlops.data.report", "kfp_mlops.data.drift", "pandas",
-                 "kfp_mlops.data.checks", "kfp_mlops.monitor"),
+                 "kfp_mlops.data.checks", "kfp_mlops.monitor", "kfp_mlops.data.shards",
+                 "kfp_mlops.data.shard_stats", "datasketches"),
         functions=("ingest", "check_data", "compute_statistics", "validate_data", "split_data",
-                   "detect_drift", "make_candidates", "fixed_params", "skip_step"),
+                   "detect_drift", "make_candidates", "fixed_params", "skip_step",
+                   "plan_shards", "scan_shard", "scan_shards", "merge_scans",
+                   "detect_drift_sharded"),
     ),
     Stage(
         modules=("kfp_mlops.model.steps", "kfp_mlops.model.tuning", "kfp_mlops.model.blessing",
@@ -52,7 +55,8 @@ WARM_STAGES = (
     ),
     Stage(
         modules=("kfp_mlops.serving.infra_validation", "httpx", "kfp_mlops.serving.server",
-                 "kfp_mlops.serving.deploy", "kfp_mlops.serving.batch"),
+                 "kfp_mlops.serving.deploy", "kfp_mlops.serving.batch",
+                 "kfp_mlops.serving.sharded"),
     ),
 )
 

@@ -50,7 +50,7 @@ def add_sharded_scan(*, data, shard_rows, cluster=None, shards_as="pods", parall
     plan = on_cluster(plan_shards(source=data, shard_rows=shard_rows), cluster)
     if shards_as == "pool":
         return on_cluster(scan_shards(plan=plan.outputs["plan"], workers=workers), cluster)
-    with dsl.ParallelFor(plan.outputs["shards"], parallelism=parallelism) as shard:
+    with dsl.ParallelFor(plan.outputs["Output"], parallelism=parallelism) as shard:
         part = on_cluster(scan_shard(plan=plan.outputs["plan"], shard=shard), cluster)
     return merge_scans(plan=plan.outputs["plan"], partials=dsl.Collected(part.outputs["partial"]))
 

@@ -87,9 +87,12 @@ GUIDE: dict[str, tuple[str, list[str]]] = {
     ]),
     "score": ("Batch inference with the kfp.local runner: the batch pipeline reads the "
               "data row group by row group, checks it against the model's schema and writes "
-              "predictions as Parquet.", [
+              "predictions as Parquet. A folder or prefix of Parquet files is scored shard by "
+              "shard in a process pool: one part file per shard, _SUCCESS written last.", [
         "kfp-mlops score penguins@production --data new.csv --out predictions.parquet",
         "kfp-mlops score penguins@3 --data new.parquet --probabilities --keep-columns id",
+        "kfp-mlops score penguins@production data/events/ --out predictions/ "
+        "--shard-rows 1000000 --workers 2",
     ]),
     "monitor": ("The monitoring pipeline on one batch: data quality against the stored "
                 "schema, drift against the production model's training data, and "
@@ -110,6 +113,7 @@ GUIDE: dict[str, tuple[str, list[str]]] = {
     "compile": ("", [
         "kfp-mlops compile --output-dir compiled --image registry.example.com/team/kfp-mlops:0.1.0",
         "kfp-mlops compile --pipeline training --train-memory 8Gi --no-caching",
+        "kfp-mlops compile --pipeline batch-inference-sharded",
     ]),
     "submit": ("Compile a pipeline, upload it to a KFP API server (a new pipeline the first "
                "time, a new version named after the compiled spec afterwards) and start a "

@@ -60,9 +60,26 @@ def serve_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_argument(args: argparse.Namespace) -> str:
+    data = args.data_path or args.data
+    if not data or (args.data_path and args.data and args.data_path != args.data):
+        raise CliError("give the data once: `kfp-mlops score REF DATA` or `--data DATA` "
+                       "(a file, a folder or glob of Parquet files, or an s3:// URI)")
+    return data
+
+
 @with_local_tasks
 def score_command(args: argparse.Namespace) -> int:
-    """Run the batch inference pipeline with kfp.local and copy out the predictions."""
+    """Run the batch inference pipeline with kfp.local and copy out the predictions.
+
+    A folder, glob or ``s3://bucket/prefix/`` of Parquet files runs the sharded shape:
+    one part file per shard under ``--out``, ``_SUCCESS`` last.
+    """
+    from kfp_mlops.data.shards import is_sharded_source
+
+    data = _data_argument(args)
+    if is_sharded_source(data):
+        return _score_sharded(args, data)
     from kfp_mlops.app.console import capture_run_output
     from kfp_mlops.pipelines.batch import build_batch_pipeline
     from kfp_mlops.pipelines.local import run_locally
@@ -71,7 +88,7 @@ def score_command(args: argparse.Namespace) -> int:
     with capture_run_output(runs_dir / "last-run.log", args.output == "text") as log:
         run = run_locally(
             build_batch_pipeline(),
-            {"data": args.data, "model": args.ref, "store": store_uri(args),
+            {"data": data, "model": args.ref, "store": store_uri(args),
              "with_probabilities": args.probabilities, "keep_columns": args.keep_columns,
              "ignore_unknown_columns": args.ignore_unknown_columns},
             runs_dir,
@@ -89,6 +106,51 @@ def score_command(args: argparse.Namespace) -> int:
     payload = {"rows": task.parameters["Output"], "predictions": str(target),
                "model": args.ref, "run_dir": str(run.run_dir)}
     emit(args, payload, f"scored {payload['rows']} rows with {args.ref} -> {target}")
+    return 0
+
+
+def _score_sharded(args: argparse.Namespace, data: str) -> int:
+    import time
+
+    from kfp_mlops.app.console import capture_run_output
+    from kfp_mlops.pipelines.batch import build_batch_pipeline
+    from kfp_mlops.pipelines.local import run_locally
+
+    if args.shard_rows < 1:
+        raise CliError(f"--shard-rows is {args.shard_rows}; give a positive number of rows")
+    if args.workers < 0:
+        raise CliError(f"--workers is {args.workers}; give 0 (every core) or more")
+    # Task processes may run elsewhere than here: hand them absolute paths.
+    local = not data.startswith("s3://")
+    source = str(Path(data).expanduser().absolute()) if local and not any(
+        c in data for c in "*?[") else data
+    output = args.out or ""
+    if output and not output.startswith("s3://"):
+        output = str(Path(output).expanduser().absolute())
+    runs_dir = Path(args.runs_dir)
+    started = time.perf_counter()
+    with capture_run_output(runs_dir / "last-run.log", args.output == "text") as log:
+        run = run_locally(
+            build_batch_pipeline(sharded=True),
+            {"data": source, "model": args.ref, "store": store_uri(args), "output": output,
+             "shard_rows": args.shard_rows, "workers": args.workers,
+             "with_probabilities": args.probabilities, "keep_columns": args.keep_columns,
+             "ignore_unknown_columns": args.ignore_unknown_columns},
+            runs_dir,
+        )
+    if not run.succeeded:
+        raise CliError(f"batch scoring failed: {log.last_error or run.error}. Nothing was "
+                       "committed (no _SUCCESS); rerun to replace any part files written.")
+    seconds = time.perf_counter() - started
+    manifest = run.tasks["collect-predictions"].artifacts["manifest"]["metadata"]
+    payload = {"rows": manifest["rows"], "shards": manifest["shards"],
+               "predictions": manifest["output"], "model": manifest["model"],
+               "seconds": round(seconds, 1), "run_dir": str(run.run_dir)}
+    emit(args, payload, (
+        f"scored {payload['rows']:,} rows in {payload['shards']} shard"
+        f"{'s' if payload['shards'] != 1 else ''} with {payload['model']} ({args.ref}) in "
+        f"{seconds:.1f} s\n"
+        f"  -> {payload['predictions']}/part-*.parquet, committed by _SUCCESS"))
     return 0
 
 
@@ -126,12 +188,24 @@ def register(commands) -> None:
     add_store(serve)
     serve.set_defaults(handler=serve_command, output="text")
 
+    from kfp_mlops.data.shards import DEFAULT_SHARD_ROWS
+
     score = commands.add_parser(
-        "score", help="batch-score a CSV/Parquet file with a registry version (kfp.local)",
+        "score", help="batch-score a CSV/Parquet file or a prefix of Parquet files with a "
+        "registry version (kfp.local)",
     )
     score.add_argument("ref", help="NAME, NAME@VERSION or NAME@STAGE")
-    score.add_argument("--data", required=True, help="CSV/Parquet path or s3:// URI")
-    score.add_argument("--out", help="where to copy the predictions Parquet")
+    score.add_argument("data_path", nargs="?", metavar="DATA",
+                       help="the data, as --data takes it (give one of the two)")
+    score.add_argument("--data", help="CSV/Parquet path or s3:// URI; a folder, glob or "
+                       "s3://bucket/prefix/ of Parquet files is scored shard by shard")
+    score.add_argument("--out", help="where to copy the predictions Parquet; for a sharded "
+                       "source the output folder or s3:// prefix (default: "
+                       "STORE/predictions/RUN)")
+    score.add_argument("--shard-rows", type=int, default=DEFAULT_SHARD_ROWS, metavar="N",
+                       help="most rows in one shard of a sharded source (default %(default)s)")
+    score.add_argument("--workers", type=int, default=0, metavar="N",
+                       help="processes scoring shards at once (default 0: every usable core)")
     score.add_argument("--probabilities", action="store_true", help="add proba_<class> columns")
     score.add_argument("--keep-columns", default="", help="input columns to copy (comma-separated)")
     score.add_argument(

@@ -3,9 +3,13 @@
 On a cluster ``scan-shard`` runs once per shard under ``dsl.ParallelFor`` (a pod each)
 and ``merge-scans`` collects them; a local run (kfp.local starts one task at a time) uses
 ``scan-shards``, which runs every shard in a process pool and merges in the same task.
+``plan-shards`` also feeds sharded batch scoring (``components/serving/score_shards.py``).
+
+``plan-shards`` returns the shard indices as its one output: kfp.local 2.17 only loops
+over a task's single output named ``Output``.
 """
 
-from typing import List, NamedTuple  # noqa: UP035 (as the KFP docs write it)
+from typing import List  # noqa: UP035 (as the KFP docs write it)
 
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Output
@@ -18,31 +22,35 @@ def plan_shards(
     source: str,
     plan: Output[Artifact],
     shard_rows: int = 5_000_000,
-) -> NamedTuple("PlanOutputs", [("shards", List[int]), ("rows", int)]):  # noqa: UP006
-    """List a folder, glob or S3 prefix of Parquet files into shards (footers only).
+) -> List[int]:  # noqa: UP006
+    """List a folder, glob or S3 prefix of Parquet files into shards of bounded rows.
 
     Args:
-        source: ``s3://bucket/prefix/``, a folder (hive ``key=value`` folders become
-            columns) or a glob of Parquet files.
-        plan: JSON: the files' row-group runs per shard, the schema, global bounds.
-        shard_rows: At most this many rows a shard (whole row groups).
+        source: A local folder or glob, or ``s3://bucket/prefix/``, of Parquet files
+            (hive ``key=value`` folders become string columns).
+        plan: The shard plan (JSON, ``kfp_mlops.data.shards.ShardPlan``) the shard tasks read.
+        shard_rows: Most rows in one shard (whole row groups; a bigger row group is a
+            shard of its own). The default is ``DEFAULT_SHARD_ROWS``.
 
     Returns:
-        shards: the shard indices, for ``dsl.ParallelFor``; rows: the row count.
+        The shard indices, ``0..n-1``, to fan out over with ``dsl.ParallelFor`` (one
+        output: kfp.local iterates over a task's single ``Output`` only). The plan's
+        metadata holds the rows, files and shards.
     """
     import logging
-    from collections import namedtuple
+    from pathlib import Path
 
     from kfp_mlops.data.shards import describe
-    from kfp_mlops.data.shards import plan_shards as make_plan
+    from kfp_mlops.data.shards import plan_shards as plan_source
 
-    made = make_plan(source, shard_rows=shard_rows)
-    with open(plan.path, "w") as handle:
-        handle.write(made.to_json())
-    plan.metadata.update(describe(made))
-    logging.getLogger("kfp_mlops.components.data.plan_shards").info(
-        "%s: %d rows in %d files -> %d shards", source, made.rows, made.files, len(made.shards))
-    return namedtuple("PlanOutputs", ["shards", "rows"])(list(range(len(made.shards))), made.rows)
+    log = logging.getLogger("kfp_mlops.components.data.plan_shards")
+    planned = plan_source(source, shard_rows=shard_rows)
+    Path(plan.path).write_text(planned.to_json())
+    summary = describe(planned)
+    plan.metadata.update(summary)
+    log.info("%s: %d rows in %d files -> %d shards of at most %d rows", source,
+             planned.rows, planned.files, len(planned.shards), shard_rows)
+    return [s.index for s in planned.shards]
 
 
 @dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)

@@ -244,6 +244,111 @@ def _prediction_array(predictions: Any, classes: Any, arrow_type: pa.DataType) -
     return pa.array(list(classes), type=arrow_type).take(pa.array(index))
 
 
+@dataclass
+class Scorer:
+    """A loaded model and the output layout for one input schema: the scoring loop.
+
+    :meth:`prepare` checks the schema and fixes the output columns once; :meth:`write`
+    scores any iterator of record batches (a file's, a shard's) into one Parquet file.
+    """
+
+    model: Any
+    features: list[Feature]
+    classes: Any
+    keep: list[str]
+    proba_names: list[str]
+    prediction_column: str
+    out_schema: pa.Schema
+
+    @classmethod
+    def prepare(
+        cls,
+        model: Any,
+        metadata: Any,
+        schema: pa.Schema,
+        source: str,
+        *,
+        keep_columns: Sequence[str] = (),
+        with_probabilities: bool = False,
+        prediction_column: str = PREDICTION_COLUMN,
+        ignore_unknown_columns: bool | None = None,
+    ) -> Scorer:
+        """Check ``schema`` (named ``source`` in errors) against the model; fix the output."""
+        features = metadata.features
+        classes: Any = getattr(model, "classes_", None)
+        keep = list(keep_columns)
+        contract = InputContract.for_model(metadata, ignore_unknown_columns)
+        check_schema(schema, features, keep, source, contract)
+        proba_names = [f"{PROBABILITY_PREFIX}{c}" for c in classes] if with_probabilities \
+            else []
+        clash = {prediction_column, *proba_names} & set(keep)
+        if clash:
+            raise BatchInputError(f"keep_columns {sorted(clash)} clash with output column names")
+        out_schema = pa.schema(
+            [_plain(schema.field(c)) for c in keep]
+            + [pa.field(prediction_column, _prediction_type(classes, metadata.task))]
+            + [pa.field(n, pa.float64()) for n in proba_names]
+        )
+        return cls(model, list(features), classes, keep, proba_names, prediction_column,
+                   out_schema)
+
+    @property
+    def columns(self) -> list[str]:
+        """The input columns the loop reads: the features, then ``keep_columns``."""
+        return list(dict.fromkeys([*(f.name for f in self.features), *self.keep]))
+
+    def write(
+        self, batches: Iterator[pa.RecordBatch], path: str | Path, first_row: int = 0
+    ) -> tuple[int, int]:
+        """Score ``batches`` into the Parquet file ``path``: (rows, batches).
+
+        ``first_row`` is the global number of the first row, for error messages.
+        """
+        names = [f.name for f in self.features]
+        pred_type = self.out_schema.field(self.prediction_column).type
+        rows = count = 0
+        with parquet_writer(path, self.out_schema) as writer:
+            for batch in _prefetch(batches):
+                if batch.num_rows == 0:
+                    continue
+                frame = pa.Table.from_batches([batch]).select(names).to_pandas()
+                conform_frame(frame, self.features, first_row + rows)
+                arrays = [
+                    _as_type(batch.column(batch.schema.get_field_index(c)),
+                             self.out_schema.field(c).type)
+                    for c in self.keep
+                ]
+                arrays.append(_prediction_array(self.model.predict(frame), self.classes,
+                                                pred_type))
+                if self.proba_names:
+                    proba = np.asarray(self.model.predict_proba(frame), dtype=np.float64)
+                    arrays.extend(pa.array(proba[:, j]) for j in range(proba.shape[1]))
+                writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=self.out_schema))
+                rows += batch.num_rows
+                count += 1
+        return rows, count
+
+
+def _plain(field: pa.Field) -> pa.Field:
+    """A kept column's output field: dictionary-encoded text written as its values."""
+    if pa.types.is_dictionary(field.type):
+        return field.with_type(field.type.value_type)
+    return field
+
+
+def _as_type(array: pa.Array, arrow_type: pa.DataType) -> pa.Array:
+    return array if array.type == arrow_type else array.cast(arrow_type)
+
+
+def check_probabilities(metadata: Any, model: Any, with_probabilities: bool) -> None:
+    """Refuse ``with_probabilities`` for a model that has no classes."""
+    if with_probabilities and (metadata.task != "classification"
+                               or getattr(model, "classes_", None) is None):
+        raise BatchInputError(
+            f"with_probabilities needs a classifier but the model is {metadata.task}"
+        )
+
+
 def score_parquet(
     model_dir: str | Path,
     input_path: str | Path,
@@ -269,49 +374,21 @@ def score_parquet(
     if batch_rows < 1:
         raise ValueError(f"batch_rows must be at least 1, got {batch_rows}")
     model, metadata = load_model_folder(model_dir)
-    features = metadata.features
-    names = [f.name for f in features]
-    classes: Any = getattr(model, "classes_", None)
-    if with_probabilities and (metadata.task != "classification" or classes is None):
-        raise BatchInputError(
-            f"with_probabilities needs a classifier but the model is {metadata.task}"
-        )
+    check_probabilities(metadata, model, with_probabilities)
     input_path, output_path = Path(input_path), Path(output_path)
     if not input_path.is_file():
         raise FileNotFoundError(f"input {input_path} does not exist")
     keep = list(keep_columns)
-    schema, batches = _open(input_path, features, keep, batch_rows)
-    contract = InputContract.for_model(metadata, ignore_unknown_columns)
-    check_schema(schema, features, keep, str(input_path), contract)
-
-    proba_names = [f"{PROBABILITY_PREFIX}{c}" for c in classes] if with_probabilities else []
-    clash = {prediction_column, *proba_names} & set(keep)
-    if clash:
-        raise BatchInputError(f"keep_columns {sorted(clash)} clash with output column names")
-    out_schema = pa.schema(
-        [schema.field(c) for c in keep]
-        + [pa.field(prediction_column, _prediction_type(classes, metadata.task))]
-        + [pa.field(n, pa.float64()) for n in proba_names]
+    schema, batches = _open(input_path, metadata.features, keep, batch_rows)
+    scorer = Scorer.prepare(
+        model, metadata, schema, str(input_path), keep_columns=keep,
+        with_probabilities=with_probabilities, prediction_column=prediction_column,
+        ignore_unknown_columns=ignore_unknown_columns,
     )
-    pred_type = out_schema.field(prediction_column).type
     output_path.parent.mkdir(parents=True, exist_ok=True)
     temp = output_path.with_name(f".{output_path.name}.{uuid.uuid4().hex}.tmp")
-    rows = count = 0
     try:
-        with parquet_writer(temp, out_schema) as writer:
-            for batch in _prefetch(batches):
-                if batch.num_rows == 0:
-                    continue
-                frame = pa.Table.from_batches([batch]).select(names).to_pandas()
-                conform_frame(frame, features, rows)
-                arrays = [batch.column(batch.schema.get_field_index(c)) for c in keep]
-                arrays.append(_prediction_array(model.predict(frame), classes, pred_type))
-                if proba_names:
-                    proba = np.asarray(model.predict_proba(frame), dtype=np.float64)
-                    arrays.extend(pa.array(proba[:, j]) for j in range(proba.shape[1]))
-                writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=out_schema))
-                rows += batch.num_rows
-                count += 1
+        rows, count = scorer.write(batches, temp)
         os.replace(temp, output_path)
     finally:
         if temp.exists():
@@ -320,6 +397,6 @@ def score_parquet(
         rows=rows,
         batches=count,
         output_path=str(output_path),
-        columns=out_schema.names,
+        columns=scorer.out_schema.names,
         seconds=time.perf_counter() - started,
     )

@@ -66,8 +66,8 @@ def test_a_partitioned_batch_is_monitored_in_shards_as_one_file_is(tmp_path, cap
     assert a["drift"] is b["drift"] is True
     assert a["retrain"] == b["retrain"] and a["reason"] == b["reason"]
     plan = executor_output(runs, sharded["run_dir"], "plan-shards")
-    assert plan["parameterValues"]["shards"] == [0, 1, 2, 3, 4, 5]
-    assert plan["parameterValues"]["rows"] == 3000
+    assert plan["parameterValues"]["Output"] == [0, 1, 2, 3, 4, 5]
+    assert plan["artifacts"]["plan"]["artifacts"][0]["metadata"]["rows"] == 3000
     # The sample is every row here (3000 < 100,000): the same labelled rows and metrics.
     got = executor_output(runs, sharded["run_dir"], "monitor")
     want = executor_output(runs, single["run_dir"], "monitor")
@@ -92,7 +92,7 @@ def test_the_cluster_form_fans_out_one_pod_per_shard(tmp_path):
     loop = root[loop_name]
     assert loop["iteratorPolicy"]["parallelismLimit"] == 16
     assert loop["parameterIterator"]["items"]["inputParameter"] == \
-        "pipelinechannel--plan-shards-shards"
+        "pipelinechannel--plan-shards-Output"
     inner = ir["components"][loop["componentRef"]["name"]]["dag"]["tasks"]
     assert list(inner) == ["scan-shard"]
     merge = root["merge-scans"]
