@@ -27,7 +27,9 @@ REPO = Path(__file__).resolve().parents[2]
 SIDE_EFFECTS = {"ingest", "validate-data", "bless-model", "publish", "infra-validate", "deploy",
                 "detect-drift", "monitor", "batch-predict",
                 # sharded data: they read the source files, which may change
-                "plan-shards", "scan-shard", "scan-shards", "detect-drift-sharded"}
+                "plan-shards", "scan-shard", "scan-shards", "detect-drift-sharded",
+                # sharded scoring: they pin the registry stage or write the output prefix
+                "prepare-scoring", "score-shard", "score-shards", "collect-predictions"}
 
 
 def _spec(path: Path) -> dict:
