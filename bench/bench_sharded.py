@@ -4,8 +4,10 @@ Generates ``--shards`` Parquet files of the credit-risk table (``kfp_mlops.data.
 drifted world; nothing downloaded), trains a model on a reference batch, then measures:
 
 1. the baseline: each shard scanned alone, one process after another, exactly as one
-   ``scan-shard`` pod runs it (``kfp_mlops.data.shard_stats.scan_shard``); their sum, and
-   each process's peak RSS (what a pod needs);
+   ``scan-shard`` pod runs it (``kfp_mlops.data.shard_stats.scan_shard``); their sum, with
+   and without each process's start (interpreter and imports, which a pod pays too and
+   the local pool's forked workers do not), and each process's peak RSS (what a pod
+   needs);
 2. the fan-out as users run it: ``kfp-mlops monitor --data PREFIX`` (kfp.local, the
    sharded pipeline, ``scan-shards`` with one worker a core): wall time, and the
    ``scan-shards`` task's seconds;
@@ -34,11 +36,13 @@ ROOT = Path(__file__).resolve().parent.parent
 CLI = Path(sys.executable).with_name("kfp-mlops")
 
 SCAN_ONE = r'''
-import sys
+import sys, time
 from kfp_mlops.data.shard_stats import scan_shard
 from kfp_mlops.data.shards import ShardPlan
 plan = ShardPlan.from_json(open(sys.argv[1]).read())
+start = time.perf_counter()
 scan_shard(plan, int(sys.argv[2]), sys.argv[3])
+print(time.perf_counter() - start)
 '''
 
 
@@ -107,16 +111,19 @@ def main() -> None:
     plan = plan_shards(str(data), shard_rows=per_shard)
     plan_path = work / "plan.json"
     plan_path.write_text(plan.to_json())
-    times, peaks = [], []
+    times, inner, peaks = [], [], []
     with tempfile.TemporaryDirectory(dir=work) as tmp:
         for i in range(len(plan.shards)):
-            seconds, peak, _ = child_run([sys.executable, "-c", SCAN_ONE, str(plan_path), str(i),
-                                          f"{tmp}/shard-{i}"])
+            seconds, peak, out = child_run([sys.executable, "-c", SCAN_ONE, str(plan_path),
+                                            str(i), f"{tmp}/shard-{i}"])
             times.append(seconds)
+            inner.append(float(out))
             peaks.append(peak)
-            print(f"  shard {i:2d} alone: {seconds:5.1f} s, peak RSS {peak:6.0f} MiB", flush=True)
+            print(f"  shard {i:2d} alone: {seconds:5.1f} s ({inner[-1]:.1f} s scanning), "
+                  f"peak RSS {peak:6.0f} MiB", flush=True)
     parallelism = len(os.sched_getaffinity(0))
     ideal = sum(times) / parallelism
+    ideal_inner = sum(inner) / parallelism
 
     wall, peak_run, out = child_run([str(CLI), "monitor", "--data", str(data), *common,
                                      "--shard-rows", str(per_shard), "--output", "json"])
@@ -126,6 +133,8 @@ def main() -> None:
         "rows": plan.rows, "shards": len(plan.shards), "parallelism": parallelism,
         "shard_scan_seconds_sum": round(sum(times), 1),
         "ideal_seconds": round(ideal, 1),
+        "shard_scan_inner_seconds_sum": round(sum(inner), 1),
+        "ideal_inner_seconds": round(ideal_inner, 1),
         "shard_scan_peak_rss_mib_max": round(max(peaks)),
         "scan_shards_task_seconds": task.get("scan-shards"),
         "monitor_wall_seconds": round(wall, 1),
@@ -135,6 +144,8 @@ def main() -> None:
         "ratio_plan_plus_scan_vs_ideal": round(
             (task["scan-shards"] + task["plan-shards"]) / ideal, 3),
         "ratio_monitor_wall_vs_ideal": round(wall / ideal, 3),
+        "ratio_scan_task_vs_ideal_inner": round(task["scan-shards"] / ideal_inner, 3),
+        "ratio_monitor_wall_vs_ideal_inner": round(wall / ideal_inner, 3),
         "decision": summary["monitor"],
         "equality": equality(data, plan, args.equal_shards, work),
     }

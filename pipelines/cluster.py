@@ -37,6 +37,9 @@ class ClusterConfig:
     # KFP_MLOPS_SIGNING_KEY in the tasks that touch the store: publish signs, the tasks
     # that load a published model verify. None: no signing.
     signing_secret: str | None = None
+    # Where a new InferenceService's KServe inference logger sends its CloudEvents (the
+    # prediction log sink, docs/live-loop.md); KFP_MLOPS_LOG_URL in the tasks. Empty: none.
+    log_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,8 @@ def on_cluster(task, cluster: ClusterConfig | None):
     )
     task.set_env_variable("AWS_ENDPOINT_URL", cluster.s3_endpoint)
     task.set_env_variable("AWS_DEFAULT_REGION", cluster.s3_region)
+    if cluster.log_url:
+        task.set_env_variable("KFP_MLOPS_LOG_URL", cluster.log_url)
     if cluster.signing_secret:
         kubernetes.use_secret_as_env(
             task, secret_name=cluster.signing_secret,

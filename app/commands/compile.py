@@ -38,7 +38,7 @@ def compile_command(args: argparse.Namespace) -> int:
     from kfp_mlops.pipelines.compile import compile_pipelines
 
     cluster = ClusterConfig(s3_secret=args.s3_secret, s3_endpoint=args.s3_endpoint,
-                            signing_secret=args.signing_secret)
+                            signing_secret=args.signing_secret, log_url=args.log_url or "")
     try:
         written = compile_pipelines(
             args.output_dir, task_settings(args), cluster=cluster, namespace=args.namespace,
@@ -74,6 +74,10 @@ def register(commands) -> None:
     comp.add_argument("--signing-secret", metavar="SECRET",
                       help="Secret whose key 'key' signs published models and verifies loaded "
                       "ones (KFP_MLOPS_SIGNING_KEY; docs/security.md); default: no signing")
+    comp.add_argument("--log-url", metavar="URL",
+                      help="turn on KServe's inference logger of the InferenceServices the "
+                      "deploy step creates, sending to URL (the prediction log sink: "
+                      "http://kfp-mlops-log-sink.NAMESPACE; docs/live-loop.md); default: none")
     comp.add_argument("--s3-endpoint", default=DEFAULT_ENDPOINT,
                       help=f"in-cluster S3 endpoint (default {DEFAULT_ENDPOINT})")
     add_output(comp)

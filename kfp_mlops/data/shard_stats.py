@@ -62,7 +62,7 @@ from kfp_mlops.data.stats import (
 
 PARTIAL_FORMAT = "kfp-mlops-partial-scan-v1"
 CONTENT_FORMAT = b"kfp-mlops-sharded-content-v1\n"
-DUPLICATE_BUCKETS = 64  # the merge holds 1/64 of all row hashes at a time
+DUPLICATE_BUCKETS = 64  # 2**6: the merge holds 1/64 of all row hashes at a time
 
 
 @dataclass
@@ -120,10 +120,11 @@ def scan_shard(plan: ShardPlan, index: int, out_dir: str | Path,
     row_hashes = np.concatenate(hashes) if hashes else np.empty(0, dtype=np.uint64)
     row_hashes.sort()
     np.save(out / "hashes.npy", row_hashes)
+    buckets = _bucket_bounds(row_hashes)
     np.savez(out / "samples.npz", **{n: np.concatenate(a.sample) if a.sample else np.empty(0)
                                      for n, a in accs.items() if a.kind in NUMERIC_KINDS})
     summary = {"format": PARTIAL_FORMAT, "index": index, "rows": rows,
-               "content_hashes": group_hashes, "options": o.__dict__,
+               "content_hashes": group_hashes, "hash_buckets": buckets, "options": o.__dict__,
                "columns": {n: _acc_to_json(a) for n, a in accs.items()}}
     (out / "partial.json").write_text(json.dumps(summary))
     return {"index": index, "rows": rows, "row_groups": len(group_hashes)}
@@ -250,7 +251,8 @@ def merge_partials(plan: ShardPlan, partial_dirs: list[str | Path]) -> MergedSca
         acc.sample = samples.get(name, [])
     rows = sum(p["rows"] for _, p in parts)
     histograms = _merged_histograms(accs, options.bins, plan.source)
-    duplicates = _merged_duplicates([folder / "hashes.npy" for folder, _ in parts])
+    duplicates = _merged_duplicates([(folder / "hashes.npy", p["hash_buckets"])
+                                     for folder, p in parts])
     scan = finish_scan(accs, rows, histograms, duplicates=duplicates, top_k=options.top_k,
                        sample_size=options.sample_size)
     group_hashes = [h for _, p in parts for h in p["content_hashes"]]
@@ -342,24 +344,30 @@ def _merged_histograms(accs: dict[str, Accumulator], bins: int,
     return out
 
 
-def _merged_duplicates(paths: list[Path]) -> int:
-    """Duplicate rows across all shards from their sorted hash files, a bucket at a time."""
-    arrays = [np.load(p, mmap_mode="r") for p in paths]
-    step = np.uint64(1 << 64 - 6)  # DUPLICATE_BUCKETS = 2**6 buckets by the top bits
-    starts = [np.zeros(1, dtype=np.int64)[0]] * len(arrays)
+def _bucket_bounds(sorted_hashes: np.ndarray) -> list[int]:
+    """Where each of the DUPLICATE_BUCKETS buckets (by the hashes' top bits) starts and ends."""
+    edges = np.arange(1, DUPLICATE_BUCKETS, dtype=np.uint64) << np.uint64(64 - 6)
+    return [0, *np.searchsorted(sorted_hashes, edges).tolist(), len(sorted_hashes)]
+
+
+def _merged_duplicates(parts: list[tuple[Path, list[int]]]) -> int:
+    """Duplicate rows across all shards from their sorted hash files, a bucket at a time.
+
+    Each shard recorded where its buckets start, so the merge reads one slice of each
+    file a bucket (plain reads: the process holds 1/64 of the hashes, never the files).
+    """
     duplicates = 0
-    for bucket in range(1, DUPLICATE_BUCKETS + 1):
+    for bucket in range(DUPLICATE_BUCKETS):
         pieces = []
-        for i, values in enumerate(arrays):
-            end = len(values) if bucket == DUPLICATE_BUCKETS else \
-                int(np.searchsorted(values, step * np.uint64(bucket)))
-            pieces.append(np.asarray(values[starts[i]:end]))
-            starts[i] = end
+        for path, bounds in parts:
+            header = np.load(path, mmap_mode="r").offset
+            start, end = bounds[bucket], bounds[bucket + 1]
+            pieces.append(np.fromfile(path, dtype=np.uint64, count=end - start,
+                                      offset=header + 8 * start))
         merged = np.concatenate(pieces)
         merged.sort()
         duplicates += count_duplicates_sorted(merged)
     return duplicates
-
 
 def finish_merge(plan: ShardPlan, partial_dirs: list[str | Path], statistics_path: str | Path,
                  scan_dir: str | Path, sample_path: str | Path) -> dict[str, Any]:

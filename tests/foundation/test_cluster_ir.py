@@ -18,7 +18,7 @@ import yaml
 from kfp_mlops.components.image import all_components
 from kfp_mlops.components.policy import POLICIES
 from kfp_mlops.pipelines import PIPELINES
-from kfp_mlops.pipelines.cluster import TaskSettings
+from kfp_mlops.pipelines.cluster import ClusterConfig, TaskSettings
 from kfp_mlops.pipelines.compile import compile_pipelines
 
 REPO = Path(__file__).resolve().parents[2]
@@ -174,3 +174,13 @@ def test_openmp_threads_match_the_cpu_limit(compiled, name):
         container = executor["container"]
         env = {e["name"]: e["value"] for e in container.get("env", [])}
         assert env.get("OMP_NUM_THREADS") == container["resources"]["resourceCpuLimit"], label
+
+
+def test_log_url_reaches_the_deploy_task_only_when_asked(tmp_path):
+    url = "http://kfp-mlops-log-sink.team-a"
+    for log_url, expected in (("", None), (url, url)):
+        compile_pipelines(tmp_path, cluster=ClusterConfig(log_url=log_url), names=["training"])
+        executors = _spec(tmp_path / "training.yaml")["deploymentSpec"]["executors"]
+        (deploy,) = [e for label, e in executors.items() if label.startswith("exec-deploy")]
+        env = {e["name"]: e["value"] for e in deploy["container"].get("env", [])}
+        assert env.get("KFP_MLOPS_LOG_URL") == expected
