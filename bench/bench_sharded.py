@@ -32,6 +32,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from kfp_mlops.processes import usable_cores
+
 ROOT = Path(__file__).resolve().parent.parent
 CLI = Path(sys.executable).with_name("kfp-mlops")
 
@@ -65,7 +67,7 @@ def generate(folder: Path, rows: int, shards: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     per = rows // shards
     jobs = [(folder / f"part-{i:05d}.parquet", per, 100 + i) for i in range(shards)]
-    with ProcessPoolExecutor(len(os.sched_getaffinity(0))) as pool:
+    with ProcessPoolExecutor(usable_cores()) as pool:
         list(pool.map(_write_shard, jobs))
     marker.write_text("")
 
@@ -121,7 +123,7 @@ def main() -> None:
             peaks.append(peak)
             print(f"  shard {i:2d} alone: {seconds:5.1f} s ({inner[-1]:.1f} s scanning), "
                   f"peak RSS {peak:6.0f} MiB", flush=True)
-    parallelism = len(os.sched_getaffinity(0))
+    parallelism = usable_cores()
     ideal = sum(times) / parallelism
     ideal_inner = sum(inner) / parallelism
 

@@ -59,6 +59,7 @@ from kfp_mlops.data.stats import (
     new_accumulators,
     sample_rate,
 )
+from kfp_mlops.processes import pool_context, usable_cores
 
 PARTIAL_FORMAT = "kfp-mlops-partial-scan-v1"
 CONTENT_FORMAT = b"kfp-mlops-sharded-content-v1\n"
@@ -189,21 +190,17 @@ def scan_all_shards(plan: ShardPlan, out_dir: str | Path, *, workers: int = 0,
     The local shape of the fan-out: what ``dsl.ParallelFor`` runs as pods on a cluster.
     ``on_done(summary)`` is called as each shard finishes.
     """
-    import multiprocessing
-    import os
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     folders = [Path(out_dir) / f"shard-{i:05d}" for i in range(len(plan.shards))]
-    workers = workers or len(os.sched_getaffinity(0))
-    workers = max(1, min(workers, len(folders)))
+    workers = max(1, min(workers or usable_cores(), len(folders)))
     if workers == 1:
         for i, folder in enumerate(folders):
             summary = scan_shard(plan, i, folder, options)
             if on_done:
                 on_done(summary)
         return folders
-    # fork: the workers start with the suite imported (spawn would import it again each)
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+    with ProcessPoolExecutor(workers, mp_context=pool_context()) as pool:
         futures = [pool.submit(scan_shard, plan, i, f, options) for i, f in enumerate(folders)]
         for future in as_completed(futures):
             summary = future.result()

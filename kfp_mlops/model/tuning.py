@@ -22,7 +22,6 @@ import json
 import math
 import os
 import random
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -37,6 +36,7 @@ from kfp_mlops.model.settings import (
     check_task,
     chosen,
 )
+from kfp_mlops.processes import pool_context, usable_cores
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -337,14 +337,6 @@ def run_trial(frame: pd.DataFrame, settings: TrainingSettings, threads: int = 1)
     return _result(plan, [_score_fold(plan, i, threads) for i in range(len(plan.splits))])
 
 
-def usable_cores() -> int:
-    """CPUs this process may run on (its affinity mask), at least 1."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # not Linux
-        return max(1, os.cpu_count() or 1)
-
-
 # The plans a pool worker scores, set once per worker by _init_worker (inherited on fork).
 _WORKER_PLANS: list[_TrialPlan] = []
 
@@ -425,14 +417,11 @@ def run_trials(
         finally:
             _init_worker([])
     else:
-        import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        # fork on Linux: the workers inherit pandas, scikit-learn and the prepared rows
-        # instead of importing and unpickling them. Elsewhere spawn: macOS offers fork,
-        # but forking after its system libraries have started threads can crash.
-        context = multiprocessing.get_context("fork" if sys.platform.startswith("linux")
-                                              else "spawn")
+        # Forked (Linux): the workers inherit pandas, scikit-learn and the prepared rows
+        # instead of importing and unpickling them.
+        context = pool_context()
         # One worker per core at most: then each is bound to its own core.
         pin = context.Value("i", 0) if workers <= usable_cores() else None
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,

@@ -29,7 +29,6 @@ import json
 import logging
 import os
 import re
-import sys
 import tempfile
 import time
 import uuid
@@ -45,6 +44,7 @@ import pyarrow.parquet as pq
 
 from kfp_mlops.data.shards import ShardPlan, iter_shard_batches
 from kfp_mlops.errors import KfpMlopsError
+from kfp_mlops.processes import pool_context, usable_cores
 from kfp_mlops.serving.batch import (
     PREDICTION_COLUMN,
     BatchInputError,
@@ -71,14 +71,6 @@ def part_name(shard: int) -> str:
 def default_output(store: str, run_id: str) -> str:
     """Where a run's predictions go when no output is given: ``STORE/predictions/RUN``."""
     return f"{store.rstrip('/')}/predictions/{run_id}"
-
-
-def usable_cores() -> int:
-    """CPUs this process may run on (its affinity mask), at least 1."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 class PredictionsOutput:
@@ -364,15 +356,11 @@ def score_shards(
             if on_shard:
                 on_shard(done[-1])
         return done
-    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    method = os.environ.get("KFP_MLOPS_POOL_START", "fork" if sys.platform.startswith("linux")
-                            else "spawn")
-    context = multiprocessing.get_context(method)
-    if method == "forkserver":
-        context.set_forkserver_preload(["kfp_mlops.serving.sharded", "sklearn", "pandas"])
-    _WORKER = (scorer, plan, out, options.batch_rows) if method == "fork" else None
+    context = pool_context()
+    _WORKER = (scorer, plan, out, options.batch_rows) \
+        if context.get_start_method() == "fork" else None
     try:
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
                                  initargs=(str(model_dir), plan.to_json(), output, options)
