@@ -353,11 +353,11 @@ def _merged_duplicates(parts: list[tuple[Path, list[int]]]) -> int:
     Each shard recorded where its buckets start, so the merge reads one slice of each
     file a bucket (plain reads: the process holds 1/64 of the hashes, never the files).
     """
+    headers = [np.load(path, mmap_mode="r").offset for path, _ in parts]  # .npy header size
     duplicates = 0
     for bucket in range(DUPLICATE_BUCKETS):
         pieces = []
-        for path, bounds in parts:
-            header = np.load(path, mmap_mode="r").offset
+        for (path, bounds), header in zip(parts, headers, strict=True):
             start, end = bounds[bucket], bounds[bucket + 1]
             pieces.append(np.fromfile(path, dtype=np.uint64, count=end - start,
                                       offset=header + 8 * start))
