@@ -38,6 +38,10 @@ def publish_model(
     run_id: str = "",
     dataset_version: str | None = None,
     blessing_json: str = "",
+    model_registry: str | None = None,
+    blessing_policy: str = "",
+    run_uid: str = "",
+    pipeline_version: str = "",
 ) -> ModelVersion:
     """Record metrics, lineage and the blessing, then publish a new immutable version.
 
@@ -45,6 +49,11 @@ def publish_model(
     production only with ``models promote --force``. With a signing key configured, the
     model file's signature from training is checked (or, for a model trained without
     the key, made here) before anything is written.
+
+    With a Kubeflow Model Registry configured (``model_registry``, else
+    ``$KFP_MLOPS_MODEL_REGISTRY``) the version is then registered there too
+    (``kfp_mlops.model.kubeflow_registry``); if that fails, the store publication stands
+    and a warning names the ``kfp-mlops models sync`` command that finishes it.
     """
     metadata = read_metadata(model_dir)
     sign_model(metadata, find_model_file(model_dir), signing_key())
@@ -53,7 +62,12 @@ def publish_model(
     metadata.dataset_version = dataset_version or metadata.dataset_version
     blessing = blessing_from_json(blessing_json)
     registry = Registry(open_store(store_uri))
-    return registry.publish(
+    published = registry.publish(
         name, Path(model_dir), metadata, stage=stage, reason=reason,
         actor=run_id or "kfp-mlops", blessing=blessing, blessed=False,
     )
+    from kfp_mlops.model.kubeflow_registry import after_publish
+
+    after_publish(registry, published, model_registry, run_id=run_id, run_uid=run_uid,
+                  blessing_policy=blessing_policy, pipeline_version=pipeline_version)
+    return published

@@ -114,6 +114,19 @@ class ModelVersion:
 
 
 @dataclass
+class Snapshot:
+    """A model's versions with their stages, as of one history tip (``Registry.snapshot``).
+
+    ``records`` are the versions' ``registry`` blocks (blessed, actor, reason, blessing),
+    in the order of ``versions``.
+    """
+
+    versions: list[ModelVersion]
+    tip: str
+    records: list[dict[str, Any]]
+
+
+@dataclass
 class Transition:
     """One stage change, as stored in ``models/<name>/history/<id>.json``.
 
@@ -264,6 +277,24 @@ class Registry:
         listing = self._scan(name)
         state = self._replay(self._history(name, listing).records)
         return self._versions(name, listing.versions, state)
+
+    def snapshot(self, name: str) -> Snapshot:
+        """Every version of ``name`` with its stage, and the history tip, from one listing.
+
+        The tip (the id of the last committed stage change, ``root`` before the first)
+        names the state the stages belong to: a mirror of the registry (the Kubeflow
+        Model Registry, ``kfp_mlops.model.kubeflow_registry``) records it to tell
+        whether it shows the current state.
+        """
+        listing = self._scan(name)
+        history = self._history(name, listing)
+        state = self._replay(history.records)
+        records = [asdict(r) for _, r in self._read_versions(name, listing.versions)]
+        return Snapshot(self._versions(name, listing.versions, state), history.tip, records)
+
+    def tip(self, name: str) -> str:
+        """The id of the last committed stage change of ``name`` (``root``: none yet)."""
+        return self._history(name, self._scan(name)).tip
 
     def history(self, name: str) -> list[Transition]:
         """Every stage transition of ``name`` in replay order."""
