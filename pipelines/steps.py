@@ -89,6 +89,7 @@ def add_training_steps(
     search_space="auto",
     force_new_version=False,
     cluster: ClusterConfig | None = None,
+    model_registry="",
 ) -> None:
     """Add every training step and gate to the pipeline being defined.
 
@@ -153,6 +154,7 @@ def add_training_steps(
                     reason=model_gate.outputs["reason"], blessing=model_gate.outputs["blessing"],
                     dataset_version=ingested.outputs["dataset_version"],
                     run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+                    model_registry=model_registry, run_uid=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
                 ),
                 cluster,
             )
@@ -174,6 +176,7 @@ def add_training_steps(
                         blessing=model_gate.outputs["blessing"],
                         infra_validation=serving_gate.outputs["validation"], namespace=namespace,
                         canary_traffic_percent=canary_traffic_percent,
+                        model_registry=model_registry,
                     ),
                     cluster,
                 )

@@ -57,6 +57,7 @@ def build_training_pipeline(
         n_trials: int = DEFAULTS.n_trials,
         search_space: str = "auto",
         force_new_version: bool = False,
+        model_registry: str = "",
     ):
         """Train a model on data and release it through every gate.
 
@@ -89,6 +90,9 @@ def build_training_pipeline(
             search_space: Tuning grid as JSON; auto is one grid per estimator.
             force_new_version: Publish even when a published version was trained from the
                 same data, settings and code (otherwise nothing new is published).
+            model_registry: Kubeflow Model Registry to register versions, stages and the
+                InferenceService in, e.g. http://model-registry-service.kubeflow.svc.cluster.local:8080
+                (kubeflow: that service); empty: none. Unreachable: the store still publishes.
         """
         add_training_steps(
             data=data, target=target, task=task, store=store, model_name=model_name,
@@ -98,6 +102,7 @@ def build_training_pipeline(
             warn_only=warn_only, namespace=namespace,
             canary_traffic_percent=canary_traffic_percent, n_trials=n_trials,
             search_space=search_space, force_new_version=force_new_version, cluster=cluster,
+            model_registry=model_registry,
         )
         finish_tasks(settings, cluster)
 

@@ -64,6 +64,12 @@ GUIDE: dict[str, tuple[str, list[str]]] = {
     "models rollback": ("Production returns to the version that was in production before "
                         "the current one; the current one is archived.",
                         ["kfp-mlops models rollback penguins --reason 'latency regression'"]),
+    "models sync": ("Make the Kubeflow Model Registry show what the store holds for a model "
+                    "(versions, artifacts, stages); idempotent. Run it when publish or a "
+                    "stage change warned that the Model Registry was unreachable.", [
+        "kfp-mlops models sync penguins --model-registry http://localhost:8081",
+        "KFP_MLOPS_MODEL_REGISTRY=http://localhost:8081 kfp-mlops models list penguins",
+    ]),
     "serve": ("", [
         "kfp-mlops serve penguins@production --port 8080",
         "kfp-mlops serve penguins@production --log-to      # prediction log in the store",

@@ -9,6 +9,31 @@ from dataclasses import asdict
 from kfp_mlops.app.commands.common import add_output, add_store, emit, store_uri
 
 
+def add_model_registry(parser: argparse.ArgumentParser) -> None:
+    """Add ``--model-registry URL`` (default ``$KFP_MLOPS_MODEL_REGISTRY``)."""
+    from kfp_mlops.model.kubeflow_registry import IN_CLUSTER_ALIAS, IN_CLUSTER_URL
+
+    parser.add_argument(
+        "--model-registry", default=None, metavar="URL",
+        help="Kubeflow Model Registry to mirror versions and stages into, e.g. "
+        f"http://localhost:8081 (default: $KFP_MLOPS_MODEL_REGISTRY; '{IN_CLUSTER_ALIAS}' "
+        f"is {IN_CLUSTER_URL}); see docs/registry.md",
+    )
+
+
+def _model_registry_url(args: argparse.Namespace) -> str | None:
+    from kfp_mlops.model.kubeflow_registry import resolve_url
+
+    return resolve_url(getattr(args, "model_registry", None))
+
+
+def _mirror_stages(args: argparse.Namespace, registry, name: str) -> None:
+    """After a stage change: mirror it (a failure is a warning naming the sync command)."""
+    from kfp_mlops.model.kubeflow_registry import after_stage_change
+
+    after_stage_change(registry, name, _model_registry_url(args))
+
+
 def _registry(args: argparse.Namespace):
     from kfp_mlops.model.registry import Registry
     from kfp_mlops.storage import open_store
@@ -47,12 +72,19 @@ def list_command(args: argparse.Namespace) -> int:
     registry = _registry(args)
     if args.name:
         rows = [_version_row(v) for v in registry.list_versions(args.name)]
-        lines = [f"{'VERSION':>7}  {'STAGE':<10} {'BLESSED':<7}  {'CREATED':<28} METRIC"]
-        lines += [
-            f"{r['version']:>7}  {r['stage']:<10} {'yes' if r['blessed'] else 'no':<7}  "
-            f"{r['created_at'] or '':<28} {_main_metric(r['metrics'])}"
-            for r in rows
-        ]
+        mirrored = _mirrored_versions(args, registry, args.name)
+        header = f"{'VERSION':>7}  {'STAGE':<10} {'BLESSED':<7}  {'CREATED':<28} METRIC"
+        if mirrored is not None:
+            header = f"{header:<70} MODEL REGISTRY (state/stage)"
+        lines = [header]
+        for r in rows:
+            line = (f"{r['version']:>7}  {r['stage']:<10} {'yes' if r['blessed'] else 'no':<7}  "
+                    f"{r['created_at'] or '':<28} {_main_metric(r['metrics'])}")
+            if mirrored is not None:
+                shown = mirrored.get(str(r["version"]))
+                r["model_registry"] = asdict(shown) if shown else None
+                line = f"{line:<70} {_mirror_text(shown, r['stage'])}"
+            lines.append(line)
         emit(args, rows, "\n".join(lines))
         return 0
     models = []
@@ -69,6 +101,67 @@ def list_command(args: argparse.Namespace) -> int:
         for m in models
     ]
     emit(args, models, "\n".join(lines) if models else "no models in the store yet")
+    return 0
+
+
+def _mirrored_versions(args: argparse.Namespace, registry, name: str) -> dict | None:
+    """What the Model Registry shows for ``name``'s versions (None: none configured).
+
+    Says on stderr when the mirror is behind (a failed sync recorded in the store).
+    """
+    import logging
+
+    from kfp_mlops.model.kubeflow_registry import ModelRegistryClient, pending, read_model
+
+    behind = pending(registry.store, name)
+    if behind:
+        logging.getLogger("kfp_mlops.app.models").warning(
+            "the Kubeflow Model Registry is behind the store for %s since %s (%s); run: %s",
+            name, behind.get("at", "?"), behind.get("error", "?"), behind.get("command"))
+    url = _model_registry_url(args)
+    if url is None:
+        return None
+    model = read_model(ModelRegistryClient(url), name)
+    if model is None:
+        return {}
+    return {v.version: v for v in model["versions"]}
+
+
+def _mirror_text(shown, stage: str) -> str:
+    if shown is None:
+        return "not registered"
+    text = f"{shown.state}/{shown.stage or '-'}"
+    if shown.registration != "complete":
+        text += " (incomplete)"
+    elif shown.stage != stage:
+        text += " (behind: run models sync)"
+    return text
+
+
+def sync_command(args: argparse.Namespace) -> int:
+    """Register what the store holds for a model in the Kubeflow Model Registry."""
+    from kfp_mlops.app.commands.common import CliError
+    from kfp_mlops.model.kubeflow_registry import (
+        ModelRegistryClient,
+        clear_pending,
+        sync_model,
+    )
+
+    url = _model_registry_url(args)
+    if url is None:
+        raise CliError(
+            "no Kubeflow Model Registry configured: give --model-registry URL or set "
+            "KFP_MLOPS_MODEL_REGISTRY (e.g. http://localhost:8081 after `kubectl port-forward "
+            "svc/model-registry-service -n kubeflow 8081:8080`)"
+        )
+    registry = _registry(args)
+    report = sync_model(registry, args.name, ModelRegistryClient(url))
+    clear_pending(registry.store, args.name)
+    emit(args, report.to_dict(),
+         f"{args.name}: the Model Registry at {url} shows the store's state "
+         f"(registered model {report.registered_model_id}; new versions: "
+         f"{', '.join(map(str, report.created)) or 'none'}; updated: "
+         f"{', '.join(map(str, report.updated)) or 'none'})")
     return 0
 
 
@@ -108,6 +201,7 @@ def promote_command(args: argparse.Namespace) -> int:
         args.name, args.version, args.stage, reason=args.reason, actor=_actor(args),
         force=args.force,
     )
+    _mirror_stages(args, registry, args.name)
     emit(args, transition.to_dict(),
          f"{args.name} version {args.version}: {transition.from_stage} -> {transition.to_stage}")
     return 0
@@ -117,13 +211,14 @@ def rollback_command(args: argparse.Namespace) -> int:
     """Return production to the previous production version."""
     registry = _registry(args)
     transition = registry.rollback(args.name, reason=args.reason, actor=_actor(args))
+    _mirror_stages(args, registry, args.name)
     emit(args, transition.to_dict(),
          f"{args.name}: production is version {transition.version} again")
     return 0
 
 
 def register(commands) -> None:
-    """Add ``models list|show|promote|rollback``."""
+    """Add ``models list|show|promote|rollback|sync``."""
     from kfp_mlops.model.registry import STAGES
 
     models = commands.add_parser("models", help="the model registry in the store")
@@ -154,6 +249,17 @@ def register(commands) -> None:
     rollback.add_argument("--actor", help="who (default: the current user)")
     rollback.set_defaults(handler=rollback_command)
 
-    for parser in (listing, show, promote, rollback):
+    sync = sub.add_parser(
+        "sync", help="register the model's versions and stages in the Kubeflow Model Registry",
+        description="Make the Kubeflow Model Registry show what the store holds for NAME: "
+        "creates missing versions and artifacts, updates stages (idempotent). Run it when "
+        "publish or a stage change said the Model Registry was unreachable.",
+    )
+    sync.add_argument("name", help="registry name, e.g. penguins")
+    sync.set_defaults(handler=sync_command)
+
+    for parser in (listing, show, promote, rollback, sync):
         add_store(parser)
         add_output(parser)
+    for parser in (listing, promote, rollback, sync):
+        add_model_registry(parser)

@@ -125,8 +125,15 @@ def training_arguments(args: argparse.Namespace, pipeline, **others) -> dict:
     return pipeline_arguments(
         pipeline, training, blessing, data=args.data, store=store_uri(args),
         model_name=args.model_name or "auto", force_new_version=args.force_new_version,
-        **others,
+        model_registry=_model_registry(args), **others,
     )
+
+
+def _model_registry(args: argparse.Namespace) -> str:
+    """The Kubeflow Model Registry the run's publish and deploy steps mirror into ('': none)."""
+    from kfp_mlops.model.kubeflow_registry import resolve_url
+
+    return resolve_url(getattr(args, "model_registry", None)) or ""
 
 
 @with_local_tasks
@@ -187,6 +194,9 @@ def add_training_flags(run: argparse.ArgumentParser) -> None:
                      help=f"where kfp.local keeps run outputs (default {DEFAULT_RUNS_DIR})")
     add_store(run)
     add_output(run)
+    from kfp_mlops.app.commands.models import add_model_registry
+
+    add_model_registry(run)
 
 
 def register(commands) -> None:

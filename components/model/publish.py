@@ -17,6 +17,8 @@ def publish(
     reason: str = "",
     dataset_version: str = "",
     run_id: str = "",
+    model_registry: str = "",
+    run_uid: str = "",
 ) -> NamedTuple("PublishOutputs", [("model_uri", str), ("model_name", str), ("version", int)]):
     """Publish the model folder to the store's registry as a new immutable version.
 
@@ -31,6 +33,11 @@ def publish(
         reason: Why it was published (the gate decisions), kept in the history.
         dataset_version: The dataset version it was trained on (lineage).
         run_id: The pipeline run that made it.
+        model_registry: Kubeflow Model Registry URL to register the version in too
+            (``kubeflow``: the in-cluster service); empty: ``$KFP_MLOPS_MODEL_REGISTRY``,
+            else none. If it is unreachable the store publication stands and the log
+            names the ``kfp-mlops models sync`` command that finishes it.
+        run_uid: The run's id in KFP (the API's run id), kept with the registration.
 
     Returns:
         model_uri: the published version folder (what KServe's ``storageUri`` points at);
@@ -48,7 +55,8 @@ def publish(
     published = publish_model(
         model.path, dict(metrics.metadata), store, model_name, stage=stage, reason=reason,
         run_id=run_id, dataset_version=dataset_version,
-        blessing_json=json.dumps(verdict["blessing"]),
+        blessing_json=json.dumps(verdict["blessing"]), model_registry=model_registry,
+        blessing_policy=str(blessing.metadata.get("policy") or ""), run_uid=run_uid,
     )
     log.info("published %s version %s to %s", published.name, published.version, published.uri)
     return namedtuple("PublishOutputs", ["model_uri", "model_name", "version"])(

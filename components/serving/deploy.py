@@ -16,6 +16,8 @@ def deploy(
     namespace: str = "",
     canary_traffic_percent: int = 0,
     timeout_s: int = 600,
+    model_registry: str = "",
+    serve_from_model_registry: bool = False,
 ) -> NamedTuple("DeployOutputs", [("passed", bool), ("status", str), ("reason", str)]):
     """Roll the version out to a KServe InferenceService, then promote or roll back.
 
@@ -31,6 +33,13 @@ def deploy(
         canary_traffic_percent: Share of traffic for the new revision before promotion
             (1-99, Knative mode); 0 sends all traffic at once.
         timeout_s: How long to wait for the InferenceService to become Ready.
+        model_registry: Kubeflow Model Registry URL (``kubeflow``: the in-cluster
+            service; empty: ``$KFP_MLOPS_MODEL_REGISTRY``, else none): the promotion and
+            the InferenceService (with its namespace as serving environment) are
+            recorded there.
+        serve_from_model_registry: Deploy ``model-registry://NAME/VERSION`` instead of
+            the store URI; needs the registry's storage initializer on the cluster
+            (ClusterStorageContainer, docs/registry.md).
 
     Returns:
         passed: whether the version now serves; status: promoted, created,
@@ -49,6 +58,8 @@ def deploy(
     result = release_version(
         store, model_name, version, namespace=namespace or None,
         canary_traffic_percent=canary_traffic_percent or None, timeout_s=timeout_s,
+        model_registry=model_registry or None,
+        serve_from_model_registry=serve_from_model_registry,
     )
     log.info(result.reason)
     return namedtuple("DeployOutputs", ["passed", "status", "reason"])(

@@ -592,7 +592,7 @@ def mirror(
         except (ModelRegistryError, RegistryError, StoreError) as exc:
             error = exc
             break
-        _clear_pending(registry.store, name)
+        clear_pending(registry.store, name)
         return report
     command = sync_command(name, url, registry.store.uri)
     log.warning(
@@ -622,7 +622,8 @@ def _mark_pending(store: Store, name: str, url: str, error: str, command: str) -
         log.warning("could not record the pending Model Registry sync of %s: %s", name, exc)
 
 
-def _clear_pending(store: Store, name: str) -> None:
+def clear_pending(store: Store, name: str) -> None:
+    """Remove the record of a failed mirror write of ``name`` (after a successful sync)."""
     try:
         if store.exists(_pending_key(name)):
             store.delete(_pending_key(name))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+
 import pytest
 
 from kfp_mlops.model.kubeflow_registry import after_stage_change
