@@ -55,8 +55,27 @@ def execute(
     summary = summarize_training(run)
     summary["log"] = str(final_log)
     summary["task_seconds"] = log.durations
+    _report_model_registry(args, store, summary)
     emit(args, summary, format_summary(summary))
     return EXIT_GATE_STOPPED if summary["stopped_by"] else 0
+
+
+def _report_model_registry(args: argparse.Namespace, store, summary: dict) -> None:
+    """Say when the run's Kubeflow Model Registry writes failed, and the command that finishes them.
+
+    The publish and deploy tasks record a failed write in the store (their warning is in
+    the run log); the run summary repeats it where people and scripts look.
+    """
+    from kfp_mlops.model.kubeflow_registry import pending
+
+    name = summary.get("model_name")
+    behind = pending(store, name) if name and name != "auto" else None
+    if behind is None:
+        return
+    summary["model_registry_pending"] = behind
+    print(f"kfp-mlops {args.command}: warning: published in the store, but the Kubeflow Model "
+          f"Registry does not show it yet ({behind.get('error')}); finish it with: "
+          f"{behind.get('command')}", file=sys.stderr)
 
 
 def _publications(store) -> set[tuple[str, str]]:

@@ -68,3 +68,31 @@ def test_two_runs_a_rollback_and_the_official_client_agree_with_models_list(
         assert row["model_registry"]["stage"] == row["stage"]
         assert row["model_registry"]["state"] == version["state"]
         assert row["model_registry"]["artifact_uri"] == row["uri"]
+
+
+def test_a_run_while_the_model_registry_is_down_publishes_and_names_the_sync_command(
+    mr, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.delenv("KFP_MLOPS_MODEL_REGISTRY", raising=False)
+    store, runs = str(tmp_path / "store"), str(tmp_path / "runs")
+    mr.outage = 503
+
+    code = main(["run", "--data", "iris", "--store", store, "--runs-dir", runs,
+                 "--model-registry", mr.url, "--output", "json"])
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    assert code == 0 and summary["version"] == 1 and summary["deploy"] == "registry-only"
+    command = summary["model_registry_pending"]["command"]
+    assert command.startswith("kfp-mlops models sync iris --model-registry ")
+    assert command in captured.err
+    assert mr.entities["RegisteredModel"] == {}
+
+    mr.heal()
+    synced = _json(capsys, "models", "sync", "iris", "--store", store, "--model-registry", mr.url)
+    assert synced["created"] == [1]
+    (row,) = _json(capsys, "models", "list", "iris", "--store", store,
+                   "--model-registry", mr.url)
+    assert row["stage"] == "production"
+    assert row["model_registry"]["stage"] == "production"
+    assert row["model_registry"]["registration"] == "complete"
+    assert "behind" not in capsys.readouterr().err
