@@ -49,6 +49,7 @@ def build_continuous_pipeline(
         pushgateway: str = "",
         n_trials: int = DEFAULTS.n_trials,
         force_new_version: bool = False,
+        model_registry: str = "",
     ):
         """Retrain a model on a batch when the batch drifted from its training data.
 
@@ -79,6 +80,8 @@ def build_continuous_pipeline(
                 or 1 trains with params as given.
             force_new_version: Publish even when a published version was trained from the
                 same data, settings and code (otherwise nothing new is published).
+            model_registry: Kubeflow Model Registry to register versions, stages and the
+                InferenceService in (kubeflow: the in-cluster service); empty: none.
         """
         watch = add_monitoring_steps(data=data, store=store, model_name=model_name,
                                      drift_share=drift_share, force=force,
@@ -91,6 +94,7 @@ def build_continuous_pipeline(
                 blessing_policy=blessing_policy, update_schema=False, warn_only=False,
                 namespace=namespace, canary_traffic_percent=canary_traffic_percent,
                 n_trials=n_trials, force_new_version=force_new_version, cluster=cluster,
+                model_registry=model_registry,
             )
         with dsl.Else(name="retrain-skipped"):
             skip_step(step="retraining", reason=watch.outputs["reason"])
