@@ -14,8 +14,9 @@ checked against the API's own OpenAPI document, vendored unmodified in
 - the body must match the operation's ``requestBody`` schema, with ``oneOf`` types
   picked by their ``discriminator`` (``artifactType`` for artifacts, ``metadataType``
   for custom property values), no field the schema does not declare (the server's
-  generated handlers decode with ``DisallowUnknownFields``) and no ``readOnly`` field;
-  a violation is answered 400 with the spec's ``Error`` body, as the server does;
+  generated handlers decode with ``DisallowUnknownFields``) and no ``readOnly`` field
+  (OpenAPI: a request SHOULD NOT send them; here stricter than the server, which ignores
+  them); a violation is answered 400 with the spec's ``Error`` body, as the server does;
 - every response the double sends is validated against the operation's response schema
   for that status.
 

@@ -74,7 +74,9 @@ def test_artifacts_are_typed_by_their_discriminator(double):
                                                   "uri": "s3://b/k", "modelFormatName": "sklearn"})
     assert status == 201 and created["id"] == "1" and created["artifactType"] == "model-artifact"
     status, updated = call(double, "POST", path, {**created, "uri": "s3://b/k2"})
-    assert status == 400  # the full entity carries output-only fields: refused
+    # The full entity carries output-only fields: refused (stricter than the server,
+    # which ignores them; a client should not send them).
+    assert status == 400
     double.violations.clear()
     status, updated = call(double, "POST", path, {"artifactType": "model-artifact",
                                                   "id": created["id"], "uri": "s3://b/k2"})
