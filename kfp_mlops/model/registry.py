@@ -9,6 +9,8 @@ Layout below the store root::
     models/<name>/next/<record id>|root      which record follows that one (the commit
                                              of a stage change; created once, atomically)
     models/<name>/claims/<version>           S3 only: who claimed a version number
+    models/<name>/kubeflow-model-registry.json  a pending Kubeflow Model Registry sync
+                                             (``kfp_mlops.model.kubeflow_registry``)
 
 Versions are integers from 1. Published folders are immutable. The stage of a version
 is not stored in the folder: it is the replay of the history records in key order
