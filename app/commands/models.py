@@ -27,11 +27,11 @@ def _model_registry_url(args: argparse.Namespace) -> str | None:
     return resolve_url(getattr(args, "model_registry", None))
 
 
-def _mirror_stages(args: argparse.Namespace, registry, name: str) -> None:
+def _mirror_stages(url: str | None, registry, name: str) -> None:
     """After a stage change: mirror it (a failure is a warning naming the sync command)."""
-    from kfp_mlops.model.kubeflow_registry import after_stage_change
+    from kfp_mlops.model.kubeflow_registry import mirror
 
-    after_stage_change(registry, name, _model_registry_url(args))
+    mirror(registry, name, url)
 
 
 def _registry(args: argparse.Namespace):
@@ -196,12 +196,13 @@ def show_command(args: argparse.Namespace) -> int:
 
 def promote_command(args: argparse.Namespace) -> int:
     """Move a version to a stage, recording who and why."""
+    url = _model_registry_url(args)  # a malformed URL stops here, before any change
     registry = _registry(args)
     transition = registry.transition(
         args.name, args.version, args.stage, reason=args.reason, actor=_actor(args),
         force=args.force,
     )
-    _mirror_stages(args, registry, args.name)
+    _mirror_stages(url, registry, args.name)
     emit(args, transition.to_dict(),
          f"{args.name} version {args.version}: {transition.from_stage} -> {transition.to_stage}")
     return 0
@@ -209,9 +210,10 @@ def promote_command(args: argparse.Namespace) -> int:
 
 def rollback_command(args: argparse.Namespace) -> int:
     """Return production to the previous production version."""
+    url = _model_registry_url(args)  # a malformed URL stops here, before any change
     registry = _registry(args)
     transition = registry.rollback(args.name, reason=args.reason, actor=_actor(args))
-    _mirror_stages(args, registry, args.name)
+    _mirror_stages(url, registry, args.name)
     emit(args, transition.to_dict(),
          f"{args.name}: production is version {transition.version} again")
     return 0

@@ -169,7 +169,13 @@ class ModelRegistryClient:
                 f"the Model Registry at {self.url} is unreachable ({method} {url}: "
                 f"{getattr(exc, 'reason', exc)})"
             ) from exc
-        return json.loads(raw) if raw else {}
+        try:
+            return json.loads(raw) if raw else {}
+        except ValueError as exc:
+            raise ModelRegistryError(
+                f"{method} {url} answered something that is not JSON ({raw[:80]!r}); is "
+                f"{self.url} a Model Registry server (its root, without {API_PATH})?"
+            ) from exc
 
     def _error(self, method: str, url: str, exc: urllib.error.HTTPError) -> ModelRegistryError:
         try:
@@ -460,11 +466,14 @@ def _write_snapshot(registry, client, snapshot, report, run, extra) -> None:
     }
     model = client.find_or_create("registered_model", "registered_models", model_body)
     owner = read_properties(model).get(STORE_PROPERTY)
-    if owner and owner != store.uri_for(f"{MODELS}/{name}"):
+    ours = store.uri_for(f"{MODELS}/{name}")
+    if owner != ours:
+        said = (f"mirrors {owner}, not {ours}: two stores publish the same model name"
+                if owner else "was not registered by kfp-mlops (it has no "
+                f"{STORE_PROPERTY} property): someone else uses that name")
         raise ModelRegistryError(
-            f"the Model Registry's registered model {name!r} mirrors {owner}, not "
-            f"{store.uri_for(f'{MODELS}/{name}')}; two stores publish the same model name. "
-            "Publish under another --model-name, or point --model-registry at another server"
+            f"the Model Registry's registered model {name!r} {said}. Publish under another "
+            "--model-name, or point --model-registry at another server"
         )
     model_id = str(model["id"])
     report.registered_model_id = model_id
@@ -589,8 +598,9 @@ def mirror(
             if attempt < attempts:
                 sleep(float(2 ** (attempt - 1)))
             continue
-        except (ModelRegistryError, RegistryError, StoreError) as exc:
-            error = exc
+        except Exception as exc:  # noqa: BLE001 - the store change must stand; said below
+            error = exc if isinstance(exc, (ModelRegistryError, RegistryError, StoreError)) \
+                else RuntimeError(f"{type(exc).__name__}: {exc}")
             break
         clear_pending(registry.store, name)
         return report
@@ -731,6 +741,15 @@ def model_registry_uri(name: str, version: int) -> str:
 # ---------------------------------------------------------------------- hooks of the steps
 
 
+def _hook_url(model_registry: str | None, name: str) -> str | None:
+    """The URL a step's hook uses; a malformed one is a warning, not a failed step."""
+    try:
+        return resolve_url(model_registry or None)
+    except ModelRegistryError as exc:
+        log.warning("%s: not mirrored into the Kubeflow Model Registry: %s", name, exc)
+        return None
+
+
 def after_publish(
     registry: Registry,
     published: ModelVersion,
@@ -747,7 +766,7 @@ def after_publish(
     parameter); empty falls back to ``$KFP_MLOPS_MODEL_REGISTRY``. Never raises for a
     Model Registry problem: see :func:`mirror`.
     """
-    url = resolve_url(model_registry or None)
+    url = _hook_url(model_registry, published.name)
     extra = {published.version: {"blessing_policy": blessing_policy, "kfp_run_uid": run_uid,
                                  "pipeline_version": pipeline_version}}
     return mirror(registry, published.name, url,
@@ -758,7 +777,7 @@ def after_stage_change(
     registry: Registry, name: str, model_registry: str | None
 ) -> SyncReport | None:
     """The hook of promote, rollback and archive: mirror the stages (see :func:`mirror`)."""
-    return mirror(registry, name, resolve_url(model_registry or None))
+    return mirror(registry, name, _hook_url(model_registry, name))
 
 
 def after_deploy(
@@ -775,7 +794,7 @@ def after_deploy(
 
     A failure is a warning naming the command to repeat (the rollout itself stands).
     """
-    url = resolve_url(model_registry or None)
+    url = _hook_url(model_registry, name)
     if not url or mirror(registry, name, url) is None:
         return None
     try:
@@ -783,7 +802,7 @@ def after_deploy(
             ModelRegistryClient(url), name, version, namespace=namespace,
             inference_service=inference_service, properties_=details,
         )
-    except ModelRegistryError as exc:
+    except Exception as exc:  # noqa: BLE001 - the rollout stands; said below
         log.warning(
             "%s@%s serves from InferenceService %s/%s, but the Kubeflow Model Registry at %s "
             "does not record it (%s); it is recorded at the next deploy of %s",

@@ -65,3 +65,12 @@ def test_an_unreachable_model_registry_in_sync_is_an_error_naming_it(tmp_path, m
     assert main(["models", "sync", "iris", "--store", store,
                  "--model-registry", "http://127.0.0.1:9"]) == 1
     assert "unreachable" in capsys.readouterr().err
+
+
+def test_a_malformed_model_registry_url_stops_promote_before_any_change(tmp_path, model_folder,
+                                                                        capsys):
+    store = _store_with_versions(tmp_path, model_folder, 1)
+    assert main(["models", "promote", "iris", "1", "--stage", "staging", "--reason", "x",
+                 "--store", store, "--model-registry", "model-registry:8080"]) == 1
+    assert "http(s)://host:port" in capsys.readouterr().err
+    assert Registry(open_store(store)).get("iris@1").stage == "none"

@@ -225,3 +225,39 @@ def test_after_publish_without_a_registry_does_nothing(monkeypatch, model_folder
     registry = Registry(open_store(str(tmp_path / "s")))
     published = registry.publish("iris", model_folder, read_metadata(model_folder), blessed=True)
     assert after_publish(registry, published, "") is None
+
+
+def test_a_registered_model_someone_else_made_is_not_taken_over(mr, model_folder, tmp_path):
+    ModelRegistryClient(mr.url).request("POST", "/registered_models", {"name": "iris"})
+    store = tmp_path / "store"
+    _publish(model_folder, store, mr.url)  # the store publication stands
+    record = pending(LocalStore(store), "iris")
+    assert record is not None and "was not registered by kfp-mlops" in record["error"]
+    assert mr.entities["ModelVersion"] == {}
+
+
+def test_a_server_that_is_not_a_model_registry_is_reported_not_raised(model_folder, tmp_path):
+    import http.server
+    import threading as th
+
+    class Html(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            body = b"<html>login</html>"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Html)
+    th.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        store = tmp_path / "store"
+        published = _publish(model_folder, store, f"http://127.0.0.1:{server.server_address[1]}")
+        assert published.version == 1
+        assert "not JSON" in pending(LocalStore(store), "iris")["error"]
+    finally:
+        server.shutdown()
+        server.server_close()
