@@ -95,13 +95,55 @@ def list_command(args: argparse.Namespace) -> int:
             "name": name, "versions": len(versions), "latest": versions[-1].version,
             "production": production[0] if production else None,
         })
-    lines = [f"{'NAME':<30} {'VERSIONS':>8} {'LATEST':>6} {'PRODUCTION':>10}"]
-    lines += [
-        f"{m['name']:<30} {m['versions']:>8} {m['latest']:>6} {m['production'] or '-':>10}"
-        for m in models
-    ]
+    mirrored = _mirror_status(args, registry, [m["name"] for m in models])
+    header = f"{'NAME':<30} {'VERSIONS':>8} {'LATEST':>6} {'PRODUCTION':>10}"
+    lines = [header + ("  MODEL REGISTRY" if mirrored is not None else "")]
+    for m in models:
+        line = f"{m['name']:<30} {m['versions']:>8} {m['latest']:>6} {m['production'] or '-':>10}"
+        if mirrored is not None:
+            m["model_registry"] = mirrored[m["name"]]
+            line += f"  {mirrored[m['name']]}"
+        lines.append(line)
     emit(args, models, "\n".join(lines) if models else "no models in the store yet")
     return 0
+
+
+def _mirror_status(args: argparse.Namespace, registry, names: list[str]) -> dict | None:
+    """Per model: ``in sync``, ``behind`` or ``not registered`` (None: none configured).
+
+    In sync means the RegisteredModel records the store's current history tip.
+    """
+    from kfp_mlops.model.kubeflow_registry import (
+        TIP_PROPERTY,
+        ModelRegistryClient,
+        ModelRegistryError,
+        read_properties,
+    )
+
+    url = _model_registry_url(args)
+    if url is None:
+        return None
+    client = ModelRegistryClient(url)
+    status = {}
+    for name in names:
+        try:
+            model = client.find("registered_model", name=name)
+        except ModelRegistryError as exc:
+            _warn_unreachable(exc)
+            return None
+        if model is None:
+            status[name] = "not registered"
+        else:
+            tip = read_properties(model).get(TIP_PROPERTY)
+            status[name] = "in sync" if tip == registry.tip(name) else "behind"
+    return status
+
+
+def _warn_unreachable(exc: Exception) -> None:
+    import logging
+
+    logging.getLogger("kfp_mlops.app.models").warning(
+        "showing the store only: %s", exc)
 
 
 def _mirrored_versions(args: argparse.Namespace, registry, name: str) -> dict | None:
@@ -111,7 +153,12 @@ def _mirrored_versions(args: argparse.Namespace, registry, name: str) -> dict | 
     """
     import logging
 
-    from kfp_mlops.model.kubeflow_registry import ModelRegistryClient, pending, read_model
+    from kfp_mlops.model.kubeflow_registry import (
+        ModelRegistryClient,
+        ModelRegistryError,
+        pending,
+        read_model,
+    )
 
     behind = pending(registry.store, name)
     if behind:
@@ -121,7 +168,11 @@ def _mirrored_versions(args: argparse.Namespace, registry, name: str) -> dict | 
     url = _model_registry_url(args)
     if url is None:
         return None
-    model = read_model(ModelRegistryClient(url), name)
+    try:
+        model = read_model(ModelRegistryClient(url), name)
+    except ModelRegistryError as exc:
+        _warn_unreachable(exc)
+        return None
     if model is None:
         return {}
     return {v.version: v for v in model["versions"]}

@@ -74,3 +74,24 @@ def test_a_malformed_model_registry_url_stops_promote_before_any_change(tmp_path
                  "--store", store, "--model-registry", "model-registry:8080"]) == 1
     assert "http(s)://host:port" in capsys.readouterr().err
     assert Registry(open_store(store)).get("iris@1").stage == "none"
+
+
+def test_the_model_overview_says_whether_the_mirror_is_in_sync(mr, tmp_path, model_folder,
+                                                               capsys, monkeypatch):
+    monkeypatch.delenv("KFP_MLOPS_MODEL_REGISTRY", raising=False)
+    store = _store_with_versions(tmp_path, model_folder, 1)
+    args = ["models", "list", "--store", store, "--model-registry", mr.url, "--output", "json"]
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)[0]["model_registry"] == "not registered"
+    assert main(["models", "sync", "iris", "--store", store, "--model-registry", mr.url]) == 0
+    capsys.readouterr()
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)[0]["model_registry"] == "in sync"
+    Registry(open_store(store)).transition("iris", 1, "staging", reason="x", actor="me")
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)[0]["model_registry"] == "behind"
+    # Unreachable: the store's view, and a warning.
+    assert main(["models", "list", "iris", "--store", store,
+                 "--model-registry", "http://127.0.0.1:9"]) == 0
+    captured = capsys.readouterr()
+    assert "showing the store only" in captured.err and "MODEL REGISTRY" not in captured.out
