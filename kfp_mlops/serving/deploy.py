@@ -146,8 +146,11 @@ def parse_kserve_version(text: str) -> tuple[int, int, int]:
 
 
 def kserve_version(explicit: str | None = None) -> str:
-    """The KServe version to write for: ``explicit``, else ``$KFP_MLOPS_KSERVE_VERSION``,
-    else the oldest supported (0.15.0), so that the default body fits every release."""
+    """The KServe version to write for, ``0.15.0`` when nothing says otherwise.
+
+    ``explicit``, else ``$KFP_MLOPS_KSERVE_VERSION``, else the oldest supported, so
+    that the default body fits every release.
+    """
     chosen = explicit or os.environ.get(KSERVE_VERSION_ENV) or OLDEST_KSERVE
     parse_kserve_version(chosen)
     return chosen.strip().removeprefix("v")
