@@ -173,3 +173,15 @@ def test_the_policy_grants_object_arns_only_and_seaweedfs_reads_listing_prefixes
     for refused in ("list-type=2&prefix=private/team-x", "list-type=2", "location="):
         assert not seaweed.allows(S3Request.parse("GET", "/mlpipeline", refused)), refused
     assert not seaweed.allows(S3Request.parse("HEAD", "/mlpipeline", ""))
+
+
+@pytest.mark.slow
+def test_default_store_with_the_installations_own_key(model_folder, tmp_path, monkeypatch):
+    # Standalone KFP runs every pod in "kubeflow"; Kubeflow 1.10's profile controller
+    # (KFP 2.5.0) copies the installation's MinIO key into each profile. Neither key is
+    # scoped, so the namespace's prefix is simply a folder of the bucket.
+    namespace = fresh_namespace("kubeflow")
+    with s3_server(bucket="mlpipeline"):
+        monkeypatch.setenv(NAMESPACE_ENV, namespace)
+        store = open_store(CLUSTER_STORE_TEMPLATE)
+        use_the_store(store, model_folder, tmp_path, namespace)
