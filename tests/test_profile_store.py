@@ -185,3 +185,57 @@ def test_default_store_with_the_installations_own_key(model_folder, tmp_path, mo
         monkeypatch.setenv(NAMESPACE_ENV, namespace)
         store = open_store(CLUSTER_STORE_TEMPLATE)
         use_the_store(store, model_folder, tmp_path, namespace)
+
+
+def _documented_policies(namespace: str) -> list[dict]:
+    """The two JSON policies of docs/cluster.md ("Keys for the model server and the log sink")."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "cluster.md").read_text()
+    section = text.split("### Keys for the model server and the log sink", 1)[1]
+    blocks = [b.split("```", 1)[0] for b in section.split("```json")[1:]]
+    return [json.loads(b.replace("NAMESPACE", namespace)) for b in blocks]
+
+
+@pytest.mark.slow
+def test_model_server_and_sink_policies_in_the_docs(model_folder, tmp_path, monkeypatch):
+    from kfp_mlops.serving.log_sink import RegistryLookups
+    from kfp_mlops.serving.prediction_log import InferenceEvent, PredictionLog
+
+    namespace = fresh_namespace("team-x")
+    server_policy, sink_policy = _documented_policies(namespace)
+    monkeypatch.setenv(NAMESPACE_ENV, namespace)
+    with s3_server(bucket="mlpipeline") as s3:  # the pipelines publish with the profile's key
+        version = Registry(open_store(CLUSTER_STORE_TEMPLATE)).publish(
+            "iris", model_folder, read_metadata(model_folder), blessed=True)
+        root = f"private/{namespace}/kfp-mlops"
+        model_prefix = f"{root}/models/iris/{version.version}"
+        server = SeaweedFsAuthorizer(seaweedfs_actions(server_policy))
+        # KServe's storage initializer: list the version's prefix (no slash), get each file.
+        assert server.allows(S3Request.parse("GET", f"/{s3.bucket}", f"prefix={model_prefix}"))
+        for key in open_store(CLUSTER_STORE_TEMPLATE).list(f"models/iris/{version.version}/"):
+            assert server.allows(S3Request.parse("GET", f"/mlpipeline/{root}/{key}", ""))
+        for write in (f"/mlpipeline/{model_prefix}/model.joblib",
+                      f"/mlpipeline/{root}/predictions/iris/1/x.parquet"):
+            assert not server.allows(S3Request.parse("PUT", write, ""))
+        other = SeaweedFsAuthorizer(seaweedfs_actions(_documented_policies("team-y")[0]))
+        assert not other.allows(S3Request.parse("GET", f"/mlpipeline/{model_prefix}/model.joblib",
+                                                ""))
+    sink = Recorder(seaweedfs_actions(sink_policy))
+    with s3_server(bucket="mlpipeline", authorize=sink):
+        store = open_store(CLUSTER_STORE_TEMPLATE)
+        lookups = RegistryLookups(store)
+        log = PredictionLog(store, lookups.features, version_for=lookups.production, max_rows=1)
+        now = datetime.now(timezone.utc)
+        for kind, body in (("org.kubeflow.serving.inference.request", {"instances": [[1.0]]}),
+                           ("org.kubeflow.serving.inference.response", {"predictions": [1]})):
+            log.accept(InferenceEvent(
+                id="r1", type=kind, source="pod", time=now, model="iris",
+                data=json.dumps(body).encode(), content_type="application/json",
+                namespace=namespace, component="predictor", endpoint="default", version=None,
+            ))
+        log.close()
+        assert store.list("predictions/iris/")
+    refused = [r.describe() for r in sink.seen if not sink.allows(r)]
+    assert refused == ["HEAD mlpipeline/"] * len(refused)
+    writes = [r for r in sink.seen if r.action() == "Write"]
+    assert writes and all(f"/{root}/predictions/" in "/" + r.key for r in writes)
+    assert not sink.allows(S3Request.parse("PUT", f"/mlpipeline/{model_prefix}/model.joblib", ""))
