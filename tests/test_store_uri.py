@@ -58,3 +58,12 @@ def test_the_pipelines_default_store_is_the_template():
     from kfp_mlops.pipelines.cluster import DEFAULT_CLUSTER_STORE
 
     assert DEFAULT_CLUSTER_STORE == CLUSTER_STORE_TEMPLATE
+
+
+def test_sharded_predictions_default_output_resolves_the_namespace(monkeypatch):
+    from kfp_mlops.serving.sharded import PredictionsOutput, default_output
+
+    monkeypatch.setenv(NAMESPACE_ENV, "team-c")
+    output = PredictionsOutput(default_output(CLUSTER_STORE_TEMPLATE, "run-1"))
+    assert output.uri == "s3://mlpipeline/private/team-c/kfp-mlops/predictions/run-1"
+    assert output.prefix == "private/team-c/kfp-mlops/predictions/run-1"
