@@ -647,7 +647,14 @@ class S3Store(Store):
         """Check once that the bucket exists, with a clear error otherwise."""
         if self._bucket_checked:
             return
-        if not self._call(self.uri, self.client.bucket_exists, self.bucket, read=True):
+        try:
+            exists = self._call(self.uri, self.client.bucket_exists, self.bucket, read=True)
+        except PermissionDeniedError:
+            # A key scoped to a prefix (a Kubeflow profile's: private/<namespace>/...) may
+            # not look at the bucket itself (SeaweedFS checks HEAD bucket against the
+            # bucket's root); its object requests still say NoSuchBucket if it is absent.
+            exists = True
+        if not exists:
             raise self._no_bucket()
         self._bucket_checked = True
 
@@ -901,8 +908,16 @@ def default_store_uri() -> str:
 
 
 def open_store(uri: str | None = None) -> Store:
-    """Open the store named by ``uri`` (default: :func:`default_store_uri`)."""
-    uri = uri or default_store_uri()
+    """Open the store named by ``uri`` (default: :func:`default_store_uri`).
+
+    A ``{namespace}`` in the URI becomes the Kubernetes namespace the code runs in
+    (:func:`kfp_mlops.store_uri.resolve_store_uri`): the cluster default
+    ``s3://mlpipeline/private/{namespace}/kfp-mlops`` is where a Kubeflow profile's key
+    may write.
+    """
+    from kfp_mlops.store_uri import resolve_store_uri
+
+    uri = resolve_store_uri(uri or default_store_uri())
     if uri.startswith("s3://"):
         return S3Store(uri)
     if "://" in uri and not uri.startswith("file://"):

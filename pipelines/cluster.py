@@ -14,12 +14,15 @@ from dataclasses import dataclass
 
 from kfp_mlops.components.image import DEFAULT_IMAGE
 from kfp_mlops.components.policy import HEAVY, policy_for
+from kfp_mlops.store_uri import CLUSTER_STORE_TEMPLATE
 
 # KFP's own object store secret (MinIO or SeaweedFS) and in-cluster endpoint.
 DEFAULT_SECRET = "mlpipeline-minio-artifact"
 DEFAULT_ENDPOINT = "http://minio-service.kubeflow:9000"
-# The store pipelines default to on a cluster: a prefix in KFP's own artifact bucket.
-DEFAULT_CLUSTER_STORE = "s3://mlpipeline/kfp-mlops"
+# The store pipelines default to on a cluster: the run's namespace's own prefix of KFP's
+# bucket, the one a multi-user profile's key may write (kfp_mlops.store_uri resolves
+# {namespace} in the task; standalone KFP's tasks run in "kubeflow").
+DEFAULT_CLUSTER_STORE = CLUSTER_STORE_TEMPLATE
 
 _MEMORY = re.compile(r"^([1-9][0-9]*)(Mi|Gi)$")
 
@@ -40,6 +43,10 @@ class ClusterConfig:
     # Where a new InferenceService's KServe inference logger sends its CloudEvents (the
     # prediction log sink, docs/live-loop.md); KFP_MLOPS_LOG_URL in the tasks. Empty: none.
     log_url: str = ""
+    # The cluster's KServe version (KFP_MLOPS_KSERVE_VERSION in the tasks): the deploy step
+    # leaves out of a new InferenceService what that version's CRD lacks. Empty: the
+    # oldest supported (0.15.0, Kubeflow 1.10), whose body every newer KServe accepts.
+    kserve_version: str = ""
 
 
 @dataclass(frozen=True)
@@ -119,6 +126,8 @@ def on_cluster(task, cluster: ClusterConfig | None):
     task.set_env_variable("AWS_DEFAULT_REGION", cluster.s3_region)
     if cluster.log_url:
         task.set_env_variable("KFP_MLOPS_LOG_URL", cluster.log_url)
+    if cluster.kserve_version:
+        task.set_env_variable("KFP_MLOPS_KSERVE_VERSION", cluster.kserve_version)
     if cluster.signing_secret:
         kubernetes.use_secret_as_env(
             task, secret_name=cluster.signing_secret,

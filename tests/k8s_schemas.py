@@ -73,11 +73,47 @@ def schemas_dir() -> Path:
     return candidate
 
 
-@functools.lru_cache(maxsize=1)
-def _crd_index() -> dict[tuple[str, str], dict[str, Any]]:
-    """Map (group, kind) to its CRD document, for every CRD under ``schemas_dir()``."""
+# One folder per upstream release the suite supports (tests/fixtures/releases, provenance
+# in tests/fixtures/crds/README.md): ``validate_crd_object(obj, folder=kserve_crds("0.15.0"))``
+# judges ``obj`` as that KServe release's API server does.
+FIXTURE_RELEASES = _REPO_ROOT / "tests" / "fixtures" / "releases"
+
+
+def kserve_crds(version: str) -> Path:
+    """The folder holding KServe ``version``'s CRDs (``0.15.0``), or the newest for ``newest``.
+
+    ``newest`` is the default folder (``tests/fixtures/crds``), a KServe commit after every
+    release the support matrix names, so a field KServe drops later is caught too.
+    """
+    if version == "newest":
+        return schemas_dir()
+    folder = FIXTURE_RELEASES / f"kserve-v{version}"
+    if not folder.is_dir():
+        known = sorted(p.name for p in FIXTURE_RELEASES.glob("kserve-v*"))
+        raise FileNotFoundError(
+            f"no CRDs for KServe {version} under {FIXTURE_RELEASES} (have: {known}); copy "
+            "config/crd/full/ of that kserve/kserve tag there and add its provenance row"
+        )
+    return folder
+
+
+def _crd_index(folder: Path | None = None) -> dict[tuple[str, str], dict[str, Any]]:
+    """Map (group, kind) to its CRD document, for every CRD under ``folder``.
+
+    ``folder`` defaults to ``schemas_dir()``; a KServe release's folder holds only its
+    own three CRDs, so the other kinds (KFP, prometheus-operator) still come from the
+    default folder.
+    """
+    index = dict(_crd_index_of(schemas_dir()))
+    if folder is not None:
+        index.update(_crd_index_of(folder.resolve()))
+    return index
+
+
+@functools.cache
+def _crd_index_of(folder: Path) -> dict[tuple[str, str], dict[str, Any]]:
     index: dict[tuple[str, str], dict[str, Any]] = {}
-    for path in sorted(schemas_dir().rglob("*.y*ml")):
+    for path in sorted(folder.rglob("*.y*ml")):
         with path.open(encoding="utf-8") as fh:
             for doc in yaml.load_all(fh, Loader=_Loader):
                 if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
@@ -155,13 +191,15 @@ def _structural(node: Any) -> Any:
 
 
 @functools.cache
-def _crd_validator(group: str, kind: str, version: str) -> jsonschema.protocols.Validator:
-    index = _crd_index()
+def _crd_validator(
+    group: str, kind: str, version: str, folder: Path | None = None
+) -> jsonschema.protocols.Validator:
+    index = _crd_index(folder)
     crd = index.get((group, kind))
     if crd is None:
         known = ", ".join(f"{k}.{g}" for g, k in sorted(index))
         raise K8sValidationError(
-            f"no CRD for kind {kind!r} in group {group!r} under {schemas_dir()} "
+            f"no CRD for kind {kind!r} in group {group!r} under {folder or schemas_dir()} "
             f"(known: {known}); check apiVersion/kind or add the upstream CRD there"
         )
     versions = {v["name"]: v for v in crd["spec"]["versions"]}
@@ -279,10 +317,11 @@ def _prometheus_rule_admission(obj: dict[str, Any]) -> list[str]:
 _ADMISSION_CHECKS = {("monitoring.coreos.com", "PrometheusRule"): _prometheus_rule_admission}
 
 
-def validate_crd_object(obj: dict[str, Any]) -> None:
+def validate_crd_object(obj: dict[str, Any], folder: Path | None = None) -> None:
     """Validate a custom resource against its upstream CRD schema.
 
-    Raises ``K8sValidationError`` listing every bad field by path, for example
+    ``folder``: where the CRDs of one release live (``kserve_crds("0.15.0")``); kinds it
+    does not hold come from ``schemas_dir()``. Raises ``K8sValidationError`` listing every bad field by path, for example
     ``spec.predictor.model.storageUrl: unknown field (...)``.
     """
     api_version = obj.get("apiVersion", "")
@@ -292,14 +331,15 @@ def validate_crd_object(obj: dict[str, Any]) -> None:
             "name a custom resource; set apiVersion: <group>/<version> and kind"
         )
     group, version = api_version.split("/", 1)
-    validator = _crd_validator(group, obj["kind"], version)
+    validator = _crd_validator(group, obj["kind"], version, folder)
     lines = _error_lines(validator.iter_errors(obj))
     admission = _ADMISSION_CHECKS.get((group, obj["kind"]))
     if admission is not None and not lines:
         lines = admission(obj)
     if lines:
+        where = f" of {folder.name}" if folder is not None else ""
         raise K8sValidationError(
-            f"{_describe(obj)} ({api_version}) would be rejected by the API server:\n  "
+            f"{_describe(obj)} ({api_version}) would be rejected by the API server{where}:\n  "
             + "\n  ".join(lines)
         )
 
@@ -329,9 +369,9 @@ def is_crd_kind(obj: dict[str, Any]) -> bool:
     return (group, str(obj.get("kind", ""))) in _crd_index()
 
 
-def validate_object(obj: dict[str, Any]) -> None:
+def validate_object(obj: dict[str, Any], folder: Path | None = None) -> None:
     """Validate any object: CRD kinds against their CRD, the rest as built-in kinds."""
     if is_crd_kind(obj):
-        validate_crd_object(obj)
+        validate_crd_object(obj, folder)
     else:
         validate_standard_object(obj)

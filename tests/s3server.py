@@ -76,9 +76,47 @@ class _AtomicWrites:
             return list(self.app(environ, start_response))
 
 
+class _Authorize:
+    """WSGI middleware refusing, as the S3 server would, what ``authorize`` says no to.
+
+    ``authorize(method, path, query)`` returns None to let the request through, else the
+    reason it is refused; the answer is then S3's 403 ``AccessDenied`` error document.
+    The bucket itself is created before this is installed.
+    """
+
+    def __init__(self, app: Callable[..., Iterable[bytes]],
+                 authorize: Callable[[str, str, str], str | None]):
+        self.app = app
+        self.authorize = authorize
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        from urllib.parse import unquote
+
+        method = environ.get("REQUEST_METHOD", "GET")
+        reason = self.authorize(method, unquote(environ.get("PATH_INFO", "")),
+                                environ.get("QUERY_STRING", ""))
+        if reason is None:
+            return self.app(environ, start_response)
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code>'
+            f"<Message>Access Denied: {reason}</Message><Resource>{environ.get('PATH_INFO')}"
+            "</Resource><RequestId>test</RequestId></Error>"
+        ).encode()
+        start_response("403 Forbidden", [("Content-Type", "application/xml"),
+                                         ("Content-Length", str(len(body)))])
+        return [] if method == "HEAD" else [body]
+
+
 @contextmanager
-def s3_server(bucket: str | None = None) -> Iterator[S3Server]:
-    """Run moto's S3 server on 127.0.0.1 with a new bucket and the AWS_* variables set."""
+def s3_server(
+    bucket: str | None = None,
+    authorize: Callable[[str, str, str], str | None] | None = None,
+) -> Iterator[S3Server]:
+    """Run moto's S3 server on 127.0.0.1 with a new bucket and the AWS_* variables set.
+
+    ``authorize``: judge every request after the bucket exists (see ``_Authorize``), to
+    play a server whose key is scoped by a policy.
+    """
     import minio
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -108,6 +146,8 @@ def s3_server(bucket: str | None = None) -> Iterator[S3Server]:
             secure=False, region="us-east-1",
         )
         client.make_bucket(name)
+        if authorize is not None:
+            wsgi.app = _Authorize(wsgi.app, authorize)
         yield S3Server(endpoint=endpoint, bucket=name)
     finally:
         for key, value in saved.items():

@@ -37,8 +37,16 @@ def compile_command(args: argparse.Namespace) -> int:
     from kfp_mlops.pipelines.cluster import ClusterConfig
     from kfp_mlops.pipelines.compile import compile_pipelines
 
+    if args.kserve_version:
+        from kfp_mlops.serving.deploy import parse_kserve_version
+
+        try:
+            parse_kserve_version(args.kserve_version)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
     cluster = ClusterConfig(s3_secret=args.s3_secret, s3_endpoint=args.s3_endpoint,
-                            signing_secret=args.signing_secret, log_url=args.log_url or "")
+                            signing_secret=args.signing_secret, log_url=args.log_url or "",
+                            kserve_version=args.kserve_version or "")
     try:
         written = compile_pipelines(
             args.output_dir, task_settings(args), cluster=cluster, namespace=args.namespace,
@@ -78,6 +86,11 @@ def register(commands) -> None:
                       help="turn on KServe's inference logger of the InferenceServices the "
                       "deploy step creates, sending to URL (the prediction log sink: "
                       "http://kfp-mlops-log-sink.NAMESPACE; docs/live-loop.md); default: none")
+    comp.add_argument("--kserve-version", metavar="X.Y.Z",
+                      help="the cluster's KServe (0.15.2 on Kubeflow 1.11, 0.16.0 on master): "
+                      "the deploy step then also writes fields that version added "
+                      "(logger.metadataAnnotations from 0.15.1); default: what 0.15.0, the "
+                      "oldest supported, accepts (docs/cluster.md)")
     comp.add_argument("--s3-endpoint", default=DEFAULT_ENDPOINT,
                       help=f"in-cluster S3 endpoint (default {DEFAULT_ENDPOINT})")
     add_output(comp)

@@ -20,7 +20,14 @@ Knative revisions, and KServe ignores it in Standard (RawDeployment) mode, so th
 canary is refused before anything is written; a plain rollout works in both modes.
 
 The model registry's stage change is the caller's job, driven by ``DeployResult``.
-Only the RBAC in ``manifests/rbac`` is needed: get/list/watch/create/patch.
+The API calls are get, create and patch of ``inferenceservices`` (never list, watch or
+delete): ``manifests/rbac`` grants exactly those, and tests/deploy checks that the calls
+made in every scenario stay within them.
+
+The body is written for the oldest KServe the suite supports (0.15.0, Kubeflow 1.10)
+unless ``kserve_version`` (or ``$KFP_MLOPS_KSERVE_VERSION``) names a newer one: fields
+that KServe added later (``logger.metadataAnnotations``, from 0.15.1) are left out for
+older ones, because the API server refuses unknown fields (docs/cluster.md).
 """
 
 from __future__ import annotations
@@ -52,6 +59,13 @@ TAG_ROUTING_ANNOTATION = "serving.kserve.io/enable-tag-routing"
 LATEST_TAG = "latest"
 # KServe 0.16 renamed the modes; both spellings are accepted and normalised.
 _MODE_ALIASES = {"Serverless": "Knative", "RawDeployment": "Standard"}
+
+# The KServe release whose InferenceService CRD the created body must fit; the oldest one
+# the support matrix names unless the deploy task is told otherwise.
+KSERVE_VERSION_ENV = "KFP_MLOPS_KSERVE_VERSION"
+OLDEST_KSERVE = "0.15.0"
+# logger.metadataAnnotations is in the CRD from KServe 0.15.1 (absent from 0.15.0's).
+LOGGER_ANNOTATIONS_SINCE = (0, 15, 1)
 
 # KServe's modelStatus.transitionStatus values that no amount of waiting will fix.
 _TERMINAL_TRANSITIONS = {"BlockedByFailedLoad", "InvalidSpec"}
@@ -119,6 +133,34 @@ def load_kube_config() -> client.ApiClient:
     return client.ApiClient(configuration)
 
 
+def parse_kserve_version(text: str) -> tuple[int, int, int]:
+    """``0.15.2`` or ``v0.16.0`` as a tuple; ``ValueError`` naming the fix otherwise."""
+    parts = text.strip().removeprefix("v").split(".")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        raise ValueError(
+            f"KServe version {text!r} is not MAJOR.MINOR.PATCH; give the version the "
+            f"cluster runs, e.g. 0.15.2 (kubectl get crd inferenceservices.serving.kserve.io "
+            f"-o jsonpath='{{.metadata.annotations}}'), or {OLDEST_KSERVE}, the oldest supported"
+        )
+    return int(parts[0]), int(parts[1]), int(parts[2])
+
+
+def kserve_version(explicit: str | None = None) -> str:
+    """The KServe version to write for, ``0.15.0`` when nothing says otherwise.
+
+    ``explicit``, else ``$KFP_MLOPS_KSERVE_VERSION``, else the oldest supported, so
+    that the default body fits every release.
+    """
+    chosen = explicit or os.environ.get(KSERVE_VERSION_ENV) or OLDEST_KSERVE
+    parse_kserve_version(chosen)
+    return chosen.strip().removeprefix("v")
+
+
+def logger_annotations_supported(version: str) -> bool:
+    """Whether KServe ``version``'s CRD has ``logger.metadataAnnotations`` (0.15.1+)."""
+    return parse_kserve_version(version) >= LOGGER_ANNOTATIONS_SINCE
+
+
 # The model-signing key (docs/security.md), from a Secret the store's writers cannot read.
 # optional: without the Secret the server checks the sha256 only.
 SIGNING_SECRET = "kfp-mlops-signing-key"
@@ -138,13 +180,17 @@ def inference_service(
     canary_traffic_percent: int | None = None,
     log_url: str | None = None,
     model_version: str | None = None,
+    kserve: str = OLDEST_KSERVE,
 ) -> dict[str, Any]:
     """Build the InferenceService body that ``deploy_model`` creates (mirrors manifests/).
 
     ``log_url``: KServe's inference logger sends every request and response there
     (``mode: all``; the prediction log sink, docs/live-loop.md). ``model_version`` is
-    recorded in the :data:`VERSION_ANNOTATION` annotation, which the logger copies into
-    its events so the sink files rows under the version that answered.
+    recorded in the :data:`VERSION_ANNOTATION` annotation. From KServe 0.15.1 (``kserve``)
+    the logger copies it into its events (``metadataAnnotations``), so the sink files rows
+    under the version that answered; KServe 0.15.0's CRD has no such field, so there the
+    sink files them under the registry's production version of the moment (a canary's
+    rows land under the version it is replacing until it is promoted).
     """
     predictor: dict[str, Any] = {
         "serviceAccountName": service_account,
@@ -159,8 +205,9 @@ def inference_service(
     if canary_traffic_percent is not None:
         predictor["canaryTrafficPercent"] = canary_traffic_percent
     if log_url:
-        predictor["logger"] = {"mode": "all", "url": log_url,
-                               "metadataAnnotations": [VERSION_ANNOTATION]}
+        predictor["logger"] = {"mode": "all", "url": log_url}
+        if logger_annotations_supported(kserve):
+            predictor["logger"]["metadataAnnotations"] = [VERSION_ANNOTATION]
     metadata: dict[str, Any] = {
         "name": name,
         "namespace": namespace,
@@ -263,6 +310,7 @@ def deploy_model(
     clock: Callable[[], float] = time.monotonic,
     log_url: str | None = None,
     model_version: str | None = None,
+    kserve: str | None = None,
 ) -> DeployResult:
     """Create or update InferenceService ``name``, check it, then promote or roll back.
 
@@ -275,12 +323,15 @@ def deploy_model(
     ``log_url``: a new service gets KServe's inference logger pointed there (an existing
     one keeps its own logger spec); ``model_version`` goes into the version annotation
     the logger copies into its events, and a rollback restores the previous value.
+    ``kserve``: the cluster's KServe version (default ``$KFP_MLOPS_KSERVE_VERSION``, else
+    0.15.0); a new service's body leaves out what that version's CRD lacks.
     """
     if canary_traffic_percent is not None and not 0 < canary_traffic_percent < 100:
         raise ValueError(
             f"canary_traffic_percent={canary_traffic_percent} is out of range; "
             "give 1-99, or None to send all traffic to the new version at once"
         )
+    target_kserve = kserve_version(kserve)
     api = client.CustomObjectsApi(api_client if api_client is not None else load_kube_config())
     smoke = smoke_request if smoke_request is not None else default_smoke_request
     rollout = _Rollout(api, name, namespace, poll_interval_s, sleep, clock, timeout_s, smoke)
@@ -289,7 +340,7 @@ def deploy_model(
     if existing is None:
         body = inference_service(
             name, namespace, storage_uri, runtime=runtime, service_account=service_account,
-            log_url=log_url, model_version=model_version,
+            log_url=log_url, model_version=model_version, kserve=target_kserve,
         )
         created = rollout.call("create", api.create_namespaced_custom_object, body=body)
         outcome = rollout.check(created)

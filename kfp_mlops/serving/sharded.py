@@ -79,6 +79,11 @@ class PredictionsOutput:
     def __init__(self, uri: str):
         if not uri.strip():
             raise PredictionsError("the output is empty; give a folder or s3://bucket/prefix/")
+        from kfp_mlops.store_uri import resolve_store_uri
+
+        # The default output is STORE/predictions/RUN, and the cluster's default store
+        # names {namespace} (kfp_mlops.store_uri): fill it in as open_store does.
+        uri = resolve_store_uri(uri)
         self.uri = uri.rstrip("/")
         self.store = None
         if uri.startswith("s3://"):

@@ -55,6 +55,7 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -116,6 +117,9 @@ class KubeApiDouble:
     writes: list[tuple[str, Any]] = field(default_factory=list)  # method, decoded body
     served: list[tuple[str, str, str, int]] = field(default_factory=list)  # host, path, rev, code
     host: str = ""
+    # The CRD folder bodies are validated against (tests.k8s_schemas.kserve_crds), as the
+    # API server of that KServe release would; None: the newest vendored CRDs.
+    crds: Path | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _resource_version: int = 0
 
@@ -127,6 +131,26 @@ class KubeApiDouble:
 
     def revisions(self, namespace: str, name: str) -> list[Revision]:
         return list(self.objects[(namespace, name)].revisions)
+
+    def verbs(self) -> set[tuple[str, str]]:
+        """(resource, RBAC verb) of every InferenceService API request received so far.
+
+        The verb the API server's authorizer checks: GET of one object is ``get``, of the
+        collection ``list`` (``watch`` with ``?watch=true``), POST ``create``, PATCH
+        ``patch``, PUT ``update``, DELETE ``delete``.
+        """
+        found = set()
+        for method, path, _ in self.requests:
+            match = _COLLECTION.match(path)
+            if not match:
+                continue
+            if method == "GET":
+                verb = "get" if match["name"] else ("watch" if "watch=" in path else "list")
+            else:
+                verb = {"POST": "create", "PATCH": "patch", "PUT": "update",
+                        "DELETE": "delete"}[method]
+            found.add(("inferenceservices", verb))
+        return found
 
     def api_calls(self) -> list[tuple[str, str]]:
         """(method, content type) of every call to the InferenceService API except GET."""
@@ -412,7 +436,7 @@ class KubeApiDouble:
 
     def _invalid(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
         try:
-            validate_crd_object({k: v for k, v in body.items() if k != "status"})
+            validate_crd_object({k: v for k, v in body.items() if k != "status"}, self.crds)
         except K8sValidationError as exc:
             return _status(422, "Invalid", str(exc))
         return None

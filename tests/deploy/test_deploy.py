@@ -548,19 +548,25 @@ def test_release_of_a_broken_canary_leaves_the_registry_unchanged(
 # -- the prediction log (docs/live-loop.md) ----------------------------------------------
 
 
-def test_logger_and_version_annotation_follow_the_served_version(knative, api_client, clock):
+@pytest.mark.parametrize("kserve", ["0.15.0", "0.15.1", "0.16.0"])
+def test_logger_and_version_annotation_follow_the_served_version(
+    knative, api_client, clock, kserve
+):
     from kfp_mlops.serving.prediction_log import VERSION_ANNOTATION
 
     sink = "http://kfp-mlops-log-sink"
-    deploy(api_client, clock, V1, log_url=sink, model_version="1")
+    deploy(api_client, clock, V1, log_url=sink, model_version="1", kserve=kserve)
     created = knative.body(NS, NAME)
     validate_crd_object(created)  # the logger spec is KServe's own
-    assert predictor(knative)["logger"] == {
-        "mode": "all", "url": sink, "metadataAnnotations": [VERSION_ANNOTATION]}
+    expected = {"mode": "all", "url": sink}
+    if kserve != "0.15.0":  # the CRD has logger.metadataAnnotations from 0.15.1
+        expected["metadataAnnotations"] = [VERSION_ANNOTATION]
+    assert predictor(knative)["logger"] == expected
     assert created["metadata"]["annotations"][VERSION_ANNOTATION] == "1"
 
     knative.behaviours[V2] = Behaviour(model_ready=False)
-    result = deploy(api_client, clock, V2, canary_traffic_percent=10, model_version="2")
+    result = deploy(api_client, clock, V2, canary_traffic_percent=10, model_version="2",
+                    kserve=kserve)
     assert result.status == "rolled_back"
     versions = [(body["metadata"]["annotations"] or {}).get(VERSION_ANNOTATION)
                 for method, body in knative.writes if method == "PATCH"]

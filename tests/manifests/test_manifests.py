@@ -208,7 +208,8 @@ def test_namespaced_overlay_builds_valid_objects_with_kustomize_lite(overlay):
     assert ("ServingRuntime", "kfp-mlops-sklearn") in by_key
     annotations = isvc["metadata"]["annotations"]
     mode = annotations["serving.kserve.io/deploymentMode"]
-    assert mode == {"standard": "Standard", "knative": "Knative"}[overlay.name]
+    # The spellings KServe 0.15 knows; 0.16+ reads them as Standard and Knative.
+    assert mode == {"standard": "RawDeployment", "knative": "Serverless"}[overlay.name]
     knative = overlay.name == "knative"
     assert ("canaryTrafficPercent" in isvc["spec"]["predictor"]) == knative
     # The deploy step smoke-tests a Knative canary through its tag URL.
@@ -253,7 +254,8 @@ def test_inference_service_logs_to_the_sink_in_its_namespace():
         # Same namespace, port 80: the Service's short name is the whole address.
         assert logger["url"] == f"http://{service['metadata']['name']}"
         assert service["spec"]["ports"][0]["port"] == 80
-        assert logger["metadataAnnotations"] == [VERSION_ANNOTATION]
+        # KServe 0.15.0 has no metadataAnnotations: manifests/patches adds it for 0.15.1+.
+        assert "metadataAnnotations" not in logger
         assert VERSION_ANNOTATION in isvc["metadata"]["annotations"]
         sink = by_key[("Deployment", "kfp-mlops-log-sink")]
         assert service["spec"]["selector"] == sink["spec"]["selector"]["matchLabels"]
@@ -314,15 +316,10 @@ def test_runtime_never_hijacks_other_sklearn_services():
     assert runtime["spec"]["annotations"]["prometheus.kserve.io/port"] == "8080"
 
 
-def test_deployer_role_is_namespaced_and_minimal():
-    role = next(d for n, d in RAW if d["kind"] == "Role")
-    assert role["rules"] == [
-        {
-            "apiGroups": ["serving.kserve.io"],
-            "resources": ["inferenceservices"],
-            "verbs": ["get", "list", "watch", "create", "patch"],
-        }
-    ]
+def test_deployer_role_is_namespaced():
+    # Its rules are checked against KFP's pipeline-runner Role of each release and the
+    # deploy step's own requests in tests/deploy/test_rbac.py.
+    assert [d["kind"] for _, d in RAW if d["kind"] in ("Role", "ClusterRole")] == ["Role"]
     assert not [d for _, d in RAW if d["kind"] in ("ClusterRole", "ClusterRoleBinding")]
 
 
