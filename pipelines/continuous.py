@@ -91,9 +91,11 @@ def build_continuous_pipeline(
                 blessing_policy=blessing_policy, update_schema=False, warn_only=False,
                 namespace=namespace, canary_traffic_percent=canary_traffic_percent,
                 n_trials=n_trials, force_new_version=force_new_version, cluster=cluster,
+                repeated_as="retrain-",
             )
         with dsl.Else(name="retrain-skipped"):
-            skip_step(step="retraining", reason=watch.outputs["reason"])
+            skip_step(step="retraining", reason=watch.outputs["reason"]) \
+                .set_display_name("retrain-skipped")
         finish_tasks(settings, cluster)
 
     return continuous_training_pipeline

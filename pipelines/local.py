@@ -108,6 +108,18 @@ class RunResult:
         return found
 
 
+def display_names(pipeline) -> dict[str, str]:
+    """Task name -> display name, for every task whose display name differs.
+
+    kfp.local logs and names its folders by task name (``skip-step-2``); progress
+    lines show the display name the graph shows (``publish-skipped``).
+    """
+    spec = pipeline.pipeline_spec
+    dags = [spec.root.dag] + [c.dag for c in spec.components.values() if c.HasField("dag")]
+    return {key: task.task_info.name for dag in dags for key, task in dag.tasks.items()
+            if task.task_info.name and task.task_info.name != key}
+
+
 def read_run(run_dir: Path, succeeded: bool = True, error: str | None = None) -> RunResult:
     """Collect the task outputs of a finished local run folder."""
     tasks = {}

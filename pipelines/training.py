@@ -150,6 +150,8 @@ def summarize_training(run) -> dict:
         "target": checked.get("target"),
         "estimator": model_meta.get("estimator"),
         "dropped_columns": model_meta.get("dropped_columns", {}),
+        "placeholders": dataset.get("placeholders") or {},
+        "date_features": model_meta.get("date_features") or {},
         "metrics": metrics,
         "gates": run.gates(),
         "stopped_by": stopping_gate(run.gates(), identical_to),
