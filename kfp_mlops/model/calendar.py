@@ -59,8 +59,8 @@ class CalendarFeatures(TransformerMixin, BaseEstimator):
         self.n_features_in_ = frame.shape[1]
         self.parts_: dict[str, list[str]] = {}
         for name in frame.columns:
-            stamps = parse_dates(frame[name].to_numpy())
-            timed = bool(((stamps.dt.hour != 0) | (stamps.dt.minute != 0)).fillna(False).any())
+            stamps = parse_dates(frame[name].to_numpy()).dropna()
+            timed = bool(((stamps.dt.hour != 0) | (stamps.dt.minute != 0)).any())
             self.parts_[str(name)] = [p for p in PARTS if p != "hour" or timed]
         return self
 
