@@ -193,7 +193,11 @@ def format_summary(summary: dict[str, Any]) -> str:
     if summary.get("deploy"):
         lines.append(f"Deploy:    {summary['deploy']}")
     for name, path in (summary.get("reports") or {}).items():
-        lines.append(f"Report:    {name}: {path}")
+        if name == "model-card-refused/card":
+            lines.append(f"Card:      {path} (the refused model's card: the gate's reason "
+                         "and the comparison with the champion)")
+        else:
+            lines.append(f"Report:    {name}: {path}")
     lines.append(f"Run dir:   {summary.get('run_dir')}")
     if summary.get("log"):
         lines.append(f"Full log:  {summary['log']}")

@@ -88,14 +88,17 @@ class RunResult:
         }
 
 
-    def reports(self) -> dict[str, str]:
+    def reports(self, names: dict[str, str] | None = None) -> dict[str, str]:
         """HTML and Markdown artifacts (reports, model card): ``task/output`` -> path.
 
         KFP artifact files have no suffix; a copy with ``.html``/``.md`` goes to
-        ``<run_dir>/reports/`` so a browser or editor opens it directly.
+        ``<run_dir>/reports/`` so a browser or editor opens it directly. ``names``
+        (:func:`display_names`) names a task by its display name (``model-card-refused``).
         """
         found = {}
-        for name, task in self.tasks.items():
+        for task_name, task in self.tasks.items():
+            first, _, rest = task_name.partition("/")
+            name = (names or {}).get(first, first) + (f"/{rest}" if rest else "")
             for key, artifact in task.artifacts.items():
                 source = Path(artifact["uri"])
                 suffix = REPORT_OUTPUTS.get(key)

@@ -123,11 +123,12 @@ def stopping_gate(gates: dict, identical_to: int | None) -> str | None:
     return next(stops, None)
 
 
-def summarize_training(run) -> dict:
+def summarize_training(run, names: dict | None = None) -> dict:
     """The run summary the CLI prints: data, metrics, gates, skips, where the model went.
 
     A monitoring run is summarized by its ``monitor`` decision: the steps before it
     (the batch's statistics, its check-only validation, drift) are in its report.
+    ``names`` (task name -> display name) names the reports as the graph does.
     """
     run = dataclasses.replace(run, tasks=training_view(run.tasks))
     tasks = run.tasks
@@ -165,7 +166,7 @@ def summarize_training(run) -> dict:
         "version": int(published["version"]) if "version" in published else None,
         "deploy": deployed.get("status"),
         "monitor": tasks["monitor"].parameters if "monitor" in tasks else None,
-        "reports": run.reports(),
+        "reports": run.reports(names),
         "run_dir": str(run.run_dir),
     }
 

@@ -54,7 +54,7 @@ def execute(
             f"{log.last_error or run.error}. {_published_text(store, before)} "
             f"Full log: {final_log}"
         )
-    summary = summarize_training(run)
+    summary = summarize_training(run, names)
     _remember_settings(store, summary, arguments)
     summary["log"] = str(final_log)
     summary["task_seconds"] = log.durations
