@@ -60,8 +60,9 @@ def build_continuous_pipeline(
             store: Store URI for datasets, schemas and the model registry (s3://bucket/prefix).
             force: Retrain even when the batch did not drift.
             drift_share: Share of drifted features (0-1) that counts as drift.
-            estimator: hist_gradient_boosting, random_forest, logistic_regression or
-                ridge; auto picks hist_gradient_boosting.
+            estimator: hist_gradient_boosting, random_forest, logistic_regression,
+                ridge, xgboost, lightgbm, or an import path (xgboost.XGBClassifier,
+                pkg.module:Class); auto picks hist_gradient_boosting.
             params: Estimator parameters as a JSON object, e.g. {"max_iter": 200}.
             test_size: Share of labelled rows held out for evaluation (0-1).
             seed: Seed of the split, the estimator and the tuning search.

@@ -68,8 +68,9 @@ def build_training_pipeline(
             store: Store URI for datasets, schemas and the model registry (s3://bucket/prefix).
             model_name: Registry name, also the InferenceService name; auto derives it
                 from the data's name.
-            estimator: hist_gradient_boosting, random_forest, logistic_regression or
-                ridge; auto picks hist_gradient_boosting.
+            estimator: hist_gradient_boosting, random_forest, logistic_regression,
+                ridge, xgboost, lightgbm, or an import path (xgboost.XGBClassifier,
+                pkg.module:Class); auto picks hist_gradient_boosting.
             params: Estimator parameters as a JSON object, e.g. {"max_iter": 200}.
             test_size: Share of labelled rows held out for evaluation (0-1).
             seed: Seed of the split, the estimator and the tuning search.

@@ -437,6 +437,8 @@ def _lineage(metadata: ModelMetadata, data_version: Any, data_sha: Any,
         ("data sha256", data_sha),
         ("model sha256", metadata.model_sha256),
         ("scikit-learn", metadata.sklearn_version),
+        *([(metadata.estimator_package, metadata.estimator_package_version)]
+          if metadata.estimator_package else []),
         ("kfp-mlops", metadata.kfp_mlops_version),
         ("python", metadata.python_version),
         ("run id", run_id),
