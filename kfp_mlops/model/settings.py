@@ -163,7 +163,7 @@ class TrainingSettings:
         """Settings from primitive values (flags, KFP or Airflow parameters).
 
         ``"auto"`` and ``""`` become ``None``, ``params`` may be JSON text, numbers may
-        be strings; unnamed fields keep their defaults.
+        be strings; unnamed fields, and numbers given as ``None``, keep their defaults.
         """
         for name in ("target", "task", "estimator", "search_space", "metric"):
             if name in values:
@@ -172,7 +172,9 @@ class TrainingSettings:
             values["params"] = parse_params(values["params"])
         for name, kind in (("seed", int), ("n_trials", int), ("cv_folds", int),
                            ("test_size", float)):
-            if values.get(name) is not None:
+            if name in values and values[name] is None:
+                del values[name]  # not given: the default
+            elif name in values:
                 values[name] = kind(values[name])
         return cls(**values)
 
