@@ -181,7 +181,8 @@ def _check_param(task: str, estimator: str | None, name: str, value: Any, where:
     # scikit-learn checks values only at fit time; its own validator runs the same
     # checks now, so a bad value fails before a pipeline fans out.
     validate = getattr(candidate, "_validate_params", None)
-    if callable(validate):
+    # Estimators of other libraries inherit the method without the constraints it reads.
+    if callable(validate) and hasattr(candidate, "_parameter_constraints"):
         try:
             validate()
         except (ValueError, TypeError) as exc:

@@ -133,3 +133,14 @@ def test_tuning_has_search_spaces(penguins, estimator, key):
     assert result.score > 0.8
     with pytest.raises(DataError, match="not a parameter of"):
         parse_search_space('{"no_such_param": [1, 2]}', "classification", estimator)
+
+
+def test_tuning_pool_runs_xgboost_trials(penguins):
+    """The local shape: every candidate's folds in a process pool (OpenMP in workers)."""
+    from kfp_mlops.model.tuning import run_trials, select_best
+
+    settings = TrainingSettings(target="species", task="classification", estimator="xgboost",
+                                n_trials=2, cv_folds=2, search_space={"max_depth": [2, 4]})
+    results = run_trials(penguins, settings, make_candidates(settings), workers=2)
+    assert sorted(r.params["max_depth"] for r in results) == [2, 4]
+    assert select_best(results).score > 0.9
