@@ -145,6 +145,7 @@ def _reuse_first_settings(args: argparse.Namespace) -> None:
     if all(v is None for v in gate_given) and stored.get("blessing_policy"):
         args.blessing_policy = stored["blessing_policy"]
         reused["blessing policy"] = args.blessing_policy
+    args.reused_settings = reused  # the JSON summary's reused_settings
     if reused and args.output == "text":
         said = ", ".join(f"{k} {v}" for k, v in reused.items())
         print(f"kfp-mlops continuous: reusing {args.model_name}'s first training settings "

@@ -56,6 +56,8 @@ def execute(
         )
     summary = summarize_training(run, names)
     _remember_settings(store, summary, arguments)
+    if getattr(args, "reused_settings", None) is not None:  # continuous (loop.py)
+        summary["reused_settings"] = args.reused_settings
     summary["log"] = str(final_log)
     summary["task_seconds"] = log.durations
     emit(args, summary, format_summary(summary))
