@@ -80,6 +80,12 @@ def load_class(name: str, task: str | None = None) -> type:
             f"estimator {path!r} needs the package {package!r}, which is not installed in "
             f"this environment; {_install_hint(package)}"
         ) from None
+    except OSError as exc:  # a native library it loads is missing
+        hint = (" LightGBM needs the OpenMP runtime: apt-get install libgomp1 (Debian), "
+                "brew install libomp (macOS)." if package == "lightgbm" else "")
+        raise DataError(
+            f"importing {module_name!r} for estimator {path!r} failed: {exc}.{hint}"
+        ) from None
     cls = getattr(module, attr, None)
     if cls is None:
         raise DataError(f"module {module_name!r} has no {attr!r}; check the estimator {path!r}")
@@ -138,7 +144,7 @@ def package_version(package: str) -> str | None:
     """The installed version of ``package`` (its ``__version__``, else its distribution's)."""
     try:
         module = importlib.import_module(package)
-    except ImportError:
+    except (ImportError, OSError):  # OSError: a native library it needs is missing
         return None
     version = getattr(module, "__version__", None)
     if isinstance(version, str):
@@ -160,8 +166,8 @@ def check_package(package: str | None, version: str | None) -> str | None:
     installed = package_version(package)
     if installed is None:
         return (f"model was trained with {package} {version} but {package} is not installed "
-                f"here; {_install_hint(package)} (version {version}), or serve it with the "
-                "image that trained it")
+                f"here (or cannot be imported); {_install_hint(package)} (version {version}), "
+                "or serve it with the image that trained it")
     if version and installed != version:
         return (f"model was trained with {package} {version} but {installed} is installed; "
                 "serve it with the image that trained it (the suite image with the same "
