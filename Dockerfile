@@ -21,7 +21,8 @@ COPY kfp_mlops ./kfp_mlops
 COPY components ./components
 COPY pipelines ./pipelines
 COPY app ./app
-RUN pip install -c docker/constraints.txt ".[serving]" && rm -rf /opt/kfp-mlops/build
+ARG EXTRAS=serving
+RUN pip install -c docker/constraints.txt ".[${EXTRAS}]" && rm -rf /opt/kfp-mlops/build
 
 # Non-root, with a writable home for caches; KFP and KServe mount their own volumes.
 # The serving container runs with a read-only root filesystem: the server writes no

@@ -2,8 +2,10 @@
 
 Conventions every command follows: ``--store`` (default ``$KFP_MLOPS_STORE``, else
 ``./mlops-store``) where the store is read or written, ``--output text|json``, exit
-status 0 on success, 3 when a gate stopped a pipeline run, 1 with a one-paragraph
-message on error (``kfp_mlops.app.commands.common``).
+status 0 on success, 3 when a gate stopped a pipeline run, 2 for a flag value the
+command cannot use (argparse's own usage errors too), 1 with a one-paragraph message on
+any other error (``kfp_mlops.app.commands.common``). A closed pipe (``| head``) ends the
+command quietly.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 
@@ -22,6 +25,7 @@ from kfp_mlops.app.commands import loop as loop_cmd
 from kfp_mlops.app.commands import models as models_cmd
 from kfp_mlops.app.commands import run as run_cmd
 from kfp_mlops.app.commands import serving as serving_cmd
+from kfp_mlops.app.commands.common import EXIT_USAGE, UsageError
 from kfp_mlops.app.commands.guide import apply_guide
 from kfp_mlops.errors import KfpMlopsError
 
@@ -87,9 +91,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kfp-mlops {args.command}: error: {message}", file=sys.stderr)
         if getattr(args, "output", "text") == "json":
             print(json.dumps({"error": message}))
-        return 1
+        return EXIT_USAGE if isinstance(exc, UsageError) else 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`kfp-mlops models show m | head -4`): not an error of
+        # ours. Point stdout at /dev/null so the interpreter's final flush stays quiet.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

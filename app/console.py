@@ -30,8 +30,10 @@ TICK_S = 15.0  # a "still running" line this often while a task runs
 class RunLog:
     """A file-like sink for kfp.local output: full log to a file, progress to stderr."""
 
-    def __init__(self, log_path: Path, progress: IO[str] | None, total: int | None = None):
+    def __init__(self, log_path: Path, progress: IO[str] | None, total: int | None = None,
+                 names: dict[str, str] | None = None):
         self.log_path = log_path
+        self.names = names or {}  # task name -> display name (pipelines.local.display_names)
         self.total = total  # tasks a run that passes every gate runs (the "/13")
         self._file = open(log_path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
         self._progress = progress
@@ -70,7 +72,7 @@ class RunLog:
         if match := _STARTED.search(line):
             self._started[match.group(1)] = time.monotonic()
             count = f"{len(self._started)}/{self.total}" if self.total else len(self._started)
-            self._say(f"  [{count:>5}] {match.group(1)} ...")
+            self._say(f"  [{count:>5}] {self._shown(match.group(1))} ...")
         elif match := _FINISHED.search(line):
             task, status = match.groups()
             took = time.monotonic() - self._started.get(task, time.monotonic())
@@ -78,7 +80,7 @@ class RunLog:
             ok = status == "SUCCESS"
             if not ok:
                 self.failed_task = task
-            self._say(f"  [{'ok' if ok else 'FAIL':>5}] {task:<22} {took:6.1f} s")
+            self._say(f"  [{'ok' if ok else 'FAIL':>5}] {self._shown(task):<22} {took:6.1f} s")
         elif match := _SHARD.search(line):
             self._say(f"  {'':7}shard {match.group(1)}: {match.group(2)}")
         elif match := _ERROR.match(line):
@@ -89,7 +91,11 @@ class RunLog:
         now = time.monotonic()
         for task, started in list(self._started.items()):
             if task not in self.durations and now - started >= TICK_S:
-                self._say(f"  [  ...] {task:<22} {now - started:6.0f} s, still running")
+                self._say(f"  [  ...] {self._shown(task):<22} {now - started:6.0f} s, "
+                          "still running")
+
+    def _shown(self, task: str) -> str:
+        return self.names.get(task, task)
 
 
 def _tick_until(stop: threading.Event, sink: RunLog) -> None:
@@ -99,11 +105,12 @@ def _tick_until(stop: threading.Event, sink: RunLog) -> None:
 
 @contextlib.contextmanager
 def capture_run_output(
-    log_path: Path, show_progress: bool, total: int | None = None
+    log_path: Path, show_progress: bool, total: int | None = None,
+    names: dict[str, str] | None = None,
 ) -> Iterator[RunLog]:
     """Route ``sys.stdout`` (and kfp.local's logging) into a :class:`RunLog`."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    sink = RunLog(log_path, sys.stderr if show_progress else None, total)
+    sink = RunLog(log_path, sys.stderr if show_progress else None, total, names)
     stop = threading.Event()
     ticker = threading.Thread(target=_tick_until, args=(stop, sink), daemon=True)
     if show_progress:
@@ -148,6 +155,11 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"Task:      {summary['task']} of target {summary.get('target')!r}")
     if summary.get("estimator"):
         lines.append(f"Model:     {summary['estimator']}")
+    for column, tokens in (summary.get("placeholders") or {}).items():
+        values = ", ".join(f"{n} {token!r}" for token, n in tokens.items())
+        lines.append(f"Numbers:   {column!r} read as numbers; {values} read as missing")
+    for column, parts in (summary.get("date_features") or {}).items():
+        lines.append(f"Dates:     {column!r} -> calendar features {', '.join(parts)}")
     for column, reason in (summary.get("dropped_columns") or {}).items():
         lines.append(f"Dropped:   {column!r}: {reason}")
     if summary.get("tuning"):
@@ -181,7 +193,11 @@ def format_summary(summary: dict[str, Any]) -> str:
     if summary.get("deploy"):
         lines.append(f"Deploy:    {summary['deploy']}")
     for name, path in (summary.get("reports") or {}).items():
-        lines.append(f"Report:    {name}: {path}")
+        if name == "model-card-refused/card":
+            lines.append(f"Card:      {path} (the refused model's card: the gate's reason "
+                         "and the comparison with the champion)")
+        else:
+            lines.append(f"Report:    {name}: {path}")
     lines.append(f"Run dir:   {summary.get('run_dir')}")
     if summary.get("log"):
         lines.append(f"Full log:  {summary['log']}")

@@ -51,8 +51,13 @@ def closure(root: str, extras: tuple[str, ...]) -> dict[str, str]:
 
 
 def main() -> None:
-    """Write docker/constraints.txt for kfp-mlops[serving]."""
-    pins = closure("kfp-mlops", ("serving",))
+    """Write docker/constraints.txt for kfp-mlops[serving,xgboost,lightgbm].
+
+    The estimator extras are pinned too: an image built with ``--build-arg
+    EXTRAS=serving,xgboost`` must not move XGBoost under the models it trained (the
+    loader refuses another version).
+    """
+    pins = closure("kfp-mlops", ("serving", "xgboost", "lightgbm"))
     version = ".".join(map(str, sys.version_info[:3]))
     lines = [
         "# Exact versions for the kfp-mlops image (pip install -c docker/constraints.txt).",

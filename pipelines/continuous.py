@@ -61,8 +61,9 @@ def build_continuous_pipeline(
             store: Store URI for datasets, schemas and the model registry (s3://bucket/prefix).
             force: Retrain even when the batch did not drift.
             drift_share: Share of drifted features (0-1) that counts as drift.
-            estimator: hist_gradient_boosting, random_forest, logistic_regression or
-                ridge; auto picks hist_gradient_boosting.
+            estimator: hist_gradient_boosting, random_forest, logistic_regression,
+                ridge, xgboost, lightgbm, or an import path (xgboost.XGBClassifier,
+                pkg.module:Class); auto picks hist_gradient_boosting.
             params: Estimator parameters as a JSON object, e.g. {"max_iter": 200}.
             test_size: Share of labelled rows held out for evaluation (0-1).
             seed: Seed of the split, the estimator and the tuning search.
@@ -95,9 +96,11 @@ def build_continuous_pipeline(
                 namespace=namespace, canary_traffic_percent=canary_traffic_percent,
                 n_trials=n_trials, force_new_version=force_new_version, cluster=cluster,
                 model_registry=model_registry,
+                repeated_as="retrain-",
             )
         with dsl.Else(name="retrain-skipped"):
-            skip_step(step="retraining", reason=watch.outputs["reason"])
+            skip_step(step="retraining", reason=watch.outputs["reason"]) \
+                .set_display_name("retrain-skipped")
         finish_tasks(settings, cluster)
 
     return continuous_training_pipeline

@@ -88,14 +88,17 @@ class RunResult:
         }
 
 
-    def reports(self) -> dict[str, str]:
+    def reports(self, names: dict[str, str] | None = None) -> dict[str, str]:
         """HTML and Markdown artifacts (reports, model card): ``task/output`` -> path.
 
         KFP artifact files have no suffix; a copy with ``.html``/``.md`` goes to
-        ``<run_dir>/reports/`` so a browser or editor opens it directly.
+        ``<run_dir>/reports/`` so a browser or editor opens it directly. ``names``
+        (:func:`display_names`) names a task by its display name (``model-card-refused``).
         """
         found = {}
-        for name, task in self.tasks.items():
+        for task_name, task in self.tasks.items():
+            first, _, rest = task_name.partition("/")
+            name = (names or {}).get(first, first) + (f"/{rest}" if rest else "")
             for key, artifact in task.artifacts.items():
                 source = Path(artifact["uri"])
                 suffix = REPORT_OUTPUTS.get(key)
@@ -106,6 +109,18 @@ class RunResult:
                 shutil.copyfile(source, copy)
                 found[f"{name}/{key}"] = str(copy)
         return found
+
+
+def display_names(pipeline) -> dict[str, str]:
+    """Task name -> display name, for every task whose display name differs.
+
+    kfp.local logs and names its folders by task name (``skip-step-2``); progress
+    lines show the display name the graph shows (``publish-skipped``).
+    """
+    spec = pipeline.pipeline_spec
+    dags = [spec.root.dag] + [c.dag for c in spec.components.values() if c.HasField("dag")]
+    return {key: task.task_info.name for dag in dags for key, task in dag.tasks.items()
+            if task.task_info.name and task.task_info.name != key}
 
 
 def read_run(run_dir: Path, succeeded: bool = True, error: str | None = None) -> RunResult:

@@ -2,7 +2,8 @@
 
 ingest (dataset version) -> check -> statistics -> validate (data gate)
   -> split -> [tune] -> train -> evaluate -> bless against the champion (model gate)
-     -> publish (staging), model card and infra validation (serving gate) -> deploy.
+     -> publish (staging), model card and infra validation (serving gate) -> deploy;
+     a refused model gets its card too (marked refused), and is not published.
 Every gate is a boolean plus a reason for ``dsl.If`` and a verdict artifact that the
 acting steps (publish, deploy) re-check; every ``dsl.If`` has a ``dsl.Else`` that
 records why the next step was skipped.
@@ -90,11 +91,15 @@ def add_training_steps(
     force_new_version=False,
     cluster: ClusterConfig | None = None,
     model_registry="",
+    repeated_as: str = "",
 ) -> None:
     """Add every training step and gate to the pipeline being defined.
 
     Arguments are pipeline parameters (or constants); the training and continuous
-    training pipelines share this wiring.
+    training pipelines share this wiring. ``repeated_as`` prefixes the display names of
+    the data steps a pipeline already has once (continuous training's monitoring
+    ingests, profiles and validates the batch first): the graph and the progress lines
+    then read ``retrain-ingest``, not KFP's ``ingest-2``.
     """
     ingested = on_cluster(ingest(source=data, store=store), cluster)
     dataset = ingested.outputs["dataset"]
@@ -110,6 +115,10 @@ def add_training_steps(
         ),
         cluster,
     )
+    if repeated_as:
+        for task, name in ((ingested, "ingest"), (stats, "compute-statistics"),
+                           (data_gate, "validate-data")):
+            task.set_display_name(f"{repeated_as}{name}")
     with dsl.If(data_gate.outputs["passed"] == True, name="data-valid"):  # noqa: E712
         split = split_data(
             dataset=dataset, target=checked.outputs["target"], task=checked.outputs["task"],
@@ -181,12 +190,22 @@ def add_training_steps(
                     cluster,
                 )
             with dsl.Else(name="deploy-skipped"):
-                skip_step(step="deploy", reason=serving_gate.outputs["reason"])
+                skip_step(step="deploy", reason=serving_gate.outputs["reason"]) \
+                    .set_display_name("deploy-skipped")
         # kfp.local 2.17 only evaluates a dsl.If condition that has an Else branch.
         with dsl.Else(name="publish-skipped"):
-            skip_step(step="publish", reason=model_gate.outputs["reason"])
+            skip_step(step="publish", reason=model_gate.outputs["reason"]) \
+                .set_display_name("publish-skipped")
+            # A refused challenger explains itself: its card, marked refused, with the
+            # gate's reason and the comparison with the champion (never published).
+            model_card(
+                model=trained.outputs["model"], evaluation=evaluated.outputs["evaluation"],
+                blessing=model_gate.outputs["blessing"],
+                run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+            ).set_display_name("model-card-refused")
     with dsl.Else(name="training-skipped"):
-        skip_step(step="training", reason=data_gate.outputs["reason"])
+        skip_step(step="training", reason=data_gate.outputs["reason"]) \
+            .set_display_name("training-skipped")
 
 
 # How tuning runs its trials: "pods" fans them out with dsl.ParallelFor, one run-trial

@@ -69,8 +69,9 @@ def build_training_pipeline(
             store: Store URI for datasets, schemas and the model registry (s3://bucket/prefix).
             model_name: Registry name, also the InferenceService name; auto derives it
                 from the data's name.
-            estimator: hist_gradient_boosting, random_forest, logistic_regression or
-                ridge; auto picks hist_gradient_boosting.
+            estimator: hist_gradient_boosting, random_forest, logistic_regression,
+                ridge, xgboost, lightgbm, or an import path (xgboost.XGBClassifier,
+                pkg.module:Class); auto picks hist_gradient_boosting.
             params: Estimator parameters as a JSON object, e.g. {"max_iter": 200}.
             test_size: Share of labelled rows held out for evaluation (0-1).
             seed: Seed of the split, the estimator and the tuning search.
@@ -128,11 +129,12 @@ def stopping_gate(gates: dict, identical_to: int | None) -> str | None:
     return next(stops, None)
 
 
-def summarize_training(run) -> dict:
+def summarize_training(run, names: dict | None = None) -> dict:
     """The run summary the CLI prints: data, metrics, gates, skips, where the model went.
 
     A monitoring run is summarized by its ``monitor`` decision: the steps before it
     (the batch's statistics, its check-only validation, drift) are in its report.
+    ``names`` (task name -> display name) names the reports as the graph does.
     """
     run = dataclasses.replace(run, tasks=training_view(run.tasks))
     tasks = run.tasks
@@ -155,6 +157,8 @@ def summarize_training(run) -> dict:
         "target": checked.get("target"),
         "estimator": model_meta.get("estimator"),
         "dropped_columns": model_meta.get("dropped_columns", {}),
+        "placeholders": dataset.get("placeholders") or {},
+        "date_features": model_meta.get("date_features") or {},
         "metrics": metrics,
         "gates": run.gates(),
         "stopped_by": stopping_gate(run.gates(), identical_to),
@@ -168,7 +172,7 @@ def summarize_training(run) -> dict:
         "version": int(published["version"]) if "version" in published else None,
         "deploy": deployed.get("status"),
         "monitor": tasks["monitor"].parameters if "monitor" in tasks else None,
-        "reports": run.reports(),
+        "reports": run.reports(names),
         "run_dir": str(run.run_dir),
     }
 

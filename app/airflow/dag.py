@@ -46,8 +46,11 @@ def training_params(
         "store": Param(store, description="store URI: a local folder or s3://bucket/prefix; "
                        "empty: $KFP_MLOPS_STORE or ./mlops-store", **text),
         "task": Param("auto", enum=["auto", "classification", "regression"], **text),
-        "estimator": Param("auto", enum=["auto", "hist_gradient_boosting", "random_forest",
-                                         "logistic_regression", "ridge"], **text),
+        # Free text, not an enum: an import path (xgboost.XGBClassifier) is a value too;
+        # the settings refuse an unknown one by name when the train task starts.
+        "estimator": Param("auto", description="auto, hist_gradient_boosting, random_forest, "
+                           "logistic_regression, ridge, xgboost, lightgbm, or a scikit-learn-"
+                           "compatible class by import path (xgboost.XGBClassifier)", **text),
         "estimator_params": Param("{}", description="estimator parameters as a JSON object",
                                   **text),
         "test_size": Param(0.2, type="number", exclusiveMinimum=0, exclusiveMaximum=1),

@@ -69,7 +69,7 @@ class RunOutcome:
 
 
 def skip_steps_in_spec(spec: Mapping[str, Any]) -> dict[str, str]:
-    """Map each ``skip-step`` task name in a compiled pipeline spec to the step it skips."""
+    """Map each ``skip-step`` task name (and display name) in a pipeline spec to its step."""
     dags = [spec.get("root", {}).get("dag", {})]
     dags += [c.get("dag", {}) for c in spec.get("components", {}).values()]
     found: dict[str, str] = {}
@@ -80,6 +80,11 @@ def skip_steps_in_spec(spec: Mapping[str, Any]) -> dict[str, str]:
                 step = (body.get("inputs", {}).get("parameters", {}).get("step", {})
                         .get("runtimeValue", {}).get("constant"))
                 found[name] = str(step or name)
+                # A skip task with a display name (``publish-skipped``, set in
+                # pipelines/steps.py) may be listed under it: map both.
+                shown = (body.get("taskInfo") or {}).get("name")
+                if shown and shown != name:
+                    found[shown] = found[name]
     return found
 
 

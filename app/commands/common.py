@@ -14,10 +14,15 @@ from kfp_mlops.storage import DEFAULT_LOCAL_STORE, DEFAULT_STORE_ENV, default_st
 # uses 2 for usage errors), so a CI job that runs `kfp-mlops run` fails when nothing
 # was trained or released.
 EXIT_GATE_STOPPED = 3
+EXIT_USAGE = 2  # as argparse: a flag's value the command cannot use, found before any work
 
 
 class CliError(KfpMlopsError):
     """An error the user can fix; printed as one paragraph, exit status 1."""
+
+
+class UsageError(CliError):
+    """A flag value the command cannot use (e.g. a metric the task lacks): exit status 2."""
 
 
 def add_output(parser: argparse.ArgumentParser) -> None:

@@ -111,12 +111,45 @@ def _continuous(args: argparse.Namespace) -> int:
     from kfp_mlops.pipelines.monitoring import MONITORING_TASKS
     from kfp_mlops.pipelines.training import planned_tasks
 
+    _reuse_first_settings(args)
     pipeline = build_continuous_pipeline()
     arguments = training_arguments(args, pipeline, force=args.force,
                                    drift_share=args.drift_share, pushgateway=args.pushgateway or "")
     return execute(args, pipeline, arguments,
                    f"continuous training of {args.model_name} on {args.data!r}",
-                   len(MONITORING_TASKS) + planned_tasks(args.n_trials))
+                   len(MONITORING_TASKS) + planned_tasks(args.n_trials or 0))
+
+
+def _reuse_first_settings(args: argparse.Namespace) -> None:
+    """Fill every training flag not given from the model's first settings, and say which.
+
+    The blessing policy is reused only when none of --quality-metric,
+    --quality-threshold and --blessing-policy is given (they are one setting).
+    """
+    import json
+    import sys
+
+    from kfp_mlops.model.remembered import recall
+    from kfp_mlops.storage import open_store
+
+    stored = recall(open_store(store_uri(args)), args.model_name)
+    reused = {}
+    for name in ("target", "task", "estimator", "test_size", "seed", "n_trials"):
+        if getattr(args, name) is None and stored.get(name) is not None:
+            setattr(args, name, stored[name])
+            reused[name] = stored[name]
+    if args.params is None and stored.get("params"):
+        args.params = json.dumps(stored["params"])
+        reused["params"] = args.params
+    gate_given = (args.quality_metric, args.quality_threshold, args.blessing_policy)
+    if all(v is None for v in gate_given) and stored.get("blessing_policy"):
+        args.blessing_policy = stored["blessing_policy"]
+        reused["blessing policy"] = args.blessing_policy
+    args.reused_settings = reused  # the JSON summary's reused_settings
+    if reused and args.output == "text":
+        said = ", ".join(f"{k} {v}" for k, v in reused.items())
+        print(f"kfp-mlops continuous: reusing {args.model_name}'s first training settings "
+              f"(a flag overrides each): {said}", file=sys.stderr)
 
 
 def register(commands) -> None:

@@ -232,7 +232,9 @@ def show_command(args: argparse.Namespace) -> int:
         f"  metrics:      {'  '.join(f'{k} {v:.4f}' for k, v in meta.metrics.items())}",
         f"  data:         dataset {meta.dataset_version or '-'}, sha256 {meta.data_sha256 or '-'}",
         f"  model sha256: {meta.model_sha256}",
-        f"  built with:   scikit-learn {meta.sklearn_version}, kfp-mlops {meta.kfp_mlops_version}",
+        f"  built with:   scikit-learn {meta.sklearn_version}, kfp-mlops {meta.kfp_mlops_version}"
+        + (f", {meta.estimator_package} {meta.estimator_package_version}"
+           if meta.estimator_package else ""),
         f"  run:          {meta.run_id or '-'}  created {meta.created_at}",
         "  history:",
     ]

@@ -9,6 +9,7 @@ from pathlib import Path
 from kfp_mlops.app.commands.common import (
     EXIT_GATE_STOPPED,
     CliError,
+    UsageError,
     add_output,
     add_store,
     emit,
@@ -26,7 +27,7 @@ def execute(
     Returns :data:`EXIT_GATE_STOPPED` when a gate stopped the run, else 0.
     """
     from kfp_mlops.app.console import capture_run_output, format_summary
-    from kfp_mlops.pipelines.local import run_locally
+    from kfp_mlops.pipelines.local import display_names, run_locally
     from kfp_mlops.pipelines.training import summarize_training
     from kfp_mlops.storage import StoreError, open_store
 
@@ -41,18 +42,22 @@ def execute(
     log_path = runs_dir / "last-run.log"
     if args.output == "text":
         print(f"kfp-mlops {args.command}: {title}, store {arguments['store']}", file=sys.stderr)
-    with capture_run_output(log_path, args.output == "text", planned) as log:
+    names = display_names(pipeline)
+    with capture_run_output(log_path, args.output == "text", planned, names) as log:
         run = run_locally(pipeline, arguments, runs_dir)
     final_log = run.run_dir / "run.log" if run.run_dir != runs_dir.resolve() else log_path
     if final_log != log_path:
         log_path.replace(final_log)
     if not run.succeeded:
         raise CliError(
-            f"the pipeline failed in task {log.failed_task or '?'}: "
+            f"the pipeline failed in task {names.get(log.failed_task, log.failed_task or '?')}: "
             f"{log.last_error or run.error}. {_published_text(store, before)} "
             f"Full log: {final_log}"
         )
-    summary = summarize_training(run)
+    summary = summarize_training(run, names)
+    _remember_settings(store, summary, arguments)
+    if getattr(args, "reused_settings", None) is not None:  # continuous (loop.py)
+        summary["reused_settings"] = args.reused_settings
     summary["log"] = str(final_log)
     summary["task_seconds"] = log.durations
     _report_model_registry(args, store, summary)
@@ -76,6 +81,27 @@ def _report_model_registry(args: argparse.Namespace, store, summary: dict) -> No
     print(f"kfp-mlops {args.command}: warning: published in the store, but the Kubeflow Model "
           f"Registry does not show it yet ({behind.get('error')}); finish it with: "
           f"{behind.get('command')}", file=sys.stderr)
+
+
+def _remember_settings(store, summary: dict, arguments: dict) -> None:
+    """Keep the settings of a model name's first published version (model/remembered.py)."""
+    import json
+
+    from kfp_mlops.model.remembered import remember
+    from kfp_mlops.model.settings import chosen
+
+    if summary.get("version") is None or not summary.get("model_name") or \
+            "estimator" not in arguments:
+        return
+    params = arguments.get("params") or "{}"
+    remember(store, summary["model_name"], {
+        "target": summary.get("target"), "task": summary.get("task"),
+        "estimator": chosen(arguments.get("estimator")),
+        "params": json.loads(params) if isinstance(params, str) else params,
+        "test_size": arguments.get("test_size"), "seed": arguments.get("seed"),
+        "n_trials": arguments.get("n_trials"),
+        "blessing_policy": summary.get("blessing_policy"),
+    })
 
 
 def _publications(store) -> set[tuple[str, str]]:
@@ -131,16 +157,28 @@ def training_arguments(args: argparse.Namespace, pipeline, **others) -> dict:
     The flags become the settings once, validated before any task runs (a bad value
     stops the command with the settings' message, not a failed task later).
     """
-    from kfp_mlops.model.settings import BlessingSettings, TrainingSettings
+    from kfp_mlops.model.settings import (
+        BlessingSettings,
+        TrainingSettings,
+        UnknownMetricError,
+    )
     from kfp_mlops.pipelines.steps import pipeline_arguments
 
+    given = {
+        "target": args.target, "task": args.task, "estimator": args.estimator,
+        "params": args.params, "test_size": args.test_size, "seed": args.seed,
+        "n_trials": args.n_trials,
+        "search_space": vars(args).get("search_space"),  # a flag of `run` only
+    }
+    # A flag left out keeps the settings' default.
     training = TrainingSettings.from_parameters(
-        target=args.target, task=args.task, estimator=args.estimator, params=args.params,
-        test_size=args.test_size, seed=args.seed, n_trials=args.n_trials,
-        search_space=vars(args).get("search_space"),  # a flag of `run` only
-    )
+        **{k: v for k, v in given.items() if v is not None})
     blessing = BlessingSettings.from_parameters(
         args.quality_metric, args.quality_threshold, args.blessing_policy)
+    try:
+        blessing.check_reported(training.task)
+    except UnknownMetricError as exc:
+        raise UsageError(f"{exc}. No task was run.") from None
     return pipeline_arguments(
         pipeline, training, blessing, data=args.data, store=store_uri(args),
         model_name=args.model_name or "auto", force_new_version=args.force_new_version,
@@ -167,7 +205,7 @@ def run_command(args: argparse.Namespace) -> int:
     arguments = training_arguments(args, pipeline, update_schema=args.update_schema,
                                    warn_only=args.warn_only)
     return execute(args, pipeline, arguments, f"training on {args.data!r}",
-                   planned_tasks(args.n_trials))
+                   planned_tasks(args.n_trials or 0))
 
 
 def add_training_flags(run: argparse.ArgumentParser) -> None:
@@ -187,13 +225,17 @@ def add_training_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument("--task", choices=["classification", "regression"],
                      help="default: inferred from the target")
     run.add_argument("--model-name", help="registry name (default: from the data's name)")
-    run.add_argument("--estimator", default=AUTO,
-                     help="auto (hist_gradient_boosting), random_forest, "
-                     "logistic_regression, ridge")
+    # Defaults are None ("not given"): `continuous` then reuses the model's first
+    # settings (model/remembered.py); the help says the value a first run uses.
+    run.add_argument("--estimator",
+                     help=f"{AUTO} (hist_gradient_boosting, the default), random_forest, "
+                     "logistic_regression, ridge, xgboost, lightgbm, or any scikit-learn-"
+                     "compatible class by import path: xgboost.XGBClassifier, "
+                     "lightgbm.LGBMRegressor, mypackage.models:MyEstimator")
     run.add_argument("--params", help='estimator parameters as JSON, e.g. \'{"max_depth": 3}\'')
-    run.add_argument("--test-size", type=float, default=defaults.test_size,
+    run.add_argument("--test-size", type=float,
                      help=f"held-out share (default {defaults.test_size})")
-    run.add_argument("--seed", type=int, default=defaults.seed,
+    run.add_argument("--seed", type=int,
                      help=f"random seed (default {defaults.seed})")
     run.add_argument("--quality-metric",
                      help="metric the model gate judges (default accuracy / r2)")
@@ -203,7 +245,7 @@ def add_training_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument("--blessing-policy",
                      help="full policy replacing the two above, e.g. "
                      "'accuracy>=0.8,f1_macro>=0.7;tolerance=0.01'")
-    run.add_argument("--n-trials", type=int, default=defaults.n_trials,
+    run.add_argument("--n-trials", type=int,
                      help="tune: cross-validate this many candidates in parallel tasks, train "
                      "the best (default 0: no tuning)")
     run.add_argument("--force-new-version", action="store_true",

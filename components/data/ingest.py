@@ -34,6 +34,8 @@ def ingest(
         "rows": result.rows, "columns": result.columns, "sha256": result.sha256,
         "source": result.source_uri, "format": "parquet",
         "dataset_version": result.dataset_version or "", "new_version": result.new_version,
+        # Text columns read as numbers: column -> {placeholder: cells made missing}.
+        "placeholders": result.placeholders,
     })
     outputs = namedtuple("IngestOutputs", ["dataset_version", "data_sha256", "rows"])
     return outputs(result.dataset_version or "", result.sha256, result.rows)

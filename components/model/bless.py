@@ -59,7 +59,10 @@ def bless_model(
 
     log = logging.getLogger("kfp_mlops.components.model.bless_model")
     fingerprint = None if force_new_version else read_metadata(model.path).training_fingerprint
-    spec = BlessingSettings.from_parameters(quality_metric, quality_threshold, policy).spec(task)
+    settings = BlessingSettings.from_parameters(quality_metric, quality_threshold, policy)
+    # A metric the task does not report fails here, named, before the identity check.
+    settings.check_reported(task)
+    spec = settings.spec(task)
     decision = model_gate(store, model_name, test_data.path, dict(metrics.metadata), task, spec,
                           blessing.path, fingerprint)
     with open(comparison.path, "w") as handle:

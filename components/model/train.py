@@ -25,7 +25,8 @@ def train(
         task: ``classification`` or ``regression``.
         model: Model folder: ``model.joblib`` plus ``metadata.json``.
         estimator: ``auto`` (hist_gradient_boosting), ``random_forest``,
-            ``logistic_regression`` (classification) or ``ridge`` (regression).
+            ``logistic_regression`` (classification), ``ridge`` (regression), ``xgboost``,
+            ``lightgbm``, or an import path (``xgboost.XGBClassifier``, ``pkg.mod:Class``).
         params: Estimator parameters as a JSON object, e.g. ``{"max_depth": 3}``.
         seed: Random seed of the estimator.
         data_sha256: sha256 of the ingested data, recorded in the metadata.
@@ -44,5 +45,7 @@ def train(
     model.metadata.update({
         "framework": "scikit-learn", "framework_version": metadata.sklearn_version,
         "estimator": metadata.estimator, "task": task, "model_sha256": metadata.model_sha256,
-        "dropped_columns": metadata.dropped_columns,
+        "dropped_columns": metadata.dropped_columns, "date_features": metadata.date_features,
+        "estimator_package": metadata.estimator_package or "",
+        "estimator_package_version": metadata.estimator_package_version or "",
     })

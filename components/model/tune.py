@@ -20,7 +20,8 @@ def make_candidates(
     Args:
         task: ``classification`` or ``regression``.
         estimator: ``auto`` (hist_gradient_boosting), ``random_forest``,
-            ``logistic_regression`` (classification) or ``ridge`` (regression).
+            ``logistic_regression`` (classification), ``ridge`` (regression), ``xgboost``,
+            ``lightgbm``, or an import path (``xgboost.XGBClassifier``).
         search_space: ``auto`` (the estimator's default grid) or a JSON object of
             parameter -> list of values, e.g. ``{"max_depth": [3, 5, 8]}``.
         n_trials: How many distinct combinations to sample (1: no tuning, just ``params``).

@@ -4,11 +4,16 @@ Rows move as Arrow record batches from the reader (pyarrow's streaming CSV reade
 Parquet file's row groups) to a Parquet writer, and through the content hash on the
 way, so memory is bounded by a batch, not by the file. The file is written beside its
 target and renamed, and published only when whole: nobody reads half of it.
+
+A text column of numbers with a few placeholders (``?``, ``-``) is rewritten as numbers
+with those cells missing, and said so (:mod:`kfp_mlops.data.placeholders`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +23,7 @@ import pyarrow.parquet as pq
 from kfp_mlops.data.content_hash import ContentHasher
 from kfp_mlops.data.logged import is_window_source, labelled_only
 from kfp_mlops.data.parquet import ROW_GROUP_ROWS, parquet_writer
+from kfp_mlops.data.placeholders import PlaceholderScan, convert_table
 from kfp_mlops.data.sources import (
     BUNDLED,
     TableStream,
@@ -34,6 +40,8 @@ from kfp_mlops.storage import open_store
 if TYPE_CHECKING:
     import pandas as pd
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class IngestResult:
@@ -45,6 +53,8 @@ class IngestResult:
     source_uri: str
     dataset_version: str | None = None
     new_version: bool = False
+    # Text columns read as numbers: column -> {placeholder value: cells made missing}.
+    placeholders: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,7 @@ class _Written:
     schema: pa.Schema
     rows: int
     content_sha256: str
+    placeholders: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def ingest_to_parquet(
@@ -86,6 +97,7 @@ def ingest_to_parquet(
     return IngestResult(
         rows=written.rows, columns=len(written.schema), sha256=digest, source_uri=uri,
         dataset_version=version.version_id if version else None, new_version=created,
+        placeholders=written.placeholders,
     )
 
 
@@ -107,12 +119,41 @@ def parquet_as_is(source: str) -> Path | None:
 
 def _write(stream: TableStream, path: Path, shown: str) -> _Written:
     check_schema(stream.schema, shown)
-    hasher = ContentHasher(stream.schema)
+    scan = PlaceholderScan(stream.schema)
+    written = _write_batches(stream.schema, stream.batches, path, shown, scan)
+    numeric = scan.numeric_columns()
+    if not numeric:
+        return written
+    # Text columns of numbers with a few placeholders: rewrite the file with them as
+    # float64 (one more pass over the written Parquet, by row group).
+    for name, tokens in numeric.items():
+        log.warning("column %r is read as numbers: %s read as missing", name,
+                    ", ".join(f"{n} {token!r}" for token, n in tokens.items()))
+    converted = path.with_name(path.name + ".numbers")
+    try:
+        source = pq.ParquetFile(path)
+        schema = convert_table(source.schema_arrow.empty_table(), numeric).schema
+        batches = (batch for group in range(source.num_row_groups)
+                   for batch in convert_table(source.read_row_group(group), numeric)
+                   .to_batches())
+        rewritten = _write_batches(schema, batches, converted, shown, None)
+        converted.replace(path)
+    finally:
+        converted.unlink(missing_ok=True)
+    return dataclasses.replace(rewritten, placeholders=numeric)
+
+
+def _write_batches(
+    schema: pa.Schema, batches, path: Path, shown: str, scan: PlaceholderScan | None
+) -> _Written:
+    hasher = ContentHasher(schema)
     pending: pa.Table | None = None
-    with parquet_writer(path, stream.schema) as writer:
-        for batch in stream.batches:
+    with parquet_writer(path, schema) as writer:
+        for batch in batches:
             hasher.update(batch)
-            table = pa.Table.from_batches([batch], schema=stream.schema)
+            if scan is not None:
+                scan.update(batch)
+            table = pa.Table.from_batches([batch], schema=schema)
             pending = table if pending is None else pa.concat_tables([pending, table])
             while pending.num_rows >= ROW_GROUP_ROWS:
                 writer.write_table(pending.slice(0, ROW_GROUP_ROWS))
@@ -121,7 +162,7 @@ def _write(stream: TableStream, path: Path, shown: str) -> _Written:
             writer.write_table(pending)
     if hasher.rows == 0:
         raise DataError(f"{shown!r} has no rows; give a file with data")
-    return _Written(stream.schema, hasher.rows, hasher.hexdigest())
+    return _Written(schema, hasher.rows, hasher.hexdigest())
 
 
 def _nested_kind(arrow_type: pa.DataType) -> str | None:
@@ -150,11 +191,11 @@ def check_schema(schema: pa.Schema, source: str) -> None:
             "or leave them out of the file"
         )
     bad = []
-    for field in schema:
+    for column in schema:
         try:
-            column_kind(field.type)
+            column_kind(column.type)
         except StatisticsError:
-            bad.append(f"{field.name!r} ({field.type})")
+            bad.append(f"{column.name!r} ({column.type})")
     if bad:
         raise DataError(
             f"{source!r} has column(s) of a type the suite cannot use: {', '.join(bad)}; "

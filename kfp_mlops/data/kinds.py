@@ -6,7 +6,8 @@ version), so they never change. Import-light: no pandas or pyarrow at import.
 - A column's **kind** (statistics and schemas): ``numeric`` (floating point, decimal),
   ``integer``, ``categorical`` (text, dictionary-encoded, all-empty), ``boolean``,
   ``datetime``.
-- A feature's kind (model metadata): ``numeric`` (scaled) or ``categorical`` (one-hot).
+- A feature's kind (model metadata): ``numeric`` (scaled), ``categorical`` (one-hot) or
+  ``datetime`` (calendar features; sent to the model as text).
 - A value **family** (serving): numbers are one family, since an integer feature may
   arrive as floats; ``boolean`` and ``categorical`` (text) are the others.
 """
@@ -27,8 +28,9 @@ DATETIME = "datetime"
 KINDS = (NUMERIC, INTEGER, CATEGORICAL, BOOLEAN, DATETIME)
 NUMERIC_KINDS = (NUMERIC, INTEGER)
 CATEGORICAL_KINDS = (CATEGORICAL, BOOLEAN)
-# How a model's preprocessing treats a feature: scaled, or one-hot encoded.
-FEATURE_KINDS = (NUMERIC, CATEGORICAL)
+# How a model's preprocessing treats a feature: scaled, one-hot encoded, or turned into
+# calendar features (year, month, day of week, hour).
+FEATURE_KINDS = (NUMERIC, CATEGORICAL, DATETIME)
 
 
 def arrow_kind(arrow_type: pa.DataType) -> str | None:

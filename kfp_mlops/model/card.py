@@ -316,7 +316,12 @@ def render_model_card(
     if version is None:
         version = metadata.version
     run_id = run_id or metadata.run_id
-    shown_version = f"v{version}" if version is not None else "(not yet published)"
+    refused = verdict is not None and not verdict.blessed
+    if refused:  # the model gate refused it: it is never published, the card says why
+        shown_version = "(REFUSED by the model gate: not published)"
+        stage = "refused"
+    else:
+        shown_version = f"v{version}" if version is not None else "(not yet published)"
     data_version = summary.pop("dataset_version", None) or metadata.dataset_version
     data_sha = summary.pop("data_sha256", None) or metadata.data_sha256
 
@@ -432,6 +437,8 @@ def _lineage(metadata: ModelMetadata, data_version: Any, data_sha: Any,
         ("data sha256", data_sha),
         ("model sha256", metadata.model_sha256),
         ("scikit-learn", metadata.sklearn_version),
+        *([(metadata.estimator_package, metadata.estimator_package_version)]
+          if metadata.estimator_package else []),
         ("kfp-mlops", metadata.kfp_mlops_version),
         ("python", metadata.python_version),
         ("run id", run_id),

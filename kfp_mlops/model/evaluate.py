@@ -475,5 +475,9 @@ def _estimator_params(model: Any) -> dict[str, Any]:
 
     steps = getattr(model, "named_steps", {})
     estimator = steps.get("estimator", model) if isinstance(steps, dict) else model
+    from kfp_mlops.model.encoded import LabelEncoded
+
+    if isinstance(estimator, LabelEncoded):  # the wrapped estimator's own parameters
+        estimator = estimator.estimator
     params = estimator.get_params(deep=False) if hasattr(estimator, "get_params") else {}
     return json.loads(json.dumps(params, default=repr))

@@ -1,10 +1,10 @@
 """Decide which columns can be features, and how the model treats each.
 
 Columns that cannot help are dropped with a reason instead of crashing training:
-all-empty, constant, identifier-like text (one distinct value per row: ids, free text),
-and dates. Dates are dropped rather than expanded because the model must stay a plain
-scikit-learn Pipeline of built-in classes: the stock ``kserve-sklearnserver`` cannot
-unpickle custom transformers. Derive numeric date features upstream if they matter.
+all-empty, constant, identifier-like text (one distinct value per row: ids, free text).
+Date and timestamp columns (timestamps, or text that parses as dates) become calendar
+features inside the model (:mod:`kfp_mlops.model.calendar`): the model then needs
+kfp-mlops to load (the suite's image), not only scikit-learn.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from kfp_mlops.data.kinds import CATEGORICAL, NUMERIC
+from kfp_mlops.data.kinds import CATEGORICAL, DATETIME, NUMERIC
 from kfp_mlops.data.logged import is_log_column
 
 log = logging.getLogger(__name__)
@@ -35,11 +35,17 @@ class FeaturePlan:
     numeric: list[str] = field(default_factory=list)
     categorical: list[str] = field(default_factory=list)
     dropped: dict[str, str] = field(default_factory=dict)
+    datetime: list[str] = field(default_factory=list)  # calendar features
 
     @property
     def columns(self) -> list[str]:
         """All feature columns in input order."""
-        return self.numeric + self.categorical
+        return self.numeric + self.categorical + self.datetime
+
+    def kind(self, name: str) -> str:
+        """How the model treats column ``name``: a kind of kinds.FEATURE_KINDS."""
+        return (NUMERIC if name in self.numeric else DATETIME if name in self.datetime
+                else CATEGORICAL)
 
 
 def _looks_like_dates(values: pd.Series) -> bool:
@@ -90,7 +96,7 @@ def plan_features(frame: pd.DataFrame, target: str) -> FeaturePlan:
         elif pd.api.types.is_datetime64_any_dtype(column) or (
             column.dtype == object and _looks_like_dates(column)
         ):
-            plan.dropped[name] = "date column (derive numeric features from it upstream)"
+            plan.datetime.append(name)
         elif pd.api.types.is_bool_dtype(column):
             plan.categorical.append(name)
         elif pd.api.types.is_numeric_dtype(column):
@@ -121,7 +127,9 @@ def prepare_inputs(frame: pd.DataFrame, plan: FeaturePlan) -> pd.DataFrame:
     columns: dict[str, pd.Series] = {}
     for name in plan.numeric:
         columns[name] = pd.to_numeric(frame[name], errors="coerce").astype("float64")
-    for name in plan.categorical:
+    # Dates travel as text (ISO for timestamps), as a client sends them; the model's
+    # calendar step parses them (kfp_mlops.model.calendar).
+    for name in plan.categorical + plan.datetime:
         column = frame[name]
         columns[name] = column.astype(str).astype(object).where(column.notna(), np.nan)
     # One frame built at once: inserting columns one by one fragments it (pandas warns,
@@ -160,6 +168,7 @@ def plan_from_metadata(metadata) -> FeaturePlan:
     return FeaturePlan(
         numeric=[f.name for f in metadata.features if f.kind == NUMERIC],
         categorical=[f.name for f in metadata.features if f.kind == CATEGORICAL],
+        datetime=[f.name for f in metadata.features if f.kind == DATETIME],
     )
 
 

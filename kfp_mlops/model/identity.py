@@ -21,13 +21,16 @@ from kfp_mlops.model.settings import TrainingSettings, shown
 
 
 def training_fingerprint(
-    train_path: str | Path, settings: TrainingSettings, params: dict[str, Any]
+    train_path: str | Path, settings: TrainingSettings, params: dict[str, Any],
+    package: tuple[str | None, str | None] = (None, None),
 ) -> str:
     """The sha256 of everything that determines the trained model.
 
     ``params`` are the ones the model was built with (the settings' and any defaults
     training added). The estimator is recorded as the user gave it, ``auto`` when left
-    to us, as before settings existed: published versions keep matching.
+    to us, as before settings existed: published versions keep matching. ``package`` is
+    an estimator library's name and version (xgboost 3.2.0): another version is another
+    model (recorded only when set, so scikit-learn models keep their fingerprints).
     """
     import sklearn
 
@@ -39,6 +42,8 @@ def training_fingerprint(
         "seed": settings.seed, "kfp_mlops": kfp_mlops.__version__,
         "scikit-learn": sklearn.__version__,
     }
+    if package[0]:
+        made_of[package[0]] = package[1]
     return hashlib.sha256(json.dumps(made_of, sort_keys=True, default=str).encode()).hexdigest()
 
 

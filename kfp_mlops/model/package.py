@@ -73,11 +73,17 @@ class ModelMetadata:
     classes: list[Any] | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     dropped_columns: dict[str, str] = field(default_factory=dict)
+    # Date column -> the calendar parts the model derives from it (year, month, ...).
+    date_features: dict[str, list[str]] = field(default_factory=dict)
     data_sha256: str | None = None
     dataset_version: str | None = None
     model_sha256: str | None = None
     model_hmac_sha256: str | None = None  # HMAC-SHA256 of the model file (signing key)
     sklearn_version: str = ""
+    # The library of an estimator named by import path (xgboost, lightgbm), checked on
+    # load like scikit-learn's version; None for scikit-learn's own estimators.
+    estimator_package: str | None = None
+    estimator_package_version: str | None = None
     kfp_mlops_version: str = ""
     python_version: str = field(default_factory=platform.python_version)
     name: str | None = None
@@ -260,7 +266,8 @@ def load_model_folder(folder: str | Path, check_sklearn: bool = True) -> tuple[A
     """Load a model folder after verifying it; never unpickles an unverified file.
 
     Checks, before unpickling: a recorded sha256 that matches; the signature when a
-    signing key is configured (:func:`signing_key`); the scikit-learn version.
+    signing key is configured (:func:`signing_key`); the scikit-learn version and the
+    version of an estimator's own library (xgboost, lightgbm).
     """
     import joblib
     import sklearn
@@ -274,4 +281,10 @@ def load_model_folder(folder: str | Path, check_sklearn: bool = True) -> tuple[A
             f"{sklearn.__version__} is installed; serve it with the image that trained it "
             "(the suite image) or retrain"
         )
+    if check_sklearn:
+        from kfp_mlops.model.estimators import check_package
+
+        refused = check_package(metadata.estimator_package, metadata.estimator_package_version)
+        if refused:
+            raise ModelIntegrityError(refused)
     return joblib.load(io.BytesIO(data)), metadata

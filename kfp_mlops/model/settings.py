@@ -39,6 +39,17 @@ DEFAULT_THRESHOLD = {"classification": 0.7, "regression": 0.2}
 # How much worse than the production model a challenger may be (metric units).
 DEFAULT_TOLERANCE = 0.01
 LOWER_IS_BETTER = {"rmse", "mae", "log_loss"}
+# The metrics evaluation reports per task (kfp_mlops.model.evaluate): roc_auc for two
+# classes, roc_auc_ovr for more; log_loss and the AUCs need probabilities.
+TASK_METRICS: dict[str, tuple[str, ...]] = {
+    "classification": ("accuracy", "balanced_accuracy", "f1_macro", "precision_macro",
+                       "recall_macro", "log_loss", "roc_auc", "roc_auc_ovr"),
+    "regression": ("r2", "rmse", "mae"),
+}
+
+
+class UnknownMetricError(DataError):
+    """A gate metric the task does not report: a usage error, found before any work."""
 
 
 def chosen(value: Any) -> Any:
@@ -77,21 +88,35 @@ def check_task(task: str) -> None:
 
 
 def check_estimator(estimator: str | None, task: str | None) -> None:
-    """Refuse an estimator name the task (or, task unknown yet, every task) lacks."""
+    """Refuse an estimator name the task (or, task unknown yet, every task) lacks.
+
+    An alias (``xgboost``, ``lightgbm``) or import path (``xgboost.XGBClassifier``,
+    ``pkg.mod:Class``) is imported and checked here, so a missing package or a class
+    that is not an estimator stops the command before any task runs
+    (:mod:`kfp_mlops.model.estimators`).
+    """
     if estimator is None:
+        return
+    from kfp_mlops.model.estimators import ALIASES, is_external, load_class
+
+    if is_external(estimator):
+        load_class(estimator, task)
         return
     if task is not None:
         choices = ESTIMATOR_NAMES[task]
         if estimator not in choices:
             raise DataError(
                 f"estimator {estimator!r} is not available for {task}; choose one of "
-                f"{', '.join([AUTO, *choices])}"
+                f"{', '.join([AUTO, *choices, *ALIASES])} or an import path such as "
+                "xgboost.XGBClassifier"
             )
         return
     every = list(dict.fromkeys(n for names in ESTIMATOR_NAMES.values() for n in names))
     if estimator not in every:
         raise DataError(
-            f"estimator {estimator!r} is not available; choose one of {', '.join([AUTO, *every])}"
+            f"estimator {estimator!r} is not available; choose one of "
+            f"{', '.join([AUTO, *every, *ALIASES])} or an import path such as "
+            "xgboost.XGBClassifier (module.Class or module:Class)"
         )
 
 
@@ -138,7 +163,7 @@ class TrainingSettings:
         """Settings from primitive values (flags, KFP or Airflow parameters).
 
         ``"auto"`` and ``""`` become ``None``, ``params`` may be JSON text, numbers may
-        be strings; unnamed fields keep their defaults.
+        be strings; unnamed fields, and numbers given as ``None``, keep their defaults.
         """
         for name in ("target", "task", "estimator", "search_space", "metric"):
             if name in values:
@@ -147,7 +172,9 @@ class TrainingSettings:
             values["params"] = parse_params(values["params"])
         for name, kind in (("seed", int), ("n_trials", int), ("cv_folds", int),
                            ("test_size", float)):
-            if values.get(name) is not None:
+            if name in values and values[name] is None:
+                del values[name]  # not given: the default
+            elif name in values:
                 values[name] = kind(values[name])
         return cls(**values)
 
@@ -205,6 +232,27 @@ class BlessingSettings:
                 ) from None
         policy = chosen(policy)
         return cls(chosen(metric), threshold, None if policy is None else str(policy))
+
+    def metrics(self) -> list[str]:
+        """The metrics this gate judges (``None`` in the list: the task's default)."""
+        if self.policy is not None:
+            return [rule.metric for rule in BlessingPolicy.parse(self.policy).rules]
+        return [] if self.metric is None else [self.metric]
+
+    def check_reported(self, task: str | None) -> None:
+        """Refuse a metric ``task`` (unknown: any task) does not report, naming the usable ones.
+
+        Found before any task runs: otherwise every step trains and the gate stops at
+        the end, or the "identical model" check answers first and the typo goes unseen.
+        """
+        tasks = [task] if task is not None else list(TASK_METRICS)
+        usable = list(dict.fromkeys(m for t in tasks for m in TASK_METRICS[t]))
+        for metric in self.metrics():
+            if metric not in usable:
+                for_what = f"{task} reports" if task is not None else "evaluation reports"
+                raise UnknownMetricError(
+                    f"metric {metric!r} is not one {for_what}; use one of {', '.join(usable)}"
+                )
 
     def spec(self, task: str) -> str:
         """The compact policy string for ``task``: ``policy``, else the one metric rule."""

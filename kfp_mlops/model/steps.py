@@ -26,7 +26,9 @@ def train_step(
     ``data_sha256``, ``dataset_version`` and ``model_name`` are lineage, recorded only.
     """
     model, metadata = train_model(read_dataset(train_path), settings)
-    metadata.training_fingerprint = training_fingerprint(train_path, settings, metadata.params)
+    metadata.training_fingerprint = training_fingerprint(
+        train_path, settings, metadata.params,
+        (metadata.estimator_package, metadata.estimator_package_version))
     metadata.data_sha256 = data_sha256
     metadata.dataset_version = dataset_version
     metadata.name = model_name

@@ -25,8 +25,10 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from kfp_mlops.data.checks import MIN_ROWS_PER_CLASS
-from kfp_mlops.data.kinds import CATEGORICAL, NUMERIC
 from kfp_mlops.data.sources import DataError
+from kfp_mlops.model.calendar import CalendarFeatures
+from kfp_mlops.model.encoded import LabelEncoded
+from kfp_mlops.model.estimators import is_external, load_class, package_of
 from kfp_mlops.model.features import (
     FeaturePlan,
     class_labels,
@@ -72,12 +74,17 @@ def make_estimator(task: str, estimator: str | None, params: dict[str, Any], see
     """Instantiate ``estimator`` (``None``: the default) for ``task`` with ``params``."""
     check_estimator(estimator, task)
     name = DEFAULT_ESTIMATOR if estimator is None else estimator
-    cls = ESTIMATORS[task][name]
+    cls = load_class(name, task) if is_external(name) else ESTIMATORS[task][name]
     defaults: dict[str, Any] = {}
-    if "random_state" in cls().get_params():
+    known = cls().get_params()
+    if "random_state" in known:
         defaults["random_state"] = seed
     if cls is LogisticRegression:
         defaults["max_iter"] = 1000
+    if cls.__module__.startswith("lightgbm") and "verbose" not in params:
+        # LightGBM prints a warning per split it cannot make ("No further splits with
+        # positive gain"); its own -1 silences them, errors still raise.
+        defaults["verbose"] = -1
     try:
         return cls(**{**defaults, **params})
     except TypeError as exc:
@@ -97,10 +104,15 @@ def build_pipeline(plan: FeaturePlan, estimator) -> Pipeline:
             sparse_output=False,
         )),
     ])
-    preprocess = ColumnTransformer(
-        [("numeric", numeric, plan.numeric), ("categorical", categorical, plan.categorical)],
-        remainder="drop",
-    )
+    branches = [("numeric", numeric, plan.numeric), ("categorical", categorical, plan.categorical)]
+    if plan.datetime:  # only then: models without dates stay plain scikit-learn
+        calendar = Pipeline([
+            ("calendar", CalendarFeatures()),
+            ("impute", SimpleImputer(strategy="median")),
+            ("scale", StandardScaler()),
+        ])
+        branches.append(("datetime", calendar, plan.datetime))
+    preprocess = ColumnTransformer(branches, remainder="drop")
     return Pipeline([("preprocess", preprocess), ("estimator", estimator)])
 
 
@@ -204,7 +216,11 @@ def prepare_training(frame: pd.DataFrame, settings: TrainingSettings) -> Trainin
             log.warning("%s", reason)
         # Recorded with the parameters set for this model (card, fingerprint).
         parsed = {**defaults, **parsed}
-    model = build_pipeline(plan, make_estimator(task, settings.estimator, parsed, settings.seed))
+    estimator = make_estimator(task, settings.estimator, parsed, settings.seed)
+    if task == "classification" and is_external(settings.estimator):
+        # XGBoost takes labels 0..n-1 only; the wrapper answers with the original ones.
+        estimator = LabelEncoded(estimator)
+    model = build_pipeline(plan, estimator)
     return TrainingSetup(model, inputs, y, plan, parsed)
 
 
@@ -217,17 +233,29 @@ def train_model(frame: pd.DataFrame, settings: TrainingSettings) -> tuple[Pipeli
     features = [
         Feature(
             name=c, dtype=str(inputs[c].dtype),
-            kind=NUMERIC if c in plan.numeric else CATEGORICAL,
+            kind=plan.kind(c),
         )
         for c in plan.columns
     ]
+    fitted = model.named_steps["estimator"]
+    fitted = fitted.estimator if isinstance(fitted, LabelEncoded) else fitted
+    package = package_of(fitted)
     metadata = ModelMetadata(
         task=task,
         target=target,
         features=features,
-        estimator=type(model.named_steps["estimator"]).__name__,
+        estimator=type(fitted).__name__,
+        estimator_package=package[0] if package else None,
+        estimator_package_version=package[1] if package else None,
         params=parsed,
         classes=[str(c) for c in model.classes_] if task == "classification" else None,
         dropped_columns=plan.dropped,
+        date_features=_date_features(model) if plan.datetime else {},
     )
     return model, metadata
+
+
+def _date_features(model: Pipeline) -> dict[str, list[str]]:
+    """Date column -> the calendar parts the fitted model derives from it."""
+    branch = model.named_steps["preprocess"].named_transformers_["datetime"]
+    return dict(branch.named_steps["calendar"].parts_)

@@ -69,6 +69,22 @@ DEFAULT_SEARCH_SPACES: dict[str, SearchSpace] = {
     },
     "logistic_regression": {"C": [0.01, 0.1, 1.0, 10.0, 100.0]},
     "ridge": {"alpha": [0.01, 0.1, 1.0, 10.0, 100.0]},
+    # Estimators named by import path (kfp_mlops.model.estimators), keyed by package:
+    # xgboost.XGBClassifier and xgboost.XGBRegressor share one grid (XGBoost's defaults:
+    # max_depth 6, learning_rate 0.3, 100 trees; LightGBM's: num_leaves 31, 0.1, 100).
+    "xgboost": {
+        "n_estimators": [100, 200, 400],
+        "max_depth": [3, 6, 9],
+        "learning_rate": [0.03, 0.1, 0.3],
+        "min_child_weight": [1, 5],
+        "subsample": [0.8, 1.0],
+    },
+    "lightgbm": {
+        "n_estimators": [100, 200, 400],
+        "num_leaves": [15, 31, 63],
+        "learning_rate": [0.03, 0.1, 0.3],
+        "min_child_samples": [10, 20, 40],
+    },
 }
 
 # User-facing metric name -> scikit-learn scorer. Scorers are "higher is better", so
@@ -138,11 +154,16 @@ _SHORT_NAMES = {
 
 def default_search_space(estimator: str | None = None) -> SearchSpace:
     """A copy of the default search space of ``estimator`` (``None``: the default one)."""
+    from kfp_mlops.model.estimators import is_external
+
     name = DEFAULT_ESTIMATOR if estimator is None else estimator
+    if is_external(name):  # xgboost.XGBRegressor -> the "xgboost" grid
+        name = name.replace(":", ".").split(".")[0]
     if name not in DEFAULT_SEARCH_SPACES:
         raise DataError(
-            f"no default search space for estimator {estimator!r}; choose one of "
-            f"{', '.join(['auto', *DEFAULT_SEARCH_SPACES])} or pass search_space as JSON"
+            f"no default search space for estimator {estimator!r}; pass search_space as "
+            "JSON (--search-space '{\"param\": [value, ...]}'), or choose one of "
+            f"{', '.join(['auto', *DEFAULT_SEARCH_SPACES])}"
         )
     return {k: list(v) for k, v in DEFAULT_SEARCH_SPACES[name].items()}
 
@@ -160,7 +181,8 @@ def _check_param(task: str, estimator: str | None, name: str, value: Any, where:
     # scikit-learn checks values only at fit time; its own validator runs the same
     # checks now, so a bad value fails before a pipeline fans out.
     validate = getattr(candidate, "_validate_params", None)
-    if callable(validate):
+    # Estimators of other libraries inherit the method without the constraints it reads.
+    if callable(validate) and hasattr(candidate, "_parameter_constraints"):
         try:
             validate()
         except (ValueError, TypeError) as exc:

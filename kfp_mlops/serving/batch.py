@@ -93,6 +93,9 @@ def check_schema(
     if absent:
         raise BatchInputError(f"keep_columns {absent} are not columns of {source}")
     for feature in features:
+        if feature.kind == DATETIME and arrow_kind(schema.field(feature.name).type) in (
+                DATETIME, CATEGORICAL):
+            continue  # timestamps or text: the model's calendar step parses both
         found = _arrow_family(schema.field(feature.name).type)
         wanted = dtype_family(feature.dtype)
         if found != wanted and not (found == "null" and feature.nullable):
@@ -123,6 +126,10 @@ def conform_frame(frame: pd.DataFrame, features: Sequence[Feature], first_row: i
     """
     for feature in features:
         column = frame[feature.name]
+        if feature.kind == DATETIME and pd.api.types.is_datetime64_any_dtype(column):
+            # As training saw them: text (the calendar step parses it).
+            column = column.astype(str).astype(object).where(column.notna(), np.nan)
+            frame[feature.name] = column
         family = dtype_family(feature.dtype)
         values = column.to_numpy()
         missing = pd.isna(values)
@@ -157,11 +164,15 @@ def _csv_batches(
     names = header.schema.names
     header.close()
     wanted = [c for c in dict.fromkeys([*(f.name for f in features), *keep]) if c in names]
+    # Numbers are read as text and converted here, so a placeholder (``?``, ``-``) is
+    # missing, as ingest reads it for training (kfp_mlops.data.placeholders).
+    numeric = [n for n, t in types.items() if t == pa.float64() and n in names]
     reader = pacsv.open_csv(
         path,
         read_options=pacsv.ReadOptions(block_size=max(1 << 20, batch_rows * 64)),
         convert_options=pacsv.ConvertOptions(
-            column_types={k: v for k, v in types.items() if k in names},
+            column_types={k: pa.string() if k in numeric else v for k, v in types.items()
+                          if k in names},
             include_columns=wanted,
             strings_can_be_null=True,
         ),
@@ -169,7 +180,30 @@ def _csv_batches(
     schema = pa.schema([header.schema.field(n) for n in names])
     # Report the declared types so check_schema judges what will be read.
     schema = pa.schema([pa.field(n, types.get(n, schema.field(n).type)) for n in names])
-    return schema, iter(reader)
+    return schema, (_numbers(batch, numeric, path) for batch in reader)
+
+
+def _numbers(batch: pa.RecordBatch, numeric: Sequence[str], path: Path) -> pa.RecordBatch:
+    """``batch`` with the ``numeric`` text columns as float64; placeholders are missing.
+
+    A value that is neither a number nor a known placeholder is refused by name: the
+    model never learnt that it means "missing".
+    """
+    from kfp_mlops.data.placeholders import PLACEHOLDERS, as_numbers, non_numbers
+
+    arrays = list(batch.columns)
+    for name in numeric:
+        index = batch.schema.get_field_index(name)
+        bad = [v for v in non_numbers(arrays[index]) if v.strip().lower() not in PLACEHOLDERS]
+        if bad:
+            raise BatchInputError(
+                f"column '{name}' of {path} holds {bad[0]!r}, which is neither a number nor "
+                f"a missing-value placeholder ({', '.join(sorted(PLACEHOLDERS - {''}))}); "
+                "fix the value or leave the cell empty (nothing was written)"
+            )
+        arrays[index] = as_numbers(arrays[index])
+    fields = [pa.field(f.name, pa.float64()) if f.name in numeric else f for f in batch.schema]
+    return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
 
 
 def _open(

@@ -18,7 +18,7 @@ from kfp_mlops.serving.batch import _arrow_family
 def test_the_persisted_values_never_change():
     # Statistics JSON, schema YAML and metadata.json hold these strings.
     assert kinds.KINDS == ("numeric", "integer", "categorical", "boolean", "datetime")
-    assert kinds.FEATURE_KINDS == ("numeric", "categorical")
+    assert kinds.FEATURE_KINDS == ("numeric", "categorical", "datetime")
 
 
 @pytest.mark.parametrize("arrow_type, kind", [

@@ -69,7 +69,8 @@ def test_csv_reads_as_pandas_reads_it_even_when_late_rows_change_a_type(tmp_path
     rows = 3000
     frame = pd.DataFrame({
         "late_float": [str(i) for i in range(rows - 1)] + ["1.5"],
-        "late_word": [str(i) for i in range(rows - 1)] + ["many"],
+        # Words in 400 of 3,000 rows: past the placeholder share, text (as pandas).
+        "late_word": [str(i) for i in range(rows - 400)] + ["many"] * 400,
         "day": ["2024-01-02"] * rows,
         "empty": [""] * rows,
         "text": ["a,b", 'say "hi"', "two\nlines"] * (rows // 3),
@@ -81,6 +82,14 @@ def test_csv_reads_as_pandas_reads_it_even_when_late_rows_change_a_type(tmp_path
     ours = pq.read_table(tmp_path / "out.parquet").to_pandas()
     theirs = pd.read_csv(path)
     pd.testing.assert_frame_equal(ours, theirs, check_dtype=False)
+    # One late placeholder in a number column: numbers, the placeholder missing (where
+    # pandas would read text; kfp_mlops/data/placeholders.py).
+    frame["late_dash"] = [str(i) for i in range(rows - 1)] + ["-"]
+    frame.to_csv(path, index=False)
+    result = ingest_to_parquet(str(path), tmp_path / "dash.parquet")
+    assert result.placeholders == {"late_dash": {"-": 1}}
+    dash = pq.read_table(tmp_path / "dash.parquet").column("late_dash")
+    assert dash.type == pa.float64() and dash.null_count == 1
     types = pq.read_schema(tmp_path / "out.parquet")
     assert types.field("late_float").type == pa.float64()
     assert types.field("late_word").type == pa.string()

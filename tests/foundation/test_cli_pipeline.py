@@ -82,7 +82,9 @@ def test_regression_with_date_column_and_failed_gate(tmp_path, capsys):
               "--store", str(tmp_path / "store"), "--runs-dir", str(tmp_path / "runs")]
     code, summary = run_json(capsys, *common, "--quality-threshold", "0.99")
     assert code == EXIT_GATE_STOPPED and summary["stopped_by"] == "bless-model"
-    assert summary["task"] == "regression" and "visit" in summary["dropped_columns"]
+    assert summary["task"] == "regression" and "visit" not in summary["dropped_columns"]
+    assert summary["date_features"] == {"visit": ["year", "month", "day_of_week"]}
+    assert "model-card-refused/card" in summary["reports"]  # refused, yet explained
     assert summary["model_uri"] is None
     assert summary["gates"]["bless-model"]["passed"] is False
     assert "r2" in summary["gates"]["bless-model"]["reason"]

@@ -33,9 +33,9 @@ def test_feature_plan_drops_unusable_columns_with_reasons():
     plan = plan_features(messy_frame(), "label")
     assert plan.numeric == ["size"]
     assert plan.categorical == ["color"]
-    assert set(plan.dropped) == {"id", "empty", "constant", "when"}
+    assert set(plan.dropped) == {"id", "empty", "constant"}
     assert "identifier-like" in plan.dropped["id"]
-    assert "date" in plan.dropped["when"]
+    assert plan.datetime == ["when"]  # calendar features (kfp_mlops.model.calendar)
 
 
 def test_pipeline_handles_missing_values_and_unseen_categories():
@@ -80,7 +80,7 @@ def test_unknown_estimator_and_bad_params():
     frame = load_table("iris")
     with pytest.raises(DataError, match="choose one of"):
         train_model(frame, TrainingSettings(
-            target="target", task="classification", estimator="xgboost"))
+            target="target", task="classification", estimator="catboost_maybe"))
     with pytest.raises(DataError, match="not a JSON object"):
         train_model(frame, TrainingSettings.from_parameters(
             target="target", task="classification", params="{max_depth"))

@@ -55,7 +55,7 @@ def test_from_parameters_parses_the_primitive_forms():
         ({"task": "regression", "estimator": "logistic_regression"},
          "estimator 'logistic_regression' is not available for regression; choose one of "
          "auto, hist_gradient_boosting, random_forest, ridge"),
-        ({"estimator": "xgboost"}, "estimator 'xgboost' is not available; choose one of auto, "
+        ({"estimator": "catboost"}, "estimator 'catboost' is not available; choose one of auto, "
          "hist_gradient_boosting, random_forest, logistic_regression, ridge"),
         ({"params": "{max_depth"}, "estimator params '{max_depth' are not a JSON object"),
         ({"params": "[3]"}, r"must be a JSON object like \{\"max_depth\": 3\}"),
@@ -179,7 +179,7 @@ def test_the_default_thresholds_are_what_the_help_and_readme_say():
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--estimator", "xgboost"], "estimator 'xgboost' is not available; choose one of auto"),
+        (["--estimator", "catboost"], "estimator 'catboost' is not available; choose one of auto"),
         (["--task", "regression", "--estimator", "logistic_regression"],
          "estimator 'logistic_regression' is not available for regression"),
         (["--params", "{max_depth"], "estimator params '{max_depth' are not a JSON object"),

@@ -65,8 +65,8 @@ def test_search_space_checks_the_chosen_estimator():
     assert parse_search_space('{"alpha": [0.5, 2]}', "regression", "ridge") == {"alpha": [0.5, 2]}
     with pytest.raises(DataError, match="'alpha' is not a parameter of logistic_regression"):
         parse_search_space('{"alpha": [0.5]}', "classification", "logistic_regression")
-    with pytest.raises(DataError, match="estimator 'xgboost' is not available"):
-        parse_search_space("auto", "classification", "xgboost")
+    with pytest.raises(DataError, match="estimator 'catboost' is not available"):
+        parse_search_space("auto", "classification", "catboost")
     with pytest.raises(DataError, match="task 'clustering' is unknown"):
         parse_search_space("auto", "clustering")
 

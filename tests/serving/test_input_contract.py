@@ -58,12 +58,14 @@ def every_column(frame: pd.DataFrame):
     return feature_schema(frame)
 
 
-def test_the_model_drops_name_and_year_and_the_file_still_holds_them(cars_dir, training_file):
+def test_the_model_drops_name_and_the_file_still_holds_every_column(cars_dir, training_file):
     _, metadata = load_model_folder(cars_dir)
-    assert set(metadata.dropped_columns) == {"Name", "Year"}
+    # Year is a date: calendar features now (kfp_mlops.model.calendar), not dropped.
+    assert set(metadata.dropped_columns) == {"Name"}
+    assert metadata.date_features == {"Year": ["year", "month", "day_of_week"]}
     assert {"Name", "Year", TARGET} <= set(pd.read_csv(training_file).columns)
     contract = InputContract.for_model(metadata, ignore_unknown=False)
-    assert contract.ignored == {"Name", "Year", TARGET}
+    assert contract.ignored == {"Name", TARGET}
     assert contract.unknown(["Name", TARGET, TYPO, "Origin"]) == [TYPO]
 
 
