@@ -88,6 +88,8 @@ def finish_tasks(
 
     pipeline = pipeline_context.Pipeline.get_default_pipeline()
     for task in pipeline.tasks.values():
+        if task.component_spec.implementation.container is None:
+            continue  # a nested pipeline (a loop's DAG): its own body finished its tasks
         name = task.component_spec.name
         policy = policy_for(name)
         memory, memory_limit = policy.memory_request, policy.memory_limit
