@@ -9,19 +9,23 @@ form writes its result under a run-scoped prefix of the store,
 DAG task (docs/cluster.md, "Fan-in over a loop"), reads the items it expects there.
 
 An item is a small text (a trial's JSON result) or a folder (a shard's partial scan);
-a folder is complete once its marker file, written last, exists, so a half-written
-folder of a killed pod is never read. A retried iteration rewrites its item.
+a folder is complete once its marker file, written last and listing the folder's files,
+exists, so a half-written folder of a killed pod is never read. A retried iteration
+rewrites its item. Nothing here lists a prefix: the gathering task knows the names it
+expects, and a Kubeflow profile's S3 key may read and write objects under its prefix
+without being allowed to list the bucket.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
 
 from kfp_mlops.errors import KfpMlopsError
-from kfp_mlops.storage import NotFoundError, open_store
+from kfp_mlops.storage import NotFoundError, PermissionDeniedError, open_store
 
 FANIN_PREFIX = "fan-in"
 DONE_MARKER = "_DONE"
@@ -62,20 +66,22 @@ def gather_texts(store: str, run_id: str, step: str, names: Sequence[str]) -> li
     """Every expected result, in the order of ``names``; :class:`FanInError` if any is missing."""
     prefix = fanin_prefix(run_id, step)
     handle = open_store(store)
-    present = set(handle.list(prefix + "/"))
-    missing = [n for n in names if f"{prefix}/{n}.json" not in present]
-    _refuse_missing(handle.uri_for(prefix), missing, len(names))
-    return [handle.get_bytes(f"{prefix}/{n}.json").decode() for n in names]
+    found = {name: _read(handle, f"{prefix}/{name}.json") for name in names}
+    _refuse_missing(handle.uri_for(prefix), [n for n, text in found.items() if text is None],
+                    len(names))
+    return [found[name].decode() for name in names]  # type: ignore[union-attr]
 
 
 def put_folder(store: str, run_id: str, step: str, name: str, local_dir: str | Path) -> str:
-    """Upload one iteration's folder, its marker last; return the folder's URI."""
+    """Upload one iteration's folder, then its marker (the list of its files); return its URI."""
     key = f"{fanin_prefix(run_id, step)}/{_checked(name, 'item')}"
     handle = open_store(store)
-    handle.delete(f"{key}/{DONE_MARKER}")
-    for path in sorted(p for p in Path(local_dir).rglob("*") if p.is_file()):
-        handle.upload_file(f"{key}/{path.relative_to(local_dir).as_posix()}", path)
-    handle.put_bytes(f"{key}/{DONE_MARKER}", b"")
+    handle.delete(f"{key}/{DONE_MARKER}")  # a retry: incomplete until the marker is back
+    files = sorted(p.relative_to(local_dir).as_posix()
+                   for p in Path(local_dir).rglob("*") if p.is_file())
+    for file in files:
+        handle.upload_file(f"{key}/{file}", Path(local_dir) / file)
+    handle.put_bytes(f"{key}/{DONE_MARKER}", json.dumps(files).encode())
     return handle.uri_for(key)
 
 
@@ -84,34 +90,50 @@ def fetch_folders(store: str, run_id: str, step: str, names: Sequence[str],
     """Download every expected folder below ``local_root``, in the order of ``names``."""
     prefix = fanin_prefix(run_id, step)
     handle = open_store(store)
-    present = set(handle.list(prefix + "/"))
-    missing = [n for n in names if f"{prefix}/{n}/{DONE_MARKER}" not in present]
-    _refuse_missing(handle.uri_for(prefix), missing, len(names))
+    markers = {name: _read(handle, f"{prefix}/{name}/{DONE_MARKER}") for name in names}
+    _refuse_missing(handle.uri_for(prefix), [n for n, m in markers.items() if m is None],
+                    len(names))
     folders = []
     for name in names:
         target = Path(local_root) / name
-        handle.download_dir(f"{prefix}/{name}", target)
-        (target / DONE_MARKER).unlink(missing_ok=True)
+        for file in json.loads(markers[name]):  # type: ignore[arg-type]
+            (target / file).parent.mkdir(parents=True, exist_ok=True)
+            handle.download_file(f"{prefix}/{name}/{file}", target / file)
         folders.append(target)
     return folders
 
 
-def drop(store: str, run_id: str, step: str) -> int:
-    """Delete what ``step``'s iterations wrote for this run; return how many objects."""
+def drop_folders(store: str, run_id: str, step: str, names: Sequence[str]) -> int:
+    """Delete the folders ``names`` of ``step``, files then marker; return how many files."""
     prefix = fanin_prefix(run_id, step)
     handle = open_store(store)
-    keys = handle.list(prefix + "/")
-    for key in keys:
-        try:
-            handle.delete(key)
-        except NotFoundError:
-            pass
-    return len(keys)
+    deleted = 0
+    for name in names:
+        marker = _read(handle, f"{prefix}/{name}/{DONE_MARKER}")
+        files = json.loads(marker) if marker is not None else []
+        for file in [*files, DONE_MARKER]:
+            handle.delete(f"{prefix}/{name}/{file}")
+        deleted += len(files)
+    return deleted
+
+
+def _read(handle, key: str) -> bytes | None:
+    """The object, or None when it is absent.
+
+    Where the key may not list the bucket (a Kubeflow profile's, whose policy names
+    object ARNs only), S3 answers a missing object with AccessDenied rather than
+    NoSuchKey, so both count as absent here; the error then says "or not readable".
+    """
+    try:
+        return handle.get_bytes(key)
+    except (NotFoundError, PermissionDeniedError):
+        return None
 
 
 def _refuse_missing(where: str, missing: list[str], expected: int) -> None:
     if missing:
         raise FanInError(
             f"{where} lacks {len(missing)} of the {expected} results the loop should have "
-            f"written ({', '.join(missing[:5])}); an iteration failed, or the prefix was "
-            "removed (a lifecycle rule?) between the loop and this task: rerun the pipeline")
+            f"written ({', '.join(missing[:5])}; or they are not readable with this key): an "
+            "iteration failed, or the prefix was removed (a lifecycle rule?) between the "
+            "loop and this task; rerun the pipeline")

@@ -111,7 +111,7 @@ def merge_scans(
 
     from kfp_mlops.data.shard_stats import finish_merge
     from kfp_mlops.data.shards import ShardPlan
-    from kfp_mlops.fanin import drop, fetch_folders
+    from kfp_mlops.fanin import drop_folders, fetch_folders
 
     with open(plan.path) as handle:
         made = ShardPlan.from_json(handle.read())
@@ -121,7 +121,7 @@ def merge_scans(
         summary = finish_merge(made, [str(f) for f in folders], statistics.path, scan.path,
                                sample.path)
     statistics.metadata.update(summary)
-    drop(store, run_id, "scan-shard")
+    drop_folders(store, run_id, "scan-shard", names)
 
 
 @dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)

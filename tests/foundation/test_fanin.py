@@ -8,7 +8,7 @@ import pytest
 
 from kfp_mlops.fanin import (
     FanInError,
-    drop,
+    drop_folders,
     fanin_prefix,
     fetch_folders,
     gather_texts,
@@ -33,7 +33,7 @@ def test_texts_come_back_in_the_order_asked_whatever_the_write_order(tmp_path):
 def test_a_missing_item_is_named(tmp_path):
     store = str(tmp_path / "store")
     put_text(store, "r", "run-trial", "a", "1")
-    with pytest.raises(FanInError, match=r"lacks 1 of the 2 results .*\(b\).*rerun"):
+    with pytest.raises(FanInError, match=r"lacks 1 of the 2 results .*\(b;.*rerun"):
         gather_texts(store, "r", "run-trial", ["a", "b"])
 
 
@@ -52,11 +52,38 @@ def test_a_folder_counts_only_once_its_marker_is_written(tmp_path):
     (folder,) = fetch_folders(store, "r", "scan-shard", ["shard-00000"], tmp_path / "b")
     assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()) \
         == ["stats.json", "sub/rows.bin"]
-    assert drop(store, "r", "scan-shard") == 4
-    assert not [p for p in (tmp_path / "store" / "fan-in").rglob("*") if p.is_file()]
+    assert drop_folders(store, "r", "scan-shard", ["shard-00000"]) == 2
+    left = [p.name for p in (tmp_path / "store" / "fan-in").rglob("*") if p.is_file()]
+    assert left == ["x"]  # the unmarked folder is not this call's
 
 
 @pytest.mark.parametrize("run_id", ["", "a/b", "{{$.pipeline_job_uuid}}"])
 def test_a_run_id_that_is_not_a_plain_name_is_refused(tmp_path, run_id):
     with pytest.raises(ValueError, match="PIPELINE_JOB_ID_PLACEHOLDER"):
         put_text(str(tmp_path), run_id, "run-trial", "a", "1")
+
+
+def test_over_s3_nothing_is_listed(s3, tmp_path):
+    """On a real S3 server, and no listing request ever sent: a profile's key may not list.
+
+    The minio client's listing is patched (autospec) at the network boundary to fail.
+    """
+    from unittest import mock
+
+    from minio import Minio
+
+    store = s3.uri("private/team-a/kfp-mlops")
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    (partial / "stats.json").write_text("{}")
+    with mock.patch.object(Minio, "list_objects", autospec=True,
+                           side_effect=AssertionError("a fan-in call listed the bucket")):
+        put_text(store, "uuid-1", "run-trial", item_name("{}"), "result")
+        assert gather_texts(store, "uuid-1", "run-trial", [item_name("{}")]) == ["result"]
+        put_folder(store, "uuid-1", "scan-shard", "shard-00000", partial)
+        (folder,) = fetch_folders(store, "uuid-1", "scan-shard", ["shard-00000"],
+                                  tmp_path / "got")
+        assert (folder / "stats.json").read_text() == "{}"
+        assert drop_folders(store, "uuid-1", "scan-shard", ["shard-00000"]) == 1
+        with pytest.raises(FanInError, match="shard-00000"):
+            fetch_folders(store, "uuid-1", "scan-shard", ["shard-00000"], tmp_path / "again")
