@@ -54,6 +54,16 @@ def test_the_default_output_runs_on_every_release(compiled, name, release):
     assert problems(release, ir, platform) == []
 
 
+@pytest.mark.parametrize("release", RELEASES, ids=lambda r: f"kfp-{r.kfp}")
+@pytest.mark.parametrize("name", sorted(PIPELINES))
+def test_the_kubernetes_native_form_runs_on_every_release(compiled, name, release):
+    """The PipelineVersion's spec carries the same pipeline and platform spec (2.5.0 on)."""
+    docs = list(yaml.safe_load_all((compiled / f"{name}.k8s.yaml").read_text()))
+    (version,) = [d for d in docs if d["kind"] == "PipelineVersion"]
+    spec = version["spec"]
+    assert problems(release, spec["pipelineSpec"], spec.get("platformSpec")) == []
+
+
 @pytest.mark.parametrize("name", sorted(PIPELINES))
 def test_no_task_reads_a_loops_outputs(compiled, name):
     """The fan-in goes through the store (docs/cluster.md), never through dsl.Collected."""
