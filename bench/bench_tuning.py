@@ -53,16 +53,20 @@ def generate(rows: int, path: Path, seed: int = 0) -> None:
 
 def run_pipeline(data: str, trials: int, side: str, runs_dir: str) -> None:
     """Child process: one kfp.local tuning run shaped as ``side``."""
+    import tempfile
     import warnings
 
     from kfp import dsl, local
     from kfp.dsl import Dataset, Output
 
     from kfp_mlops.components.image import DEFAULT_IMAGE
-    from kfp_mlops.pipelines.steps import add_tuning_steps
+    from kfp_mlops.pipelines.steps import add_tuning_steps, trial_loop_pipeline
 
     shape, count = side.split("-")
     workers = 0 if count == "N" else int(count)
+    # The pods shape gathers its trials through the store's fan-in prefix.
+    loop = trial_loop_pipeline(parallelism=max(workers, 1)) if shape == "pods" else None
+    store = tempfile.mkdtemp(prefix="bench-tuning-store-")
 
     @dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
     def read_parquet(path: str, dataset: Output[Dataset]):
@@ -76,7 +80,7 @@ def run_pipeline(data: str, trials: int, side: str, runs_dir: str) -> None:
         add_tuning_steps(
             train_data=data_task.outputs["dataset"], target="label", task="classification",
             estimator="auto", search_space="auto", n_trials=n_trials, seed=0, params="{}",
-            trials_as=shape, parallelism=max(workers, 1), workers=workers,
+            trials_as=shape, workers=workers, store=store, trial_loop=loop,
         )
 
     warnings.filterwarnings("ignore", category=RuntimeWarning)

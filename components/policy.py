@@ -52,18 +52,23 @@ POLICIES: dict[str, TaskPolicy] = {
     "plan-shards": _side_effect(
         "250m", "256Mi", "512Mi", "lists the source prefix, whose files may change"),
     "scan-shard": _side_effect(
-        "1", "1Gi", "2Gi", "reads the source files the plan names, which may change"),
+        "1", "1Gi", "2Gi", "reads the source files the plan names, which may change, and "
+        "writes its partial to the run's fan-in prefix of the store"),
     "scan-shards": _side_effect(
         "1", "2Gi", "4Gi", "reads the source files the plan names (local process pool)", "2"),
-    "merge-scans": _pure("500m", "1Gi", "2Gi", "a pure function of the shards' partial scans"),
+    "merge-scans": _side_effect(
+        "500m", "1Gi", "2Gi", "reads the shards' partials from the run's fan-in prefix "
+        "of the store, then deletes them"),
     "split-data": _pure("500m", "1Gi", "2Gi", "seeded: the same rows and seed give the same split"),
     # Model life cycle
     "make-candidates": _pure("100m", "256Mi", "512Mi", "a pure function of its parameters"),
     "fixed-params": _pure("100m", "256Mi", "512Mi", "a pure function of its parameters"),
-    "run-trial": _pure("1", "2Gi", "4Gi", "seeded cross-validation of one candidate", "2"),
+    "run-trial": _side_effect("1", "2Gi", "4Gi", "writes its result to the run's fan-in "
+                              "prefix of the store, which select-best reads", "2"),
     "run-trials": _pure("1", "2Gi", "4Gi", "seeded cross-validation of every candidate in one "
                         "process pool (local runs)", "2"),
-    "select-best": _pure("100m", "256Mi", "512Mi", "a pure function of the trial results"),
+    "select-best": _side_effect("100m", "256Mi", "512Mi", "on a cluster reads the trial "
+                                "results from the run's fan-in prefix of the store"),
     "train": _pure("1", "2Gi", "4Gi", "seeded: the same rows and parameters give the same model",
                    "2"),
     "evaluate": _pure("500m", "1Gi", "2Gi", "scores the model on the held-out rows"),

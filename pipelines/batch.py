@@ -6,7 +6,8 @@ The sharded shape (``sharded=True``; ``batch-inference-sharded`` in ``kfp-mlops 
 files: ``plan-shards`` -> ``prepare-scoring`` (pins the model version, checks the schema
 once, uncommits the output) -> the shards -> ``collect-predictions`` (checks each part's
 rows, writes ``_SUCCESS``). The shards run as ``pods`` (``dsl.ParallelFor`` over
-``score-shard``, ``parallelism`` at once: a cluster) or a ``pool`` (one ``score-shards``
+``score-shard``, ``parallelism`` at once, in a nested pipeline that the commit follows:
+a cluster) or a ``pool`` (one ``score-shards``
 task with a process pool: kfp.local, which runs one task at a time). The shape is
 chosen at compile time because the two pipelines take different parameters (a file vs
 a prefix and an output prefix) and the cluster form must show its fan-out in the IR.
@@ -14,7 +15,10 @@ a prefix and an output prefix) and the cluster form must show its fan-out in the
 
 
 # No "from __future__ import annotations": KFP reads the pipeline signature at runtime.
+from typing import List  # noqa: UP035 (KFP reads the nested pipeline's annotations)
+
 from kfp import dsl
+from kfp.dsl import Artifact, Input
 
 from kfp_mlops.components.data import plan_shards
 from kfp_mlops.components.serving import (
@@ -90,6 +94,46 @@ def build_batch_pipeline(
     return batch_inference_pipeline
 
 
+SCORE_LOOP_NAME = "score-loop"
+
+
+def _score_loop(settings: TaskSettings | None, cluster: ClusterConfig | None,
+                parallelism: int):
+    """The shard scorings as a pipeline of their own: one DAG task that the commit follows.
+
+    Each ``score-shard`` writes its part to the output prefix, which is the fan-in:
+    ``collect-predictions`` runs ``.after()`` this DAG task and lists the prefix. No
+    ``dsl.Collected``, which KFP resolves only from 2.14.0 (docs/cluster.md).
+    """
+
+    @dsl.pipeline(name=SCORE_LOOP_NAME)
+    def score_loop(
+        job: Input[Artifact], plan: Input[Artifact], shards: List[int], store: str,  # noqa: UP006
+        with_probabilities: bool, keep_columns: str, ignore_unknown_columns: bool,
+    ):
+        """Score every shard, one score-shard task each.
+
+        Args:
+            job: prepare-scoring's job (the pinned version and the output).
+            plan: plan-shards' plan.
+            shards: plan-shards' shard indices.
+            store: Store URI holding the registry.
+            with_probabilities: Add a proba_<class> column per class.
+            keep_columns: Input columns to copy beside the predictions.
+            ignore_unknown_columns: Ignore input columns outside the input contract.
+        """
+        with dsl.ParallelFor(shards, parallelism=parallelism) as shard:
+            on_cluster(
+                score_shard(store=store, job=job, plan=plan, shard=shard,
+                            with_probabilities=with_probabilities, keep_columns=keep_columns,
+                            ignore_unknown_columns=ignore_unknown_columns),
+                cluster,
+            )
+        finish_tasks(settings, cluster)
+
+    return score_loop
+
+
 def _build_sharded(cluster: ClusterConfig | None, settings: TaskSettings | None,
                    shards_as: str | None, parallelism: int):
     shards_as = shards_as or ("pods" if cluster is not None else "pool")
@@ -97,6 +141,7 @@ def _build_sharded(cluster: ClusterConfig | None, settings: TaskSettings | None,
         raise ValueError(f"shards_as is {shards_as!r}; use one of {', '.join(SHARD_SHAPES)}")
     if parallelism < 1:
         raise ValueError(f"parallelism is {parallelism}; give at least 1 shard pod at once")
+    score_loop = _score_loop(settings, cluster, parallelism) if shards_as == "pods" else None
 
     @dsl.pipeline(
         name=SHARDED_PIPELINE_NAME,
@@ -150,17 +195,15 @@ def _build_sharded(cluster: ClusterConfig | None, settings: TaskSettings | None,
             )
             results = scored.output
         else:
-            with dsl.ParallelFor(planned.outputs["Output"], parallelism=parallelism) as shard:
-                scored = on_cluster(
-                    score_shard(store=store, job=prepared.outputs["job"], plan=plan,
-                                shard=shard, **options),
-                    cluster,
-                )
-            results = dsl.Collected(scored.output)
-        on_cluster(
-            collect_predictions(plan=plan, output=target, model=pinned, results=results),
-            cluster,
-        )
+            scored = score_loop(
+                job=prepared.outputs["job"], plan=plan, shards=planned.outputs["Output"],
+                store=store, **options,
+            )
+            results = []  # the commit lists the output prefix the shards wrote
+        collected = collect_predictions(plan=plan, output=target, model=pinned, results=results)
+        if shards_as == "pods":
+            collected.after(scored)
+        on_cluster(collected, cluster)
         finish_tasks(settings, cluster)
 
     return sharded_batch_inference_pipeline

@@ -9,10 +9,11 @@ when a pipeline gains one.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from kfp_mlops.components.image import DEFAULT_IMAGE
+from kfp_mlops.components.image import ImagePullWarning, default_image, pull_warning
 from kfp_mlops.components.policy import HEAVY, policy_for
 from kfp_mlops.store_uri import CLUSTER_STORE_TEMPLATE
 
@@ -59,7 +60,8 @@ class TaskSettings:
     ``run-trial``; their limit is twice that.
     """
 
-    image: str = DEFAULT_IMAGE
+    # $KFP_MLOPS_IMAGE when the settings are made, else the built-in name.
+    image: str = field(default_factory=default_image)
     caching: bool = True
     train_memory: str | None = None
 
@@ -93,8 +95,16 @@ def finish_tasks(
     settings = settings or TaskSettings()
     from kfp.dsl import pipeline_context  # here: the CLI reads this module's defaults
 
+    if cluster is not None and (problem := pull_warning(settings.image)):
+        warnings.warn(problem, ImagePullWarning, stacklevel=2)
+
     pipeline = pipeline_context.Pipeline.get_default_pipeline()
     for task in pipeline.tasks.values():
+        if task.component_spec.implementation.container is None:
+            # A nested pipeline (a loop's DAG): its own body finished its tasks, and KFP
+            # never caches a DAG, so the IR should not claim it may.
+            task.set_caching_options(False)
+            continue
         name = task.component_spec.name
         policy = policy_for(name)
         memory, memory_limit = policy.memory_request, policy.memory_limit

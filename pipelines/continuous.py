@@ -14,7 +14,7 @@ from kfp_mlops.pipelines.cluster import (
 )
 from kfp_mlops.pipelines.monitoring import add_monitoring_steps
 from kfp_mlops.pipelines.steps import TRAINING_DEFAULTS as DEFAULTS
-from kfp_mlops.pipelines.steps import add_training_steps
+from kfp_mlops.pipelines.steps import add_training_steps, trial_loop_pipeline
 
 CONTINUOUS_NAME = "kfp-mlops-continuous-training"
 
@@ -23,6 +23,8 @@ def build_continuous_pipeline(
     cluster: ClusterConfig | None = None, settings: TaskSettings | None = None
 ):
     """Build the continuous training pipeline: monitor, then retrain only on drift."""
+    # The trials as pods (cluster), built first: no pipeline is defined in another's body.
+    trial_loop = trial_loop_pipeline(settings, cluster) if cluster is not None else None
 
     @dsl.pipeline(
         name=CONTINUOUS_NAME,
@@ -97,6 +99,7 @@ def build_continuous_pipeline(
                 n_trials=n_trials, force_new_version=force_new_version, cluster=cluster,
                 model_registry=model_registry,
                 repeated_as="retrain-",
+                trial_loop=trial_loop,
             )
         with dsl.Else(name="retrain-skipped"):
             skip_step(step="retraining", reason=watch.outputs["reason"]) \

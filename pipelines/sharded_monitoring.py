@@ -1,7 +1,8 @@
 """The monitoring pipeline for data beyond one pod: a Parquet prefix scanned in shards.
 
-plan-shards (footers only) -> scan-shard per shard (``dsl.ParallelFor``, a pod each) ->
-merge-scans -> validate-data (check only) and detect-drift-sharded -> monitor.
+plan-shards (footers only) -> scan-shard per shard (``dsl.ParallelFor``, a pod each, in
+a nested pipeline; each writes its partial to the store's fan-in prefix) -> merge-scans
+-> validate-data (check only) and detect-drift-sharded -> monitor.
 
 Locally (``shards_as="pool"``) one ``scan-shards`` task scans the shards in a process pool
 and merges, because kfp.local runs one task at a time. Either way the statistics, the
@@ -16,7 +17,10 @@ file and converts it in one pod; this one reads Parquet in place, and a batch un
 
 
 # No "from __future__ import annotations": KFP reads the pipeline signature at runtime.
+from typing import List  # noqa: UP035 (KFP reads the nested pipeline's annotations)
+
 from kfp import dsl
+from kfp.dsl import Artifact, Input
 
 from kfp_mlops.components.data import validate_data
 from kfp_mlops.components.data.shards import merge_scans, plan_shards, scan_shard, scan_shards
@@ -39,20 +43,58 @@ SHARDED_MONITORING_TASKS = ("plan-shards", "scan-shards", "validate-data",
 SHARD_SHAPES = ("pods", "pool")
 
 
-def add_sharded_scan(*, data, shard_rows, cluster=None, shards_as="pods", parallelism=8,
-                     workers=0):
+SCAN_LOOP_NAME = "scan-loop"
+
+
+def scan_loop_pipeline(settings: TaskSettings | None = None,
+                       cluster: ClusterConfig | None = None, parallelism: int = 8):
+    """The shard scans as a pipeline of their own: one DAG task that merge-scans follows.
+
+    Each ``scan-shard`` writes its partial to the store's fan-in prefix of the run and
+    ``merge-scans`` reads them after this DAG task: no ``dsl.Collected``, which KFP
+    resolves only from 2.14.0 (``kfp_mlops.fanin``, docs/cluster.md).
+    """
+
+    @dsl.pipeline(name=SCAN_LOOP_NAME)
+    def scan_loop(plan: Input[Artifact], shards: List[int], store: str, run_id: str):  # noqa: UP006
+        """Scan every shard, one scan-shard task each.
+
+        Args:
+            plan: plan-shards' plan.
+            shards: plan-shards' shard indices.
+            store: Store URI whose fan-in prefix receives the partials.
+            run_id: The run's id, naming the fan-in prefix.
+        """
+        with dsl.ParallelFor(shards, parallelism=parallelism) as shard:
+            on_cluster(scan_shard(plan=plan, shard=shard, store=store, run_id=run_id), cluster)
+        finish_tasks(settings, cluster)
+
+    return scan_loop
+
+
+def add_sharded_scan(*, data, shard_rows, cluster=None, shards_as="pods", workers=0,
+                     store=None, scan_loop=None):
     """Plan, scan and merge a sharded source; return the merging task.
 
-    Its outputs are ``statistics``, ``scan`` (with the drift samples) and ``sample``.
+    ``pods`` needs ``scan_loop`` (:func:`scan_loop_pipeline`) and the ``store`` whose
+    fan-in prefix the shards write to. The result's outputs are ``statistics``, ``scan``
+    (with the drift samples) and ``sample``.
     """
     if shards_as not in SHARD_SHAPES:
         raise ValueError(f"shards_as is {shards_as!r}; use one of {', '.join(SHARD_SHAPES)}")
+    if shards_as == "pods" and (scan_loop is None or store is None):
+        raise ValueError("the pods shape needs scan_loop=scan_loop_pipeline(...) and the "
+                         "store its shards write to; or use shards_as='pool'")
     plan = on_cluster(plan_shards(source=data, shard_rows=shard_rows), cluster)
     if shards_as == "pool":
         return on_cluster(scan_shards(plan=plan.outputs["plan"], workers=workers), cluster)
-    with dsl.ParallelFor(plan.outputs["Output"], parallelism=parallelism) as shard:
-        part = on_cluster(scan_shard(plan=plan.outputs["plan"], shard=shard), cluster)
-    return merge_scans(plan=plan.outputs["plan"], partials=dsl.Collected(part.outputs["partial"]))
+    scans = scan_loop(plan=plan.outputs["plan"], shards=plan.outputs["Output"], store=store,
+                      run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER)
+    return on_cluster(
+        merge_scans(plan=plan.outputs["plan"], store=store,
+                    run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER).after(scans),
+        cluster,
+    )
 
 
 def build_sharded_monitoring_pipeline(
@@ -61,6 +103,7 @@ def build_sharded_monitoring_pipeline(
 ):
     """Build the sharded monitoring pipeline; pods on a cluster, a pool locally."""
     shape = shards_as or ("pods" if cluster is not None else "pool")
+    scan_loop = scan_loop_pipeline(settings, cluster, parallelism) if shape == "pods" else None
 
     @dsl.pipeline(
         name=SHARDED_MONITORING_NAME,
@@ -87,7 +130,7 @@ def build_sharded_monitoring_pipeline(
             pushgateway: Prometheus Pushgateway host:port for the drift gauges; empty: none.
         """
         merged = add_sharded_scan(data=data, shard_rows=shard_rows, cluster=cluster,
-                                  shards_as=shape, parallelism=parallelism)
+                                  shards_as=shape, store=store, scan_loop=scan_loop)
         stats = merged.outputs["statistics"]
         quality = on_cluster(
             validate_data(statistics=stats, store=store, schema_name=model_name,

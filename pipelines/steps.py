@@ -12,9 +12,10 @@ records why the next step was skipped.
 
 # No "from __future__ import annotations": KFP reads the pipeline signature at runtime.
 import json
-from typing import Any
+from typing import Any, List  # noqa: UP035 (KFP reads the nested pipeline's annotations)
 
 from kfp import dsl
+from kfp.dsl import Dataset, Input
 
 from kfp_mlops.components.data import (
     check_data,
@@ -37,7 +38,7 @@ from kfp_mlops.components.model import (
 )
 from kfp_mlops.components.serving import deploy, infra_validate
 from kfp_mlops.model.settings import BlessingSettings, TrainingSettings, shown
-from kfp_mlops.pipelines.cluster import ClusterConfig, on_cluster
+from kfp_mlops.pipelines.cluster import ClusterConfig, TaskSettings, finish_tasks, on_cluster
 
 # The training defaults the pipeline signatures show (one source: the settings dataclass).
 TRAINING_DEFAULTS = TrainingSettings()
@@ -92,6 +93,7 @@ def add_training_steps(
     cluster: ClusterConfig | None = None,
     model_registry="",
     repeated_as: str = "",
+    trial_loop=None,
 ) -> None:
     """Add every training step and gate to the pipeline being defined.
 
@@ -99,7 +101,8 @@ def add_training_steps(
     training pipelines share this wiring. ``repeated_as`` prefixes the display names of
     the data steps a pipeline already has once (continuous training's monitoring
     ingests, profiles and validates the batch first): the graph and the progress lines
-    then read ``retrain-ingest``, not KFP's ``ingest-2``.
+    then read ``retrain-ingest``, not KFP's ``ingest-2``. For a cluster, ``trial_loop`` is
+    :func:`trial_loop_pipeline`'s, built before the pipeline (the trials as pods).
     """
     ingested = on_cluster(ingest(source=data, store=store), cluster)
     dataset = ingested.outputs["dataset"]
@@ -132,6 +135,7 @@ def add_training_steps(
                 task=checked.outputs["task"], estimator=estimator, search_space=search_space,
                 n_trials=n_trials, seed=seed, params=params,
                 trials_as="pods" if cluster is not None else "pool",
+                store=store, trial_loop=trial_loop,
             )
         with dsl.Else(name="no-tuning"):
             given = fixed_params(params=params)
@@ -214,22 +218,68 @@ def add_training_steps(
 # local runs (kfp.local, which starts a process per task and runs at most 2 loop
 # iterations at once) "pool". The results, and so the chosen parameters, are the same.
 TRIAL_SHAPES = ("pods", "pool")
+TRIAL_LOOP_NAME = "trial-loop"
+
+
+def trial_loop_pipeline(settings: TaskSettings | None = None,
+                        cluster: ClusterConfig | None = None, parallelism: int = 8):
+    """The trials of the "pods" shape as a pipeline of their own: one DAG task outside.
+
+    Each ``run-trial`` writes its result to the store's fan-in prefix of the run
+    (``kfp_mlops.fanin``) and ``select-best`` runs ``.after()`` this DAG task and reads
+    them: no ``dsl.Collected``, whose loop outputs KFP resolves only from 2.14.0
+    (Kubeflow 1.10 ships 2.5.0), and no ``.after()`` across the loop's context, which
+    the SDK refuses. Argo completes the DAG task only after every iteration
+    (docs/cluster.md, "Fan-in over a loop"). Built before the pipeline that uses it:
+    KFP defines no pipeline inside another's body.
+    """
+
+    @dsl.pipeline(name=TRIAL_LOOP_NAME)
+    def trial_loop(
+        train_data: Input[Dataset], target: str, task: str, candidates: List[str],  # noqa: UP006
+        estimator: str, seed: int, store: str, run_id: str,
+    ):
+        """Cross-validate every candidate, one run-trial task each.
+
+        Args:
+            train_data: Training rows (Parquet).
+            target: Target column.
+            task: classification or regression.
+            candidates: make-candidates' list of parameter sets (JSON objects).
+            estimator: Estimator name, as for train.
+            seed: Seed of the folds and the estimator.
+            store: Store URI whose fan-in prefix receives the results.
+            run_id: The run's id, naming the fan-in prefix.
+        """
+        with dsl.ParallelFor(candidates, parallelism=parallelism) as candidate:
+            on_cluster(
+                run_trial(train_data=train_data, target=target, task=task, params=candidate,
+                          estimator=estimator, seed=seed, store=store, run_id=run_id),
+                cluster,
+            )
+        finish_tasks(settings, cluster)
+
+    return trial_loop
 
 
 def add_tuning_steps(
     *, train_data, target, task, estimator, search_space, n_trials, seed, params,
-    trials_as: str = "pods", parallelism: int = 8, workers: int = 0,
+    trials_as: str = "pods", workers: int = 0, store=None, trial_loop=None,
 ):
     """Add candidates -> trials -> best to the pipeline being defined; return select-best.
 
-    ``trials_as`` is ``pods`` (``dsl.ParallelFor`` over ``run_trial`` with
-    ``parallelism``) or ``pool`` (one ``run_trials`` task with ``workers`` processes, 0:
-    every usable core). Its ``params`` output is the best candidate.
+    ``trials_as`` is ``pods`` (``trial_loop``, from :func:`trial_loop_pipeline`, whose
+    trials write to ``store``'s fan-in prefix) or ``pool`` (one ``run_trials`` task with
+    ``workers`` processes, 0: every usable core). Its ``params`` output is the best
+    candidate.
     """
     from kfp_mlops.components.model.tune import run_trials
 
     if trials_as not in TRIAL_SHAPES:
         raise ValueError(f"trials_as is {trials_as!r}; use one of {', '.join(TRIAL_SHAPES)}")
+    if trials_as == "pods" and (trial_loop is None or store is None):
+        raise ValueError("the pods shape of tuning needs trial_loop=trial_loop_pipeline(...) "
+                         "and the store its trials write to; or use trials_as='pool'")
     candidates = make_candidates(
         task=task, estimator=estimator, search_space=search_space,
         n_trials=n_trials, seed=seed, params=params,
@@ -239,10 +289,12 @@ def add_tuning_steps(
             train_data=train_data, target=target, task=task, candidates=candidates.output,
             estimator=estimator, seed=seed, workers=workers,
         )
-        return select_best(results=trials.output)
-    with dsl.ParallelFor(candidates.output, parallelism=parallelism) as candidate:
-        trial = run_trial(
-            train_data=train_data, target=target, task=task, params=candidate,
-            estimator=estimator, seed=seed,
-        )
-    return select_best(results=dsl.Collected(trial.output))
+        return select_best(results=trials.output, candidates=candidates.output)
+    trials = trial_loop(
+        train_data=train_data, target=target, task=task, candidates=candidates.output,
+        estimator=estimator, seed=seed, store=store, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+    )
+    return select_best(
+        results=[], candidates=candidates.output, store=store,
+        run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+    ).after(trials)

@@ -22,7 +22,7 @@ from kfp_mlops.pipelines.cluster import (
 )
 from kfp_mlops.pipelines.monitoring import training_view
 from kfp_mlops.pipelines.steps import TRAINING_DEFAULTS as DEFAULTS
-from kfp_mlops.pipelines.steps import add_training_steps
+from kfp_mlops.pipelines.steps import add_training_steps, trial_loop_pipeline
 
 PIPELINE_NAME = "kfp-mlops-training"
 
@@ -31,6 +31,8 @@ def build_training_pipeline(
     cluster: ClusterConfig | None = None, settings: TaskSettings | None = None
 ):
     """Build the training pipeline; ``cluster`` adds S3 credentials for a real cluster."""
+    # The trials as pods (cluster), built first: no pipeline is defined in another's body.
+    trial_loop = trial_loop_pipeline(settings, cluster) if cluster is not None else None
 
     @dsl.pipeline(
         name=PIPELINE_NAME,
@@ -104,6 +106,7 @@ def build_training_pipeline(
             canary_traffic_percent=canary_traffic_percent, n_trials=n_trials,
             search_space=search_space, force_new_version=force_new_version, cluster=cluster,
             model_registry=model_registry,
+            trial_loop=trial_loop,
         )
         finish_tasks(settings, cluster)
 

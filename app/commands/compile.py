@@ -9,10 +9,11 @@ from kfp_mlops.app.commands.common import CliError, add_output, emit
 
 def add_task_flags(parser: argparse.ArgumentParser) -> None:
     """Add ``--image``, ``--train-memory`` and ``--caching/--no-caching``."""
-    from kfp_mlops.components.image import DEFAULT_IMAGE
+    from kfp_mlops.components.image import BUILT_IN_IMAGE, IMAGE_ENV
 
-    parser.add_argument("--image", default=DEFAULT_IMAGE,
-                        help=f"the suite image every task runs (default {DEFAULT_IMAGE})")
+    parser.add_argument("--image", default=None,
+                        help=f"the suite image every task runs, a registry path (default "
+                        f"${IMAGE_ENV}, else {BUILT_IN_IMAGE}, which no cluster can pull)")
     parser.add_argument("--train-memory", metavar="QUANTITY",
                         help="memory request of train and run-trial, e.g. 8Gi (the limit is "
                         "twice that; default 2Gi, sized for 1M rows x 12 columns)")
@@ -23,8 +24,11 @@ def add_task_flags(parser: argparse.ArgumentParser) -> None:
 
 def task_settings(args: argparse.Namespace):
     """The :class:`TaskSettings` the flags of :func:`add_task_flags` ask for."""
+    from kfp_mlops.components.image import default_image
     from kfp_mlops.pipelines.cluster import TaskSettings
 
+    if args.image is None:
+        args.image = default_image()
     try:
         return TaskSettings(image=args.image, caching=args.caching,
                             train_memory=args.train_memory)
@@ -47,13 +51,24 @@ def compile_command(args: argparse.Namespace) -> int:
     cluster = ClusterConfig(s3_secret=args.s3_secret, s3_endpoint=args.s3_endpoint,
                             signing_secret=args.signing_secret, log_url=args.log_url or "",
                             kserve_version=args.kserve_version or "")
+    import sys
+    import warnings
+
+    from kfp_mlops.components.image import ImagePullWarning
+
+    settings = task_settings(args)
     try:
-        written = compile_pipelines(
-            args.output_dir, task_settings(args), cluster=cluster, namespace=args.namespace,
-            names=args.pipeline or None,
-        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ImagePullWarning)
+            written = compile_pipelines(
+                args.output_dir, settings, cluster=cluster, namespace=args.namespace,
+                names=args.pipeline or None,
+            )
     except ValueError as exc:
         raise CliError(str(exc)) from None
+    for message in dict.fromkeys(str(w.message) for w in caught
+                                 if issubclass(w.category, ImagePullWarning)):
+        print(f"warning: {message}", file=sys.stderr)
     payload = {"image": args.image, "files": [str(p) for p in written]}
     text = "\n".join(
         [f"compiled with image {args.image}:"] + [f"  {p}" for p in written]

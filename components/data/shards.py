@@ -1,8 +1,9 @@
 """Sharded data: list a prefix of Parquet files into shards, scan them apart, merge.
 
-On a cluster ``scan-shard`` runs once per shard under ``dsl.ParallelFor`` (a pod each)
-and ``merge-scans`` collects them; a local run (kfp.local starts one task at a time) uses
-``scan-shards``, which runs every shard in a process pool and merges in the same task.
+On a cluster ``scan-shard`` runs once per shard under ``dsl.ParallelFor`` (a pod each),
+writing its partial to the store's fan-in prefix, and ``merge-scans`` reads them there;
+a local run (kfp.local starts one task at a time) uses ``scan-shards``, which runs
+every shard in a process pool and merges in the same task.
 ``plan-shards`` also feeds sharded batch scoring (``components/serving/score_shards.py``).
 
 ``plan-shards`` returns the shard indices as its one output: kfp.local 2.17 only loops
@@ -54,47 +55,73 @@ def plan_shards(
 
 
 @dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
-def scan_shard(plan: Input[Artifact], shard: int, partial: Output[Artifact]):
-    """Scan one shard into a partial (statistics, sketches, sample, row hashes).
+def scan_shard(plan: Input[Artifact], shard: int, store: str, run_id: str):
+    """Scan one shard into a partial (statistics, sketches, sample, row hashes) in the store.
+
+    The partial goes to the store's fan-in prefix for this run
+    (``fan-in/RUN_ID/scan-shard/shard-NNNNN``), where ``merge-scans`` reads it: KFP
+    before 2.14 cannot pass a loop's outputs to a later task (``kfp_mlops.fanin``).
 
     Args:
         plan: From ``plan-shards``.
         shard: The shard's index.
-        partial: A folder that ``merge-scans`` reads.
+        store: Store URI holding the fan-in prefix.
+        run_id: The run's id (``dsl.PIPELINE_JOB_ID_PLACEHOLDER``), naming the prefix.
     """
+    import logging
+    import tempfile
+
     from kfp_mlops.data.shard_stats import scan_shard as scan
     from kfp_mlops.data.shards import ShardPlan
+    from kfp_mlops.fanin import put_folder
 
+    log = logging.getLogger("kfp_mlops.components.data.scan_shard")
     with open(plan.path) as handle:
-        summary = scan(ShardPlan.from_json(handle.read()), shard, partial.path)
-    partial.metadata.update(summary)
+        made = ShardPlan.from_json(handle.read())
+    with tempfile.TemporaryDirectory(prefix="kfp-mlops-shard-") as tmp:
+        summary = scan(made, shard, tmp)
+        where = put_folder(store, run_id, "scan-shard", f"shard-{shard:05d}", tmp)
+    log.info("shard %d -> %s: %s", shard, where, summary)
 
 
 @dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
 def merge_scans(
     plan: Input[Artifact],
-    partials: Input[List[Artifact]],  # noqa: UP006
+    store: str,
+    run_id: str,
     statistics: Output[Artifact],
     scan: Output[Artifact],
     sample: Output[Dataset],
 ):
     """Merge the shards' partial scans: the statistics one scan of the whole gives.
 
+    Reads every shard's partial from the store's fan-in prefix (a missing one fails the
+    task and is named), then deletes them: they are the size of a shard's sample and
+    row hashes, and the merged artifacts hold what later tasks read.
+
     Args:
         plan: From ``plan-shards``.
-        partials: Every ``scan-shard`` output.
+        store: Store URI holding the fan-in prefix ``scan-shard`` wrote.
+        run_id: The run's id (``dsl.PIPELINE_JOB_ID_PLACEHOLDER``), as ``scan-shard`` got it.
         statistics: JSON, as ``compute-statistics`` writes it.
         scan: The statistics and the drift samples, for ``detect-drift-sharded``.
         sample: The rows the sample kept (about 100,000), as Parquet.
     """
+    import tempfile
+
     from kfp_mlops.data.shard_stats import finish_merge
     from kfp_mlops.data.shards import ShardPlan
+    from kfp_mlops.fanin import drop_folders, fetch_folders
 
     with open(plan.path) as handle:
         made = ShardPlan.from_json(handle.read())
-    summary = finish_merge(made, [p.path for p in partials], statistics.path, scan.path,
-                           sample.path)
+    names = [f"shard-{s.index:05d}" for s in made.shards]
+    with tempfile.TemporaryDirectory(prefix="kfp-mlops-partials-") as tmp:
+        folders = fetch_folders(store, run_id, "scan-shard", names, tmp)
+        summary = finish_merge(made, [str(f) for f in folders], statistics.path, scan.path,
+                               sample.path)
     statistics.metadata.update(summary)
+    drop_folders(store, run_id, "scan-shard", names)
 
 
 @dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)

@@ -1,4 +1,4 @@
-from typing import List, NamedTuple  # noqa: UP035 (as the KFP docs write it)
+from typing import List, NamedTuple, Optional  # noqa: UP035 (as the KFP docs write it)
 
 from kfp import dsl
 from kfp.dsl import Dataset, Input
@@ -57,8 +57,14 @@ def run_trial(
     cv_folds: int = 3,
     seed: int = 42,
     metric: str = "auto",
+    store: str = "",
+    run_id: str = "",
 ) -> str:
     """Cross-validate the training Pipeline with one parameter set.
+
+    On a cluster (``store`` and ``run_id`` given) the result is also written to the
+    store's fan-in prefix, where ``select-best`` reads it: KFP before 2.14 cannot hand
+    a loop's outputs to a later task (``kfp_mlops.fanin``).
 
     Args:
         train_data: Training rows (Parquet).
@@ -70,6 +76,8 @@ def run_trial(
         seed: Seed of the folds and the estimator; keep it equal across trials.
         metric: ``auto`` (accuracy, or r2 for regression), ``balanced_accuracy``,
             ``f1_macro``, ``roc_auc``, ``log_loss``, ``rmse`` or ``mae``.
+        store: Store URI for the fan-in prefix; empty: the result is only returned.
+        run_id: The run's id (``dsl.PIPELINE_JOB_ID_PLACEHOLDER``), naming the prefix.
 
     Returns:
         The trial result as JSON: params, score (higher is better), std, metric.
@@ -77,6 +85,7 @@ def run_trial(
     """
     import logging
 
+    from kfp_mlops.fanin import item_name, put_text
     from kfp_mlops.model.settings import TrainingSettings
     from kfp_mlops.model.tuning import run_trial_on_file
 
@@ -85,6 +94,9 @@ def run_trial(
         target=target, task=task, estimator=estimator, params=params, cv_folds=cv_folds,
         seed=seed, metric=metric))
     log.info("%s %s", result.describe(), params)
+    if store and run_id:
+        log.info("-> %s", put_text(store, run_id, "run-trial", item_name(params),
+                                   result.to_json()))
     return result.to_json()
 
 
@@ -145,11 +157,24 @@ def run_trials(
 @dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
 def select_best(
     results: List[str],  # noqa: UP006
+    candidates: Optional[List[str]] = None,  # noqa: UP006, UP045
+    store: str = "",
+    run_id: str = "",
 ) -> NamedTuple("BestTrial", [("params", str), ("summary", str)]):
     """Pick the trial with the highest cross-validated score (ties: the first).
 
+    On a cluster the trials ran as a loop of ``run-trial`` pods; ``results`` is then
+    empty and each candidate's result is read from the store's fan-in prefix, where
+    its ``run-trial`` wrote it (``kfp_mlops.fanin``: KFP before 2.14 cannot pass a
+    loop's outputs on). A missing result fails the task and names it.
+
     Args:
-        results: ``run_trial`` outputs, gathered with ``dsl.Collected``.
+        results: ``run-trials``' list (or ``run_trial`` outputs gathered with
+            ``dsl.Collected``); empty: read them from the fan-in prefix.
+        candidates: ``make_candidates``' list, which orders the results read from the
+            store (ties go to the earlier candidate, as in a local run).
+        store: Store URI holding the fan-in prefix (with ``run_id``).
+        run_id: The run's id (``dsl.PIPELINE_JOB_ID_PLACEHOLDER``), as ``run_trial`` got it.
 
     Returns:
         params: the best parameters as a JSON object, ready for ``train``'s ``params``;
@@ -160,10 +185,17 @@ def select_best(
     import logging
     from collections import namedtuple
 
+    from kfp_mlops.fanin import gather_texts, item_name
     from kfp_mlops.model.tuning import TrialResult, summarize_trials
     from kfp_mlops.model.tuning import select_best as choose
 
     log = logging.getLogger("kfp_mlops.components.model.select_best")
+    if not results:
+        if not (store and run_id and candidates):
+            raise ValueError("select-best got no trial results and no store, run id and "
+                             "candidates to read them from; wire run-trials' output, or "
+                             "the trial loop's store and dsl.PIPELINE_JOB_ID_PLACEHOLDER")
+        results = gather_texts(store, run_id, "run-trial", [item_name(c) for c in candidates])
     trials = [TrialResult.from_json(r) for r in results]
     best = choose(trials)
     summary = summarize_trials(trials, best)

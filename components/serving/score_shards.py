@@ -174,11 +174,18 @@ def collect_predictions(
 ) -> int:
     """Commit: check every part's rows against the plan, then write ``OUTPUT/_SUCCESS``.
 
+    The parts themselves are the fan-in: each shard wrote ``part-NNNNN.parquet`` to the
+    output prefix, and the commit lists the prefix and checks every part the plan names.
+    So on a cluster, where the shards are a loop of ``score-shard`` pods whose outputs
+    KFP before 2.14 cannot pass on, ``results`` is empty and nothing but the timing
+    summary is lost.
+
     Args:
         plan: ``plan-shards``' plan.
         output: The output folder or prefix the shards wrote.
         model: ``NAME@VERSION`` the shards scored with (recorded in the manifest).
-        results: ``score-shard`` outputs (``dsl.Collected``) or ``score-shards``' list.
+        results: ``score-shards``' list (local runs), for the timing summary; empty on
+            a cluster.
         manifest: The committed manifest (JSON, as in ``_SUCCESS``).
 
     Returns:

@@ -78,6 +78,11 @@ def test_a_partitioned_batch_is_monitored_in_shards_as_one_file_is(tmp_path, cap
 
 
 def test_the_cluster_form_fans_out_one_pod_per_shard(tmp_path):
+    """The loop is a nested pipeline (one DAG task) that merge-scans follows.
+
+    merge-scans reads the partials from the store's fan-in prefix, not the loop's
+    outputs, which KFP before 2.14 cannot resolve (docs/cluster.md).
+    """
     from kfp import compiler
 
     from kfp_mlops.pipelines.cluster import ClusterConfig
@@ -88,19 +93,55 @@ def test_the_cluster_form_fans_out_one_pod_per_shard(tmp_path):
                                                                   parallelism=16), str(path))
     ir = next(yaml.safe_load_all(path.read_text()))  # the pipeline spec, then the platform spec
     root = ir["root"]["dag"]["tasks"]
-    (loop_name,) = [n for n, t in root.items() if "iteratorPolicy" in t]
-    loop = root[loop_name]
+    assert not [n for n, t in root.items() if "iteratorPolicy" in t]
+    assert root["scan-loop"]["inputs"]["parameters"]["shards"]["taskOutputParameter"] == {
+        "outputParameterKey": "Output", "producerTask": "plan-shards"}
+    (loop,) = ir["components"]["comp-scan-loop"]["dag"]["tasks"].values()
     assert loop["iteratorPolicy"]["parallelismLimit"] == 16
-    assert loop["parameterIterator"]["items"]["inputParameter"] == \
-        "pipelinechannel--plan-shards-Output"
+    assert loop["parameterIterator"]["items"]["inputParameter"] == "pipelinechannel--shards"
     inner = ir["components"][loop["componentRef"]["name"]]["dag"]["tasks"]
     assert list(inner) == ["scan-shard"]
     merge = root["merge-scans"]
-    assert loop_name in merge["dependentTasks"]
+    assert "scan-loop" in merge["dependentTasks"]
+    assert "artifacts" not in merge["inputs"] or set(merge["inputs"]["artifacts"]) == {"plan"}
+    assert merge["inputs"]["parameters"]["run_id"]["runtimeValue"] == {
+        "constant": "{{$.pipeline_job_uuid}}"}
     assert set(root) >= {"plan-shards", "merge-scans", "validate-data",
                          "detect-drift-sharded", "monitor"}
     # The shard scans read the source files: never served from KFP's cache.
     assert inner["scan-shard"]["cachingOptions"] == {}
+
+
+def test_the_pods_shape_merges_what_the_pool_merges(tmp_path):
+    """Both shapes run by kfp.local: the pods' partials go through the store's fan-in."""
+    from kfp import dsl, local
+
+    from kfp_mlops.pipelines.sharded_monitoring import add_sharded_scan, scan_loop_pipeline
+
+    for i in range(3):
+        folder = tmp_path / "batch" / f"day=2026-11-0{i + 1}"
+        folder.mkdir(parents=True)
+        make_batch("reference", 500, i).to_parquet(folder / "part-0.parquet")
+    store = str(tmp_path / "store")
+    loop = scan_loop_pipeline(parallelism=2)
+    statistics = {}
+    for shape in ("pool", "pods"):
+
+        @dsl.pipeline(name=f"scan-{shape}")
+        def scan():
+            add_sharded_scan(data=str(tmp_path / "batch"), shard_rows=400,
+                             shards_as=shape, store=store, scan_loop=loop)  # noqa: B023
+
+        root = tmp_path / shape
+        local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root),
+                   raise_on_error=True)
+        scan()
+        task = "scan-shards" if shape == "pool" else "merge-scans"
+        statistics[shape] = json.loads(next(root.rglob(f"{task}/statistics")).read_text())
+    assert statistics["pods"] == statistics["pool"]
+    assert statistics["pods"]["rows"] == 1500
+    # merge-scans deleted the partials it read.
+    assert not [p for p in (tmp_path / "store" / "fan-in").rglob("*") if p.is_file()]
 
 
 def test_data_profile_records_a_sharded_version_kept_in_place(tmp_path, capsys):

@@ -29,7 +29,10 @@ SIDE_EFFECTS = {"ingest", "validate-data", "bless-model", "publish", "infra-vali
                 # sharded data: they read the source files, which may change
                 "plan-shards", "scan-shard", "scan-shards", "detect-drift-sharded",
                 # sharded scoring: they pin the registry stage or write the output prefix
-                "prepare-scoring", "score-shard", "score-shards", "collect-predictions"}
+                "prepare-scoring", "score-shard", "score-shards", "collect-predictions",
+                # fan-in over a loop through the store (kfp_mlops.fanin): the iterations
+                # write the run's prefix, the gathering tasks read (and merge-scans drops) it
+                "run-trial", "select-best", "merge-scans"}
 
 
 def _spec(path: Path) -> dict:

@@ -131,12 +131,19 @@ def test_an_unknown_trial_shape_is_refused():
 
 @pytest.mark.slow
 def test_both_shapes_choose_the_same_parameters_under_kfp_local(tmp_path):
-    """The pool (local) and ParallelFor (cluster) shapes, both really run by kfp.local."""
+    """The pool (local) and ParallelFor (cluster) shapes, both really run by kfp.local.
+
+    The pods shape gathers through the store: each run-trial writes its result under
+    the run's fan-in prefix and select-best, after the trial loop's DAG task, reads them.
+    """
     from kfp import dsl, local
     from kfp.dsl import Dataset, Output
 
     from kfp_mlops.components.image import DEFAULT_IMAGE
-    from kfp_mlops.pipelines.steps import add_tuning_steps
+    from kfp_mlops.pipelines.steps import add_tuning_steps, trial_loop_pipeline
+
+    loop = trial_loop_pipeline(parallelism=2)  # the pods' results go to the store's fan-in
+    store = str(tmp_path / "store")
 
     @dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
     def iris_parquet(dataset: Output[Dataset]):
@@ -154,6 +161,7 @@ def test_both_shapes_choose_the_same_parameters_under_kfp_local(tmp_path):
                 train_data=data.outputs["dataset"], target="target", task="classification",
                 estimator="logistic_regression", search_space='{"C": [0.0001, 0.01, 1.0]}',
                 n_trials=3, seed=1, params="{}", trials_as=shape, workers=2,  # noqa: B023
+                store=store, trial_loop=loop,
             )
 
         root = tmp_path / shape

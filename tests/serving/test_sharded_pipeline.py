@@ -36,23 +36,32 @@ def _compiled(tmp_path, **kwargs) -> dict:
 
 
 def test_the_cluster_ir_fans_out_one_score_shard_per_shard(tmp_path):
+    """The loop sits in a nested pipeline (one DAG task) that the commit follows.
+
+    No task reads the loop's outputs (KFP before 2.14 cannot resolve them): the commit
+    runs after the loop's DAG task and lists the output prefix the shards wrote.
+    """
     ir = _compiled(tmp_path, parallelism=5)
     tasks = ir["root"]["dag"]["tasks"]
-    loop = next(t for t in tasks.values() if "parameterIterator" in t)
+    assert not any("parameterIterator" in t for t in tasks.values())
+    nested = tasks["score-loop"]
+    assert nested["inputs"]["parameters"]["shards"]["taskOutputParameter"] == {
+        "outputParameterKey": "Output", "producerTask": "plan-shards"}  # the shard indices
+    assert nested["inputs"]["artifacts"]["job"]["taskOutputArtifact"] == {
+        "outputArtifactKey": "job", "producerTask": "prepare-scoring"}
+    (loop,) = ir["components"]["comp-score-loop"]["dag"]["tasks"].values()
     assert loop["iteratorPolicy"] == {"parallelismLimit": 5}
-    items = loop["parameterIterator"]["items"]["inputParameter"]
-    assert items == "pipelinechannel--plan-shards-Output"  # plan-shards' shard indices
+    assert loop["parameterIterator"]["items"]["inputParameter"] == "pipelinechannel--shards"
     inner = ir["components"][loop["componentRef"]["name"]]["dag"]["tasks"]
     assert list(inner) == ["score-shard"]
     assert inner["score-shard"]["inputs"]["parameters"]["shard"]["componentInputParameter"] \
         == loop["parameterIterator"]["itemInput"]
     collect = tasks["collect-predictions"]
-    assert loop["taskInfo"]["name"] in collect["dependentTasks"]
+    assert "score-loop" in collect["dependentTasks"]
+    assert collect["inputs"]["parameters"]["results"]["runtimeValue"] == {"constant": []}
     # The pinned version, not the stage, reaches the shards and the commit.
     assert collect["inputs"]["parameters"]["model"]["taskOutputParameter"] == {
         "outputParameterKey": "model", "producerTask": "prepare-scoring"}
-    assert loop["inputs"]["artifacts"]["pipelinechannel--prepare-scoring-job"][
-        "taskOutputArtifact"] == {"outputArtifactKey": "job", "producerTask": "prepare-scoring"}
     assert {"plan-shards", "prepare-scoring", "collect-predictions"} <= set(tasks)
 
 
@@ -118,7 +127,7 @@ def test_kfp_mlops_score_on_a_folder_runs_the_sharded_pipeline(trained, tmp_path
 
 @pytest.mark.slow
 def test_the_pods_shape_runs_each_shard_as_a_score_shard_task(trained, tmp_path):
-    """The cluster shape's tasks, run by kfp.local: ParallelFor, score-shard, Collected."""
+    """The cluster shape's tasks, run by kfp.local: the nested loop, score-shard, the commit."""
     from kfp_mlops.pipelines.batch import build_batch_pipeline
     from kfp_mlops.pipelines.local import run_locally
 
