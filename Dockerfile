@@ -2,12 +2,37 @@
 # install_kfp_package=False) and it is the KServe serving runtime, so training and
 # serving unpickle with the same scikit-learn.
 #   docker build -t REGISTRY/kfp-mlops:0.1.0 .
+#   podman build -t REGISTRY/kfp-mlops:0.1.0 .
 #   kfp-mlops compile --image REGISTRY/kfp-mlops:0.1.0
 # Every Python package is installed at the exact version in docker/constraints.txt
-# (the environment the tests passed in; docker/freeze_constraints.py writes it), so a
-# rebuild cannot change scikit-learn under models that earlier builds trained: the
-# loader refuses a model pickled by another scikit-learn.
-FROM python:3.11.7-slim
+# (the environment the tests passed in; docker/freeze_constraints.py writes it), and the
+# build fails if anything of kfp-mlops[serving]'s closure is missing from it or at another
+# version, so a rebuild cannot change scikit-learn under models that earlier builds
+# trained: the loader refuses a model pickled by another scikit-learn.
+#
+# Build arguments:
+#   BASE_IMAGE  the Python it runs on: by default the official slim image of the Python
+#               the constraints were frozen with (docker/constraints.txt says which).
+#               Any Debian-like image with `python` and `pip` first on PATH will do;
+#               docker/image-test.sh builds one from the Debian mirror with mmdebstrap.
+#   VERSION, REVISION, SOURCE  the OCI labels (the release workflow sets them).
+# Behind a TLS-intercepting proxy, pass its CA bundle as a build secret; it is used by
+# pip only and never lands in a layer:
+#   docker build --secret id=ca-bundle,src=/etc/ssl/certs/ca-certificates.crt .
+ARG BASE_IMAGE=python:3.11.7-slim
+FROM ${BASE_IMAGE}
+
+ARG BASE_IMAGE
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+ARG SOURCE=unknown
+LABEL org.opencontainers.image.title="kfp-mlops" \
+      org.opencontainers.image.description="Kubeflow Pipelines components and KServe runtime for scikit-learn models" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.base.name="${BASE_IMAGE}"
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -16,12 +41,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /opt/kfp-mlops
 COPY pyproject.toml README.md ./
-COPY docker/constraints.txt ./docker/constraints.txt
+COPY docker/constraints.txt docker/freeze_constraints.py ./docker/
 COPY kfp_mlops ./kfp_mlops
 COPY components ./components
 COPY pipelines ./pipelines
 COPY app ./app
-RUN pip install -c docker/constraints.txt ".[serving]" && rm -rf /opt/kfp-mlops/build
+RUN --mount=type=secret,id=ca-bundle \
+    if [ -s /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi; \
+    pip install -c docker/constraints.txt ".[serving]" && rm -rf /opt/kfp-mlops/build \
+    && python docker/freeze_constraints.py --check
 
 # Non-root, with a writable home for caches; KFP and KServe mount their own volumes.
 # The serving container runs with a read-only root filesystem: the server writes no
@@ -31,5 +59,6 @@ USER 1000:1000
 WORKDIR /home/kfp
 
 # KServe's runtime passes --model_name, --model_dir and --http_port; KFP sets its own
-# command for components, so this default only matters for serving.
+# command for components, so this default only matters for serving (which is why a
+# local `kfp-mlops run --runner docker` starts its tasks with the entrypoint reset).
 ENTRYPOINT ["python", "-m", "kfp_mlops.serving"]

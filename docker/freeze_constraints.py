@@ -9,7 +9,14 @@ and dev tools are not in the closure, so they are not pinned.
     .venv/bin/python docker/freeze_constraints.py
 
 The Dockerfile installs with ``-c docker/constraints.txt``, so rebuilding the image
-cannot move scikit-learn (or anything else) under models already trained with it.
+cannot move scikit-learn (or anything else) under models already trained with it. A
+constraints file only pins what it lists, so the build then runs
+
+    python docker/freeze_constraints.py --check
+
+which fails, naming each package, when the installed closure differs from the file: a
+dependency the file does not pin (a new requirement since it was frozen) or one at
+another version. The image then holds exactly the versions the tests passed with.
 """
 
 from __future__ import annotations
@@ -50,6 +57,43 @@ def closure(root: str, extras: tuple[str, ...]) -> dict[str, str]:
     return pins
 
 
+def read_pins(path: Path = OUT) -> dict[str, str]:
+    """``name == version`` lines of a constraints file, by canonical name."""
+    pins = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if "==" in line:
+            name, version = line.split("==", 1)
+            pins[canonicalize_name(name)] = version.strip()
+    return pins
+
+
+def differences(installed: dict[str, str], pinned: dict[str, str]) -> list[str]:
+    """How the installed closure differs from the pins, one line a package (empty: none)."""
+    found = []
+    for name in sorted(installed.keys() | pinned.keys()):
+        have, want = installed.get(name), pinned.get(name)
+        if want is None:
+            found.append(f"{name} {have} is installed but not pinned")
+        elif have is None:
+            found.append(f"{name}=={want} is pinned but not in the installed closure")
+        elif have != want:
+            found.append(f"{name} {have} is installed, {want} is pinned")
+    return found
+
+
+def check() -> None:
+    """Exit 1 unless the installed closure of kfp-mlops[serving] is exactly the pins."""
+    found = differences(closure("kfp-mlops", ("serving",)), read_pins())
+    if found:
+        sys.exit(
+            f"the installed packages differ from {OUT.name}:\n  " + "\n  ".join(found)
+            + "\nRegenerate it deliberately (python docker/freeze_constraints.py in an "
+            "environment where the tests passed) or fix the requirement that moved."
+        )
+    print(f"installed closure matches all {len(read_pins())} pins of {OUT.name}")
+
+
 def main() -> None:
     """Write docker/constraints.txt for kfp-mlops[serving]."""
     pins = closure("kfp-mlops", ("serving",))
@@ -66,6 +110,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--check"]:
+        check()
+        sys.exit(0)
     if not re.match(r"3\.11\.", sys.version):
         print("note: the image is python:3.11-slim; markers were evaluated for "
               f"{sys.version.split()[0]}", file=sys.stderr)

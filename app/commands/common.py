@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from typing import Any
 
 from kfp_mlops.errors import KfpMlopsError
@@ -36,6 +37,46 @@ def add_store(parser: argparse.ArgumentParser) -> None:
         f"else {DEFAULT_LOCAL_STORE}); S3 uses AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, "
         "AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION, S3_VERIFY_SSL",
     )
+
+
+# The image a `--runner docker` run uses when --image is not given (then the default tag
+# of a local `docker build -t kfp-mlops:0.1.0 .`).
+IMAGE_ENV = "KFP_MLOPS_IMAGE"
+
+
+def add_runner(parser: argparse.ArgumentParser) -> None:
+    """Add ``--runner subprocess|docker`` and ``--image``."""
+    parser.add_argument(
+        "--runner", choices=["subprocess", "docker"], default="subprocess",
+        help="subprocess: each task a process of this environment (default); docker: each "
+        "task in its own container from --image, through kfp.local's DockerRunner (Docker, "
+        "or Podman's service via DOCKER_HOST), as uid 1000 with the task's CPU and memory "
+        "limits",
+    )
+    parser.add_argument(
+        "--image", help=f"with --runner docker: the kfp-mlops image (default ${IMAGE_ENV}, "
+        "else kfp-mlops:0.1.0, what `docker build -t kfp-mlops:0.1.0 .` makes)",
+    )
+
+
+def runner_image(args: argparse.Namespace) -> str | None:
+    """The image tasks run in with ``--runner docker``; None for the default runner."""
+    if getattr(args, "runner", "subprocess") != "docker":
+        if getattr(args, "image", None):
+            raise CliError(f"--image {args.image} needs --runner docker (the default runner "
+                           "runs tasks in this environment, not in an image)")
+        return None
+    from kfp_mlops.components.image import DEFAULT_IMAGE
+
+    return args.image or os.environ.get(IMAGE_ENV) or DEFAULT_IMAGE
+
+
+def task_settings(args: argparse.Namespace):
+    """The pipeline's task settings: the image of ``--runner docker``, else the defaults."""
+    from kfp_mlops.pipelines.cluster import TaskSettings
+
+    image = runner_image(args)
+    return TaskSettings(image=image) if image else None
 
 
 def store_uri(args: argparse.Namespace) -> str:

@@ -10,9 +10,12 @@ from kfp_mlops.app.commands.common import (
     EXIT_GATE_STOPPED,
     CliError,
     add_output,
+    add_runner,
     add_store,
     emit,
+    runner_image,
     store_uri,
+    task_settings,
 )
 from kfp_mlops.pipelines.local import with_local_tasks
 
@@ -23,12 +26,22 @@ def execute(
     """Run ``pipeline`` on kfp.local with progress, then print the run summary.
 
     ``planned`` is how many tasks a run that passes every gate runs (the progress total).
+    With ``--runner docker`` each task runs in a container from the image, with the
+    ``data`` argument's file or folder mounted read-only and a local ``store`` read-write.
     Returns :data:`EXIT_GATE_STOPPED` when a gate stopped the run, else 0.
     """
     from kfp_mlops.app.console import capture_run_output, format_summary
     from kfp_mlops.pipelines.local import run_locally
     from kfp_mlops.pipelines.training import summarize_training
     from kfp_mlops.storage import StoreError, open_store
+
+    containers = None
+    image = runner_image(args)
+    if image:
+        from kfp_mlops.pipelines.containers import plan_run
+
+        arguments, containers = plan_run(image, arguments, inputs=["data"], outputs=["store"])
+        title = f"{title}, each task in a container from {image}"
 
     # Fail before training, not after, when the store cannot be reached or written.
     store = open_store(arguments["store"])
@@ -42,7 +55,7 @@ def execute(
     if args.output == "text":
         print(f"kfp-mlops {args.command}: {title}, store {arguments['store']}", file=sys.stderr)
     with capture_run_output(log_path, args.output == "text", planned) as log:
-        run = run_locally(pipeline, arguments, runs_dir)
+        run = run_locally(pipeline, arguments, runs_dir, containers)
     final_log = run.run_dir / "run.log" if run.run_dir != runs_dir.resolve() else log_path
     if final_log != log_path:
         log_path.replace(final_log)
@@ -137,7 +150,7 @@ def run_command(args: argparse.Namespace) -> int:
     import_kfp_without_client()  # before the pipeline module imports kfp.dsl
     from kfp_mlops.pipelines.training import build_training_pipeline, planned_tasks
 
-    pipeline = build_training_pipeline()
+    pipeline = build_training_pipeline(settings=task_settings(args))
     arguments = training_arguments(args, pipeline, update_schema=args.update_schema,
                                    warn_only=args.warn_only)
     return execute(args, pipeline, arguments, f"training on {args.data!r}",
@@ -186,6 +199,7 @@ def add_training_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR,
                      help=f"where kfp.local keeps run outputs (default {DEFAULT_RUNS_DIR})")
     add_store(run)
+    add_runner(run)
     add_output(run)
 
 
