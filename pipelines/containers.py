@@ -287,11 +287,16 @@ def _task_handler(base: type) -> type:
                     if folder is not None:
                         folder.mkdir(parents=True, exist_ok=True)
                         hand_over(folder, plan.user)
-                container = client.containers.run(  # no auto_remove: (b)
-                    image=self.image, command=self.full_command, volumes=volumes,
-                    environment=self.env_vars, detach=True, stdout=True, stderr=True,
-                    **args,
-                )
+                try:
+                    container = client.containers.run(  # no auto_remove: (b)
+                        image=self.image, command=self.full_command, volumes=volumes,
+                        environment=self.env_vars, detach=True, stdout=True, stderr=True,
+                        **args,
+                    )
+                except docker.errors.APIError as exc:  # the line the CLI reports
+                    print(f"ContainerRunError: the engine refused the task's container "
+                          f"({exc.explanation or exc})")
+                    return status.Status.FAILURE
                 try:
                     decode = codecs.getincrementaldecoder("utf-8")("replace").decode
                     for chunk in container.logs(stream=True, follow=True):
@@ -344,7 +349,7 @@ def check_engine(image: str) -> None:
     try:
         try:
             client.images.get(image)
-        except docker.errors.ImageNotFound:
+        except docker.errors.NotFound:  # Podman's "image not known" is no ImageNotFound
             try:
                 client.images.pull(image)
             except docker.errors.APIError as exc:
