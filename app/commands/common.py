@@ -71,6 +71,23 @@ def runner_image(args: argparse.Namespace) -> str | None:
     return args.image or os.environ.get(IMAGE_ENV) or DEFAULT_IMAGE
 
 
+def plan_containers(
+    args: argparse.Namespace, arguments: dict, inputs: tuple[str, ...] = ("data",),
+    outputs: tuple[str, ...] = ("store",),
+):
+    """``(arguments, ContainerRun)`` for ``--runner docker``, else ``(arguments, None)``.
+
+    ``inputs`` name the path arguments tasks read (mounted read-only), ``outputs`` the
+    folders they write (mounted read-write); both are made absolute.
+    """
+    image = runner_image(args)
+    if not image:
+        return arguments, None
+    from kfp_mlops.pipelines.containers import plan_run
+
+    return plan_run(image, arguments, inputs=inputs, outputs=outputs)
+
+
 def task_settings(args: argparse.Namespace):
     """The pipeline's task settings: the image of ``--runner docker``, else the defaults."""
     from kfp_mlops.pipelines.cluster import TaskSettings

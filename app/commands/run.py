@@ -13,7 +13,7 @@ from kfp_mlops.app.commands.common import (
     add_runner,
     add_store,
     emit,
-    runner_image,
+    plan_containers,
     store_uri,
     task_settings,
 )
@@ -35,13 +35,9 @@ def execute(
     from kfp_mlops.pipelines.training import summarize_training
     from kfp_mlops.storage import StoreError, open_store
 
-    containers = None
-    image = runner_image(args)
-    if image:
-        from kfp_mlops.pipelines.containers import plan_run
-
-        arguments, containers = plan_run(image, arguments, inputs=["data"], outputs=["store"])
-        title = f"{title}, each task in a container from {image}"
+    arguments, containers = plan_containers(args, arguments)
+    if containers is not None:
+        title = f"{title}, each task in a container from {containers.image}"
 
     # Fail before training, not after, when the store cannot be reached or written.
     store = open_store(arguments["store"])

@@ -238,7 +238,7 @@ def test_hand_over_changes_only_what_differs(tmp_path):
 def test_the_cli_takes_the_runner_and_the_image(monkeypatch):
     parser = build_parser()
     for command in (["run"], ["monitor", "--model-name", "m"],
-                    ["continuous", "--model-name", "m"]):
+                    ["continuous", "--model-name", "m"], ["score", "m@production", "x.csv"]):
         args = parser.parse_args([*command, "--runner", "docker", "--image", "r/k:1"])
         assert runner_image(args) == "r/k:1"
         assert runner_image(parser.parse_args(command)) is None
