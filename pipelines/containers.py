@@ -262,9 +262,32 @@ def run_folder(full_command: list[str], pipeline_root: str) -> Path | None:
     return Path(pipeline_root) / first
 
 
+class _Lines:
+    """Print a container's log bytes whole lines at a time, as they arrive."""
+
+    def __init__(self) -> None:
+        import codecs
+
+        self.received = 0
+        self._decode = codecs.getincrementaldecoder("utf-8")("replace").decode
+        self._pending = ""
+
+    def add(self, chunk: bytes) -> None:
+        """Print the whole lines ``chunk`` completes; keep the rest for later."""
+        self.received += len(chunk)
+        *whole, self._pending = (self._pending + self._decode(chunk)).split("\n")
+        for line in whole:
+            print(line)
+
+    def close(self) -> None:
+        """Print what is left (a last line without a newline)."""
+        rest = self._pending + self._decode(b"", final=True)
+        if rest:
+            print(rest)
+
+
 def _task_handler(base: type) -> type:
     """kfp.local's DockerTaskHandler with fixes (a), (b) and (c)."""
-    import codecs
     import sys
 
     from kfp.local import status
@@ -298,10 +321,15 @@ def _task_handler(base: type) -> type:
                           f"({exc.explanation or exc})")
                     return status.Status.FAILURE
                 try:
-                    decode = codecs.getincrementaldecoder("utf-8")("replace").decode
+                    lines = _Lines()
                     for chunk in container.logs(stream=True, follow=True):
-                        print(decode(chunk), end="")
+                        lines.add(chunk)
                     code = container.wait()["StatusCode"]
+                    # Podman 4.3's followed log stream can end before the container's
+                    # last lines (seen once here: a failed task's traceback missing), so
+                    # what the stream did not carry is read from the finished log.
+                    lines.add(container.logs(stdout=True, stderr=True)[lines.received:])
+                    lines.close()
                 finally:
                     with contextlib.suppress(docker.errors.APIError):
                         container.remove(force=True)

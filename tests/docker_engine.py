@@ -25,6 +25,7 @@ class FakeEngine:
 
     def __init__(self, exit_code: int = 0, logs: bytes = b"", images: tuple[str, ...] = ()):
         self.refuse: str | None = None  # answer creates with this 500 message
+        self.follow_cut = 0  # a followed log stream ends after this many bytes (0: all)
         self.exit_code = exit_code
         self.logs = logs
         self.images = set(images)
@@ -109,8 +110,11 @@ class _Handler(BaseHTTPRequestHandler):
         if match := re.match(r"^/containers/([^/]+)/logs$", path):
             if match.group(1) not in state.containers:
                 return self._missing(match.group(1))
-            frame = struct.pack(">BxxxL", 1, len(state.logs)) + state.logs
-            return self._send(200, raw=frame if state.logs else b"",
+            logs = state.logs
+            if state.follow_cut and "follow=1" in self.path:
+                logs = logs[:state.follow_cut]
+            frame = struct.pack(">BxxxL", 1, len(logs)) + logs
+            return self._send(200, raw=frame if logs else b"",
                               content_type="application/vnd.docker.raw-stream")
         return self._send(404, {"message": f"not implemented here: GET {path}"})
 

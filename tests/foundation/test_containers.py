@@ -91,6 +91,17 @@ def test_a_failing_task_fails_the_run_with_its_own_message(engine, tmp_path, cap
     assert engine.removed == ["c0000"] and not engine.containers  # removed after the wait
 
 
+def test_lines_a_followed_log_stream_missed_are_read_after_the_exit(engine, tmp_path, capsys):
+    engine.exit_code = 1
+    engine.logs = "first line\nValueError: the last line, é\n".encode()
+    engine.follow_cut = 15  # the stream ends inside the second line
+    run, _, _ = _run(tmp_path)
+    assert not run.succeeded
+    out = capsys.readouterr().out
+    assert "first line" in out and "ValueError: the last line, é" in out
+    assert out.count("first line") == 1  # nothing printed twice
+
+
 def test_a_container_the_engine_refuses_fails_its_task_saying_why(engine, tmp_path, capsys):
     engine.refuse = "crun: setrlimit `RLIMIT_NOFILE`: Operation not permitted"
     run, _, _ = _run(tmp_path)
