@@ -16,8 +16,8 @@
 #               Any Debian-like image with `python` and `pip` first on PATH will do;
 #               docker/image-test.sh builds one from the Debian mirror with mmdebstrap.
 #   VERSION, REVISION, SOURCE  the OCI labels (the release workflow sets them).
-# Behind a TLS-intercepting proxy, pass its CA bundle as a build secret; it is used by
-# pip only and never lands in a layer:
+# Behind a TLS-intercepting proxy, pass its CA bundle as a build secret (BuildKit, the
+# default builder since Docker 23, or podman/buildah); pip uses it, no layer keeps it:
 #   docker build --secret id=ca-bundle,src=/etc/ssl/certs/ca-certificates.crt .
 ARG BASE_IMAGE=python:3.11.7-slim
 FROM ${BASE_IMAGE}

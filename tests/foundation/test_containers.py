@@ -7,6 +7,7 @@ auto-removed container the moment it exits, as Podman 4.3 does. The real engine 
 docker/image-test.sh runs.
 """
 
+import argparse
 import json
 import os
 from pathlib import Path
@@ -30,7 +31,8 @@ from kfp_mlops.pipelines.containers import (
     resource_args,
     run_folder,
 )
-from kfp_mlops.pipelines.local import run_locally
+from kfp_mlops.pipelines import prefork
+from kfp_mlops.pipelines.local import run_locally, with_local_tasks
 from tests.docker_engine import FakeEngine
 
 IMAGE = "kfp-mlops:test"
@@ -259,3 +261,15 @@ def test_the_cli_takes_the_runner_and_the_image(monkeypatch):
     assert runner_image(parser.parse_args(["run", "--runner", "docker"])) == "kfp-mlops:0.1.0"
     with pytest.raises(CliError, match="needs --runner docker"):
         runner_image(parser.parse_args(["run", "--image", "r/k:1"]))
+
+
+def test_a_docker_run_starts_no_fork_server():
+    seen = []
+
+    @with_local_tasks
+    def command(args):
+        seen.append(prefork._active)
+        return 0
+
+    assert command(argparse.Namespace(runner="docker")) == 0
+    assert seen == [False]
