@@ -19,6 +19,7 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 
 from kfp_mlops.app.cli import build_parser
 from kfp_mlops.app.commands.common import CliError, runner_image
+from kfp_mlops.pipelines import prefork
 from kfp_mlops.pipelines.containers import (
     ContainerRunError,
     check_engine,
@@ -31,7 +32,6 @@ from kfp_mlops.pipelines.containers import (
     resource_args,
     run_folder,
 )
-from kfp_mlops.pipelines import prefork
 from kfp_mlops.pipelines.local import run_locally, with_local_tasks
 from tests.docker_engine import FakeEngine
 
