@@ -17,9 +17,12 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kfp_mlops.pipelines.prefork import Stage, forked_tasks
+
+if TYPE_CHECKING:
+    from kfp_mlops.pipelines.containers import ContainerRun
 
 DEFAULT_RUNS_DIR = ".kfp-mlops/runs"
 # Output names of the HTML and Markdown artifacts the suite's components write.
@@ -208,6 +211,8 @@ def with_local_tasks(command: Callable[..., int]) -> Callable[..., int]:
 
     @functools.wraps(command)
     def run(*args: Any, **kwargs: Any) -> int:
+        if args and getattr(args[0], "runner", None) == "docker":
+            return command(*args, **kwargs)  # tasks run in containers: no fork server
         with local_tasks():
             return command(*args, **kwargs)
 
@@ -215,9 +220,16 @@ def with_local_tasks(command: Callable[..., int]) -> Callable[..., int]:
 
 
 def run_locally(
-    pipeline, arguments: dict[str, Any], runs_dir: str | Path = DEFAULT_RUNS_DIR
+    pipeline, arguments: dict[str, Any], runs_dir: str | Path = DEFAULT_RUNS_DIR,
+    containers: ContainerRun | None = None,
 ) -> RunResult:
-    """Run ``pipeline`` with ``kfp.local``; never raises for a failed task."""
+    """Run ``pipeline`` with ``kfp.local``; never raises for a failed task.
+
+    By default each task is a process of this installed environment (SubprocessRunner,
+    from the fork server); with ``containers`` (``--runner docker``) each is a container
+    from the suite image (DockerRunner, pipelines/containers.py), and ``arguments`` must
+    be the ones :func:`kfp_mlops.pipelines.containers.plan_run` returned with it.
+    """
     from kfp import local
 
     # The suite image holds exactly this installed environment, so running its
@@ -229,11 +241,17 @@ def run_locally(
     runs_dir = Path(runs_dir).resolve()
     runs_dir.mkdir(parents=True, exist_ok=True)
     before = set(runs_dir.iterdir())
-    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(runs_dir),
-               raise_on_error=True)
+    if containers is None:
+        runner, tasks = local.SubprocessRunner(use_venv=False), local_tasks()
+    else:
+        from kfp_mlops.pipelines.containers import check_engine, container_tasks, docker_runner
+
+        check_engine(containers.image)
+        runner, tasks = docker_runner(containers), container_tasks(containers)
+    local.init(runner=runner, pipeline_root=str(runs_dir), raise_on_error=True)
     error = None
     try:
-        with local_tasks():
+        with tasks:
             pipeline(**arguments)
     except RuntimeError as exc:  # kfp.local raises RuntimeError when a task fails
         error = str(exc)

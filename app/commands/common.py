@@ -43,6 +43,59 @@ def add_store(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_runner(parser: argparse.ArgumentParser) -> None:
+    """Add ``--runner subprocess|docker`` and ``--image``."""
+    parser.add_argument(
+        "--runner", choices=["subprocess", "docker"], default="subprocess",
+        help="subprocess: each task a process of this environment (default); docker: each "
+        "task in its own container from --image, through kfp.local's DockerRunner (Docker, "
+        "or Podman's service via DOCKER_HOST), as uid 1000 with the task's CPU and memory "
+        "limits",
+    )
+    parser.add_argument(
+        "--image", help="with --runner docker: the kfp-mlops image (default $KFP_MLOPS_IMAGE, "
+        "else kfp-mlops:0.1.0, what `docker build -t kfp-mlops:0.1.0 .` makes)",
+    )
+
+
+def runner_image(args: argparse.Namespace) -> str | None:
+    """The image tasks run in with ``--runner docker``; None for the default runner."""
+    if getattr(args, "runner", "subprocess") != "docker":
+        if getattr(args, "image", None):
+            raise CliError(f"--image {args.image} needs --runner docker (the default runner "
+                           "runs tasks in this environment, not in an image)")
+        return None
+    from kfp_mlops.components.image import default_image
+
+    # $KFP_MLOPS_IMAGE, else kfp-mlops:0.1.0, the tag of a local `docker build`.
+    return args.image or default_image()
+
+
+def plan_containers(
+    args: argparse.Namespace, arguments: dict, inputs: tuple[str, ...] = ("data",),
+    outputs: tuple[str, ...] = ("store",),
+):
+    """``(arguments, ContainerRun)`` for ``--runner docker``, else ``(arguments, None)``.
+
+    ``inputs`` name the path arguments tasks read (mounted read-only), ``outputs`` the
+    folders they write (mounted read-write); both are made absolute.
+    """
+    image = runner_image(args)
+    if not image:
+        return arguments, None
+    from kfp_mlops.pipelines.containers import plan_run
+
+    return plan_run(image, arguments, inputs=inputs, outputs=outputs)
+
+
+def task_settings(args: argparse.Namespace):
+    """The pipeline's task settings: the image of ``--runner docker``, else the defaults."""
+    from kfp_mlops.pipelines.cluster import TaskSettings
+
+    image = runner_image(args)
+    return TaskSettings(image=image) if image else None
+
+
 def store_uri(args: argparse.Namespace) -> str:
     """The store the command should use."""
     return args.store or default_store_uri()

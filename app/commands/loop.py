@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from kfp_mlops.app.commands.common import CliError, add_output, add_store, store_uri
+from kfp_mlops.app.commands.common import (
+    CliError,
+    add_output,
+    add_runner,
+    add_store,
+    store_uri,
+    task_settings,
+)
 from kfp_mlops.app.commands.run import add_training_flags, execute, training_arguments
 from kfp_mlops.pipelines.local import with_local_tasks
 
@@ -84,12 +91,14 @@ def _monitor(args: argparse.Namespace) -> int:
         )
 
         arguments["shard_rows"] = args.shard_rows or DEFAULT_SHARD_ROWS
-        return execute(args, build_sharded_monitoring_pipeline(), arguments,
+        pipeline = build_sharded_monitoring_pipeline(settings=task_settings(args))
+        return execute(args, pipeline, arguments,
                        f"{title}, in shards of at most {arguments['shard_rows']:,} rows",
                        len(SHARDED_MONITORING_TASKS))
     from kfp_mlops.pipelines.monitoring import MONITORING_TASKS, build_monitoring_pipeline
 
-    return execute(args, build_monitoring_pipeline(), arguments, title, len(MONITORING_TASKS))
+    pipeline = build_monitoring_pipeline(settings=task_settings(args))
+    return execute(args, pipeline, arguments, title, len(MONITORING_TASKS))
 
 
 def continuous_command(args: argparse.Namespace) -> int:
@@ -112,7 +121,7 @@ def _continuous(args: argparse.Namespace) -> int:
     from kfp_mlops.pipelines.training import planned_tasks
 
     _reuse_first_settings(args)
-    pipeline = build_continuous_pipeline()
+    pipeline = build_continuous_pipeline(settings=task_settings(args))
     arguments = training_arguments(args, pipeline, force=args.force,
                                    drift_share=args.drift_share, pushgateway=args.pushgateway or "")
     return execute(args, pipeline, arguments,
@@ -172,6 +181,7 @@ def register(commands) -> None:
     mon.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR,
                      help="where kfp.local keeps run outputs and reports")
     add_store(mon)
+    add_runner(mon)
     add_output(mon)
 
     cont = commands.add_parser(

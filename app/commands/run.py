@@ -11,9 +11,12 @@ from kfp_mlops.app.commands.common import (
     CliError,
     UsageError,
     add_output,
+    add_runner,
     add_store,
     emit,
+    plan_containers,
     store_uri,
+    task_settings,
 )
 from kfp_mlops.pipelines.local import with_local_tasks
 
@@ -24,12 +27,18 @@ def execute(
     """Run ``pipeline`` on kfp.local with progress, then print the run summary.
 
     ``planned`` is how many tasks a run that passes every gate runs (the progress total).
+    With ``--runner docker`` each task runs in a container from the image, with the
+    ``data`` argument's file or folder mounted read-only and a local ``store`` read-write.
     Returns :data:`EXIT_GATE_STOPPED` when a gate stopped the run, else 0.
     """
     from kfp_mlops.app.console import capture_run_output, format_summary
     from kfp_mlops.pipelines.local import display_names, run_locally
     from kfp_mlops.pipelines.training import summarize_training
     from kfp_mlops.storage import StoreError, open_store
+
+    arguments, containers = plan_containers(args, arguments)
+    if containers is not None:
+        title = f"{title}, each task in a container from {containers.image}"
 
     # Fail before training, not after, when the store cannot be reached or written.
     store = open_store(arguments["store"])
@@ -44,7 +53,7 @@ def execute(
         print(f"kfp-mlops {args.command}: {title}, store {arguments['store']}", file=sys.stderr)
     names = display_names(pipeline)
     with capture_run_output(log_path, args.output == "text", planned, names) as log:
-        run = run_locally(pipeline, arguments, runs_dir)
+        run = run_locally(pipeline, arguments, runs_dir, containers)
     final_log = run.run_dir / "run.log" if run.run_dir != runs_dir.resolve() else log_path
     if final_log != log_path:
         log_path.replace(final_log)
@@ -201,7 +210,7 @@ def run_command(args: argparse.Namespace) -> int:
     import_kfp_without_client()  # before the pipeline module imports kfp.dsl
     from kfp_mlops.pipelines.training import build_training_pipeline, planned_tasks
 
-    pipeline = build_training_pipeline()
+    pipeline = build_training_pipeline(settings=task_settings(args))
     arguments = training_arguments(args, pipeline, update_schema=args.update_schema,
                                    warn_only=args.warn_only)
     return execute(args, pipeline, arguments, f"training on {args.data!r}",
@@ -254,6 +263,7 @@ def add_training_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR,
                      help=f"where kfp.local keeps run outputs (default {DEFAULT_RUNS_DIR})")
     add_store(run)
+    add_runner(run)
     add_output(run)
     from kfp_mlops.app.commands.models import add_model_registry
 

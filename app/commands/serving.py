@@ -7,7 +7,16 @@ import shutil
 import sys
 from pathlib import Path
 
-from kfp_mlops.app.commands.common import CliError, add_output, add_store, emit, store_uri
+from kfp_mlops.app.commands.common import (
+    CliError,
+    add_output,
+    add_runner,
+    add_store,
+    emit,
+    plan_containers,
+    store_uri,
+    task_settings,
+)
 from kfp_mlops.pipelines.local import with_local_tasks
 
 SERVE_CACHE = ".kfp-mlops/serving"
@@ -85,14 +94,13 @@ def score_command(args: argparse.Namespace) -> int:
     from kfp_mlops.pipelines.local import run_locally
 
     runs_dir = Path(args.runs_dir)
+    arguments, containers = plan_containers(args, {
+        "data": data, "model": args.ref, "store": store_uri(args),
+        "with_probabilities": args.probabilities, "keep_columns": args.keep_columns,
+        "ignore_unknown_columns": args.ignore_unknown_columns})
     with capture_run_output(runs_dir / "last-run.log", args.output == "text") as log:
-        run = run_locally(
-            build_batch_pipeline(),
-            {"data": data, "model": args.ref, "store": store_uri(args),
-             "with_probabilities": args.probabilities, "keep_columns": args.keep_columns,
-             "ignore_unknown_columns": args.ignore_unknown_columns},
-            runs_dir,
-        )
+        run = run_locally(build_batch_pipeline(settings=task_settings(args)), arguments,
+                          runs_dir, containers)
     if not run.succeeded:
         raise CliError(
             f"batch scoring failed: {log.last_error or run.error}. No predictions were written."
@@ -129,15 +137,14 @@ def _score_sharded(args: argparse.Namespace, data: str) -> int:
         output = str(Path(output).expanduser().absolute())
     runs_dir = Path(args.runs_dir)
     started = time.perf_counter()
+    arguments, containers = plan_containers(args, {
+        "data": source, "model": args.ref, "store": store_uri(args), "output": output,
+        "shard_rows": args.shard_rows, "workers": args.workers,
+        "with_probabilities": args.probabilities, "keep_columns": args.keep_columns,
+        "ignore_unknown_columns": args.ignore_unknown_columns}, outputs=("store", "output"))
     with capture_run_output(runs_dir / "last-run.log", args.output == "text") as log:
-        run = run_locally(
-            build_batch_pipeline(sharded=True),
-            {"data": source, "model": args.ref, "store": store_uri(args), "output": output,
-             "shard_rows": args.shard_rows, "workers": args.workers,
-             "with_probabilities": args.probabilities, "keep_columns": args.keep_columns,
-             "ignore_unknown_columns": args.ignore_unknown_columns},
-            runs_dir,
-        )
+        run = run_locally(build_batch_pipeline(sharded=True, settings=task_settings(args)),
+                          arguments, runs_dir, containers)
     if not run.succeeded:
         raise CliError(f"batch scoring failed: {log.last_error or run.error}. Nothing was "
                        "committed (no _SUCCESS); rerun to replace any part files written.")
@@ -216,5 +223,6 @@ def register(commands) -> None:
     score.add_argument("--runs-dir", default=DEFAULT_RUNS_DIR,
                        help="where kfp.local keeps run outputs")
     add_store(score)
+    add_runner(score)
     add_output(score)
     score.set_defaults(handler=score_command)
