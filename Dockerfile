@@ -30,7 +30,6 @@ ARG BASE_IMAGE
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 ARG SOURCE=unknown
-ARG EXTRAS=serving
 LABEL org.opencontainers.image.title="kfp-mlops" \
       org.opencontainers.image.description="Kubeflow Pipelines components and KServe runtime for scikit-learn models" \
       org.opencontainers.image.licenses="Apache-2.0" \
@@ -49,6 +48,7 @@ WORKDIR /opt/kfp-mlops
 # pins change), then the suite itself without dependencies and without the network; the
 # check then fails the build if the suite's requirements need anything the pins lack.
 COPY docker/constraints.txt docker/freeze_constraints.py ./docker/
+ARG EXTRAS=serving
 RUN case ",${EXTRAS}," in *,lightgbm,*) \
         apt-get update && apt-get install -y --no-install-recommends libgomp1 \
         && rm -rf /var/lib/apt/lists/*;; esac

@@ -26,14 +26,19 @@ import sys
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
-from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
+
+def canonicalize_name(name: str) -> str:
+    """PEP 503's normalized name (packaging's rule; ``--pins`` runs before pip installs it)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
 
 OUT = Path(__file__).with_name("constraints.txt")
 
 
 def closure(root: str, extras: tuple[str, ...]) -> dict[str, str]:
     """Installed version of every distribution ``root[extras]`` needs, by name."""
+    from packaging.requirements import Requirement
+
     pins: dict[str, str] = {}
     todo: list[tuple[str, tuple[str, ...]]] = [(root, extras)]
     seen: set[tuple[str, tuple[str, ...]]] = set()
