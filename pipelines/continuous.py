@@ -49,6 +49,7 @@ def build_continuous_pipeline(
         pushgateway: str = "",
         n_trials: int = DEFAULTS.n_trials,
         force_new_version: bool = False,
+        estimated_drop: float = 0.0,
     ):
         """Retrain a model on a batch when the batch drifted from its training data.
 
@@ -79,10 +80,14 @@ def build_continuous_pipeline(
                 or 1 trains with params as given.
             force_new_version: Publish even when a published version was trained from the
                 same data, settings and code (otherwise nothing new is published).
+            estimated_drop: Also retrain when accuracy (MAE for regression) is estimated
+                this much worse than on the version's test rows (0.05), before any label
+                arrives; 0: drift alone decides.
         """
         watch = add_monitoring_steps(data=data, store=store, model_name=model_name,
                                      drift_share=drift_share, force=force,
-                                     pushgateway=pushgateway, cluster=cluster)
+                                     pushgateway=pushgateway,
+                                     estimated_drop=estimated_drop, cluster=cluster)
         with dsl.If(watch.outputs["retrain"] == True, name="retrain"):  # noqa: E712
             add_training_steps(
                 data=data, target=target, task=task, store=store, model_name=model_name,

@@ -153,6 +153,7 @@ def add_training_steps(
                     reason=model_gate.outputs["reason"], blessing=model_gate.outputs["blessing"],
                     dataset_version=ingested.outputs["dataset_version"],
                     run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+                    evaluation=evaluated.outputs["evaluation"],
                 ),
                 cluster,
             )

@@ -17,6 +17,7 @@ def publish(
     reason: str = "",
     dataset_version: str = "",
     run_id: str = "",
+    evaluation: Input[Artifact] = None,
 ) -> NamedTuple("PublishOutputs", [("model_uri", str), ("model_name", str), ("version", int)]):
     """Publish the model folder to the store's registry as a new immutable version.
 
@@ -31,6 +32,9 @@ def publish(
         reason: Why it was published (the gate decisions), kept in the history.
         dataset_version: The dataset version it was trained on (lineage).
         run_id: The pipeline run that made it.
+        evaluation: From ``evaluate`` (optional): its performance estimator (the
+            calibration, or the loss model, fitted on the held-out rows) is stored with
+            the version, so monitoring can estimate performance before labels arrive.
 
     Returns:
         model_uri: the published version folder (what KServe's ``storageUri`` points at);
@@ -45,10 +49,14 @@ def publish(
 
     log = logging.getLogger("kfp_mlops.components.model.publish")
     verdict = require_passed(blessing.path, "model (bless-model)", f"publish {model_name!r}")
+    estimator = None
+    if evaluation is not None:
+        with open(evaluation.path, encoding="utf-8") as handle:
+            estimator = json.load(handle).get("estimator")
     published = publish_model(
         model.path, dict(metrics.metadata), store, model_name, stage=stage, reason=reason,
         run_id=run_id, dataset_version=dataset_version,
-        blessing_json=json.dumps(verdict["blessing"]),
+        blessing_json=json.dumps(verdict["blessing"]), estimator=estimator,
     )
     log.info("published %s version %s to %s", published.name, published.version, published.uri)
     return namedtuple("PublishOutputs", ["model_uri", "model_name", "version"])(

@@ -38,19 +38,24 @@ def publish_model(
     run_id: str = "",
     dataset_version: str | None = None,
     blessing_json: str = "",
+    estimator: dict | None = None,
 ) -> ModelVersion:
     """Record metrics, lineage and the blessing, then publish a new immutable version.
 
     With no ``blessing_json`` the version is recorded as not blessed: it can reach
     production only with ``models promote --force``. With a signing key configured, the
     model file's signature from training is checked (or, for a model trained without
-    the key, made here) before anything is written.
+    the key, made here) before anything is written. ``estimator`` (the evaluate step's
+    ``Evaluation.estimator``) is stored in the metadata: monitoring estimates the
+    version's performance on unlabelled batches with it.
     """
     metadata = read_metadata(model_dir)
     sign_model(metadata, find_model_file(model_dir), signing_key())
     metadata.metrics = {k: float(v) for k, v in in_reading_order(metrics).items()}
     metadata.run_id = run_id or None
     metadata.dataset_version = dataset_version or metadata.dataset_version
+    if estimator is not None:
+        metadata.performance_estimator = estimator
     blessing = blessing_from_json(blessing_json)
     registry = Registry(open_store(store_uri))
     return registry.publish(
