@@ -104,8 +104,10 @@ def test_the_shift_lowers_both_the_estimate_and_the_realized_accuracy(classifier
     estimates = [estimate_performance(model, metadata, b).metrics["accuracy"]
                  for b in (calm, shifted)]
     truths = [realized_accuracy(model, metadata, b) for b in (calm, shifted)]
-    assert truths[0] - truths[1] > 0.05  # the shift hurts
-    assert estimates[0] - estimates[1] > 0.05  # and the estimate sees it without labels
+    assert truths[0] - truths[1] > 0.03  # the shift hurts
+    assert estimates[0] - estimates[1] > 0.03  # and the estimate sees it without labels
+    assert abs((estimates[0] - estimates[1]) - (truths[0] - truths[1])) < 0.025, (
+        estimates, truths)
 
 
 def test_the_band_covers_the_realized_accuracy_and_shrinks_with_rows(classifier):
