@@ -16,16 +16,17 @@ on a batch from the batch alone:
   (``performance_estimator``). Isotonic regression per class, kept only where it lowers
   the expected calibration error in 5-fold cross-validation on those rows (NannyML's
   ``needs_calibration`` test), since a few hundred rows can make it worse.
-- **DLE** (direct loss estimation), for regressors: a small regression tree, fitted on
-  the held-out rows, maps the model's prediction and numeric inputs to the expected
-  absolute and squared error of that row. Its mean over the batch estimates MAE and MSE
-  (RMSE). The tree is stored as plain arrays, so the metadata stays JSON.
+- **DLE** (direct loss estimation), for regressors: two small gradient-boosted tree
+  ensembles, fitted on the held-out rows, map the model's prediction and numeric inputs
+  to the expected absolute and squared error of that row. Their means over the batch
+  estimate MAE and MSE (RMSE). The trees are stored as plain arrays, so the metadata
+  stays JSON (about 100 kB).
 
 Every estimate has a band: the half-width of a 95% interval of the metric the labels
 will give, from the batch's size (the realized metric of ``n`` rows scatters around its
 expectation even when the estimate is right). For CBPE it is a parametric bootstrap
-(labels drawn from the calibrated probabilities); for DLE the per-row variances the
-tree stores. What the band does not hold: error in the calibration itself and
+(labels drawn from the calibrated probabilities); for DLE the per-row variances from
+the expected squared error and the residuals' shape on the held-out rows. What the band does not hold: error in the calibration itself and
 concept drift (the same inputs now meaning another label), which no label-free
 estimate can see.
 """
@@ -52,7 +53,6 @@ BOOTSTRAP_DRAWS = 100  # label draws of the parametric bootstrap (a seeded RNG)
 BOOTSTRAP_ROWS = 1000  # rows a draw holds at most; the band is scaled to the batch's size
 CALIBRATION_FOLDS = 5
 MIN_CALIBRATION_ROWS = 40  # fewer held-out rows: the raw probabilities are used
-DLE_MAX_LEAVES = 16
 # The primary metric of each task: what the summary line and the --estimated-drop
 # decision read. For an error metric a drop is a rise, measured relative to the
 # reference (0.05: 5% worse).
@@ -173,16 +173,15 @@ def _calibration_helps(score: np.ndarray, positive: np.ndarray, seed: int) -> bo
     a calibrator fitted on a few hundred rows can be worse than none.
     """
     order = np.random.default_rng(seed).permutation(len(score))
-    raw = calibrated = 0.0
+    mapped = np.empty(len(score))
     for fold in np.array_split(order, CALIBRATION_FOLDS):
         rest = np.setdiff1d(order, fold)
         if positive[rest].min() == positive[rest].max():
             return False
         knots = _isotonic(score[rest], positive[rest])
-        mapped = np.interp(score[fold], knots["x"], knots["y"])
-        raw += _calibration_error(score[fold], positive[fold]) * len(fold)
-        calibrated += _calibration_error(mapped, positive[fold]) * len(fold)
-    return calibrated < raw
+        mapped[fold] = np.interp(score[fold], knots["x"], knots["y"])
+    # Pooled out-of-fold probabilities, one error each (as NannyML pools its splits).
+    return _calibration_error(mapped, positive) < _calibration_error(score, positive)
 
 
 def _dle_inputs(inputs: pd.DataFrame, predicted: np.ndarray, names: list[str],
@@ -196,11 +195,14 @@ def _dle_inputs(inputs: pd.DataFrame, predicted: np.ndarray, names: list[str],
 
 def fit_dle(inputs: pd.DataFrame, predicted: np.ndarray, y: np.ndarray, names: list[str],
             seed: int = 0) -> dict[str, Any]:
-    """A regression tree from (prediction, numeric inputs ``names``) to |error|, error^2, error^4.
+    """Loss models from (prediction, numeric inputs ``names``) to |error| and error^2.
 
-    Fitted on held-out rows, so the errors are those of rows the model never saw.
+    Fitted on held-out rows, so the errors are those of rows the model never saw: two
+    small gradient-boosted tree ensembles (scikit-learn's GradientBoostingRegressor,
+    DLE_TREES trees of depth 3), stored as plain arrays. The residuals' shape on the
+    same rows (kurtosis, and how |error| relates to error^2) gives the band.
     """
-    from sklearn.tree import DecisionTreeRegressor
+    from sklearn.ensemble import GradientBoostingRegressor
 
     fill = []
     for name in names:
@@ -208,15 +210,31 @@ def fit_dle(inputs: pd.DataFrame, predicted: np.ndarray, y: np.ndarray, names: l
         finite = values[np.isfinite(values)]
         fill.append(float(np.median(finite)) if len(finite) else 0.0)
     x = _dle_inputs(inputs, predicted, names, fill)
-    error = np.abs(y - predicted)
-    targets = np.column_stack([error, error ** 2, error ** 4])
-    tree = DecisionTreeRegressor(max_leaf_nodes=DLE_MAX_LEAVES, random_state=seed,
-                                 min_samples_leaf=max(10, len(y) // 20)).fit(x, targets)
-    t = tree.tree_
-    return {"method": DLE, "rows": len(y), "inputs": names, "fill": fill,
-            "tree": {"feature": t.feature.tolist(), "threshold": t.threshold.tolist(),
-                     "left": t.children_left.tolist(), "right": t.children_right.tolist(),
-                     "value": t.value[:, :, 0].tolist()}}
+    error = np.abs(np.asarray(y, dtype=float) - predicted)
+    models = {}
+    for key, target in (("absolute", error), ("squared", error ** 2)):
+        fitted = GradientBoostingRegressor(
+            n_estimators=DLE_TREES, max_depth=3, learning_rate=DLE_RATE, random_state=seed,
+            min_samples_leaf=max(10, len(y) // 100)).fit(x, target)
+        models[key] = {"init": float(np.mean(target)), "rate": DLE_RATE,
+                       "trees": [_tree_arrays(t[0].tree_) for t in fitted.estimators_]}
+    second = float(np.mean(error ** 2))
+    shape = {"kurtosis": float(np.mean(error ** 4) / second ** 2) if second > 0 else 3.0,
+             "ratio": float(np.mean(error) ** 2 / second) if second > 0 else 2 / math.pi}
+    return {"method": DLE, "rows": len(y), "inputs": names, "fill": fill, "models": models,
+            "shape": shape}
+
+
+DLE_TREES = 100
+DLE_RATE = 0.1
+
+
+def _tree_arrays(tree: Any) -> dict[str, list]:
+    """A fitted scikit-learn tree as JSON-ready arrays (6 significant digits)."""
+    return {"feature": tree.feature.tolist(), "left": tree.children_left.tolist(),
+            "right": tree.children_right.tolist(),
+            "threshold": [float(f"{v:.6g}") for v in tree.threshold],
+            "value": [float(f"{v:.6g}") for v in tree.value[:, 0, 0]]}
 
 
 # ---------------------------------------------------------------- estimating (monitor time)
@@ -417,21 +435,36 @@ def _tree_values(x: np.ndarray, tree: dict[str, list]) -> np.ndarray:
 
 def estimate_dle(inputs: pd.DataFrame, predicted: np.ndarray, estimator: dict[str, Any]
                  ) -> Estimate:
-    """DLE: the stored loss model's expected errors, averaged over the batch."""
+    """DLE: the stored loss models' expected errors, averaged over the batch.
+
+    The band: each row's error varies around its expectation; with the residuals'
+    shape measured on the held-out rows, Var|e| = E[e^2] (1 - ratio) and
+    Var(e^2) = (kurtosis - 1) E[e^2]^2 per row, summed over the batch.
+    """
     x = _dle_inputs(inputs, predicted, estimator["inputs"], estimator["fill"])
-    values = _tree_values(x, estimator["tree"])
-    absolute, squared, fourth = values[:, 0], values[:, 1], values[:, 2]
+    models = estimator["models"]
+    absolute = np.maximum(_ensemble(x, models["absolute"]), 0.0)
+    squared = np.maximum(_ensemble(x, models["squared"]), absolute ** 2)
+    shape = estimator["shape"]
     n = len(x)
     mae, mse = float(absolute.mean()), float(squared.mean())
     rmse = math.sqrt(mse)
-    var_mae = float(np.maximum(squared - absolute ** 2, 0).mean()) / n
-    var_mse = float(np.maximum(fourth - squared ** 2, 0).mean()) / n
+    var_mae = float((squared * max(1 - shape["ratio"], 0.0)).mean()) / n
+    var_mse = float((max(shape["kurtosis"] - 1, 0.0) * squared ** 2).mean()) / n
     band = {"mae": Z95 * math.sqrt(var_mae),
             "rmse": Z95 * math.sqrt(var_mse) / (2 * rmse) if rmse > 0 else 0.0}
     return Estimate(DLE, n, {"mae": round(mae, 6), "rmse": round(rmse, 6)},
                     {k: round(v, 6) for k, v in band.items()},
-                    "DLE: expected error per row from a loss model fitted on the held-out "
+                    "DLE: expected error per row from loss models fitted on the held-out "
                     "rows at training time")
+
+
+def _ensemble(x: np.ndarray, model: dict[str, Any]) -> np.ndarray:
+    """A stored boosted ensemble's prediction: its start plus the rate times every tree."""
+    out = np.full(len(x), float(model["init"]))
+    for tree in model["trees"]:
+        out += model["rate"] * _tree_values(x, tree)
+    return out
 
 
 def drop(metric: str, reference: float, value: float) -> float:

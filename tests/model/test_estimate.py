@@ -196,3 +196,19 @@ def test_drop_reads_scores_down_and_errors_up():
     assert drop("accuracy", 0.9, 0.95) < 0
     line = Estimate(CBPE, 10, {"accuracy": 0.912}, {"accuracy": 0.0213}).describe("accuracy")
     assert line == "estimated accuracy 0.912 +/- 0.021"
+
+
+def test_the_stored_loss_model_predicts_as_scikit_learn_does():
+    from sklearn.ensemble import GradientBoostingRegressor
+
+    from kfp_mlops.model.estimate import DLE_RATE, DLE_TREES, _ensemble, _tree_arrays
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(500, 3))
+    y = np.abs(x[:, 0]) + rng.normal(size=500) * 0.1
+    fitted = GradientBoostingRegressor(n_estimators=DLE_TREES, max_depth=3,
+                                       learning_rate=DLE_RATE, random_state=0).fit(x, y)
+    stored = {"init": float(np.mean(y)), "rate": DLE_RATE,
+              "trees": [_tree_arrays(t[0].tree_) for t in fitted.estimators_]}
+    assert np.allclose(_ensemble(x, stored), fitted.predict(x), atol=1e-4)
+    assert len(json.dumps(stored)) < 80_000
