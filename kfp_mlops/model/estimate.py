@@ -26,9 +26,9 @@ Every estimate has a band: the half-width of a 95% interval of the metric the la
 will give, from the batch's size (the realized metric of ``n`` rows scatters around its
 expectation even when the estimate is right). For CBPE it is a parametric bootstrap
 (labels drawn from the calibrated probabilities); for DLE the per-row variances from
-the expected squared error and the residuals' shape on the held-out rows. What the band does not hold: error in the calibration itself and
-concept drift (the same inputs now meaning another label), which no label-free
-estimate can see.
+the expected squared error and the residuals' shape on the held-out rows. What the
+band does not hold: error in the calibration itself and concept drift (the same inputs
+now meaning another label), which no label-free estimate can see.
 """
 
 from __future__ import annotations
