@@ -14,7 +14,7 @@ on a batch from the batch alone:
   the held-out test rows at training time (:func:`fit_estimator`, called by the
   ``evaluate`` step) and stored in the model version's metadata
   (``performance_estimator``). Isotonic regression per class, kept only where it lowers
-  the expected calibration error in 5-fold cross-validation on those rows (NannyML's
+  the expected calibration error on rows it was not fitted on (NannyML's
   ``needs_calibration`` test), since a few hundred rows can make it worse.
 - **DLE** (direct loss estimation), for regressors: two small gradient-boosted tree
   ensembles, fitted on the held-out rows, map the model's prediction and numeric inputs
@@ -51,7 +51,7 @@ CBPE, DLE, NONE = "cbpe", "dle", "none"
 Z95 = 1.959964  # the band is this many standard errors: a 95% interval
 BOOTSTRAP_DRAWS = 100  # label draws of the parametric bootstrap (a seeded RNG)
 BOOTSTRAP_ROWS = 1000  # rows a draw holds at most; the band is scaled to the batch's size
-CALIBRATION_FOLDS = 5
+CALIBRATION_SPLITS = 10
 MIN_CALIBRATION_ROWS = 40  # fewer held-out rows: the raw probabilities are used
 # The primary metric of each task: what the summary line and the --estimated-drop
 # decision read. For an error metric a drop is a rise, measured relative to the
@@ -161,27 +161,39 @@ def _calibration_error(score: np.ndarray, positive: np.ndarray, bins: int = 10) 
     weighted by the bin's rows: exactly what CBPE relies on (a Brier score would also
     reward sharper probabilities, which CBPE does not need).
     """
-    order = np.argsort(score, kind="mergesort")
+    n = len(score)
+    bins = bins if n > 2 * bins else max(n // 2, 1)
+    edges = np.arange(0, n + 1, max(n // bins, 1))
+    edges[-1] = n  # the last bin takes the remainder, as NannyML's bins do
+    order = np.argsort(score)
+    parts = [order[a:b] for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
     return float(sum(abs(score[part].mean() - positive[part].mean()) * len(part)
-                     for part in np.array_split(order, bins) if len(part)) / len(score))
+                     for part in parts) / n)
 
 
 def _calibration_helps(score: np.ndarray, positive: np.ndarray, seed: int) -> bool:
     """Whether isotonic calibration lowers the calibration error on rows it was not fitted on.
 
-    NannyML's ``needs_calibration`` test, with 5 folds: the held-out rows are few, and
-    a calibrator fitted on a few hundred rows can be worse than none.
+    NannyML's ``needs_calibration`` test, as it runs it: 10 stratified shuffle splits
+    holding out 10% each, the held-out probabilities pooled, raw against calibrated
+    (the held-out rows are few, and a calibrator fitted on a few hundred rows can be
+    worse than none). ``seed`` does not enter: the splits are fixed, as NannyML's are.
     """
-    order = np.random.default_rng(seed).permutation(len(score))
-    mapped = np.empty(len(score))
-    for fold in np.array_split(order, CALIBRATION_FOLDS):
-        rest = np.setdiff1d(order, fold)
-        if positive[rest].min() == positive[rest].max():
-            return False
-        knots = _isotonic(score[rest], positive[rest])
-        mapped[fold] = np.interp(score[fold], knots["x"], knots["y"])
-    # Pooled out-of-fold probabilities, one error each (as NannyML pools its splits).
-    return _calibration_error(mapped, positive) < _calibration_error(score, positive)
+    from sklearn.model_selection import StratifiedShuffleSplit
+
+    if len(np.unique(positive)) < 2 or min(np.bincount(positive.astype(int))) < 2:
+        return False
+    splits = StratifiedShuffleSplit(n_splits=CALIBRATION_SPLITS, test_size=0.1,
+                                    random_state=42)
+    raw, mapped, truth = [], [], []
+    for train, test in splits.split(score, positive):
+        knots = _isotonic(score[train], positive[train])
+        raw.append(score[test])
+        mapped.append(np.interp(score[test], knots["x"], knots["y"]))
+        truth.append(positive[test])
+    truth_all = np.concatenate(truth)
+    return (_calibration_error(np.concatenate(mapped), truth_all)
+            < _calibration_error(np.concatenate(raw), truth_all))
 
 
 def _dle_inputs(inputs: pd.DataFrame, predicted: np.ndarray, names: list[str],
