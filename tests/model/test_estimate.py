@@ -199,16 +199,23 @@ def test_drop_reads_scores_down_and_errors_up():
 
 
 def test_the_stored_loss_model_predicts_as_scikit_learn_does():
-    from sklearn.ensemble import GradientBoostingRegressor
+    from sklearn.ensemble import HistGradientBoostingRegressor
 
-    from kfp_mlops.model.estimate import DLE_RATE, DLE_TREES, _ensemble, _tree_arrays
+    from kfp_mlops.model.estimate import (
+        DLE_LEAVES,
+        DLE_RATE,
+        DLE_TREES,
+        _ensemble,
+        _hist_tree_arrays,
+    )
 
     rng = np.random.default_rng(2)
     x = rng.normal(size=(500, 3))
     y = np.abs(x[:, 0]) + rng.normal(size=500) * 0.1
-    fitted = GradientBoostingRegressor(n_estimators=DLE_TREES, max_depth=3,
-                                       learning_rate=DLE_RATE, random_state=0).fit(x, y)
-    stored = {"init": float(np.mean(y)), "rate": DLE_RATE,
-              "trees": [_tree_arrays(t[0].tree_) for t in fitted.estimators_]}
-    assert np.allclose(_ensemble(x, stored), fitted.predict(x), atol=1e-4)
+    fitted = HistGradientBoostingRegressor(max_iter=DLE_TREES, max_leaf_nodes=DLE_LEAVES,
+                                           learning_rate=DLE_RATE, early_stopping=False,
+                                           random_state=0).fit(x, y)
+    stored = {"init": float(np.ravel(fitted._baseline_prediction)[0]), "rate": 1.0,
+              "trees": [_hist_tree_arrays(t[0].nodes) for t in fitted._predictors]}
+    assert np.allclose(_ensemble(x, stored), fitted.predict(x), atol=1e-3)
     assert len(json.dumps(stored)) < 80_000
