@@ -166,10 +166,14 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"Tuning:    {summary['tuning'].splitlines()[0]}")
     if summary.get("metrics"):
         lines.append(f"Metrics:   {format_metrics(summary['metrics'])}")
-    if summary.get("monitor"):
-        watch = summary["monitor"]
+    watch = summary.get("monitor") or {}
+    if watch:
         decision = "RETRAIN" if watch.get("retrain") else "KEEP"
-        lines.append(f"Monitor:   [{decision}] {watch.get('reason')}")
+        lines.append(f"Monitor:   [{decision}] {watch.get('headline') or watch.get('reason')}")
+        if watch.get("quality"):
+            lines.append(f"Quality:   {watch['quality']}")
+        if watch.get("headline"):
+            lines.append(f"Why:       {watch.get('reason')}")
     if summary.get("blessing_policy"):
         lines.append(f"Policy:    {describe_policy(summary['blessing_policy'])}")
     for name, gate in (summary.get("gates") or {}).items():
@@ -188,6 +192,15 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"version {summary['identical_to']} (same data, settings and code; "
             "--force-new-version publishes it anyway)"
         )
+    elif watch and not summary.get("stopped_by"):
+        if not watch.get("retrain"):
+            lines.append("Published: nothing: the production version stays (no retraining "
+                         "needed)")
+        elif summary.get("task"):  # continuous training ran and published nothing
+            lines.append("Published: nothing (see the gates and skips above)")
+        else:
+            lines.append("Published: nothing: monitoring only; `kfp-mlops continuous` (or "
+                         "`kfp-mlops run`) retrains")
     else:
         lines.append(f"Published: nothing (stopped by {summary.get('stopped_by') or 'a gate'})")
     if summary.get("deploy"):

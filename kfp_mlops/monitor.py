@@ -1,7 +1,14 @@
 """Monitoring: a current batch against the production model's reference dataset version.
 
 Data quality (the stored schema), drift (per feature and dataset-level), and model
-performance on the rows that carry labels. The result says whether to retrain, and why.
+quality: estimated on every row without labels (CBPE for classifiers, DLE for
+regressors: :mod:`kfp_mlops.model.estimate`), realized on the rows that carry labels.
+The result says whether to retrain, and why, in one line a person reads
+(:attr:`MonitorResult.headline`).
+
+A batch without its target is the normal case (labels pending), not a failure. Once
+labels arrive (at least half the rows, and 30) the realized metric replaces the
+estimate in the decision; the report shows both.
 
 The logic is pure functions of tables, statistics and model objects
 (:func:`drift_against_reference`, :func:`performance`, :func:`decide`,
@@ -23,9 +30,10 @@ from kfp_mlops.data.gate import validate_against_store
 from kfp_mlops.data.report import html_report, markdown_summary
 from kfp_mlops.data.sources import load_table, read_parquet
 from kfp_mlops.data.stats import DatasetStatistics, Scan, compute_statistics_from_frame, scan_any
-from kfp_mlops.data.validation import ValidationResult
+from kfp_mlops.data.validation import ValidationResult, labels_pending
 from kfp_mlops.data.versions import download_dataset
 from kfp_mlops.errors import DataError
+from kfp_mlops.model.estimate import LOWER_IS_BETTER, PRIMARY, Estimate, drop
 from kfp_mlops.model.evaluate import evaluate_model
 from kfp_mlops.model.package import ModelMetadata, load_model_folder
 from kfp_mlops.model.registry import Registry, RegistryError
@@ -52,6 +60,72 @@ class MonitorResult:
     quality_reason: str = ""
     logged_rows: int | None = None  # the batch is a prediction log window of this many rows
     prediction_drift: dict[str, Any] | None = None  # logged predictions vs training labels
+    rows: int = 0
+    estimate: dict[str, Any] | None = None  # Estimate.to_dict(): metrics without labels
+    reference_metrics: dict[str, float] = field(default_factory=dict)  # the version's test
+    model_version: int | None = None
+    primary_metric: str | None = None  # what the headline and --estimated-drop read
+    quality_source: str | None = None  # "estimated" or "realized": what the decision read
+    quality_drop: float | None = None  # how much worse than the version's test score
+    estimated_drop: float | None = None  # the threshold (None: quality does not decide)
+    quality_dropped: bool = False
+    forced: bool = False
+
+    @property
+    def estimated(self) -> Estimate | None:
+        """The estimate as an :class:`Estimate` (None without a production version)."""
+        return Estimate.from_dict(self.estimate)
+
+    def quality_line(self) -> str:
+        """``estimated accuracy 0.91 +/- 0.02; realized accuracy 0.90 on 120 labelled rows``."""
+        metric = self.primary_metric
+        if metric is None:
+            return ""
+        parts = []
+        estimate = self.estimated
+        if estimate is not None:
+            parts.append(estimate.describe(metric))
+        if metric in self.performance:
+            parts.append(f"realized {metric} {self.performance[metric]:.3g} on "
+                         f"{self.labelled_rows} labelled rows")
+        elif self.rows:
+            parts.append("labels pending")
+        if metric in self.reference_metrics:
+            parts.append(f"version {self.model_version or '?'} scored "
+                         f"{self.reference_metrics[metric]:.3g} on its test rows")
+        return "; ".join(parts)
+
+    @property
+    def headline(self) -> str:
+        """What happened, in one line: ``kept production version 3: no drift, ...``."""
+        if self.model_ref is None:
+            return self.reason
+        why = []
+        if self.dataset_drift:
+            why.append(f"dataset drift ({len(self.drifted_features)} columns: "
+                       f"{', '.join(self.drifted_features[:5])}"
+                       f"{', ...' if len(self.drifted_features) > 5 else ''})")
+        else:
+            why.append("no drift" if not self.drifted_features else
+                       f"no dataset drift ({len(self.drifted_features)} columns moved)")
+        metric = self.primary_metric
+        estimate = self.estimated
+        if metric is not None:
+            if self.quality_source == "realized":
+                why.append(f"realized {metric} {self.performance[metric]:.3g} on "
+                           f"{self.labelled_rows} labelled rows")
+            elif estimate is not None:
+                why.append(estimate.describe(metric))
+            if self.quality_dropped and self.quality_drop is not None:
+                unit = f"{self.quality_drop:.0%} worse" if metric in LOWER_IS_BETTER else \
+                    f"{self.quality_drop:.3g} lower"
+                why.append(f"{unit} than on its test rows (threshold {self.estimated_drop:g})")
+        if self.forced:
+            why.append("retraining forced")
+        version = f"production version {self.model_version}" if self.model_version else \
+            self.model_ref
+        verb = f"retrain (replacing {version})" if self.retrain else f"kept {version}"
+        return f"{verb}: {', '.join(why)}"
 
     def metrics(self) -> dict[str, float]:
         """Scalars for a KFP ``Metrics`` artifact and the Prometheus drift gauges."""
@@ -62,6 +136,12 @@ class MonitorResult:
             "labelled_rows": float(self.labelled_rows),
         }
         out.update({f"current_{k}": v for k, v in self.performance.items()})
+        estimate = self.estimated
+        if estimate is not None:
+            out.update({f"estimated_{k}": v for k, v in estimate.metrics.items()})
+            out.update({f"estimated_{k}_band": v for k, v in estimate.band.items()})
+        if self.quality_drop is not None:
+            out["quality_drop"] = float(self.quality_drop)
         if self.prediction_drift is not None:
             out["prediction_drift_score"] = float(self.prediction_drift["score"])
             out["prediction_drift"] = float(self.prediction_drift["drifted"])
@@ -194,6 +274,25 @@ def no_production(model_name: str) -> MonitorResult:
     )
 
 
+@dataclass
+class ModelQuality:
+    """The production version's quality on a batch: estimated, and realized where labelled."""
+
+    labelled: int = 0
+    realized: dict[str, float] = field(default_factory=dict)
+    estimate: Estimate | None = None
+    reference: dict[str, float] = field(default_factory=dict)  # its held-out test metrics
+    version: int | None = None
+    task: str | None = None
+    rows: int = 0
+
+
+# Realized metrics replace the estimate in the decision once this many rows, and at least
+# REALIZED_MIN_SHARE of the batch, carry labels (fewer: the estimate on every row decides).
+REALIZED_MIN_ROWS = 30
+REALIZED_MIN_SHARE = 0.5
+
+
 def decide(
     reference: ReferenceDrift,
     quality: ValidationResult | None,
@@ -201,13 +300,24 @@ def decide(
     labelled: int = 0,
     metrics: dict[str, float] | None = None,
     force: bool = False,
+    model: ModelQuality | None = None,
+    estimated_drop: float | None = None,
 ) -> MonitorResult:
-    """Retrain on dataset drift or when forced; the reason lists drift, quality and force."""
+    """Retrain on dataset drift, on a quality drop past ``estimated_drop``, or when forced.
+
+    ``model`` (from :func:`model_quality`) holds the estimate and the realized metrics;
+    the decision reads the realized primary metric (accuracy, or MAE) once labels cover
+    the batch (:data:`REALIZED_MIN_ROWS`, :data:`REALIZED_MIN_SHARE`), the estimate
+    before. A drop is measured against the version's own score on its held-out test
+    rows (:func:`kfp_mlops.model.estimate.drop`). The reason lists drift, model
+    quality, data quality and force.
+    """
     drift = reference.drift
     if drift is None:
         return no_production(reference.model_name)
-    if reference.logged_rows is not None:
-        quality = _labels_pending(quality, reference.target)
+    if model is not None:
+        labelled, metrics = model.labelled, model.realized
+    quality = labels_pending(quality, reference.target)
     reasons = [drift.reason]
     if reference.logged_rows is not None:
         reasons.append(f"prediction log: {reference.logged_rows} rows, {labelled} labelled")
@@ -217,12 +327,27 @@ def decide(
             f"prediction drift: {'yes' if found['drifted'] else 'no'} ({found['test']} "
             f"{found['score']:.3f}, threshold {found['threshold']:g}, on the "
             f"{found['rows']} rows version {found.get('version') or '?'} answered)")
+    primary = source = dropped_by = None
+    dropped = False
+    if model is not None and model.task in PRIMARY:
+        primary = PRIMARY[model.task]
+        value = None
+        enough = labelled >= max(REALIZED_MIN_ROWS, REALIZED_MIN_SHARE * model.rows)
+        if primary in (metrics or {}) and enough:
+            source, value = "realized", (metrics or {})[primary]
+        elif model.estimate is not None and primary in model.estimate.metrics:
+            source, value = "estimated", model.estimate.metrics[primary]
+        if value is not None and primary in model.reference:
+            dropped_by = drop(primary, model.reference[primary], value)
+            dropped = estimated_drop is not None and dropped_by >= estimated_drop
+        reasons.append(_quality_reason(model, primary, source, dropped_by, estimated_drop,
+                                       labelled, metrics or {}))
     if quality is not None and not quality.passed:
         reasons.append(f"data quality: {quality.reason}")
     if force:
         reasons.append("retraining forced")
     return MonitorResult(
-        retrain=drift.dataset_drift or force,
+        retrain=drift.dataset_drift or force or dropped,
         reason="; ".join(reasons),
         dataset_drift=drift.dataset_drift,
         drift_share=drift.drift_share,
@@ -235,45 +360,45 @@ def decide(
         quality_reason="" if quality is None else quality.reason,
         logged_rows=reference.logged_rows,
         prediction_drift=reference.prediction_drift,
+        rows=model.rows if model is not None else 0,
+        estimate=model.estimate.to_dict() if model is not None and model.estimate else None,
+        reference_metrics=model.reference if model is not None else {},
+        model_version=model.version if model is not None else None,
+        primary_metric=primary, quality_source=source, quality_drop=dropped_by,
+        estimated_drop=estimated_drop, quality_dropped=dropped, forced=force,
     )
 
 
-def _labels_pending(
-    quality: ValidationResult | None, target: str | None,
-) -> ValidationResult | None:
-    """On a prediction log window, an empty target is a label not in yet, not bad data.
-
-    The schema (inferred from complete training data) says the target is never null;
-    the log's unlabelled rows would fail that check every time. That anomaly is kept as
-    a warning; the others stand.
-    """
-    from dataclasses import replace
-
-    from kfp_mlops.data.validation import WARNING
-
-    if quality is None or target is None:
-        return quality
-    anomalies = [
-        replace(a, severity=WARNING, fix="labels not in yet: kfp-mlops labels add")
-        if a.column == target and a.kind in ("unexpected_nulls", "all_null") else a
-        for a in quality.anomalies
-    ]
-    if anomalies == quality.anomalies:
-        return quality
-    errors = [a for a in anomalies if a.severity != WARNING]
-    reason = quality.reason if errors else "data matches schema (the unlabelled rows' " \
-        "target is empty: labels not in yet)"
-    return ValidationResult(not errors, anomalies, reason)
+def _quality_reason(model: ModelQuality, primary: str, source: str | None,
+                    dropped_by: float | None, threshold: float | None, labelled: int,
+                    realized: dict[str, float]) -> str:
+    estimate = model.estimate
+    parts = [estimate.describe(primary) if estimate is not None else "no estimate"]
+    if primary in realized:
+        parts.append(f"realized {primary} {realized[primary]:.4g} on {labelled} labelled rows")
+    line = "model quality: " + ", ".join(parts)
+    if source is None:
+        return line
+    if primary in model.reference:
+        line += (f"; the {source} {primary} against version {model.version or '?'}'s "
+                 f"{model.reference[primary]:.4g} on its test rows: drop {dropped_by:.3g}")
+        if threshold is not None:
+            line += f" ({'at or above' if dropped_by >= threshold else 'below'} the " \
+                    f"threshold {threshold:g})"
+    return line
 
 
 def report_html(
     stats: DatasetStatistics, reference: ReferenceDrift, quality: ValidationResult | None,
     result: MonitorResult | None = None,
 ) -> str:
-    """The monitoring report: quality, drift table, reference-vs-current overlays.
+    """The monitoring report, in the order a reader needs it.
 
-    On a prediction log window the title and every section name the window's rows and
-    how many carry a label, and the title says whether the predictions drifted.
+    First the decision and why, then the model's quality (estimated on every row,
+    realized on the labelled ones, beside the version's test score), then the charts of
+    the drifted columns; the tables (drift, validation, statistics) and every column's
+    chart after. On a prediction log window the title and sections name the window's
+    rows and how many carry a label, and say whether the predictions drifted.
     """
     what, current = "batch", "this batch"
     if reference.logged_rows is not None:
@@ -284,25 +409,84 @@ def report_html(
             found = reference.prediction_drift
             current += (f"; predictions {'drifted' if found['drifted'] else 'did not drift'}"
                         f" from the training labels ({found['test']} {found['score']:.3f})")
+    drifted = [] if reference.drift is None else [
+        f.column for f in reference.drift.columns if f.drifted]
     return html_report(
         stats, drift=reference.drift, validation=quality,
         title=f"Monitoring {reference.model_name}: {what} vs dataset "
               f"{reference.reference_version}",
         reference_name=f"dataset {reference.reference_version}", current_name=current,
+        lead_html=_lead_html(result) if result is not None else "",
+        charts_first=drifted,
     )
+
+
+def _lead_html(result: MonitorResult) -> str:
+    """The decision, its reasons, and the model-quality table (the report's opening)."""
+    from html import escape
+
+    verdict = "fail" if result.retrain else "pass"
+    reasons = "".join(f"<li>{escape(part)}</li>" for part in result.reason.split("; "))
+    parts = [f"<h2>Decision</h2><p class='{verdict}'>{escape(result.headline)}</p>"
+             f"<ul>{reasons}</ul>"]
+    estimate = result.estimated
+    names = list(dict.fromkeys([*(estimate.metrics if estimate else {}),
+                                *result.performance]))
+    if result.primary_metric is None and not names:
+        return "".join(parts)
+    rows = []
+    for name in names:
+        est = ""
+        if estimate is not None and name in estimate.metrics:
+            est = f"{estimate.metrics[name]:.4f} &plusmn; {estimate.band.get(name, 0):.4f}"
+        real = f"{result.performance[name]:.4f}" if name in result.performance else \
+            "labels pending"
+        ref = f"{result.reference_metrics[name]:.4f}" if name in result.reference_metrics \
+            else ""
+        mark = " <b>(decides)</b>" if name == result.primary_metric and \
+            result.quality_source else ""
+        rows.append(f"<tr><td>{escape(name)}{mark}</td><td class='num'>{est}</td>"
+                    f"<td class='num'>{real}</td><td class='num'>{ref}</td></tr>")
+    rows_note = (f"Estimated on all {result.rows} rows of the batch, without labels; realized "
+                 f"on the {result.labelled_rows} rows that carry a label.")
+    how = estimate.note if estimate is not None else ""
+    source = {"realized": "The realized metric decides: labels cover the batch.",
+              "estimated": "The estimate decides until labels cover the batch (at least "
+                           f"{REALIZED_MIN_ROWS} rows and {REALIZED_MIN_SHARE:.0%})."}.get(
+        result.quality_source or "", "")
+    parts.append(
+        "<h2>Model quality</h2>"
+        f"<p>{escape(rows_note)} {escape(source)} The band is a 95% interval of the "
+        "value the labels will give, from the batch's size.</p>"
+        + (f"<p class='note'>{escape(how)}</p>" if how else "")
+        + "<table><tr><th>metric</th><th>estimated (95% band)</th><th>realized</th>"
+        f"<th>version {result.model_version or '?'} on its test rows</th></tr>"
+        + "".join(rows) + "</table>")
+    return "".join(parts)
 
 
 def summary_markdown(
     stats: DatasetStatistics, reference: ReferenceDrift, quality: ValidationResult | None,
     result: MonitorResult, rows: int,
 ) -> str:
-    """The monitoring summary in Markdown, with performance on labelled rows if any."""
-    text = markdown_summary(stats, validation=quality, drift=reference.drift)
+    """The monitoring summary in Markdown: the decision, model quality, then the data."""
+    head = f"**{result.headline}**\n\n" if result.model_ref else ""
+    line = result.quality_line()
+    if line:
+        head += f"**Model quality**: {line}.\n\n"
+    text = head + markdown_summary(stats, validation=quality, drift=reference.drift)
     if result.performance:
         text += "\n\n**Performance on labelled rows** ({} of {}): {}\n".format(
             result.labelled_rows, rows,
             ", ".join(f"{k} {v:.4f}" for k, v in result.performance.items()),
         )
+    estimate = result.estimated
+    if estimate is not None and estimate.metrics:
+        text += "\n\n**Estimated performance** (all {} rows, no labels; 95% band): {}\n".format(
+            estimate.rows, ", ".join(f"{k} {v:.4f} +/- {estimate.band.get(k, 0):.4f}"
+                                     for k, v in estimate.metrics.items()))
+    elif estimate is not None:
+        text += f"\n\n**Estimated performance**: none ({estimate.note}).\n"
     if result.logged_rows is not None:
         text += (f"\n\n**Prediction log**: {result.logged_rows} rows served, "
                  f"{result.labelled_rows} of them labelled so far.\n")
@@ -379,21 +563,39 @@ def quality_against_store(
     return checked.validation
 
 
-def model_performance(
+def model_quality(
     store_uri: str, reference: ReferenceDrift, current: pd.DataFrame
-) -> tuple[int, dict[str, float]]:
-    """(labelled rows, metrics) of the reference model version on the batch's labelled rows.
+) -> ModelQuality:
+    """The reference model version's quality on the batch: estimated, and realized.
 
-    The version is downloaded (and its sha256 checked) even when no row has a label.
+    The version is downloaded (and its sha256 checked); its stored performance
+    estimator estimates the metrics on every row (labels not needed), and the rows that
+    carry a label give the realized metrics.
     """
+    from kfp_mlops.model.estimate import estimate_performance
+
     if reference.model_ref is None:
-        return 0, {}
+        return ModelQuality()
     labelled = labelled_rows(current, reference.target)
     with tempfile.TemporaryDirectory() as tmp:
         folder, metadata = Registry(open_store(store_uri)).download(
             reference.model_ref, Path(tmp) / "model")
-        model = load_model_folder(folder)[0] if labelled is not None and len(labelled) else None
-        return 0 if labelled is None else len(labelled), performance(model, metadata, labelled)
+        model = load_model_folder(folder)[0] if len(current) else None
+    count = 0 if labelled is None else len(labelled)
+    return ModelQuality(
+        labelled=count, realized=performance(model, metadata, labelled),
+        estimate=estimate_performance(model, metadata, current) if model is not None
+        else None,
+        reference=dict(metadata.metrics), version=metadata.version, task=metadata.task,
+        rows=len(current))
+
+
+def model_performance(
+    store_uri: str, reference: ReferenceDrift, current: pd.DataFrame
+) -> tuple[int, dict[str, float]]:
+    """(labelled rows, metrics) on the batch's labelled rows (see :func:`model_quality`)."""
+    found = model_quality(store_uri, reference, current)
+    return found.labelled, found.realized
 
 
 def write_reports(
@@ -404,8 +606,7 @@ def write_reports(
     """Write the HTML report and the Markdown summary (nothing without a reference)."""
     if reference.drift is None:
         return
-    if reference.logged_rows is not None:
-        quality = _labels_pending(quality, reference.target)
+    quality = labels_pending(quality, reference.target)
     if report_path:
         Path(report_path).write_text(report_html(stats, reference, quality, result))
     if summary_path:
@@ -419,6 +620,7 @@ def monitor_batch(
     *,
     drift_share: float = 0.5,
     force: bool = False,
+    estimated_drop: float | None = None,
     report_path: str | Path | None = None,
     summary_path: str | Path | None = None,
 ) -> MonitorResult:
@@ -433,14 +635,20 @@ def monitor_batch(
         return no_production(model_name)
     stats = compute_statistics_from_frame(current)
     quality = quality_against_store(store_uri, model_name, stats)
-    labelled, metrics = model_performance(store_uri, reference, current)
-    result = decide(reference, quality, labelled=labelled, metrics=metrics, force=force)
+    model = model_quality(store_uri, reference, current)
+    result = decide(reference, quality, model=model, force=force, estimated_drop=estimated_drop)
     write_reports(stats, reference, quality, result, len(current), report_path, summary_path)
     return result
 
 
 def push_drift_gauges(gateway: str, model_name: str, result: MonitorResult) -> None:
-    """Publish the drift gauges the alert rules read to a Prometheus Pushgateway."""
+    """Publish the drift and model-quality gauges the alert rules read to a Pushgateway.
+
+    Model quality: ``kfp_mlops_estimated_performance`` and its 95% half-width
+    ``kfp_mlops_estimated_performance_band`` per metric, ``kfp_mlops_realized_performance``
+    on the labelled rows, and ``kfp_mlops_performance_drop`` (the primary metric's drop
+    from the version's test score; label ``source`` says estimated or realized).
+    """
     from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
 
     registry = CollectorRegistry()
@@ -448,4 +656,28 @@ def push_drift_gauges(gateway: str, model_name: str, result: MonitorResult) -> N
           ["model"], registry=registry).labels(model_name).set(result.drift_share)
     Gauge("kfp_mlops_dataset_drift", "1 when the last monitored batch drifted",
           ["model"], registry=registry).labels(model_name).set(float(result.dataset_drift))
+    estimate = result.estimated
+    if estimate is not None and estimate.metrics:
+        value = Gauge("kfp_mlops_estimated_performance", "Performance of the production "
+                      "version estimated without labels (CBPE or DLE), last batch",
+                      ["model", "metric"], registry=registry)
+        band = Gauge("kfp_mlops_estimated_performance_band", "Half-width of the 95% band "
+                     "of kfp_mlops_estimated_performance", ["model", "metric"],
+                     registry=registry)
+        for name, figure in estimate.metrics.items():
+            value.labels(model_name, name).set(figure)
+            band.labels(model_name, name).set(estimate.band.get(name, 0.0))
+    if result.performance:
+        realized = Gauge("kfp_mlops_realized_performance", "Performance of the production "
+                         "version on the last batch's labelled rows", ["model", "metric"],
+                         registry=registry)
+        for name, figure in result.performance.items():
+            realized.labels(model_name, name).set(figure)
+    if result.quality_drop is not None and result.primary_metric is not None:
+        Gauge("kfp_mlops_performance_drop", "How much worse the production version does "
+              "on the last batch than on its test rows (estimated, or realized once "
+              "labelled; an error metric's rise is relative)",
+              ["model", "metric", "source"], registry=registry).labels(
+            model_name, result.primary_metric, result.quality_source or "estimated",
+        ).set(result.quality_drop)
     push_to_gateway(gateway, job="kfp-mlops-monitoring", registry=registry)

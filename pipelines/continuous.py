@@ -52,6 +52,7 @@ def build_continuous_pipeline(
         n_trials: int = DEFAULTS.n_trials,
         force_new_version: bool = False,
         model_registry: str = "",
+        estimated_drop: float = 0.0,
     ):
         """Retrain a model on a batch when the batch drifted from its training data.
 
@@ -85,10 +86,14 @@ def build_continuous_pipeline(
                 same data, settings and code (otherwise nothing new is published).
             model_registry: Kubeflow Model Registry to register versions, stages and the
                 InferenceService in (kubeflow: the in-cluster service); empty: none.
+            estimated_drop: Also retrain when accuracy (MAE for regression) is estimated
+                this much worse than on the version's test rows (0.05), before any label
+                arrives; 0: drift alone decides.
         """
         watch = add_monitoring_steps(data=data, store=store, model_name=model_name,
                                      drift_share=drift_share, force=force,
-                                     pushgateway=pushgateway, cluster=cluster)
+                                     pushgateway=pushgateway,
+                                     estimated_drop=estimated_drop, cluster=cluster)
         with dsl.If(watch.outputs["retrain"] == True, name="retrain"):  # noqa: E712
             add_training_steps(
                 data=data, target=target, task=task, store=store, model_name=model_name,

@@ -32,7 +32,7 @@ SHARDED_SCAN_TASKS = ("plan-shards", "scan-shards", "scan-shard", "merge-scans",
 
 def add_monitoring_steps(
     *, data, store, model_name, drift_share, force=False, pushgateway="",
-    cluster: ClusterConfig | None = None,
+    estimated_drop=0.0, cluster: ClusterConfig | None = None,
 ):
     """Add the monitoring steps to the pipeline being defined; return the monitor task.
 
@@ -55,7 +55,8 @@ def add_monitoring_steps(
     return on_cluster(
         monitor(dataset=dataset, statistics=stats.outputs["statistics"],
                 validation=quality.outputs["validation"], drift=drift.outputs["drift"],
-                store=store, force=force, pushgateway=pushgateway),
+                store=store, force=force, pushgateway=pushgateway,
+                estimated_drop=estimated_drop),
         cluster,
     )
 
@@ -90,6 +91,7 @@ def build_monitoring_pipeline(
         store: str = DEFAULT_CLUSTER_STORE,
         drift_share: float = 0.5,
         pushgateway: str = "",
+        estimated_drop: float = 0.0,
     ):
         """Monitor a batch against the production model's training data.
 
@@ -99,9 +101,12 @@ def build_monitoring_pipeline(
             store: Store URI holding the registry and the dataset versions.
             drift_share: Share of drifted features (0-1) that counts as drift.
             pushgateway: Prometheus Pushgateway host:port for the drift gauges; empty: none.
+            estimated_drop: Retrain when accuracy (MAE for regression) is estimated this
+                much worse than on the version's test rows (0.05); 0: drift alone decides.
         """
         add_monitoring_steps(data=data, store=store, model_name=model_name,
-                             drift_share=drift_share, pushgateway=pushgateway, cluster=cluster)
+                             drift_share=drift_share, pushgateway=pushgateway,
+                             estimated_drop=estimated_drop, cluster=cluster)
         finish_tasks(settings, cluster)
 
     return monitoring_pipeline

@@ -117,6 +117,7 @@ def build_sharded_monitoring_pipeline(
         drift_share: float = 0.5,
         shard_rows: int = DEFAULT_SHARD_ROWS,
         pushgateway: str = "",
+        estimated_drop: float = 0.0,
     ):
         """Monitor a sharded batch against the production model's training data.
 
@@ -128,6 +129,8 @@ def build_sharded_monitoring_pipeline(
             drift_share: Share of drifted features (0-1) that counts as drift.
             shard_rows: At most this many rows a shard (a pod's scan).
             pushgateway: Prometheus Pushgateway host:port for the drift gauges; empty: none.
+            estimated_drop: Retrain when accuracy (MAE for regression) is estimated this
+                much worse than on the version's test rows (0.05); 0: drift alone decides.
         """
         merged = add_sharded_scan(data=data, shard_rows=shard_rows, cluster=cluster,
                                   shards_as=shape, store=store, scan_loop=scan_loop)
@@ -145,7 +148,7 @@ def build_sharded_monitoring_pipeline(
         on_cluster(
             monitor(dataset=merged.outputs["sample"], statistics=stats,
                     validation=quality.outputs["validation"], drift=drift.outputs["drift"],
-                    store=store, pushgateway=pushgateway),
+                    store=store, pushgateway=pushgateway, estimated_drop=estimated_drop),
             cluster,
         )
         finish_tasks(settings, cluster)

@@ -168,6 +168,7 @@ def add_training_steps(
                     dataset_version=ingested.outputs["dataset_version"],
                     run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
                     model_registry=model_registry, run_uid=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+                    evaluation=evaluated.outputs["evaluation"],
                 ),
                 cluster,
             )

@@ -241,11 +241,13 @@ def publish(files: RunFiles, model: dict[str, Any], evaluated: dict[str, Any],
     with _workdir() as tmp:
         verdict = require_passed(files.get(blessed["blessing"], tmp), "model (bless-model)",
                                  f"publish {name!r}")
+        evaluation = json.loads(files.get(evaluated["evaluation"], tmp).read_text())
         published = publish_model(
             files.get_model(model["model"], tmp), evaluated["metrics"], files.store_uri, name,
             stage=stage, reason=blessed["reason"], run_id=run_id,
             dataset_version=ingested["dataset_version"],
             blessing_json=json.dumps(verdict["blessing"]),
+            estimator=evaluation.get("estimator"),
         )
     return {"model_uri": published.uri, "model_name": published.name,
             "version": published.version, "stage": stage}

@@ -82,7 +82,8 @@ def _monitor(args: argparse.Namespace) -> int:
     from kfp_mlops.data.shards import DEFAULT_SHARD_ROWS
 
     arguments = {"data": args.data, "model_name": args.model_name, "store": store_uri(args),
-                 "drift_share": args.drift_share, "pushgateway": args.pushgateway or ""}
+                 "drift_share": args.drift_share, "pushgateway": args.pushgateway or "",
+                 "estimated_drop": args.estimated_drop or 0.0}
     title = f"monitoring {args.data!r} against {args.model_name}@production"
     if sharded(args.data, args.shard_rows):
         from kfp_mlops.pipelines.sharded_monitoring import (
@@ -123,7 +124,8 @@ def _continuous(args: argparse.Namespace) -> int:
     _reuse_first_settings(args)
     pipeline = build_continuous_pipeline(settings=task_settings(args))
     arguments = training_arguments(args, pipeline, force=args.force,
-                                   drift_share=args.drift_share, pushgateway=args.pushgateway or "")
+                                   drift_share=args.drift_share, pushgateway=args.pushgateway or "",
+                                   estimated_drop=args.estimated_drop or 0.0)
     return execute(args, pipeline, arguments,
                    f"continuous training of {args.model_name} on {args.data!r}",
                    len(MONITORING_TASKS) + planned_tasks(args.n_trials or 0))
@@ -159,6 +161,19 @@ def _reuse_first_settings(args: argparse.Namespace) -> None:
         said = ", ".join(f"{k} {v}" for k, v in reused.items())
         print(f"kfp-mlops continuous: reusing {args.model_name}'s first training settings "
               f"(a flag overrides each): {said}", file=sys.stderr)
+
+
+def _drop(text: str) -> float:
+    """``--estimated-drop``: a number above 0 and below 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a drop between 0 and 1; write e.g. 0.05 (5 points of accuracy, "
+            "or 5% more error)")
+    return value
 
 
 def register(commands) -> None:
@@ -198,6 +213,13 @@ def register(commands) -> None:
     for parser in (mon, cont):
         parser.add_argument("--drift-share", type=float, default=0.5,
                             help="share of drifted features that means drift (default 0.5)")
-        parser.add_argument("--pushgateway", help="push the drift gauges to this Pushgateway")
+        parser.add_argument("--pushgateway", help="push the drift and model-quality gauges "
+                            "to this Pushgateway")
+        parser.add_argument("--estimated-drop", type=_drop, metavar="D",
+                            help="also retrain when accuracy (MAE for regression) is this "
+                            "much worse than on the production version's test rows: "
+                            "estimated without labels, realized once labels cover the batch "
+                            "(e.g. 0.05: 5 points of accuracy, or 5%% more error; default: "
+                            "drift alone decides)")
     mon.set_defaults(handler=monitor_command)
     cont.set_defaults(handler=continuous_command)

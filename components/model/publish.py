@@ -19,6 +19,7 @@ def publish(
     run_id: str = "",
     model_registry: str = "",
     run_uid: str = "",
+    evaluation: Input[Artifact] = None,
 ) -> NamedTuple("PublishOutputs", [("model_uri", str), ("model_name", str), ("version", int)]):
     """Publish the model folder to the store's registry as a new immutable version.
 
@@ -38,6 +39,9 @@ def publish(
             else none. If it is unreachable the store publication stands and the log
             names the ``kfp-mlops models sync`` command that finishes it.
         run_uid: The run's id in KFP (the API's run id), kept with the registration.
+        evaluation: From ``evaluate`` (optional): its performance estimator (the
+            calibration, or the loss model, fitted on the held-out rows) is stored with
+            the version, so monitoring can estimate performance before labels arrive.
 
     Returns:
         model_uri: the published version folder (what KServe's ``storageUri`` points at);
@@ -52,11 +56,16 @@ def publish(
 
     log = logging.getLogger("kfp_mlops.components.model.publish")
     verdict = require_passed(blessing.path, "model (bless-model)", f"publish {model_name!r}")
+    estimator = None
+    if evaluation is not None:
+        with open(evaluation.path, encoding="utf-8") as handle:
+            estimator = json.load(handle).get("estimator")
     published = publish_model(
         model.path, dict(metrics.metadata), store, model_name, stage=stage, reason=reason,
         run_id=run_id, dataset_version=dataset_version,
         blessing_json=json.dumps(verdict["blessing"]), model_registry=model_registry,
         blessing_policy=str(blessing.metadata.get("policy") or ""), run_uid=run_uid,
+        estimator=estimator,
     )
     log.info("published %s version %s to %s", published.name, published.version, published.uri)
     return namedtuple("PublishOutputs", ["model_uri", "model_name", "version"])(

@@ -18,11 +18,15 @@ def monitor(
     metrics: Output[Metrics],
     force: bool = False,
     pushgateway: str = "",
-) -> NamedTuple("MonitorOutputs", [("retrain", bool), ("drift", bool), ("reason", str)]):
-    """Decide to retrain from a batch's drift, data quality and the model's performance.
+    estimated_drop: float = 0.0,
+) -> NamedTuple("MonitorOutputs", [("retrain", bool), ("drift", bool), ("reason", str),
+                                   ("headline", str), ("quality", str)]):
+    """Decide to retrain from a batch's drift, the model's quality and data quality.
 
-    Scores the production version that ``detect-drift`` compared with on the rows that
-    carry labels, and writes the monitoring report from the parts.
+    Estimates the quality of the production version that ``detect-drift`` compared with
+    on every row, without labels (CBPE for classifiers, DLE for regressors, with the
+    calibration stored with the version), scores it on the rows that carry labels, and
+    writes the monitoring report from the parts.
 
     Args:
         dataset: The batch as Parquet, from ``ingest``; for a sharded batch, the rows
@@ -34,13 +38,21 @@ def monitor(
         store: Store URI holding the registry.
         report: HTML report: drift table, reference-vs-current overlays, anomalies.
         summary: Markdown summary.
-        metrics: drift_share, dataset_drift, drifted_features, current performance.
+        metrics: drift_share, dataset_drift, drifted_features, the realized
+            (current_*) and estimated (estimated_*, estimated_*_band) performance.
         force: Retrain whatever the data says.
-        pushgateway: Prometheus Pushgateway address for the drift gauges (optional).
+        pushgateway: Prometheus Pushgateway address for the drift and quality gauges
+            (optional).
+        estimated_drop: Retrain when the primary metric (accuracy; MAE for regression)
+            is this much worse than the version's test score: estimated, or realized once
+            labels cover the batch (0.05: 5 points of accuracy, or 5% more error); 0
+            (default): the estimate is reported, drift alone decides.
 
     Returns:
-        retrain: drift, force, or no production model yet; drift: dataset drift;
-        reason: why.
+        retrain: drift, a quality drop, force, or no production model yet; drift:
+        dataset drift; reason: why; headline: what happened in one line ("kept
+        production version 3: no drift, estimated accuracy 0.91 +/- 0.02"); quality:
+        the estimated and realized primary metric.
     """
     import json
     import logging
@@ -52,7 +64,7 @@ def monitor(
     from kfp_mlops.monitor import (
         ReferenceDrift,
         decide,
-        model_performance,
+        model_quality,
         push_drift_gauges,
         write_reports,
     )
@@ -65,8 +77,9 @@ def monitor(
         checked = json.load(handle)["validation"]
     quality = ValidationResult.from_dict(checked) if checked else None
     current = read_parquet(dataset.path)
-    labelled, scores = model_performance(store, reference, current)
-    result = decide(reference, quality, labelled=labelled, metrics=scores, force=force)
+    quality_found = model_quality(store, reference, current)
+    result = decide(reference, quality, model=quality_found, force=force,
+                    estimated_drop=estimated_drop if estimated_drop > 0 else None)
     with open(statistics.path) as handle:
         stats = DatasetStatistics.from_json(handle.read())
     write_reports(stats, reference, quality, result, stats.rows, report.path, summary.path)
@@ -74,7 +87,9 @@ def monitor(
         metrics.log_metric(name, value)
     if pushgateway:
         push_drift_gauges(pushgateway, reference.model_name, result)
+    log.info(result.headline)
     log.info(result.reason)
-    return namedtuple("MonitorOutputs", ["retrain", "drift", "reason"])(
-        result.retrain, result.dataset_drift, result.reason
+    return namedtuple("MonitorOutputs", ["retrain", "drift", "reason", "headline", "quality"])(
+        result.retrain, result.dataset_drift, result.reason, result.headline,
+        result.quality_line(),
     )

@@ -15,7 +15,12 @@ from kfp_mlops.data.schema import (
     widen_inferred_ranges,
 )
 from kfp_mlops.data.stats import DatasetStatistics
-from kfp_mlops.data.validation import ValidationResult, ValidationThresholds, validate
+from kfp_mlops.data.validation import (
+    ValidationResult,
+    ValidationThresholds,
+    labels_pending,
+    validate,
+)
 from kfp_mlops.storage import open_store
 
 
@@ -100,9 +105,21 @@ def _check_only(
         return DataGateResult(True, f"no schema '{schema_name}' stored: nothing checked",
                               None, False)
     result = validate(stats, schema, ValidationThresholds(warn_only=warn_only))
+    # Checking a batch is monitoring it: its labels are usually not in yet.
+    result = labels_pending(result, _production_target(store, schema_name))
     reason = result.reason if result.passed else _blocking_reason(result)
     _write_reports(stats, result, schema_name, report_path, summary_path)
     return DataGateResult(result.passed, reason, result, False, schema_version=schema.version)
+
+
+def _production_target(store, name: str) -> str | None:
+    """The target column of model ``name``'s production version (None: no such version)."""
+    from kfp_mlops.model.registry import Registry, RegistryError
+
+    try:
+        return Registry(store).get(f"{name}@production").metadata.target
+    except RegistryError:
+        return None
 
 
 def _blocking_reason(result: ValidationResult) -> str:

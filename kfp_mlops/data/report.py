@@ -211,12 +211,13 @@ def _drift_section(drift: DriftResult, reference: str, current: str) -> str:
             f"<td class='num'>{_fmt(m.get('ks_pvalue'))}</td>"
             f"<td class='num'>{_fmt(m.get('wasserstein_normed'))}</td>"
             f"<td class='num'>{_fmt(m.get('chi2_pvalue'))}</td>"
-            f"<td class='num'>{_fmt(m.get('jensenshannon'))}</td></tr>"
+            f"<td class='num'>{_fmt(m.get('jensenshannon'))}</td>"
+            f"<td class='num'>{_fmt(m.get('adjusted_pvalue'))}</td></tr>"
         )
     head = ("<tr><th>column</th><th>role</th><th>kind</th><th>test that decides</th>"
             "<th>score</th><th>threshold</th><th>drifted</th></tr>")
     metrics_head = ("<tr><th>column</th><th>PSI</th><th>KS p</th><th>Wasserstein (normed)</th>"
-                    "<th>chi2 p</th><th>JS distance</th></tr>")
+                    "<th>chi2 p</th><th>JS distance</th><th>adjusted p (BH)</th></tr>")
     if drift.target is None:
         counts = ("Every compared column counts in the drift share (no target column was "
                   "named).")
@@ -230,10 +231,23 @@ def _drift_section(drift: DriftResult, reference: str, current: str) -> str:
             f"<p class='{verdict}'>{escape(drift.reason)}</p>"
             f"<p>Reference: {escape(reference)}, {drift.reference_rows} rows. Current: "
             f"{escape(current)}, {drift.current_rows} rows. Each row compares one column's "
-            f"distribution in the two. {escape(counts)}</p>"
+            f"distribution in the two. {escape(counts)} A column drifts when its shift is "
+            "significant after the Benjamini-Hochberg correction across the columns (the "
+            "score of a KS or chi2 test is the adjusted p-value) and large enough (a "
+            "distance past its threshold).</p>"
             f"<table>{head}{''.join(rows)}</table>"
             "<h3>Every drift metric</h3><p class='note'>Empty: not computed for the column's "
             f"kind.</p><table>{metrics_head}{''.join(metrics)}</table>")
+
+
+def _card(col: ColumnStatistics, reference: DatasetStatistics | None) -> str:
+    """One column's chart (over the reference's) with its caption and missing values."""
+    ref_col = reference.columns.get(col.name) if reference is not None else None
+    svg = column_plot(col, ref_col)
+    note = missing_note(col, ref_col)
+    cls = "missing" if col.missing or (ref_col is not None and ref_col.missing) else "note"
+    return (f"<div class='card'><p class='name'>{escape(col.name)} ({col.kind})</p>"
+            f"{svg or _no_chart(col)}<p class='{cls}'>{escape(note)}</p></div>")
 
 
 def html_report(
@@ -245,13 +259,17 @@ def html_report(
     title: str = "Data report",
     reference_name: str = "",
     current_name: str = "",
+    lead_html: str = "",
+    charts_first: list[str] | None = None,
 ) -> str:
     """One self-contained HTML page: verdicts first, then statistics and plots.
 
     ``reference`` (or, if not given, the drift result's reference statistics) adds
     reference-vs-current overlays to every plot and its own statistics table.
     ``reference_name`` and ``current_name`` (a dataset version, a file) label every
-    section, so a reader knows which data each table describes.
+    section, so a reader knows which data each table describes. ``lead_html`` (the
+    monitoring decision and model quality) opens the page, and the charts of
+    ``charts_first`` (the drifted columns) follow it, before any table.
     """
     if reference is None and drift is not None:
         reference = drift.reference_stats
@@ -259,7 +277,16 @@ def html_report(
     ref_label = (f"the reference data ({reference_name})" if reference_name
                  else "the reference data")
     viewport = "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-    parts = [f"<h1>{escape(title)}</h1>"]
+    parts = [f"<h1>{escape(title)}</h1>", lead_html]
+    first = [name for name in charts_first or [] if name in stats.columns]
+    if first:
+        cards = [_card(stats.columns[name], reference) for name in first[:MAX_PLOTS]]
+        parts.append(f"<h2>Drifted columns</h2><p class='note'>{escape(current)} in blue over "
+                     f"{escape(ref_label)} in orange; the drift table below has every "
+                     "column's test.</p><div class='grid'>" + "".join(cards) + "</div>")
+    elif charts_first is not None and drift is not None:
+        parts.append("<h2>Drifted columns</h2><p>None: no column's shift is both significant "
+                     "and large enough (see the drift table).</p>")
     if validation is not None:
         parts.append(_validation_section(validation))
     if drift is not None:
@@ -269,15 +296,7 @@ def html_report(
     if reference is not None:
         parts.append(f"<h2>{escape(f'Statistics of {ref_label}')}</h2>"
                      + _stats_table(reference))
-    cards = []
-    for col in list(stats.columns.values())[:MAX_PLOTS]:
-        ref_col = reference.columns.get(col.name) if reference is not None else None
-        svg = column_plot(col, ref_col)
-        note = missing_note(col, ref_col)
-        cls = "missing" if col.missing or (ref_col is not None and ref_col.missing) else "note"
-        cards.append(f"<div class='card'><p class='name'>{escape(col.name)} ({col.kind})</p>"
-                     f"{svg or _no_chart(col)}"
-                     f"<p class='{cls}'>{escape(note)}</p></div>")
+    cards = [_card(col, reference) for col in list(stats.columns.values())[:MAX_PLOTS]]
     if len(stats.columns) > MAX_PLOTS:
         parts.append(f"<p>Plots for the first {MAX_PLOTS} of {len(stats.columns)} columns.</p>")
     which = (f"{current} in blue over {ref_label} in orange" if reference is not None

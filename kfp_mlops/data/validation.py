@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from kfp_mlops.data.kinds import BOOLEAN, CATEGORICAL_KINDS, INTEGER, NUMERIC, NUMERIC_KINDS
+from kfp_mlops.data.logged import is_log_column
 from kfp_mlops.data.schema import ColumnSchema, Schema
 from kfp_mlops.data.stats import ColumnStatistics, DatasetStatistics
 
@@ -256,7 +257,9 @@ def validate(
         found += _check_column(name, expected, stats.columns[name], t)
     found += _infinite_values(stats)
     for name in stats.columns:
-        if name not in schema.columns:
+        # The prediction log's own columns (_request_id, _prediction, ...) are the
+        # suite's: known, never a feature, never an unknown column.
+        if name not in schema.columns and not is_log_column(name):
             found.append(Anomaly(
                 name, "extra_column", ERROR if t.extra_columns_are_errors else WARNING,
                 f"column {name!r} ({stats.columns[name].kind}) is in the data but not in the "
@@ -279,3 +282,41 @@ def _verdict(found: list[Anomaly], schema: Schema) -> ValidationResult:
     else:
         reason = f"data matches schema{version} ({warnings} warnings)"
     return ValidationResult(passed=not errors, anomalies=found, reason=reason)
+
+
+LABELS_PENDING = "labels_pending"
+
+
+def labels_pending(result: ValidationResult | None, target: str | None) -> ValidationResult | None:
+    """A batch without its labels is the normal case of monitoring, not bad data.
+
+    Production batches (a file, a Parquet folder, a prediction log window) carry no
+    target, or an empty one until the labels are joined. The schema, inferred from
+    complete training data, expects the target and no nulls in it; those anomalies on
+    the target become one warning, ``labels_pending``. Every other anomaly stands.
+    """
+    from dataclasses import replace
+
+    if result is None or target is None:
+        return result
+    pending = ("missing_column", "unexpected_nulls", "all_null", "missing_values")
+    anomalies = []
+    for a in result.anomalies:
+        if a.column == target and a.kind in pending:
+            what = ("the batch has no target column" if a.kind == "missing_column"
+                    else "the batch's target is empty on some rows")
+            a = replace(a, kind=LABELS_PENDING, severity=WARNING,
+                        message=f"labels pending: {what} {target!r} (not in yet)",
+                        fix="nothing to fix: performance is estimated until the labels come "
+                            "(kfp-mlops labels add joins them to a prediction log)")
+        anomalies.append(a)
+    if anomalies == result.anomalies:
+        return result
+    errors = [a for a in anomalies if a.severity == ERROR]
+    if errors:
+        more = f" (and {len(errors) - 1} more errors)" if len(errors) > 1 else ""
+        reason = f"data does not match the schema: {errors[0].message}{more}"
+    else:
+        reason = (f"data matches the schema; labels pending ({target!r} not in yet), "
+                  f"{len(anomalies) - 1} other warnings")
+    return ValidationResult(not errors, anomalies, reason)

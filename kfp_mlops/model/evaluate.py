@@ -74,6 +74,9 @@ class Evaluation:
     notes: list[str] = field(default_factory=list)
     importance: dict[str, Any] | None = None
     estimator_params: dict[str, Any] | None = None
+    # The performance estimator fitted on these held-out rows (model/estimate.py), which
+    # publish stores with the version; filled by the evaluate step.
+    estimator: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (the evaluate step's ``evaluation`` artifact)."""

@@ -91,6 +91,9 @@ class ModelMetadata:
     created_at: str | None = None
     run_id: str | None = None
     training_fingerprint: str | None = None  # data, settings and code (model/identity.py)
+    # What estimates performance before labels arrive (model/estimate.py): fitted on the
+    # held-out rows by the evaluate step, recorded by publish.
+    performance_estimator: dict[str, Any] | None = None
 
     def to_json(self) -> str:
         """Serialise as pretty, stable JSON."""

@@ -42,13 +42,16 @@ def publish_model(
     blessing_policy: str = "",
     run_uid: str = "",
     pipeline_version: str = "",
+    estimator: dict | None = None,
 ) -> ModelVersion:
     """Record metrics, lineage and the blessing, then publish a new immutable version.
 
     With no ``blessing_json`` the version is recorded as not blessed: it can reach
     production only with ``models promote --force``. With a signing key configured, the
     model file's signature from training is checked (or, for a model trained without
-    the key, made here) before anything is written.
+    the key, made here) before anything is written. ``estimator`` (the evaluate step's
+    ``Evaluation.estimator``) is stored in the metadata: monitoring estimates the
+    version's performance on unlabelled batches with it.
 
     With a Kubeflow Model Registry configured (``model_registry``, else
     ``$KFP_MLOPS_MODEL_REGISTRY``) the version is then registered there too
@@ -60,6 +63,8 @@ def publish_model(
     metadata.metrics = {k: float(v) for k, v in in_reading_order(metrics).items()}
     metadata.run_id = run_id or None
     metadata.dataset_version = dataset_version or metadata.dataset_version
+    if estimator is not None:
+        metadata.performance_estimator = estimator
     blessing = blessing_from_json(blessing_json)
     registry = Registry(open_store(store_uri))
     published = registry.publish(

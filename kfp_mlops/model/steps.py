@@ -40,7 +40,15 @@ def evaluate_step(
 ) -> tuple[Evaluation, ModelMetadata]:
     """Evaluate the model folder on the held-out Parquet at ``test_path``.
 
-    ``explain`` adds what the model card shows besides the metrics (see ``evaluate_model``).
+    ``explain`` adds what the model card shows besides the metrics (see ``evaluate_model``)
+    and fits the performance estimator on the same rows (``Evaluation.estimator``: the
+    calibration or loss model that estimates performance before labels arrive).
     """
+    from kfp_mlops.model.estimate import fit_estimator
+
     model, metadata = load_model_folder(model_dir)
-    return evaluate_model(model, metadata, read_dataset(test_path), explain=explain), metadata
+    frame = read_dataset(test_path)
+    evaluation = evaluate_model(model, metadata, frame, explain=explain)
+    if explain:
+        evaluation.estimator = fit_estimator(model, metadata, frame)
+    return evaluation, metadata

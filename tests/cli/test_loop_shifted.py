@@ -46,7 +46,7 @@ def test_shifted_batch_retrains_and_the_challenger_is_promoted(tmp_path, capsys)
     code, third, _ = cli_json(capsys, "continuous", "--data", str(tmp_path / "b3.csv"), *common)
     assert code == 0, third
     assert third["monitor"]["retrain"] is True and third["monitor"]["drift"] is True
-    assert set(SHIFT) <= set(third["monitor"]["reason"].replace(",", "").split())
+    assert set(SHIFT) <= set(third["monitor"]["reason"].replace(",", " ").replace(";", " ").split())
     gate = third["gates"]["validate-data"]
     assert gate["passed"] and "widened: schema 'cars' v1 -> v2" in gate["reason"], gate
     assert third["stopped_by"] is None and third["version"] == 2

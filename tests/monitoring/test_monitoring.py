@@ -43,7 +43,11 @@ RUNTIME = _REPO / "manifests" / "base" / "runtime" / "cluster-serving-runtime.ya
 ISVC = _REPO / "manifests" / "base" / "inferenceservice" / "inferenceservice.yaml"
 
 # Reported by the monitoring pipeline (pushed to a Pushgateway), see docs/observability.md.
-DRIFT_GAUGES = {"kfp_mlops_drift_share", "kfp_mlops_dataset_drift"}
+# tests/monitoring/test_quality_gauges.py pushes them to a Pushgateway double and checks
+# this set against what arrives.
+DRIFT_GAUGES = {"kfp_mlops_drift_share", "kfp_mlops_dataset_drift",
+                "kfp_mlops_estimated_performance", "kfp_mlops_estimated_performance_band",
+                "kfp_mlops_realized_performance", "kfp_mlops_performance_drop"}
 # Series that are not ours, each with the component that exports it.
 WELL_KNOWN = {"push_time_seconds": "Prometheus Pushgateway: time of the last push per group"}
 # Labels Prometheus adds to every scraped series (target labels and our relabeling).
@@ -189,7 +193,8 @@ def test_dashboard_configmap_is_valid_and_carries_the_json_file():
 def test_dashboard_has_the_promised_panels():
     titles = " | ".join(p["title"] for p in _dashboard()["panels"]).lower()
     for words in ("request rate by outcome", "latency p50 / p99", "predicted class share",
-                  "regression prediction", "drifted features"):
+                  "regression prediction", "drifted features", "estimated performance",
+                  "performance drop"):
         assert words in titles
     ids = [p["id"] for p in _dashboard()["panels"]]
     assert len(ids) == len(set(ids))
@@ -297,7 +302,8 @@ def test_alerts_cover_errors_latency_prediction_shift_and_drift():
     exprs = " ".join(str(rule["expr"]) for rule in alerts.values())
     for needle in ("kfp_mlops:error_ratio:rate5m", "kfp_mlops:request_duration_seconds:p99_5m",
                    "kfp_mlops:predicted_class_share:avg7d", "kfp_mlops:prediction_mean:avg7d",
-                   "kfp_mlops_drift_share", "kfp_mlops_dataset_drift"):
+                   "kfp_mlops_drift_share", "kfp_mlops_dataset_drift",
+                   "kfp_mlops_performance_drop"):
         assert needle in exprs
     for name, rule in alerts.items():
         assert rule["labels"]["severity"] in {"critical", "warning", "info"}, name
