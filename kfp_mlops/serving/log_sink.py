@@ -26,6 +26,7 @@ is not stored by then stays in the spool for the next start). No KServe import.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import signal
 import socket
@@ -352,6 +353,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"kfp-mlops log sink: cannot start: {exc}", file=sys.stderr)
         return 2
     flusher = Flusher(prediction_log).start()
+    # `kill -USR1 PID` prints every thread's stack to stderr: where a stuck flush waits.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
 
     def stop(signum: int, _frame: Any) -> None:
         log.info("signal %d: stopping, writing buffered rows", signum)
