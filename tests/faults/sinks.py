@@ -72,7 +72,7 @@ def agent_event(kind: str, event_id: str, body: bytes, when: datetime | None = N
     }
     event = CloudEvent(attributes, body)
     if structured:
-        headers, data = to_structured(event, data_marshaller=lambda b: b.decode())
+        headers, data = to_structured(event, data_marshaller=lambda b: b.decode(errors="replace"))
     else:
         headers, data = to_binary(event, data_marshaller=lambda b: b)
     return dict(headers), data
