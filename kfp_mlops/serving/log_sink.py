@@ -128,6 +128,9 @@ class SinkServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     timeout = 30  # a client that stops sending mid-body frees its thread
+    # Headers and body go out in two writes: without TCP_NODELAY, Nagle's algorithm and
+    # the client's delayed ACK hold each answer ~40 ms on a keep-alive connection.
+    disable_nagle_algorithm = True
     server: SinkServer
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
