@@ -65,8 +65,17 @@ def read_labels_file(path: str | Path, key: str | None = None,
     if not path.is_file():
         raise DataError(f"labels file {str(path)!r} does not exist; give a CSV of "
                         "id,label rows")
-    frame = (pd.read_parquet(path) if path.suffix.lower() in (".parquet", ".pq")
-             else pd.read_csv(path))
+    try:
+        frame = (pd.read_parquet(path) if path.suffix.lower() in (".parquet", ".pq")
+                 else pd.read_csv(path))
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError,
+            ValueError, OSError) as exc:
+        # An empty CSV, a corrupt Parquet, a binary file: the reader's own words, no trace.
+        reason = "it is empty" if isinstance(exc, pd.errors.EmptyDataError) else \
+            f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+        raise DataError(f"labels file {str(path)!r} cannot be read ({reason}); give a CSV "
+                        "with a header row id,label (or a Parquet file) and one row per "
+                        "label") from None
     key = key or "id"
     if key not in frame.columns:
         raise DataError(f"labels file {str(path)!r} has no key column {key!r} (its columns: "
