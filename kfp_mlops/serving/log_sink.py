@@ -332,6 +332,9 @@ def build(args: argparse.Namespace) -> tuple[SinkServer, PredictionLog]:
 
     store = open_store(args.store)
     store.ensure_ready()
+    if not store.supports_conditional_writes():
+        log.warning("the store ignores If-None-Match: the per-request claims cannot keep two "
+                    "sink replicas from writing one request twice; run one replica")
     lookups = RegistryLookups(store)
     prediction_log = PredictionLog(
         store, lookups.features, version_for=lookups.production, max_rows=args.max_rows,

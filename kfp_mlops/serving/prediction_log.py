@@ -787,7 +787,10 @@ class PredictionLog:
                                        f"{len(found)} predictions")
         if isinstance(contract, LogContract):
             columns = typed_columns(contract, rows)
-            prediction = typed_predictions(contract, predictions)
+            # Without the model's task (the in-process logger's bare features), the
+            # predictions are the model server's own answers: written as they came.
+            prediction = (typed_predictions(contract, predictions) if contract.task
+                          else _column(predictions))
         else:
             columns = _untyped_columns(rows, contract)
             prediction = _column(predictions)
