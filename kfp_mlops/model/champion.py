@@ -91,7 +91,7 @@ def model_gate(
 
     same = identical_version(store_uri, name, fingerprint)
     if same is not None and not reached_production(store_uri, name, same):
-        from kfp_mlops.serving.release import finish_command
+        from kfp_mlops.model.registry import finish_command
 
         reason = (f"identical to {name} version {same} (same data, settings and code), which "
                   "was published but never promoted to production: its release did not "

@@ -37,6 +37,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -161,6 +162,7 @@ def _version_of(annotations: str | None, version: str | None) -> str | None:
 MAX_EVENT_BYTES = 8 * 1024 * 1024
 MAX_DEPTH = 32  # JSON nesting: a V2 body needs 4, a V1 body of records 3
 MAX_ID_CHARS = 256
+CLAIM_CONCURRENCY = 8  # claims (conditional PUTs) in flight at once during a flush
 EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
 FUTURE_SLACK = timedelta(days=1)  # clocks drift; a year-9999 time is not drift
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
@@ -828,12 +830,16 @@ class PredictionLog:
         groups: dict[str, list[pa.Table]] = {}
         ids: dict[str, set[str]] = {}
         dead: list[DeadLetter] = []
-        for request, response in taken:
-            version = self._version(request)
+        todo = [(request, response, self._version(request)) for request, response in taken]
+        # Stored before a restart (the spool was not trimmed yet): nothing to claim.
+        todo = [(r, p, v) for r, p, v in todo
+                if r.id not in self._partition(r.model, v, self._day(r)).written]
+        # One conditional PUT a request: several at once (a store call's latency each).
+        with ThreadPoolExecutor(max_workers=CLAIM_CONCURRENCY) as pool:
+            owned = list(pool.map(self._claim, [r for r, _, _ in todo]))
+        for (request, response, version), mine in zip(todo, owned, strict=True):
             prefix = partition_prefix(request.model, version, self._day(request))
-            if request.id in self._partition(request.model, version, self._day(request)).written:
-                continue  # stored before a restart (the spool was not trimmed yet)
-            if not self._claim(request):
+            if not mine:
                 with self._lock:
                     self.stats.claimed_elsewhere += 1
                 continue

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 
 from kfp_mlops.errors import KfpMlopsError
-from kfp_mlops.model.registry import Registry, RegistryError
+from kfp_mlops.model.registry import Registry, RegistryError, finish_command
 from kfp_mlops.storage import StoreError, open_store
 
 LOG_URL_ENV = "KFP_MLOPS_LOG_URL"
@@ -69,12 +69,6 @@ def release_version(
 
 class ReleaseUnfinishedError(KfpMlopsError, RuntimeError):
     """A version was published (and maybe deployed) but its promotion was not recorded."""
-
-
-def finish_command(name: str, version: int) -> str:
-    """The command that records the promotion a failed release step left undone."""
-    return (f"kfp-mlops models promote {name} {version} --stage production "
-            "--reason 'finish the interrupted release'")
 
 
 def _promote(registry: Registry, uri: str, name: str, version: int, reason: str, actor: str,

@@ -158,3 +158,32 @@ def test_a_failing_store_fails_the_flush_and_marks_the_log_unhealthy(tmp_path):
     DownStore.down = False
     log.flush()
     assert log.unhealthy_for() == 0.0 and rows(tmp_path / "store") == ["r"]
+
+
+def test_a_window_with_rows_logged_before_types_were_checked_still_reads(tmp_path):
+    """A part file an older sink wrote with text in a numeric feature: left out, not fatal."""
+    import pyarrow as pa
+
+    from kfp_mlops.data.labels import window_to_parquet
+    from kfp_mlops.data.logged import window_source
+    from tests.faults.sinks import MODEL, publish_contract_model
+
+    store = LocalStore(tmp_path / "store")
+    publish_contract_model(store, tmp_path)
+    day = datetime.now(timezone.utc)
+    folder = tmp_path / "store" / "predictions" / MODEL / "1" / f"date={day.date()}"
+    folder.mkdir(parents=True)
+    common = {"_row": [0, 0], "_row_id": ["a", "b"], "_logged_at": [day, day],
+              "_model_version": ["1", "1"], "_endpoint": ["default"] * 2,
+              "_prediction": ["yes", "no"]}
+    pq.write_table(pa.table({"income": ["1.5", "lots"], "age": [3, 4],
+                             "region": ["r1", "r2"], "_request_id": ["a", "b"], **common}),
+                   folder / "part-old.parquet")
+    common["_row_id"] = ["c", "d"]
+    pq.write_table(pa.table({"income": [2.0, 3.0], "age": [5, 6], "region": ["r1", "r2"],
+                             "_request_id": ["c", "d"], **common}), folder / "part-new.parquet")
+    out = tmp_path / "window.parquet"
+    count, _ = window_to_parquet(window_source(MODEL, window="1d", store=str(store.root)), out)
+    frame = pq.read_table(out).to_pandas()
+    assert count == 3 and sorted(frame["_request_id"]) == ["a", "c", "d"]
+    assert frame["income"].dtype == "float64"
