@@ -53,6 +53,7 @@ log = logging.getLogger("kfp_mlops.serving.log_sink")
 
 DEFAULT_SPOOL = "/var/spool/kfp-mlops"
 PARSE_SLOTS = 2  # events parsed at once: bounds the memory JSON parsing takes
+MAX_CONNECTIONS = 256  # open client connections (a thread each); more are answered 503
 
 
 class RegistryLookups:
@@ -115,8 +116,29 @@ class SinkServer(ThreadingHTTPServer):
         self.max_event_bytes = max_event_bytes
         self.retry_after_s = retry_after_s
         self.parse_slots = threading.BoundedSemaphore(PARSE_SLOTS)
+        self.connections = threading.BoundedSemaphore(MAX_CONNECTIONS)
         self.draining = False
         super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """One thread a connection, at most :data:`MAX_CONNECTIONS` at once (then 503)."""
+        if not self.connections.acquire(blocking=False):
+            try:
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n"
+                                b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            self.prediction_log.refused("too_many_connections")
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        """Serve one connection, then free its slot."""
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.connections.release()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """One line, not a traceback: a client that hung up mid-answer is not news."""

@@ -179,3 +179,31 @@ def test_hostile_events_beside_valid_traffic(tmp_path):
     out = tmp_path / "window.parquet"
     count, _ = window_to_parquet(window_source(MODEL, window="30d", store=str(store_dir)), out)
     assert count == valid and "client_key" in pq.read_table(out).column_names
+
+
+def test_a_flood_of_idle_connections_is_bounded(tmp_path):
+    """Connections that never send a request hold a thread each: past the cap, 503."""
+    import socket
+
+    from kfp_mlops.serving.log_sink import MAX_CONNECTIONS
+
+    store_dir = tmp_path / "store"
+    publish_contract_model(LocalStore(store_dir), tmp_path)
+    sink = SinkProcess(str(store_dir), tmp_path / "spool").start()
+    idle = []
+    try:
+        for _ in range(MAX_CONNECTIONS + 20):
+            idle.append(socket.create_connection(("127.0.0.1", sink.port)))
+        extra = idle[-1]
+        extra.settimeout(10)
+        assert extra.recv(100).startswith(b"HTTP/1.1 503")
+        for conn in idle:
+            conn.close()
+        idle = []
+        for event in pair(0):  # the idle ones gone, events are taken again
+            assert sink.post(*event).status_code == 200
+    finally:
+        for conn in idle:
+            conn.close()
+        sink.stop()
+    assert sorted(rows_in(store_dir)["_request_id"]) == ["req-00000"]
