@@ -731,7 +731,7 @@ class PredictionLog:
                     continue  # its partition was written before the failure
                 if self._spool is not None:
                     try:
-                        self._append(event)
+                        self._append(event, sync=False)
                     except OSError as exc:  # the old segments still hold it: not lost
                         log.warning("could not spool event %s again (%s); the previous "
                                     "segment keeps it", event.id[:40], exc)
@@ -739,6 +739,17 @@ class PredictionLog:
                 self._held_bytes += len(event.data)
             if self._events and self._first_at is None:
                 self._first_at = self.clock()
+            try:
+                self._sync()
+            except OSError as exc:
+                log.warning("could not fsync the spool (%s); the previous segment keeps "
+                            "the events", exc)
+
+    def _sync(self) -> None:
+        """Sync the open segment to the disk (with ``fsync``): it then survives the node."""
+        if self.fsync and self._segment is not None:
+            self._segment.flush()
+            os.fsync(self._segment.fileno())
 
     def _stored_at_accept(self, event: InferenceEvent) -> bool:
         """Whether the event's rows are stored, as far as can be told without waiting.
@@ -929,8 +940,11 @@ class PredictionLog:
         self._segment_no += 1
         self._segment = open(self._segment_path(self._segment_no), "ab")
 
-    def _append(self, event: InferenceEvent) -> None:
-        """Write one spool line whole, or nothing (a failed write is cut off again)."""
+    def _append(self, event: InferenceEvent, sync: bool = True) -> None:
+        """Write one spool line whole, or nothing (a failed write is cut off again).
+
+        ``sync=False``: no fsync now (the caller syncs once after many lines).
+        """
         line = (event.to_json() + "\n").encode()
         if self.spool_cap is not None and self._spool_size + len(line) > self.spool_cap:
             raise SpoolFullError(errno.ENOSPC, f"the spool holds {self._spool_size} bytes "
@@ -941,7 +955,7 @@ class PredictionLog:
         try:
             self._segment.write(line)
             self._segment.flush()  # in the OS: survives the process being killed
-            if self.fsync:
+            if self.fsync and sync:
                 os.fsync(self._segment.fileno())  # on the disk: survives the node too
         except OSError as exc:
             try:
@@ -968,7 +982,8 @@ class PredictionLog:
         try:
             self._open_segment()
             for event, _ in kept:
-                self._append(event)
+                self._append(event, sync=False)
+            self._sync()  # one fsync for the segment, not one a line
         except OSError as exc:
             log.warning("could not rewrite the spool (%s); keeping its old segments", exc)
             if self._segment is not None:
