@@ -687,6 +687,10 @@ class PredictionLog:
                 done = {r.key for r, _ in taken} | {p.key for _, p in taken if p} | {
                     o.key for o in orphans}
                 if not done:
+                    # Only requests still waiting for their response: look again in
+                    # max_age_s, not at every tick of the flusher.
+                    if self._events:
+                        self._first_at = now
                     return [], False
                 keep = {k: v for k, v in self._events.items() if k not in done}
                 old_segments = self._rotate(keep.values()) if self._spool is not None else []
@@ -837,6 +841,22 @@ class PredictionLog:
         except Exception:  # noqa: BLE001 - unreadable claim: not ours to write
             return False
 
+    def _claim_all(self, requests: list[InferenceEvent]) -> list[bool]:
+        """:meth:`_claim` for each: several at once (a store call's latency each).
+
+        One after another when there are few, or when no thread can be started (a flush
+        at interpreter exit, ``serve --log-to``'s last one).
+        """
+        if len(requests) <= 1:
+            return [self._claim(r) for r in requests]
+        try:
+            with ThreadPoolExecutor(max_workers=CLAIM_CONCURRENCY) as pool:
+                return list(pool.map(self._claim, requests))
+        except RuntimeError as exc:
+            if "shutdown" not in str(exc):
+                raise
+            return [self._claim(r) for r in requests]
+
     def _write(self, taken: list[tuple[InferenceEvent, InferenceEvent | None]]) -> list[str]:
         groups: dict[str, list[pa.Table]] = {}
         ids: dict[str, set[str]] = {}
@@ -845,9 +865,7 @@ class PredictionLog:
         # Stored before a restart (the spool was not trimmed yet): nothing to claim.
         todo = [(r, p, v) for r, p, v in todo
                 if r.id not in self._partition(r.model, v, self._day(r)).written]
-        # One conditional PUT a request: several at once (a store call's latency each).
-        with ThreadPoolExecutor(max_workers=CLAIM_CONCURRENCY) as pool:
-            owned = list(pool.map(self._claim, [r for r, _, _ in todo]))
+        owned = self._claim_all([r for r, _, _ in todo])
         for (request, response, version), mine in zip(todo, owned, strict=True):
             prefix = partition_prefix(request.model, version, self._day(request))
             if not mine:
