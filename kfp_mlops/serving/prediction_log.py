@@ -17,7 +17,12 @@ where it came from. The suite reads the model version from the
 :class:`PredictionLog` buffers matched pairs, writes them as Parquet in bounded
 micro-batches (by rows or age), and turns at-least-once delivery into exactly-once rows:
 an event already buffered, or a request whose rows are already in the store, is
-dropped. With a spool folder every accepted event is appended to a local segment file
+dropped, and each request is claimed once in the store before its rows are written, so
+two sinks (replicas) given the same event write it once. Every event is checked before
+it is taken (:func:`parse_cloudevent`, :func:`check_event`: size, encoding, JSON depth,
+attributes); rows are written with the model's input types, and a request its contract
+refuses is kept as a dead letter, never as rows (:mod:`kfp_mlops.data.logged`). With a
+spool folder every accepted event is appended to a local segment file
 before :meth:`PredictionLog.accept` returns (so the sink acknowledges it only once a
 killed process would find it again), and segments are deleted only after the rows they
 hold are in the store; a restarted log replays them. Pure logic plus the store and the
