@@ -40,6 +40,7 @@ from typing import Any
 from kfp_mlops.data.logged import LogContract
 from kfp_mlops.errors import KfpMlopsError
 from kfp_mlops.serving.prediction_log import (
+    EVENT_OVERHEAD,
     MAX_EVENT_BYTES,
     BudgetExceeded,
     CloudEventError,
@@ -225,8 +226,9 @@ class _Handler(BaseHTTPRequestHandler):
         length = self._length()
         if length is None:
             return
+        cost = length + EVENT_OVERHEAD
         try:
-            prediction_log.reserve(length)
+            prediction_log.reserve(cost)
         except BudgetExceeded as exc:
             prediction_log.refused("over_budget")
             log.warning("answered 503: %s", exc)
@@ -248,7 +250,7 @@ class _Handler(BaseHTTPRequestHandler):
                          f"{type(exc).__name__}: {str(exc)[:200]}", close=True)
             return
         finally:
-            prediction_log.release(length)
+            prediction_log.release(cost)
         try:
             new = prediction_log.accept(event)
         except (OSError, KfpMlopsError) as exc:  # the spool, or the store's ids

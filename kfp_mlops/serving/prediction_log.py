@@ -79,6 +79,9 @@ REQUEST_TYPE = "org.kubeflow.serving.inference.request"
 RESPONSE_TYPE = "org.kubeflow.serving.inference.response"
 EVENT_TYPES = (REQUEST_TYPE, RESPONSE_TYPE)
 UNVERSIONED = "unversioned"
+# Python's cost of one held event beyond its body (the event, its attributes, the
+# buffer's entry): counted in the byte budget, so a flood of tiny events is bounded too.
+EVENT_OVERHEAD = 1536
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
 
 
@@ -106,6 +109,11 @@ class InferenceEvent:
     def key(self) -> tuple[str, str]:
         """What identifies the event: KServe gives request and response the same id."""
         return (self.id, self.type)
+
+    @property
+    def cost(self) -> int:
+        """Bytes it holds in memory: its body and what Python keeps around it."""
+        return len(self.data) + EVENT_OVERHEAD
 
     @property
     def is_request(self) -> bool:
@@ -535,7 +543,7 @@ class PredictionLog:
         self._partitions: dict[str, _Partition] = {}
         self._first_at: float | None = None
         self._store_quiet_until = 0.0
-        self._held_bytes = 0  # bodies of buffered and in-flight events
+        self._held_bytes = 0  # bodies (and overhead) of buffered and in-flight events
         self._reserved = 0  # bodies being received (reserve/release)
         self._spool = Path(spool_dir) if spool_dir else None
         self._segment: Any = None
@@ -581,7 +589,7 @@ class PredictionLog:
             if self._spool is not None:
                 self._append(event)
             self._events[event.key] = (event, self.clock())
-            self._held_bytes += len(event.data)
+            self._held_bytes += event.cost
             if self._first_at is None:
                 self._first_at = self.clock()
             self.stats.accepted += 1
@@ -680,7 +688,7 @@ class PredictionLog:
                     response = responses.get(rid)
                     if response is None and not (everything or now - at >= self.pending_s):
                         continue
-                    pair_size = len(request.data) + (len(response[0].data) if response else 0)
+                    pair_size = request.cost + (response[0].cost if response else 0)
                     if taken and (size + pair_size > self.batch_bytes
                                   or len(taken) >= self.max_rows):
                         more = True  # the next batch: a flush holds at most batch_bytes
@@ -718,7 +726,7 @@ class PredictionLog:
             with self._lock:
                 self.failing_since = None
                 self.stats.orphan_responses += len(orphans)
-                self._held_bytes -= sum(len(e.data) for e in orphans)
+                self._held_bytes -= sum(e.cost for e in orphans)
             for segment in old_segments:
                 segment.unlink(missing_ok=True)
             if old_segments:
@@ -735,7 +743,7 @@ class PredictionLog:
         with self._lock:
             events = [e for pair in taken for e in pair if e is not None] + orphans
             for event in events:
-                self._held_bytes -= len(event.data)
+                self._held_bytes -= event.cost
                 if event.key in self._events or self._stored_quietly(event):
                     continue  # its partition was written before the failure
                 if self._spool is not None:
@@ -745,7 +753,7 @@ class PredictionLog:
                         log.warning("could not spool event %s again (%s); the previous "
                                     "segment keeps it", event.id[:40], exc)
                 self._events[event.key] = (event, self.clock())
-                self._held_bytes += len(event.data)
+                self._held_bytes += event.cost
             if self._events and self._first_at is None:
                 self._first_at = self.clock()
             try:
@@ -910,7 +918,7 @@ class PredictionLog:
                 written.append(key)
         with self._lock:
             self.stats.unanswered += sum(1 for _, p in taken if p is None)
-            self._held_bytes -= sum(len(r.data) + (len(p.data) if p else 0) for r, p in taken)
+            self._held_bytes -= sum(r.cost + (p.cost if p else 0) for r, p in taken)
         return written
 
     def _write_dead_letters(self, dead: list[DeadLetter]) -> list[str]:
@@ -1040,7 +1048,7 @@ class PredictionLog:
                     if event.key in self._events or self._stored_quietly(event):
                         continue
                     self._events[event.key] = (event, self.clock())
-                    self._held_bytes += len(event.data)
+                    self._held_bytes += event.cost
                     replayed += 1
         self._spool_size = self._spool_usage()
         if self._events:

@@ -17,6 +17,7 @@ import pytest
 from kfp_mlops.data.logged import LogContract
 from kfp_mlops.model.package import Feature
 from kfp_mlops.serving.prediction_log import (
+    EVENT_OVERHEAD,
     REQUEST_TYPE,
     RESPONSE_TYPE,
     BudgetExceeded,
@@ -119,21 +120,23 @@ def test_a_full_spool_refuses_whole_events_and_rotation_keeps_old_segments(tmp_p
 
 def test_budget_refuses_before_memory_grows_and_a_flush_holds_a_bounded_batch(tmp_path):
     log = PredictionLog(LocalStore(tmp_path / "store"), lambda m, v: CONTRACT,
-                        budget_bytes=4000, batch_bytes=300)
+                        budget_bytes=200_000, batch_bytes=300 + 4 * EVENT_OVERHEAD)
     for i in range(20):
         for e in good(f"r{i:02d}"):
             log.accept(e)
     held = log.held_bytes()
     assert held > 0
-    with pytest.raises(BudgetExceeded, match="budget is 4000"):
-        log.reserve(4000 - held + 1)
+    assert held == sum(e.cost for i in range(20) for e in good(f"r{i:02d}"))
+    with pytest.raises(BudgetExceeded, match="budget is 200000"):
+        log.reserve(200_000 - held + 1)
     log.reserve(100)
     log.release(100)
     pair_bytes = sum(len(e.data) for e in good("r00"))
     log.flush()
     per_file = [pq.read_table(f).num_rows for f in
                 (tmp_path / "store" / "predictions" / "m").rglob("part-*.parquet")]
-    assert len(per_file) > 1 and max(per_file) <= 300 // pair_bytes  # one batch, one file
+    pair_cost = pair_bytes + 2 * EVENT_OVERHEAD
+    assert len(per_file) > 1 and max(per_file) <= (300 + 4 * EVENT_OVERHEAD) // pair_cost
     assert log.held_bytes() == 0 and rows(tmp_path / "store") == [f"r{i:02d}" for i in range(20)]
 
 
