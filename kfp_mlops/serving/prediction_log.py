@@ -587,7 +587,10 @@ class PredictionLog:
                 self.stats.duplicates += 1
                 return False
             if self._spool is not None:
-                self._append(event)
+                # The other half of a buffered pair is taken past the cap: refusing it would
+                # keep its half waiting in a full spool, which only a flush of pairs drains.
+                other = (event.id, RESPONSE_TYPE if event.is_request else REQUEST_TYPE)
+                self._append(event, capped=other not in self._events)
             self._events[event.key] = (event, self.clock())
             self._held_bytes += event.cost
             if self._first_at is None:
@@ -748,7 +751,7 @@ class PredictionLog:
                     continue  # its partition was written before the failure
                 if self._spool is not None:
                     try:
-                        self._append(event, sync=False)
+                        self._append(event, sync=False, capped=False)
                     except OSError as exc:  # the old segments still hold it: not lost
                         log.warning("could not spool event %s again (%s); the previous "
                                     "segment keeps it", event.id[:40], exc)
@@ -971,13 +974,16 @@ class PredictionLog:
         self._segment_no += 1
         self._segment = open(self._segment_path(self._segment_no), "ab")
 
-    def _append(self, event: InferenceEvent, sync: bool = True) -> None:
+    def _append(self, event: InferenceEvent, sync: bool = True, capped: bool = True) -> None:
         """Write one spool line whole, or nothing (a failed write is cut off again).
 
         ``sync=False``: no fsync now (the caller syncs once after many lines).
+        ``capped=False``: past ``spool_bytes`` too (the half that completes a pair; at most
+        as much again as the cap, which is why the manifest's cap is under half the volume).
         """
         line = (event.to_json() + "\n").encode()
-        if self.spool_cap is not None and self._spool_size + len(line) > self.spool_cap:
+        if capped and self.spool_cap is not None and \
+                self._spool_size + len(line) > self.spool_cap:
             raise SpoolFullError(errno.ENOSPC, f"the spool holds {self._spool_size} bytes "
                                  f"and its cap is {self.spool_cap}")
         if self._segment is None:
@@ -1013,7 +1019,7 @@ class PredictionLog:
         try:
             self._open_segment()
             for event, _ in kept:
-                self._append(event, sync=False)
+                self._append(event, sync=False, capped=False)  # admitted already
             self._sync()  # one fsync for the segment, not one a line
         except OSError as exc:
             log.warning("could not rewrite the spool (%s); keeping its old segments", exc)

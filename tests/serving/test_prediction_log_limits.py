@@ -101,7 +101,7 @@ def test_a_spooled_event_that_fails_the_checks_is_refused_on_replay(tmp_path):
     assert rows(tmp_path / "store") == ["fine"]
 
 
-def test_a_full_spool_refuses_whole_events_and_rotation_keeps_old_segments(tmp_path):
+def test_a_full_spool_refuses_whole_events(tmp_path):
     spool = tmp_path / "spool"
     log = PredictionLog(LocalStore(tmp_path / "store"), lambda m, v: CONTRACT,
                         spool_dir=spool, spool_bytes=2500)
@@ -116,6 +116,23 @@ def test_a_full_spool_refuses_whole_events_and_rotation_keeps_old_segments(tmp_p
     assert all(json.loads(line)["id"] for line in lines)
     log.close()
     assert rows(tmp_path / "store") == sorted(taken)
+
+
+def test_a_spool_full_of_half_pairs_takes_their_other_halves_and_drains(tmp_path):
+    spool = tmp_path / "spool"
+    log = PredictionLog(LocalStore(tmp_path / "store"), lambda m, v: CONTRACT,
+                        spool_dir=spool, spool_bytes=1500)
+    requests = []
+    with pytest.raises(SpoolFullError):
+        for i in range(100):
+            request = good(f"r{i:02d}")[0]
+            log.accept(request)
+            requests.append(request.id)
+    for rid in requests:  # each completes a pair: taken past the cap
+        assert log.accept(good(rid)[1])
+    log.flush()
+    assert rows(tmp_path / "store") == sorted(requests) and log.buffered() == 0
+    assert log.accept(good("after")[0])  # drained: new events fit again
 
 
 def test_budget_refuses_before_memory_grows_and_a_flush_holds_a_bounded_batch(tmp_path):
