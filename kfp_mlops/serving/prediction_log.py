@@ -71,7 +71,7 @@ from kfp_mlops.data.logged import (
     typed_predictions,
 )
 from kfp_mlops.errors import KfpMlopsError
-from kfp_mlops.storage import Store
+from kfp_mlops.storage import Store, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -890,6 +890,8 @@ class PredictionLog:
                 continue
             try:
                 table = self._pair(request, response, version)
+            except StoreError:
+                raise  # the registry unreachable: the flush fails and is retried, not a letter
             except (KfpMlopsError, ValueError, TypeError, RecursionError, pa.ArrowException,
                     OverflowError) as exc:
                 dead.append(DeadLetter(request, response, str(exc)[:500]))

@@ -207,3 +207,24 @@ def test_a_window_with_rows_logged_before_types_were_checked_still_reads(tmp_pat
     frame = pq.read_table(out).to_pandas()
     assert count == 3 and sorted(frame["_request_id"]) == ["a", "c", "d"]
     assert frame["income"].dtype == "float64"
+
+
+def test_a_registry_that_cannot_be_read_fails_the_flush_not_the_event(tmp_path):
+    from kfp_mlops.storage import UnreachableError
+
+    down = [True]
+
+    def contract(model, version):
+        if down[0]:
+            raise UnreachableError("the store at http://s3 is unreachable")
+        return CONTRACT
+
+    log = PredictionLog(LocalStore(tmp_path / "store"), contract)
+    for e in good("r"):
+        log.accept(e)
+    with pytest.raises(UnreachableError):
+        log.flush()
+    assert log.stats.dead_letters == 0 and log.buffered() == 2
+    down[0] = False
+    log.flush()
+    assert rows(tmp_path / "store") == ["r"]
