@@ -888,6 +888,7 @@ def _minio_client_from_env():
         plain = os.environ.get("S3_USE_HTTPS", "1").lower() in ("0", "false", "no")
         endpoint = f"{'http' if plain else 'https'}://{endpoint}"
     parsed = urlparse(endpoint or "https://s3.amazonaws.com")
+    _check_endpoint(parsed, endpoint or "")
     host, secure = parsed.netloc, parsed.scheme == "https"
     verify = os.environ.get("S3_VERIFY_SSL", "1").lower() not in ("0", "false", "no")
     return Minio(
@@ -900,6 +901,43 @@ def _minio_client_from_env():
         cert_check=verify,
         http_client=_http_client(verify),
     )
+
+
+def _check_endpoint(parsed: Any, endpoint: str) -> None:
+    """Refuse an endpoint the minio client would choke on, naming the fix (no secret shown)."""
+    shown = endpoint
+    if parsed.username is not None or parsed.password is not None:
+        shown = f"{parsed.scheme}://***@{parsed.hostname or ''}"
+        raise StoreError(
+            f"AWS_ENDPOINT_URL={shown!r} carries credentials (user:password@host); S3 "
+            "clients sign requests with a key instead. Set AWS_ENDPOINT_URL to "
+            f"{parsed.scheme}://{parsed.hostname or 'HOST'}"
+            f"{':' + str(parsed.port) if _port_or_none(parsed) else ''} and the user and "
+            "password as AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+        )
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise StoreError(
+            f"AWS_ENDPOINT_URL={shown!r} is not an http(s)://host[:port] URL; set it to "
+            "e.g. http://minio-service.kubeflow:9000 (or unset it for AWS S3)"
+        )
+    if parsed.path.strip("/"):
+        raise StoreError(
+            f"AWS_ENDPOINT_URL={shown!r} has a path ({parsed.path!r}); an S3 endpoint is "
+            "http(s)://host[:port] only: put the bucket and prefix in the store URI "
+            "(s3://bucket/prefix)"
+        )
+    if _port_or_none(parsed) is False:
+        raise StoreError(
+            f"AWS_ENDPOINT_URL={shown!r} has an invalid port; give a number from 1 to 65535"
+        )
+
+
+def _port_or_none(parsed: Any) -> int | None | bool:
+    """The endpoint's port, None when none is given, False when it is not a valid port."""
+    try:
+        return parsed.port
+    except ValueError:
+        return False
 
 
 def default_store_uri() -> str:

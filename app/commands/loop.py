@@ -73,6 +73,10 @@ def add_window_flags(parser: argparse.ArgumentParser) -> None:
 
 def monitor_command(args: argparse.Namespace) -> int:
     """Run the monitoring pipeline on one batch (flags checked before any task starts)."""
+    from kfp_mlops.model.registry import validate_name
+
+    if args.model_name:
+        validate_name(args.model_name)
     resolve_data(args)
     return _monitor(args)
 

@@ -166,12 +166,24 @@ def training_arguments(args: argparse.Namespace, pipeline, **others) -> dict:
     The flags become the settings once, validated before any task runs (a bad value
     stops the command with the settings' message, not a failed task later).
     """
+    from kfp_mlops.data.width import wide_file_warning
+    from kfp_mlops.model.package import signing_key
+    from kfp_mlops.model.registry import validate_name
     from kfp_mlops.model.settings import (
         BlessingSettings,
         TrainingSettings,
         UnknownMetricError,
     )
     from kfp_mlops.pipelines.steps import pipeline_arguments
+
+    if args.data:
+        warning = wide_file_warning(str(args.data))
+        if warning:
+            print(f"kfp-mlops {args.command}: warning: {warning}", file=sys.stderr, flush=True)
+    if args.model_name:
+        # Before any task: ingest would store a dataset version, then publish refuse it.
+        validate_name(args.model_name)
+    signing_key()  # an empty or short key fails here, not at publish after training
 
     given = {
         "target": args.target, "task": args.task, "estimator": args.estimator,

@@ -39,6 +39,7 @@ def serve_command(args: argparse.Namespace) -> int:
         max_body = max_body_bytes(args.max_body_size)
     except ValueError as exc:
         raise CliError(f"--max-body-size: {exc}") from None
+    check_port(args.host, args.port)  # before the download: a busy port is said at once
 
     store = open_store(store_uri(args))
     registry = Registry(store)
@@ -67,6 +68,42 @@ def serve_command(args: argparse.Namespace) -> int:
           max_body=max_body, ignore_unknown_columns=args.ignore_unknown_columns or None,
           log_to=log_to, model_version=str(version.version))
     return 0
+
+
+def check_port(host: str, port: int) -> None:
+    """Refuse a port that is not a TCP port, or one that is in use, naming the fix.
+
+    The server would otherwise fail after loading the model, with a traceback and exit
+    status 3 (uvicorn's). A bind probe, as the server binds (SO_REUSEADDR): a port
+    taken between this check and the server's start is still the server's error.
+    """
+    import errno
+    import socket
+
+    if not 1 <= port <= 65535:
+        raise CliError(f"--port {port} is not a TCP port; give a number from 1 to 65535, "
+                       "e.g. --port 8080")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise CliError(f"--host {host!r} cannot be resolved ({exc.strerror}); give an "
+                       "address such as 127.0.0.1 or 0.0.0.0") from None
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise CliError(f"port {port} on {host} is already in use (another server, or "
+                               "a `kfp-mlops serve` still running); stop it or choose another "
+                               "port with --port") from None
+            if exc.errno == errno.EACCES:
+                raise CliError(f"port {port} on {host} needs privileges this user lacks "
+                               "(ports below 1024); use a port from 1024, e.g. --port 8080"
+                               ) from None
+            raise CliError(f"cannot listen on {host}:{port}: {exc.strerror}; check --host "
+                           "and --port") from None
 
 
 def _data_argument(args: argparse.Namespace) -> str:

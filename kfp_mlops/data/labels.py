@@ -23,6 +23,7 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -65,8 +66,17 @@ def read_labels_file(path: str | Path, key: str | None = None,
     if not path.is_file():
         raise DataError(f"labels file {str(path)!r} does not exist; give a CSV of "
                         "id,label rows")
-    frame = (pd.read_parquet(path) if path.suffix.lower() in (".parquet", ".pq")
-             else pd.read_csv(path))
+    try:
+        frame = (pd.read_parquet(path) if path.suffix.lower() in (".parquet", ".pq")
+                 else pd.read_csv(path))
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError,
+            ValueError, OSError) as exc:
+        # An empty CSV, a corrupt Parquet, a binary file: the reader's own words, no trace.
+        reason = "it is empty" if isinstance(exc, pd.errors.EmptyDataError) else \
+            f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
+        raise DataError(f"labels file {str(path)!r} cannot be read ({reason}); give a CSV "
+                        "with a header row id,label (or a Parquet file) and one row per "
+                        "label") from None
     key = key or "id"
     if key not in frame.columns:
         raise DataError(f"labels file {str(path)!r} has no key column {key!r} (its columns: "
@@ -188,12 +198,16 @@ def window_frame(window: LogWindow, target: str | None = None) -> tuple[pd.DataF
         raise DataError(f"no {window.describe()} in the store {store.uri}; check the model "
                         "name and the window (rows are filed by the UTC day of the request), "
                         "and that serving logs to this store")
-    if target is None:
-        try:
-            target = Registry(store).get(window.model).metadata.target
-        except RegistryError as exc:
+    try:
+        metadata = Registry(store).get(window.model).metadata
+    except RegistryError as exc:
+        if target is None:
             raise DataError(f"cannot tell the target column of {window.model!r} to put the "
                             f"labels in: {exc}") from None
+        metadata = None
+    target = target or metadata.target
+    if metadata is not None:
+        rows = conform_frame(rows, metadata.features, window.describe())
     if target in rows.columns:  # a client sent the target: the labels decide instead
         rows = rows.drop(columns=[target])
     joined = join_labels(rows, stored_labels(store, window.model), target)
@@ -205,6 +219,40 @@ def window_frame(window: LogWindow, target: str | None = None) -> tuple[pd.DataF
     elif joined[target].notna().sum() == 0:
         joined = joined.drop(columns=[target])
     return joined, target
+
+
+def conform_frame(rows: pd.DataFrame, features: list, what: str) -> pd.DataFrame:
+    """``rows`` with each feature column in the model's type; rows that cannot be dropped.
+
+    The sink writes typed rows and keeps nonconforming requests aside, so this finds
+    nothing in a log it wrote; it is the backstop for rows written before it checked
+    types (a string in a numeric feature made the whole window unreadable as one file).
+    """
+    from kfp_mlops.data.kinds import BOOLEAN, NUMERIC, dtype_family
+
+    bad = pd.Series(False, index=rows.index)
+    out = rows.copy()
+    for feature in features:
+        if feature.name not in out.columns:
+            continue
+        column = out[feature.name]
+        family = dtype_family(feature.dtype)
+        if column.dtype.kind in ("b" if family == BOOLEAN else "iuf"):
+            continue  # already typed in every file read (what the sink writes)
+        if family == NUMERIC:
+            numbers = pd.to_numeric(column.where(~column.map(lambda v: isinstance(v, bool)),
+                                                 None), errors="coerce")
+            bad |= column.notna() & numbers.isna()
+            out[feature.name] = numbers.astype("float64")
+        elif family == BOOLEAN:
+            bad |= column.notna() & ~column.map(lambda v: isinstance(v, (bool, np.bool_)))
+        else:
+            bad |= column.notna() & ~column.map(lambda v: isinstance(v, str))
+    if bad.any():
+        log.warning("%s: %d rows whose features do not have the model's types were left out "
+                    "(logged before the sink checked types)", what, int(bad.sum()))
+        out = out[~bad].reset_index(drop=True)
+    return out
 
 
 def window_to_parquet(source: str, out_path: str | Path) -> tuple[int, int]:

@@ -17,14 +17,24 @@ the late labels joined, so every pipeline that reads a file reads the logs too.
 
 from __future__ import annotations
 
+import math
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
+from typing import Any
 from urllib.parse import parse_qs, quote, urlencode
 
+import pyarrow as pa
+
+from kfp_mlops.data.kinds import BOOLEAN, NUMERIC, dtype_family
 from kfp_mlops.errors import DataError
 
 PREDICTIONS_PREFIX = "predictions"
+# Below the log's prefix (one write permission covers the sink) but never read as rows: a
+# model name starts with a letter or digit, so no model's folder is named like these.
+DEAD_LETTERS_PREFIX = f"{PREDICTIONS_PREFIX}/_dead-letters"
+CLAIMS_PREFIX = f"{PREDICTIONS_PREFIX}/_claims"
 SOURCE_SCHEME = "predictions:"
 
 REQUEST_ID = "_request_id"  # the CloudEvent id KServe's agent gives request and response
@@ -63,6 +73,164 @@ def check_name(value: str, what: str) -> str:
 def partition_prefix(model: str, version: str, day: date) -> str:
     """The folder of one model version's rows of one UTC day."""
     return f"{PREDICTIONS_PREFIX}/{model}/{version}/date={day.isoformat()}/"
+
+
+def dead_letter_prefix(model: str, day: date) -> str:
+    """The folder of one model's refused events of one UTC day (never read as rows)."""
+    return f"{DEAD_LETTERS_PREFIX}/{model}/date={day.isoformat()}/"
+
+
+# ---------------------------------------------------------------- typed rows
+
+
+class NonconformingRow(DataError):
+    """A logged row that does not match the model's input types: a dead letter."""
+
+
+@dataclass(frozen=True)
+class LogContract:
+    """What a logged row must look like: the model's features (typed), and its predictions.
+
+    ``features`` are :class:`kfp_mlops.model.package.Feature` records (name, dtype,
+    nullable); ``classes`` (a classifier's) type the predictions, a regressor's are floats.
+    """
+
+    features: tuple[Any, ...]
+    task: str | None = None
+    classes: tuple[Any, ...] | None = None
+    extra_columns: int = 64  # fields beyond the features kept (as text) per row, at most
+    names: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "names", tuple(f.name for f in self.features))
+
+    @classmethod
+    def of(cls, metadata: Any) -> LogContract:
+        """The contract of a model version, from its metadata."""
+        classes = tuple(metadata.classes) if metadata.classes is not None else None
+        return cls(tuple(metadata.features), metadata.task, classes)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _typed(feature: Any, values: list[Any], rows: int) -> pa.Array:
+    """One feature column with the type the model reads it as (what the server coerces)."""
+    family = dtype_family(feature.dtype)
+    nulls = 0
+    for i, value in enumerate(values):
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            nulls += 1
+            continue
+        if family == NUMERIC:
+            ok = _is_number(value) and not (isinstance(value, float) and math.isinf(value))
+            if ok and isinstance(value, int) and abs(value) >= 2**63:
+                ok = False
+        elif family == BOOLEAN:
+            ok = isinstance(value, bool)
+        else:
+            ok = isinstance(value, str)
+        if not ok:
+            shown = repr(value)
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            raise NonconformingRow(
+                f"row {i}: feature '{feature.name}' is {feature.dtype} but the request sent "
+                f"{type(value).__name__} {shown}"
+            )
+    if nulls and not feature.nullable:
+        raise NonconformingRow(f"feature '{feature.name}' is not nullable but {nulls} of "
+                               f"{rows} rows are null")
+    values = [None if isinstance(v, float) and math.isnan(v) else v for v in values]
+    if family == NUMERIC:
+        integral = feature.dtype.lower().startswith(("int", "uint"))
+        if integral and not nulls and all(isinstance(v, int) or float(v).is_integer()
+                                          for v in values):
+            return pa.array([int(v) for v in values], pa.int64())
+        return pa.array([None if v is None else float(v) for v in values], pa.float64())
+    if family == BOOLEAN:
+        return pa.array(values, pa.bool_())
+    return pa.array(values, pa.string())
+
+
+def _prediction_type(contract: LogContract) -> pa.DataType:
+    if contract.classes:
+        first = contract.classes[0]
+        if isinstance(first, bool):
+            return pa.bool_()
+        if isinstance(first, int):
+            return pa.int64()
+        if isinstance(first, float):
+            return pa.float64()
+        return pa.string()
+    return pa.float64()
+
+
+def typed_predictions(contract: LogContract, predictions: list[Any]) -> pa.Array:
+    """The predictions column in the type of the model's classes (floats for a regressor)."""
+    kind = _prediction_type(contract)
+    out: list[Any] = []
+    for i, value in enumerate(predictions):
+        if value is None:
+            out.append(None)
+            continue
+        if pa.types.is_string(kind):
+            ok = isinstance(value, str)
+        elif pa.types.is_boolean(kind):
+            ok = isinstance(value, bool)
+        elif pa.types.is_integer(kind):
+            ok = _is_number(value) and float(value).is_integer() and abs(value) < 2**63
+            value = int(value) if ok else value
+        else:
+            ok = _is_number(value) and math.isfinite(value)
+            value = float(value) if ok else value
+        if not ok:
+            raise NonconformingRow(
+                f"prediction {i} is {type(value).__name__} {str(value)[:40]!r}, not a {kind} "
+                "as the model's predictions are"
+            )
+        out.append(value)
+    return pa.array(out, kind)
+
+
+def typed_columns(contract: LogContract, rows: Sequence[dict[str, Any]]) -> dict[str, pa.Array]:
+    """The rows' feature columns in the model's types, then other fields as text.
+
+    Raises :class:`NonconformingRow` for a row the model would refuse (a missing feature,
+    a value of the wrong type, a null where none is allowed) or one carrying more than
+    ``contract.extra_columns`` fields beyond the features, or a non-scalar in one.
+    """
+    columns: dict[str, pa.Array] = {}
+    for i, row in enumerate(rows):
+        missing = [n for n in contract.names if n not in row]
+        if missing:
+            raise NonconformingRow(f"row {i} has no feature {missing[0]!r}; the model's "
+                                   f"features are {list(contract.names)}")
+    for feature in contract.features:
+        columns[feature.name] = _typed(feature, [row.get(feature.name) for row in rows],
+                                       len(rows))
+    extras: list[str] = []
+    known = set(contract.names)
+    for row in rows:
+        for name in row:
+            if name not in known and not name.startswith("_") and name not in extras:
+                extras.append(name)
+                if len(extras) > contract.extra_columns:
+                    raise NonconformingRow(
+                        f"the rows carry more than {contract.extra_columns} fields beyond the "
+                        f"model's {len(known)} features")
+    for name in extras:
+        values = []
+        for i, row in enumerate(rows):
+            value = row.get(name)
+            if isinstance(value, (dict, list)):
+                raise NonconformingRow(f"row {i}: field {name!r} holds a "
+                                       f"{type(value).__name__}, not a value")
+            values.append(None if value is None else
+                          (("true" if value else "false") if isinstance(value, bool)
+                           else str(value)))
+        columns[name] = pa.array(values, pa.string())
+    return columns
 
 
 def parse_duration(text: str) -> timedelta:

@@ -65,6 +65,18 @@ class GateDecision:
     identical_to: int | None = None
 
 
+def reached_production(store_uri: str, name: str, version: int) -> bool:
+    """Whether ``name@version`` is, or ever was, the production version."""
+    from kfp_mlops.model.registry import Registry
+    from kfp_mlops.storage import open_store
+
+    registry = Registry(open_store(store_uri))
+    if registry.get(f"{name}@{version}").stage == "production":
+        return True
+    return any(t.version == version and t.to_stage == "production"
+               for t in registry.history(name))
+
+
 def model_gate(
     store_uri: str, name: str, test_path: str | Path, metrics: dict[str, float], task: str,
     spec: str, verdict_path: str | Path, fingerprint: str | None = None,
@@ -78,6 +90,19 @@ def model_gate(
     from kfp_mlops.model.identity import identical_version
 
     same = identical_version(store_uri, name, fingerprint)
+    if same is not None and not reached_production(store_uri, name, same):
+        from kfp_mlops.model.registry import finish_command
+
+        reason = (f"identical to {name} version {same} (same data, settings and code), which "
+                  "was published but never promoted to production: its release did not "
+                  "finish (the store or the cluster failed between publish and promotion, or "
+                  f"the serving gate stopped it). Finish it with `{finish_command(name, same)}` "
+                  "once it serves, or rerun with --force-new-version to publish, serve-test "
+                  "and deploy a new version")
+        write_verdict(verdict_path, False, reason,
+                      blessing={"blessed": False, "reason": reason, "comparisons": []},
+                      unfinished_release=same)
+        return GateDecision(False, reason, spec, reason)
     if same is not None:
         reason = (f"identical to {name} version {same} (same data, settings and code): "
                   "nothing new to publish; force a new version to publish it anyway")

@@ -132,6 +132,16 @@ def signing_key() -> bytes | None:
     """
     value = os.environ.get(SIGNING_KEY_ENV, "")
     path = os.environ.get(SIGNING_KEY_FILE_ENV, "")
+    for name, given in ((SIGNING_KEY_ENV, value), (SIGNING_KEY_FILE_ENV, path)):
+        if name in os.environ and not given.strip():
+            # Set but empty (a Secret with an empty key, `export VAR=`): treating it as
+            # "no signing" would turn signing off without a word.
+            raise ModelIntegrityError(
+                f"{name} is set but empty, which would silently turn model signing off; "
+                f"set it to a key of at least {MIN_KEY_BYTES} random bytes (e.g. "
+                f"`export {SIGNING_KEY_ENV}=$(openssl rand -hex 32)`), or unset it "
+                f"(`unset {name}`) to run without signing"
+            )
     if value and path:
         raise ModelIntegrityError(
             f"both {SIGNING_KEY_ENV} and {SIGNING_KEY_FILE_ENV} are set; set only one"

@@ -214,6 +214,12 @@ def validate_name(name: str) -> str:
     return name
 
 
+def finish_command(name: str, version: int) -> str:
+    """The command that records the promotion an interrupted release left undone."""
+    return (f"kfp-mlops models promote {name} {version} --stage production "
+            "--reason 'finish the interrupted release'")
+
+
 def model_name_for(source: str) -> str:
     """A registry/InferenceService-safe model name derived from a data source."""
     stem = Path(source.rstrip("/").split("/")[-1]).stem or "model"

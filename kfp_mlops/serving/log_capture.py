@@ -163,11 +163,13 @@ class CloudEventSender:
 
 
 def install(app: Any, store_uri: str, model_name: str, model_version: str | None,
-            features: list[str], max_rows: int = 1000,
+            features: list[Any], max_rows: int = 1000,
             max_age_s: float = 5.0) -> PredictionLog | CloudEventSender:
     """Add the middleware to KServe's app and start the flusher; flushed again at exit.
 
     ``store_uri`` may be a log sink's ``http(s)://`` URL: events are then sent there.
+    ``features``: the model's :class:`~kfp_mlops.model.package.Feature` records (rows are
+    written with their types; bare names write them as sent).
     """
     from kfp_mlops.storage import open_store
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from kfp_mlops.model.registry import Registry
-from kfp_mlops.storage import open_store
+from kfp_mlops.errors import KfpMlopsError
+from kfp_mlops.model.registry import Registry, RegistryError, finish_command
+from kfp_mlops.storage import StoreError, open_store
 
 LOG_URL_ENV = "KFP_MLOPS_LOG_URL"
 
@@ -53,7 +54,7 @@ def release_version(
     target = registry.get(f"{name}@{version}")
     if not namespace:
         reason = "no cluster configured: promoted to production in the registry only"
-        registry.transition(name, version, "production", reason=reason, actor=actor)
+        _promote(registry, target.uri, name, version, reason, actor, serving=None)
         mr.after_stage_change(registry, name, model_registry)
         return ReleaseResult("registry-only", True, reason)
     if not target.uri.startswith("s3://"):
@@ -73,8 +74,28 @@ def release_version(
     )
     if not result.succeeded:
         return ReleaseResult(result.status, False, f"{result.status}: {result.reason}")
-    registry.transition(name, version, "production", reason=result.reason, actor=actor)
+    _promote(registry, target.uri, name, version, result.reason, actor,
+             serving=f"it serves in namespace {namespace!r}")
     mr.after_deploy(registry, name, version, model_registry, namespace=namespace,
                     inference_service=name, details={"url": result.url, "status": result.status,
                                                      "storage_uri": storage_uri})
     return ReleaseResult(result.status, True, f"{result.status}: {result.reason}")
+
+
+class ReleaseUnfinishedError(KfpMlopsError, RuntimeError):
+    """A version was published (and maybe deployed) but its promotion was not recorded."""
+
+
+def _promote(registry: Registry, uri: str, name: str, version: int, reason: str, actor: str,
+             serving: str | None) -> None:
+    """Record ``name@version`` in production, or say exactly what is left to do."""
+    try:
+        registry.transition(name, version, "production", reason=reason, actor=actor)
+    except (StoreError, RegistryError) as exc:
+        where = f"; {serving}" if serving else ""
+        raise ReleaseUnfinishedError(
+            f"{name} version {version} IS published ({uri}){where}, but it was NOT promoted "
+            f"to production in the registry: {exc}. Nothing serves it from the registry's "
+            f"point of view until you finish the release: `{finish_command(name, version)}` "
+            "(a rerun of the same training finds this version and says so too)"
+        ) from exc

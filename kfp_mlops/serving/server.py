@@ -552,7 +552,7 @@ def start_model_server(
 
         for model in models:  # innermost middleware: it sees what the model answered
             install(app, log_to, model.name, model_version,
-                    [f.name for f in getattr(model, "features", [])])
+                    list(getattr(model, "features", [])))  # typed: rows as the model read them
     _install_app_hooks([m.name for m in models], request_metrics, limit)
     server = _HostBoundModelServer(
         http_port=http_port,

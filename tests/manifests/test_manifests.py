@@ -188,14 +188,17 @@ def test_namespaced_overlay_builds_valid_objects_with_kustomize_lite(overlay):
     objects = kustomize_lite.build(overlay)
     kinds = sorted(o["kind"] for o in objects)
     assert kinds == [
-        "Deployment",  # the prediction log sink
         "InferenceService",
+        "PodDisruptionBudget",  # the prediction log sink's
         "Role",
         "RoleBinding",
         "Service",
+        "Service",  # the sink's headless (StatefulSet) Service
         "ServiceAccount",
         "ServiceAccount",
+        "ServiceAccount",  # the sink's own
         "ServingRuntime",
+        "StatefulSet",  # the prediction log sink
     ]
     for obj in objects:
         validate_object(obj)
@@ -257,10 +260,10 @@ def test_inference_service_logs_to_the_sink_in_its_namespace():
         # KServe 0.15.0 has no metadataAnnotations: manifests/patches adds it for 0.15.1+.
         assert "metadataAnnotations" not in logger
         assert VERSION_ANNOTATION in isvc["metadata"]["annotations"]
-        sink = by_key[("Deployment", "kfp-mlops-log-sink")]
+        sink = by_key[("StatefulSet", "kfp-mlops-log-sink")]
         assert service["spec"]["selector"] == sink["spec"]["selector"]["matchLabels"]
         pod = sink["spec"]["template"]["spec"]
-        assert sink["spec"]["replicas"] == 1 and sink["spec"]["strategy"]["type"] == "Recreate"
+        assert sink["spec"]["replicas"] >= 2  # tests/manifests/test_log_sink_manifests.py
         container = pod["containers"][0]
         assert container["command"] == ["python", "-m", "kfp_mlops.serving.log_sink"]
         args = parse_args(container["args"])  # the module takes exactly these flags
@@ -282,7 +285,7 @@ def test_a_logger_spec_off_kserve_is_rejected():
 @pytest.mark.parametrize(
     ("overlay", "kind"),
     [("standard", "ServingRuntime"), ("cluster-runtime", "ClusterServingRuntime"),
-     ("standard", "Deployment")],
+     ("standard", "StatefulSet")],
 )
 def test_images_override_reaches_the_runtime(tmp_path, overlay, kind):
     (tmp_path / "kustomization.yaml").write_text(
@@ -291,7 +294,7 @@ def test_images_override_reaches_the_runtime(tmp_path, overlay, kind):
         "    newTag: 1.2.3\n"
     )
     for objects in _builds(tmp_path):
-        if kind == "Deployment":  # the log sink runs in the same image
+        if kind == "StatefulSet":  # the log sink runs in the same image
             sink = _by_key(objects)[(kind, "kfp-mlops-log-sink")]
             image = sink["spec"]["template"]["spec"]["containers"][0]["image"]
             assert image == "registry.example.com/ml/kfp-mlops:1.2.3"

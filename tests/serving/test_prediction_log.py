@@ -253,7 +253,8 @@ def test_sink_killed_mid_stream_loses_and_duplicates_nothing(tmp_path, registere
         rid = f"req-{i:03d}"
         body = json.dumps({"instances": [{"bill_length_mm": 40.0 + i, "bill_depth_mm": 18.0,
                                           "flipper_length_mm": 190.0, "body_mass_g": 3800.0,
-                                          "island": "Biscoe", "sex": "male"}]}).encode()
+                                          "island": "Biscoe", "sex": "male",
+                                          "year": 2008}]}).encode()
         when = T0 + timedelta(seconds=i)
         events.append(agent_event(REQUEST_TYPE, rid, body, when, model="penguins"))
         events.append(agent_event(RESPONSE_TYPE, rid, b'{"predictions": ["Adelie"]}', when,
