@@ -189,6 +189,15 @@ def coerce_arguments(
                 f"{known} (pass them as --param NAME=VALUE)"
             )
         out[name] = _coerce(name, str(parameters[name].get("parameterType", "")), value)
+    if out.get("model_name") not in (None, "", "auto"):
+        # Here, before the run: on the cluster ingest would store a dataset version first
+        # and publish only then refuse the name.
+        from kfp_mlops.model.registry import RegistryError, validate_name
+
+        try:
+            validate_name(out["model_name"])
+        except RegistryError as exc:
+            raise SubmitError(f"{exc}; nothing was uploaded or run") from None
     missing = [
         name for name, spec in parameters.items()
         if name not in out and not spec.get("isOptional") and "defaultValue" not in spec

@@ -179,6 +179,14 @@ def test_badly_typed_parameter_names_the_parameter_and_an_example(kfp_api):
     assert kfp_api.requests == []
 
 
+def test_bad_model_name_is_refused_before_any_request(kfp_api):
+    """On the cluster ingest would store a dataset version before publish refused it."""
+    with pytest.raises(SubmitError, match="invalid model name 'Wine_Quality'.*nothing was"):
+        submit("training", kfp_api.url, arguments={"data": "s3://b/wine.csv",
+                                                   "model_name": "Wine_Quality"})
+    assert kfp_api.requests == []
+
+
 def test_unknown_pipeline_lists_the_known_ones(kfp_api):
     from kfp_mlops.pipelines import PIPELINES
 
