@@ -34,9 +34,13 @@ def test_kserve_is_the_serving_extra_and_the_image_and_tests_install_it():
     assert '"kfp_mlops.app.airflow"' in PYPROJECT
     installs = [line for line in (ROOT / "Dockerfile").read_text().splitlines()
                 if "pip install" in line]
-    # The pinned closure (kserve among it), then the suite with its serving extra.
-    assert any(".[serving]" in line for line in installs), installs
-    assert all("docker/constraints.txt" in line for line in installs), installs
+    # The pinned closure (kserve among it), then the suite with its extras, `serving` by
+    # default (the EXTRAS build argument).
+    assert re.search(r"^ARG EXTRAS=serving$", (ROOT / "Dockerfile").read_text(), re.M)
+    assert any('.[${EXTRAS}]' in line for line in installs), installs
+    assert all("docker/constraints.txt" in line or "/tmp/pins.txt" in line
+               for line in installs), installs
+    assert "docker/freeze_constraints.py --pins" in (ROOT / "Dockerfile").read_text()
 
 
 BLOCK_KSERVE = textwrap.dedent("""
