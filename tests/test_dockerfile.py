@@ -47,6 +47,25 @@ def test_the_build_checks_the_installed_closure_against_the_pins():
     ]
 
 
+def test_extras_pick_which_estimator_pins_the_image_installs():
+    """EXTRAS=serving leaves out XGBoost and LightGBM; naming them brings their pins."""
+    assert re.search(r"^ARG EXTRAS=serving$", DOCKERFILE, re.M)
+    freeze = _freeze_module()
+    serving = freeze.pins_for("serving")
+    assert "scikit-learn" in serving and "kserve" in serving
+    assert "xgboost-cpu" not in serving and "lightgbm" not in serving
+    both = freeze.pins_for("serving,xgboost, lightgbm")
+    assert set(both) - set(serving) == {"xgboost-cpu", "lightgbm"}
+    # --pins runs before pip has installed anything: the module needs no `packaging`.
+    done = subprocess.run(["python3", "-I", str(ROOT / "docker/freeze_constraints.py"),
+                           "--pins", "serving,xgboost"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "xgboost-cpu==" in done.stdout and "lightgbm==" not in done.stdout
+    bad = subprocess.run(["python3", "-I", str(ROOT / "docker/freeze_constraints.py"),
+                          "--pins", "serving,xgbost"], capture_output=True, text=True)
+    assert bad.returncode != 0 and "xgbost" in bad.stderr and "xgboost" in bad.stderr
+
+
 def test_the_build_context_leaves_out_environments_stores_runs_and_history():
     ignored = (ROOT / ".dockerignore").read_text().split()
     for entry in (".git", ".venv", "mlops-store", ".kfp-mlops", "**/__pycache__"):
