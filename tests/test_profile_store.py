@@ -205,7 +205,8 @@ def test_model_server_and_sink_policies_in_the_docs(model_folder, tmp_path, monk
     monkeypatch.setenv(NAMESPACE_ENV, namespace)
     with s3_server(bucket="mlpipeline") as s3:  # the pipelines publish with the profile's key
         version = Registry(open_store(CLUSTER_STORE_TEMPLATE)).publish(
-            "iris", model_folder, read_metadata(model_folder), blessed=True)
+            "iris", model_folder, read_metadata(model_folder), blessed=True,
+            stage="production")  # the sink files rows under the production version's contract
         root = f"private/{namespace}/kfp-mlops"
         model_prefix = f"{root}/models/iris/{version.version}"
         server = SeaweedFsAuthorizer(seaweedfs_actions(server_policy))
@@ -225,7 +226,8 @@ def test_model_server_and_sink_policies_in_the_docs(model_folder, tmp_path, monk
         lookups = RegistryLookups(store)
         log = PredictionLog(store, lookups.features, version_for=lookups.production, max_rows=1)
         now = datetime.now(timezone.utc)
-        for kind, body in (("org.kubeflow.serving.inference.request", {"instances": [[1.0]]}),
+        for kind, body in (("org.kubeflow.serving.inference.request",
+                            {"instances": [[5.1, 3.5, 1.4, 0.2]]}),
                            ("org.kubeflow.serving.inference.response", {"predictions": [1]})):
             log.accept(InferenceEvent(
                 id="r1", type=kind, source="pod", time=now, model="iris",
