@@ -19,8 +19,9 @@ on a batch from the batch alone:
 - **DLE** (direct loss estimation), for regressors: two small gradient-boosted tree
   ensembles, fitted on the held-out rows, map the model's prediction and numeric inputs
   to the expected absolute and squared error of that row. Their means over the batch
-  estimate MAE and MSE (RMSE). The trees are stored as plain arrays, so the metadata
-  stays JSON (about 150 kB).
+  estimate MAE and MSE (RMSE; the squared-error model's row estimate is averaged with
+  the |error| model's, squared and scaled, which is less noisy). The trees are stored
+  as plain arrays, so the metadata stays JSON (about 50 kB).
 
 Every estimate has a band: the half-width of a 95% interval of the metric the labels
 will give, from the batch's size (the realized metric of ``n`` rows scatters around its
