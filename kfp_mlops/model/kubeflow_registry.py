@@ -63,7 +63,6 @@ API_PATH = "/api/model_registry/v1alpha3"
 # Where the official client (and so this one) finds a bearer token.
 TOKEN_PATH_ENV = "KF_PIPELINES_SA_TOKEN_PATH"
 SA_TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/token"
-SA_NAMESPACE_PATH = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 # KServe's serving side of a published version (manifests/base/inferenceservice).
 SERVING_ACCOUNT = "kfp-mlops-s3"
 SERVING_SECRET = "kfp-mlops-s3-credentials"
@@ -292,14 +291,11 @@ class RunContext:
 
     @classmethod
     def from_environment(cls, run_id: str = "", pipeline_version: str = "") -> RunContext:
-        """The run id given, and the pod's namespace when running in one."""
-        namespace = ""
-        if Path(SA_NAMESPACE_PATH).is_file():
-            try:
-                namespace = Path(SA_NAMESPACE_PATH).read_text().strip()
-            except OSError:
-                namespace = ""
-        return cls(run_id=run_id, pipeline_version=pipeline_version, namespace=namespace)
+        """The run id given, and the namespace this process runs in (store_uri's rule)."""
+        from kfp_mlops.store_uri import current_namespace
+
+        return cls(run_id=run_id, pipeline_version=pipeline_version,
+                   namespace=current_namespace() or "")
 
 
 def mr_state(stage: str) -> str:
