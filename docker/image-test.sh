@@ -15,7 +15,7 @@
 #   5. starts Podman's Docker-compatible service and runs the training pipeline on bundled
 #      data with `kfp-mlops run --runner docker --image IMAGE`: every task in its own
 #      container, as uid 1000, read-only root, the IR's limits; it must publish;
-#   6. runs the real-engine tests (tests/foundation/test_containers_engine.py);
+#   6. runs the real-engine tests (tests/pipelines/test_containers_engine.py);
 #   7. serves the published model from the image's ENTRYPOINT, --read-only, as uid 1000,
 #      all capabilities dropped, and checks one V1 and one V2 prediction over HTTP;
 #   8. runs one failing task (a data file that does not exist): exit 1, the file named.
@@ -144,9 +144,9 @@ grep -q "^Published: penguins version 1 -> $RUN/store/models/penguins/1$" "$RUN/
   || fail "the training run did not publish penguins version 1"
 cd "$ROOT"
 
-step "real-engine tests (tests/foundation/test_containers_engine.py)"
+step "real-engine tests (tests/pipelines/test_containers_engine.py)"
 KFP_MLOPS_TEST_IMAGE=$IMAGE timed engine_tests .venv/bin/pytest -q -p no:cacheprovider \
-  tests/foundation/test_containers_engine.py
+  tests/pipelines/test_containers_engine.py
 
 step "serving the published model from the image's ENTRYPOINT, read-only, uid 1000"
 PORT=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

@@ -3,7 +3,7 @@
 Fast: no container engine. kfp.local runs real pipelines against tests/docker_engine.py,
 a Docker Engine API server whose containers exit at once as told and which removes an
 auto-removed container the moment it exits, as Podman 4.3 does. The real engine run
-(podman, the built image) is tests/foundation/test_containers_engine.py, which
+(podman, the built image) is tests/pipelines/test_containers_engine.py, which
 docker/image-test.sh runs.
 """
 

@@ -2,7 +2,7 @@
 
 A wiring change shows up as a YAML diff in review. After an intended change, regenerate:
 
-    KFP_MLOPS_REGEN_GOLDEN=1 .venv/bin/pytest tests/foundation/test_golden.py
+    KFP_MLOPS_REGEN_GOLDEN=1 .venv/bin/pytest tests/pipelines/test_golden.py
 """
 
 import os
@@ -34,5 +34,5 @@ def test_compiled_ir_matches_golden(compiled, name):
     assert golden.exists(), f"no golden file {golden}; regenerate (see module docstring)"
     assert text == golden.read_text(), (
         f"{name} compiles differently from {golden}; if intended, regenerate with "
-        "KFP_MLOPS_REGEN_GOLDEN=1 .venv/bin/pytest tests/foundation/test_golden.py"
+        "KFP_MLOPS_REGEN_GOLDEN=1 .venv/bin/pytest tests/pipelines/test_golden.py"
     )
