@@ -74,8 +74,8 @@ def schemas_dir() -> Path:
 
 
 # One folder per upstream release the suite supports (tests/fixtures/releases, provenance
-# in tests/fixtures/crds/README.md): ``validate_crd_object(obj, folder=kserve_crds("0.15.0"))``
-# judges ``obj`` as that KServe release's API server does.
+# in its README.md): ``validate_crd_object(obj, folder=kserve_crds("0.15.0"))`` judges
+# ``obj`` as that KServe release's API server does.
 FIXTURE_RELEASES = _REPO_ROOT / "tests" / "fixtures" / "releases"
 
 

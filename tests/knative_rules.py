@@ -5,7 +5,7 @@ through a *field mask* that keeps only the fields it allows, and refusing every 
 the copy lost (``apis.CheckDisallowedFields`` in ``pkg/apis/serving/k8s_validation.go``).
 The masks are the functions of ``pkg/apis/serving/fieldmask.go``; this module reads
 that file, vendored unmodified per release under ``tests/fixtures/releases``
-(``knative-serving-v<tag>/fieldmask.go``, provenance in tests/fixtures/crds/README.md),
+(``knative-serving-v<tag>/fieldmask.go``, provenance in tests/fixtures/releases/README.md),
 so the rules are Knative's own and a new release is one new file.
 
 Reading a mask function: ``out.Field = in.Field`` at the top level of the body means the

@@ -1,7 +1,7 @@
 """Every compiled pipeline read as each supported KFP release reads it (2.5.0, 2.15.0, 2.16.0).
 
-The rules and their provenance are in ``tests/kfp_releases.py``; the upstream protos they
-read are vendored unmodified in ``tests/fixtures/kfp-releases/``. What the default output
+The rules and their provenance are in ``tests/releases.py``; the upstream protos they
+read are vendored unmodified in ``tests/fixtures/releases/kfp-<tag>/``. What the default output
 must satisfy on every release: no field the API server refuses, no executor-config field
 the driver drops while it means something, no loop fan-in the driver cannot resolve.
 The last tests show that the rules do catch each of those.
@@ -18,7 +18,7 @@ from kfp.dsl import TaskConfigField
 
 from kfp_mlops.pipelines import PIPELINES
 from kfp_mlops.pipelines.compile import compile_pipelines
-from tests.kfp_releases import FIXTURES, OLDEST, RELEASES, loop_fan_ins, problems
+from tests.releases import OLDEST, RELEASES, RELEASES_DIR, loop_fan_ins, problems
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -36,15 +36,18 @@ def _documents(path: Path) -> tuple[dict, dict | None]:
 
 
 def test_the_vendored_protos_are_the_upstream_files():
-    """The README's provenance table names each file's sha256; an edited copy fails."""
-    table = (FIXTURES / "README.md").read_text()
-    rows = dict(re.findall(r"^\| (\S+\.proto) \| .* \| ([0-9a-f]{64}) \|$", table, re.M))
-    files = sorted(p.relative_to(FIXTURES).as_posix() for p in FIXTURES.rglob("*.proto"))
+    """The README lists each file and its sha256; an edited copy fails."""
+    table = (RELEASES_DIR / "README.md").read_text()
+    listed = re.findall(r"^\| (\S+\.proto) \| ", table, re.M)
+    found = re.findall(r"^([0-9a-f]{64})  (\S+)$", table, re.M)
+    digests = {name: digest for digest, name in found}
+    rows = {name: digests.get(name) for name in listed}
+    files = sorted(p.relative_to(RELEASES_DIR).as_posix() for p in RELEASES_DIR.rglob("*.proto"))
     assert sorted(rows) == files
     for name, digest in rows.items():
-        assert hashlib.sha256((FIXTURES / name).read_bytes()).hexdigest() == digest, name
+        assert hashlib.sha256((RELEASES_DIR / name).read_bytes()).hexdigest() == digest, name
     for release in RELEASES:
-        assert release.commit in table and release.kfp in table
+        assert release.kfp_commit in table and release.kfp in table
 
 
 @pytest.mark.parametrize("release", RELEASES, ids=lambda r: f"kfp-{r.kfp}")
