@@ -61,7 +61,8 @@ def _exception_classes():
 def test_the_walk_finds_the_known_families():
     found = dict(_exception_classes())
     # A sanity check of the walk itself (a broken walk would pass the test below).
-    for known in ("kfp_mlops.storage.NotFoundError", "kfp_mlops.app.commands.common.CliError",
+    for known in ("kfp_mlops.storage.base.NotFoundError",
+                  "kfp_mlops.app.commands.common.CliError",
                   "kfp_mlops.extras.MissingExtraError", "kfp_mlops.model.registry.RegistryError"):
         assert known in found
     assert len(found) >= 25

@@ -129,7 +129,7 @@ def test_local_publish_is_atomic(tmp_path, folder, monkeypatch):
     assert not (tmp_path / "store" / "pub" / "1").exists()
 
     (folder / "metadata.json").write_text("{}")
-    import kfp_mlops.storage as storage
+    import kfp_mlops.storage.local as storage
 
     copies = []
 
@@ -283,7 +283,7 @@ def test_errors_share_one_base_and_conflict_covers_already_exists():
 
 def test_read_only_local_store_is_permission_denied(tmp_path, monkeypatch):
     """EROFS (a read-only mount) on every write path is PermissionDeniedError."""
-    import kfp_mlops.storage as storage
+    import kfp_mlops.storage.local as storage
     from kfp_mlops.storage import PermissionDeniedError
 
     store = LocalStore(tmp_path / "store")

@@ -2,7 +2,8 @@
 
 import pytest
 
-from kfp_mlops.storage import _minio_client_from_env, default_store_uri
+from kfp_mlops.storage import default_store_uri
+from kfp_mlops.storage.s3 import _minio_client_from_env
 
 
 @pytest.mark.parametrize(

@@ -53,7 +53,7 @@ def read_only_store(tmp_path, model_folder, monkeypatch) -> Iterator[Path]:
             if not mounted:
                 subprocess.run(["umount", str(root)], capture_output=True)
     if not mounted:  # no mount here: every write fails as on a read-only file system
-        import kfp_mlops.storage as storage
+        import kfp_mlops.storage.local as storage
 
         def read_only(*args, **kwargs):
             raise OSError(errno.EROFS, "Read-only file system")
