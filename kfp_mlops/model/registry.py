@@ -19,25 +19,11 @@ and every reader computes the same stages. Production is exclusive: replaying a
 promotion archives the version that was in production, so the registry holds at most
 one production version.
 
-A stage change is a compare-and-set on the history: its record names the last record
-its writer replayed (``parent``) and counts only once ``next/<parent>`` names it, which
-:meth:`~kfp_mlops.storage.Store.create_if_absent` lets exactly one writer create. The
-loser of two racing promotions or rollbacks is told it lost (:class:`StageConflictError`)
-and nothing of its change is applied; a writer that dies before the commit leaves a
-record that never counts. Records written before this scheme (no ``parent``) count as
-they always did.
-
-How a version number is taken without a server (see ``docs/registry.md``):
-
-- local folder: the folder is built beside its target and renamed into place; rename
-  refuses a taken name, and the loser retries with the next number;
-- S3 with conditional writes (AWS S3, MinIO, moto): a claim object is created with
-  :meth:`~kfp_mlops.storage.Store.create_if_absent` (``If-None-Match: *``); the server
-  refuses a second create, the loser takes the next;
-- S3 without them: each publisher writes a uniquely named claim and lists the claims
-  for the number; it wins only when its claim is the only one (then marks the number
-  ``won``), else it withdraws and retries after a random pause. Safe on any store with
-  read-after-write listing, as S3 has had since 2020.
+Who wins when writers race (a version number; the stage change after a history
+record) is the concurrency protocol of :mod:`kfp_mlops.model.registry_protocol`: writers
+only add objects under unique keys, one commit key per race, no lock and no server. The
+loser of two racing promotions or rollbacks is told it lost
+(:class:`StageConflictError`) and nothing of its change is applied.
 """
 
 from __future__ import annotations
@@ -54,7 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from kfp_mlops.errors import KfpMlopsError
 from kfp_mlops.model.blessing import Blessing
@@ -66,6 +52,20 @@ from kfp_mlops.model.package import (
     find_model_file,
     read_metadata,
     sha256_file,
+)
+from kfp_mlops.model.registry_protocol import (
+    CLAIM_MODES,
+    ROOT,
+    WON,
+    ClaimMode,
+    Claims,
+    commit_key,
+    committed,
+    is_commit,
+    is_taken_claim,
+    load_commit,
+    next_time,
+    record_id,
 )
 from kfp_mlops.storage import (
     AlreadyExistsError,
@@ -80,13 +80,8 @@ MODELS = "models"
 MAX_NAME_LENGTH = 50
 # KServe validates InferenceService names as DNS-1035 labels: a letter first.
 _NAME_RE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-_TIME_FORMAT = "%Y%m%dT%H%M%S%fZ"
 _MAX_ATTEMPTS = 200
-_WON = "won"
-_NEXT = "next"  # models/<name>/next/<record id>: the commit of the record after it
-_ROOT = "root"  # the parent of a model's first stage change
 
-ClaimMode = Literal["auto", "conditional", "listing"]
 T = TypeVar("T")
 
 
@@ -149,7 +144,7 @@ class Transition:
     kind: str = "transition"
     cause: str | None = None
     # The record this one follows (``root``: none); None in records from before the
-    # compare-and-set, which always count. See the module docstring.
+    # compare-and-set, which always count (kfp_mlops.model.registry_protocol).
     parent: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -262,10 +257,10 @@ class Registry:
         ``claims`` chooses how S3 publishers claim a version number: ``auto`` probes the
         server once for conditional writes and falls back to ``listing`` claims.
         """
-        if claims not in ("auto", "conditional", "listing"):
+        if claims not in CLAIM_MODES:
             raise RegistryError(f"claims={claims!r}: use 'auto', 'conditional' or 'listing'")
         self.store = store
-        self._claims: ClaimMode = claims
+        self._claims = Claims(store, claims)
         # Published folders and history records never change: cache them by key.
         self._cache: dict[str, Any] = {}
 
@@ -480,13 +475,13 @@ class Registry:
                     "when published); promote it to production with force=True (CLI: --force) "
                     "if you accept it anyway"
                 )
-        start = _next_time(records)
-        promotion_id = _record_id(start + timedelta(microseconds=1))
+        start = next_time(records)
+        promotion_id = record_id(start + timedelta(microseconds=1))
         writes = []
         if stage == "production" and state.production is not None:
             writes.append(
                 Transition(
-                    id=_record_id(start), name=name, version=state.production,
+                    id=record_id(start), name=name, version=state.production,
                     from_stage="production", to_stage="archived",
                     reason=f"replaced by version {version}: {reason}".rstrip(": "),
                     actor=actor, at=_iso(start), kind="demotion", cause=promotion_id,
@@ -528,11 +523,11 @@ class Registry:
                 "there is no earlier production version to roll back to"
             )
         previous = state.production_stack[-2]
-        start = _next_time(records)
-        rollback_id = _record_id(start + timedelta(microseconds=1))
+        start = next_time(records)
+        rollback_id = record_id(start + timedelta(microseconds=1))
         writes = [
             Transition(
-                id=_record_id(start), name=name, version=state.production,
+                id=record_id(start), name=name, version=state.production,
                 from_stage="production", to_stage="archived",
                 reason=f"rolled back to version {previous}: {reason}".rstrip(": "),
                 actor=actor, at=_iso(start), kind="demotion", cause=rollback_id,
@@ -574,11 +569,9 @@ class Registry:
                 versions.add(int(parts[0]))
             elif len(parts) == 2 and parts[0] == "history" and parts[1].endswith(".json"):
                 history.append(base + rel)
-            elif parts[0] == _NEXT and (
-                len(parts) == 2 or (len(parts) == 3 and parts[2] == _WON)
-            ):
+            elif is_commit(parts):
                 successions.append(base + rel)
-            elif _is_taken_claim(parts):
+            elif is_taken_claim(parts):
                 claimed.add(int(parts[1]))
         return _Listing(sorted(versions), sorted(history), claimed, sorted(successions))
 
@@ -591,9 +584,8 @@ class Registry:
     def _history(self, name: str, listing: _Listing) -> _History:
         """The committed history records of ``name``, in replay order, and its tip.
 
-        A record with a ``parent`` counts only if ``next/<parent>`` names it (a demotion:
-        if the promotion it belongs to counts). Records without one predate the
-        compare-and-set and always count.
+        Which records count is the commit protocol's answer
+        (:func:`~kfp_mlops.model.registry_protocol.committed`).
         """
         records = self._load_history(listing.history)
         winners = set(self._cached_many(listing.successions, self._load_next))
@@ -603,32 +595,28 @@ class Registry:
         late = [f"{MODELS}/{name}/history/{w}.json" for w in sorted(winners - known)]
         if late:
             records = sorted([*records, *self._load_history(late)], key=lambda r: r.id)
-        committed = [
-            r for r in records
-            if r.parent is None or r.id in winners
-            or (r.kind == "demotion" and r.cause in winners)
-        ]
-        return _History(committed, committed[-1].id if committed else _ROOT)
+        return _History(*committed(records, winners))
 
     def _load_next(self, key: str) -> str:
-        return str(json.loads(self.store.get_bytes(key))["id"])
+        return load_commit(self.store, key)
 
     def _commit(self, name: str, writes: list[Transition], change: str) -> Transition:
         """Write ``writes`` (the last is the change itself) and make them count, or not.
 
         The records go under unique keys first; then ``next/<parent>`` is created naming
-        the change. Only one writer can create it: a loser's records never count.
+        the change (:meth:`~kfp_mlops.model.registry_protocol.Claims.commit`). Only one
+        writer can create it: a loser's records never count.
         """
         main = writes[-1]
-        parent = main.parent or _ROOT
+        parent = main.parent or ROOT
         try:
             for transition in writes:
                 self._append(transition)
         except StoreError as exc:
             raise exc.with_detail(f"The stage change ({change}) was not recorded.") from exc
-        key = f"{MODELS}/{name}/{_NEXT}/{parent}"
+        key = commit_key(f"{MODELS}/{name}", parent)
         try:
-            won = self._take(key, main.id, json.dumps({"id": main.id}).encode())
+            won = self._claims.commit(f"{MODELS}/{name}", parent, main.id)
         except StoreError as exc:
             raise exc.with_detail(
                 f"Whether the stage change ({change}) was recorded is unknown: the write "
@@ -646,8 +634,8 @@ class Registry:
 
     def _describe_winner(self, name: str, parent: str) -> str:
         """Who took ``next/<parent>`` (best effort: only for the loser's message)."""
-        base = f"{MODELS}/{name}/{_NEXT}/{parent}"
-        for key in (base, f"{base}/{_WON}"):
+        base = commit_key(f"{MODELS}/{name}", parent)
+        for key in (base, f"{base}/{WON}"):
             try:
                 winner = self._load_next(key)
                 rec = self._load_history([f"{MODELS}/{name}/history/{winner}.json"])[0]
@@ -672,12 +660,12 @@ class Registry:
             raise exc.with_detail(f"Nothing was published for model {name!r}.") from exc
         for attempt in range(1, _MAX_ATTEMPTS + 1):
             try:
-                claimed = self._claim(name, version, record.token)
+                claimed = self._claims.claim_version(f"{MODELS}/{name}", version, record.token)
                 if not claimed:
                     # Taken: try the next number (a claim is cheaper than a listing), and
                     # list again every 5th time in case this publisher is far behind.
                     # Listing claims: contested, so retry the lowest number not taken.
-                    if self._claims == "listing" or attempt % 5 == 0:
+                    if self._claims.listing or attempt % 5 == 0:
                         version = max(version, self._scan_for_publish(name) + 1)
                     else:
                         version += 1
@@ -713,50 +701,6 @@ class Registry:
             f"could not take a version number for {name!r} after {_MAX_ATTEMPTS} attempts; "
             "too many concurrent publishers, retry later. Nothing was published."
         )
-
-    def _claim(self, name: str, version: int, token: str) -> bool:
-        """Take ``version`` for this publisher; ``False`` if someone else has it."""
-        if self.store.exclusive_publish:
-            return True  # publish_dir alone decides: a loser leaves no file behind
-        body = json.dumps({"token": token}).encode()
-        return self._take(
-            f"{_claims_prefix(name)}/{version}", token, body,
-            taken=lambda: self.store.exists(f"{_version_prefix(name, version)}/{METADATA_FILE}"),
-        )
-
-    def _take(
-        self, key: str, token: str, body: bytes, taken: Callable[[], bool] | None = None
-    ) -> bool:
-        """Create ``key`` once for all writers: ``True`` for the one that did."""
-        if self._claim_mode() == "conditional":
-            return self.store.create_if_absent(key, body)
-        return self._listing_claim(key, token, body, taken)
-
-    def _claim_mode(self) -> ClaimMode:
-        if self._claims == "auto":
-            conditional = self.store.supports_conditional_writes()
-            self._claims = "conditional" if conditional else "listing"
-        return self._claims
-
-    def _listing_claim(
-        self, key: str, token: str, body: bytes, taken: Callable[[], bool] | None
-    ) -> bool:
-        """Claim by unique key then listing: win only if ours is the only claim.
-
-        Claims go under ``<key>/<token>``; the winner marks ``<key>/won`` with ``body``.
-        Two claimants that see each other both withdraw and back off at random; one that
-        saw only its own claim keeps it, and every later claimant will see it.
-        """
-        prefix = f"{key}/"
-        mine = f"{prefix}{token}"
-        self.store.put_bytes(mine, body)
-        if self.store.list(prefix) == [mine] and not (taken and taken()):
-            # Tell the others the key is taken (our claim alone already keeps them out).
-            self.store.put_bytes(f"{prefix}{_WON}", body)
-            return True
-        self.store.delete(mine)
-        time.sleep(random.uniform(0.01, 0.1))
-        return False
 
     def _append(self, transition: Transition) -> Transition:
         key = f"{MODELS}/{transition.name}/history/{transition.id}.json"
@@ -851,40 +795,12 @@ def _is_version_folder(path: str) -> bool:
     return bool(name) and version.isdigit()
 
 
-def _is_taken_claim(parts: list[str]) -> bool:
-    """``claims/<v>`` (conditional) or ``claims/<v>/won`` (listing): ``v`` is taken.
-
-    A bare listing claim ``claims/<v>/<token>`` may be withdrawn, so it does not count.
-    """
-    if len(parts) < 2 or parts[0] != "claims" or not parts[1].isdigit():
-        return False
-    return len(parts) == 2 or (len(parts) == 3 and parts[2] == _WON)
-
-
 def _version_prefix(name: str, version: int) -> str:
     return f"{MODELS}/{name}/{version}"
 
 
-def _claims_prefix(name: str) -> str:
-    return f"{MODELS}/{name}/claims"
-
-
 def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def _record_id(moment: datetime) -> str:
-    return f"{moment.strftime(_TIME_FORMAT)}-{uuid.uuid4().hex}"
-
-
-def _next_time(records: list[Transition]) -> datetime:
-    """Now, but after every record read: a new record sorts after what it saw."""
-    now = datetime.now(timezone.utc)
-    if records:
-        last = datetime.strptime(records[-1].id.split("-", 1)[0], _TIME_FORMAT)
-        last = last.replace(tzinfo=timezone.utc) + timedelta(microseconds=2)
-        now = max(now, last)
-    return now
 
 
 def _ranges(versions: list[int]) -> str:
