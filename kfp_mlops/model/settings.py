@@ -2,7 +2,9 @@
 
 The CLI builds them from its flags, each KFP component and Airflow step from its
 primitive parameters (:meth:`TrainingSettings.from_parameters`), and the core takes
-the object instead of a list of loose arguments. Every default lives in this module.
+the object instead of a list of loose arguments. Every default lives in this module; the
+model gate's are the blessing policy's own (:mod:`kfp_mlops.model.blessing`), handed on
+from here.
 
 ``"auto"`` (or an empty string) is the user-facing word for "choose for me", because
 pipeline parameters cannot default to ``None`` (kfp.local 2.17); inside, "choose" is
@@ -19,7 +21,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kfp_mlops.errors import DataError
-from kfp_mlops.model.blessing import BlessingPolicy, PolicyError
+from kfp_mlops.model.blessing import (  # the model gate's defaults, handed on from here
+    DEFAULT_METRIC,  # noqa: F401
+    DEFAULT_THRESHOLD,  # noqa: F401
+    DEFAULT_TOLERANCE,
+    LOWER_IS_BETTER,  # noqa: F401
+    BlessingPolicy,
+    default_spec,
+)
 
 AUTO = "auto"
 TASKS = ("classification", "regression")
@@ -29,16 +38,6 @@ ESTIMATOR_NAMES: dict[str, tuple[str, ...]] = {
     "regression": ("hist_gradient_boosting", "random_forest", "ridge"),
 }
 DEFAULT_ESTIMATOR = "hist_gradient_boosting"
-# The metric each task is judged on (model gate) and tuned for when the user names none.
-DEFAULT_METRIC = {"classification": "accuracy", "regression": "r2"}
-# The model gate's default bars: clearly better than guessing on typical tabular data,
-# low enough that a first model on a small bundled data set passes (the default model
-# scored r2 0.16-0.39 on three held-out fifths of the bundled diabetes set, so 0.5 would
-# stop every one). Teams should set their own.
-DEFAULT_THRESHOLD = {"classification": 0.7, "regression": 0.2}
-# How much worse than the production model a challenger may be (metric units).
-DEFAULT_TOLERANCE = 0.01
-LOWER_IS_BETTER = {"rmse", "mae", "log_loss"}
 # The metrics evaluation reports per task (kfp_mlops.model.evaluate): roc_auc for two
 # classes, roc_auc_ovr for more; log_loss and the AUCs need probabilities.
 TASK_METRICS: dict[str, tuple[str, ...]] = {
@@ -258,19 +257,7 @@ class BlessingSettings:
         """The compact policy string for ``task``: ``policy``, else the one metric rule."""
         if self.policy is not None:
             return self.policy
-        if task not in DEFAULT_METRIC:
-            raise PolicyError(
-                f"no default blessing policy for task {task!r}; tasks: "
-                f"{', '.join(DEFAULT_METRIC)}, or pass a policy string"
-            )
-        metric = DEFAULT_METRIC[task] if self.metric is None else self.metric
-        threshold = self.threshold
-        if threshold is None:
-            if metric != DEFAULT_METRIC[task]:
-                raise DataError(f"give a quality threshold for metric {metric!r} (e.g. 0.8)")
-            threshold = DEFAULT_THRESHOLD[task]
-        op = "<=" if metric in LOWER_IS_BETTER else ">="
-        return f"{metric}{op}{threshold:g}~{self.tolerance:g}"
+        return default_spec(task, self.metric, self.threshold, self.tolerance)
 
     def policy_for(self, task: str) -> BlessingPolicy:
         """The parsed policy for ``task``."""
