@@ -2,11 +2,11 @@
 
 1. Every publish path (dataset version, schema, model files and commit file, model
    published straight to a stage, promotion, rollback) on S3 through the fault proxy
-   (``tests/faults/proxy.py``, moto behind it, bucket ``ml-bucket``): at every S3
+   (``bench/faultkit/proxy.py``, moto behind it, bucket ``ml-bucket``): at every S3
    request of the operation, each blip (one request dropped before or after the server
    saw it, answered 503, or held past the client's timeout) and each outage (every
    request from there on dropped before, dropped after, or answered 503). The rules
-   are those of ``tests/faults/paths.py``: a run is *lost* when anything is half
+   are those of ``bench/faultkit/paths.py``: a run is *lost* when anything is half
    visible or lost, a message is untrue, or the rerun fails.
 2. ``--publishers`` (default 50) concurrent model publishers and schema savers on a
    local folder and on S3, and 8 threads racing promotions and rollbacks: versions
@@ -27,15 +27,15 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.faults
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # bench.faultkit
 
+from bench.faultkit.harness import faulty_s3  # noqa: E402
+from bench.faultkit.paths import PATHS, Tally, exercise_path, make_model_folder, steps  # noqa: E402
+from bench.s3server import s3_server  # noqa: E402
 from kfp_mlops.data.schema import ColumnSchema, Schema, _versions, save_schema  # noqa: E402
 from kfp_mlops.model.package import read_metadata  # noqa: E402
 from kfp_mlops.model.registry import Registry, RegistryError, StageConflictError  # noqa: E402
 from kfp_mlops.storage import LocalStore, Store, open_store  # noqa: E402
-from tests.faults.harness import faulty_s3  # noqa: E402
-from tests.faults.paths import PATHS, Tally, exercise_path, make_model_folder, steps  # noqa: E402
-from tests.s3server import s3_server  # noqa: E402
 
 
 def race(n: int, work) -> list[object]:

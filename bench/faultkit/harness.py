@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from tests.faults.proxy import FaultProxy
-from tests.s3server import S3Server, s3_server
+from bench.faultkit.proxy import FaultProxy
+from bench.s3server import S3Server, s3_server
 
 # The client gives up on an answer after TIMEOUT s and retries RETRIES times, BACKOFF s
 # apart (doubling); a delayed answer (DELAY s) always outlasts the timeout.

@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.faultkit.harness import DELAY, FaultyS3
+from bench.faultkit.proxy import Fault
 from kfp_mlops.data.schema import ColumnSchema, Schema, _versions, load_schema, save_schema
 from kfp_mlops.data.versions import (
     download_dataset,
@@ -37,8 +39,6 @@ from kfp_mlops.data.versions import (
 from kfp_mlops.model.package import Feature, ModelMetadata, read_metadata, write_model_folder
 from kfp_mlops.model.registry import Registry, RegistryError
 from kfp_mlops.storage import Store, StoreError, open_store
-from tests.faults.harness import DELAY, FaultyS3
-from tests.faults.proxy import Fault
 
 # What a failure message says about the operation's result (checked against the store).
 NOT_PUBLISHED = ("Nothing was published", "was not recorded")

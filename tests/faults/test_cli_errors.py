@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from bench.faultkit.harness import faulty_s3
+from bench.faultkit.paths import make_model_folder
+from bench.faultkit.proxy import Fault
 from kfp_mlops.app.cli import main
 from kfp_mlops.model.registry import Registry
 from kfp_mlops.storage import LocalStore, open_store
-from tests.faults.harness import faulty_s3
-from tests.faults.paths import make_model_folder
-from tests.faults.proxy import Fault
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """Each publish path, with the S3 connection dropped or delayed at each of its steps.
 
-moto's S3 server runs behind the fault proxy (``tests/faults/proxy.py``), bucket
+moto's S3 server runs behind the fault proxy (``bench/faultkit/proxy.py``), bucket
 ``ml-bucket``. For every S3 request an operation makes (dataset version, schema, model
 files and commit file, stage transition and its history records, rollback), on a fresh
 prefix each time:
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.harness import faulty_s3
-from tests.faults.paths import BLIPS, PATHS, Tally, exercise, make_model_folder, steps
+from bench.faultkit.harness import faulty_s3
+from bench.faultkit.paths import BLIPS, PATHS, Tally, exercise, make_model_folder, steps
 
 pytestmark = pytest.mark.slow
 

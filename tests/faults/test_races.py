@@ -17,13 +17,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from bench.faultkit.paths import make_model_folder
+from bench.s3server import s3_server
 from kfp_mlops.data.schema import ColumnSchema, Schema, _versions, load_schema, save_schema
 from kfp_mlops.data.versions import list_dataset_versions, write_dataset_version
 from kfp_mlops.model.package import read_metadata
 from kfp_mlops.model.registry import Registry, RegistryError, StageConflictError
 from kfp_mlops.storage import LocalStore, Store, open_store
-from tests.faults.paths import make_model_folder
-from tests.s3server import s3_server
 
 PUBLISHERS = 50
 

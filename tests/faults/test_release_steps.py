@@ -15,6 +15,9 @@ from dataclasses import replace
 
 import pytest
 
+from bench.faultkit.harness import faulty_s3
+from bench.faultkit.paths import make_model_folder
+from bench.faultkit.proxy import Fault
 from kfp_mlops.app.cli import main
 from kfp_mlops.model.champion import model_gate
 from kfp_mlops.model.package import read_metadata
@@ -22,9 +25,6 @@ from kfp_mlops.model.registry import Registry
 from kfp_mlops.pipelines.training import stopping_gate
 from kfp_mlops.serving.release import ReleaseUnfinishedError, release_version
 from kfp_mlops.storage import open_store
-from tests.faults.harness import faulty_s3
-from tests.faults.paths import make_model_folder
-from tests.faults.proxy import Fault
 
 pytestmark = pytest.mark.slow
 

@@ -1,6 +1,6 @@
 """The prediction log sink under store, process and disk faults: every acknowledged row once.
 
-moto's S3 server behind the fault proxy (``tests/faults/harness.py``) is the store; the
+moto's S3 server behind the fault proxy (``bench/faultkit/harness.py``) is the store; the
 sink runs as its own process (``tests/faults/sinks.py``) with the client's short
 timeouts, so each fault is seen in well under a second:
 
@@ -26,11 +26,11 @@ import uuid
 import httpx
 import pytest
 
+from bench.faultkit.harness import faulty_s3
+from bench.faultkit.proxy import Fault
 from kfp_mlops.model.registry import Registry  # noqa: F401 - the store layout under test
 from kfp_mlops.serving.prediction_log import REQUEST_TYPE
 from kfp_mlops.storage import open_store
-from tests.faults.harness import faulty_s3
-from tests.faults.proxy import Fault
 from tests.faults.sinks import (
     MODEL,
     SinkProcess,
