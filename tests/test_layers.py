@@ -1,9 +1,12 @@
 """The four layers import one way only: app -> pipelines -> components -> core.
 
-Every module is checked by the folder it lives in, so a new module is covered the day
-it is added. import-linter cannot follow setuptools' package-dir mapping (components/,
-pipelines/ and app/ live outside kfp_mlops/), so the contract is checked here from the
-source with ast.
+Inside the core (kfp_mlops/) its parts stand on floors too (``CORE_FLOORS``): a module
+imports its own part and the floors below, never a floor above nor a neighbour on its
+own floor. Every module is checked by the folder it lives in, so a new module is covered
+the day it is added (a new part of the core must be given a floor). import-linter cannot
+follow setuptools' package-dir mapping (components/, pipelines/ and app/ live outside
+kfp_mlops/), so the contracts are checked here from the source with ast, imports inside
+functions included.
 """
 
 import ast
@@ -88,3 +91,81 @@ def test_only_storage_knows_the_store_backends():
             offenders += [f"{path.relative_to(ROOT)}:{node.lineno}: {n}" for n in sorted(names)]
     assert not offenders, offenders
 
+
+
+# The core's floors, from the ground up. A part is a subpackage or a top-level module of
+# kfp_mlops. Errors at the bottom (every part raises them); small helpers; the store;
+# data; models (trained from data, kept in the store); serving (loads a model); the live
+# loop (the served model's prediction log joined with labels, read as data, scored with
+# the registry's model); monitoring (reads data, models and the live loop's log).
+# ``live`` is the live loop's package once it leaves data/ and serving/ (issue 33):
+# listed ahead so its rule is the one its move must satisfy.
+CORE_FLOORS: tuple[tuple[str, ...], ...] = (
+    ("errors",),
+    ("processes", "plots", "extras", "gates", "store_uri"),
+    ("storage",),
+    ("data", "fanin"),
+    ("model",),
+    ("serving",),
+    ("live",),
+    ("monitor",),
+)
+FLOOR = {part: n for n, parts in enumerate(CORE_FLOORS) for part in parts}
+# Imports that point up a floor today, each with the move that removes it. An entry that
+# is no longer needed fails below: delete it, so the list only ever shrinks.
+UPWARD_TODO = {
+    # The live loop's labels join asks the registry for the production target; it moves
+    # to the live package (above model).
+    ("kfp_mlops/data/labels.py", "kfp_mlops.model.registry"),
+    # The data gate asks the registry for the production target (labels pending).
+    ("kfp_mlops/data/gate.py", "kfp_mlops.model.registry"),
+}
+CORE = ROOT / "kfp_mlops"
+
+
+def core_part(module: str) -> str | None:
+    """``kfp_mlops.model.registry`` -> ``model``; None outside the core or for its face."""
+    parts = module.split(".")
+    return parts[1] if parts[0] == "kfp_mlops" and len(parts) > 1 else None
+
+
+def part_of(path: Path) -> str:
+    return path.relative_to(CORE).parts[0].removesuffix(".py")
+
+
+CORE_FILES = [p for p in python_files("kfp_mlops") if p != CORE / "__init__.py"]
+
+
+def test_every_part_of_the_core_has_a_floor():
+    missing = sorted({part_of(p) for p in CORE_FILES} - set(FLOOR))
+    assert not missing, f"give {missing} a floor in CORE_FLOORS (tests/test_layers.py)"
+
+
+def upward_imports(path: Path) -> set[str]:
+    """The kfp_mlops modules ``path`` imports on its own floor or above (its part aside)."""
+    own = part_of(path)
+    return {
+        m for m in imported_modules(path)
+        if (part := core_part(m)) not in (None, own) and part in FLOOR
+        and FLOOR[part] >= FLOOR[own]
+    }
+
+
+@pytest.mark.parametrize("path", CORE_FILES, ids=[str(p.relative_to(ROOT)) for p in CORE_FILES])
+def test_core_modules_import_only_the_floors_below(path):
+    rel = path.relative_to(ROOT).as_posix()
+    bad = {m for m in upward_imports(path) if (rel, m) not in UPWARD_TODO}
+    own = part_of(path)
+    assert not bad, (
+        f"{rel} (floor {FLOOR.get(own)}: {own}) imports {sorted(bad)}, on its own floor or "
+        f"above; the core's floors are {CORE_FLOORS}"
+    )
+
+
+def test_the_known_upward_imports_are_still_there():
+    """A removed upward import leaves its entry behind: delete it from UPWARD_TODO."""
+    stale = sorted(
+        (rel, m) for rel, m in UPWARD_TODO
+        if not (ROOT / rel).is_file() or m not in upward_imports(ROOT / rel)
+    )
+    assert not stale, f"no longer imported upward, delete from UPWARD_TODO: {stale}"
