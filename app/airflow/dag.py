@@ -22,28 +22,11 @@ from typing import Any
 from airflow.sdk import DAG, Param, dag, get_current_context, task
 
 from kfp_mlops.app.airflow import steps
-from kfp_mlops.model.run_parameters import RUN_PARAMETERS, default
+from kfp_mlops.app.airflow.params import param_schemas
+from kfp_mlops.model.run_parameters import default
 
 DAG_ID = "kfp_mlops_training"
 log = logging.getLogger(__name__)
-
-
-# The DAG's run parameters: the KFP training pipeline's, under the same names, with the
-# same defaults and descriptions (kfp_mlops/model/run_parameters.py), plus two of its own.
-PIPELINE_PARAMS = ("data", "target", "model_name", "store", "task", "estimator", "params",
-                   "test_size", "seed", "quality_metric", "quality_threshold",
-                   "blessing_policy", "update_schema", "warn_only")
-# What the Airflow form says differently: no image to hold a path, another store default.
-OWN_DESCRIPTIONS = {
-    "data": "CSV/Parquet path or s3:// URI, or a bundled data set: penguins, breast_cancer, "
-    "wine, iris, diabetes",
-    "store": "store URI: a local folder or s3://bucket/prefix; empty: $KFP_MLOPS_STORE or "
-    "./mlops-store",
-}
-# Until 0.3: the name this DAG gave ``params`` before it took the pipelines' name.
-DEPRECATED_PARAMS = {"estimator_params": "params"}
-_JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean"}
-_SCHEMA = {"test_size": {"exclusiveMinimum": 0, "exclusiveMaximum": 1}}
 
 
 def training_params(
@@ -52,30 +35,13 @@ def training_params(
 ) -> dict[str, Param]:
     """The DAG's run parameters (the KFP training pipeline's, under the same names).
 
-    ``store`` empty means ``$KFP_MLOPS_STORE`` or ``./mlops-store`` on the worker, as for
-    the CLI; a relative folder is made absolute once, by ``ingest``.
+    Built from :func:`kfp_mlops.app.airflow.params.param_schemas`, which takes names,
+    defaults and descriptions from the run parameters. ``store`` empty means
+    ``$KFP_MLOPS_STORE`` or ``./mlops-store`` on the worker, as for the CLI; a relative
+    folder is made absolute once, by ``ingest``.
     """
-    given = {"data": data, "target": target, "model_name": model_name, "store": store}
-    params = {}
-    for name in PIPELINE_PARAMS:
-        declared = RUN_PARAMETERS[name]
-        schema: dict[str, Any] = dict(_SCHEMA.get(name, {}))
-        if declared.choices:
-            schema["enum"] = list(declared.choices)
-        params[name] = Param(
-            given.get(name, declared.default), type=_JSON_TYPES[declared.kind],
-            description=OWN_DESCRIPTIONS.get(name, declared.description), **schema,
-        )
-    params["stage"] = Param("staging", enum=["staging", "none"], type="string",
-                            description="the registry stage publish gives the new version")
-    params["intended_use"] = Param("auto", type="string",
-                                   description="the model card's intended use; auto: a "
-                                   "sentence from the data and task")
-    params["estimator_params"] = Param(
-        None, type=["null", "string"],
-        description="deprecated: the old name of params (a warning says so); use params",
-    )
-    return params
+    schemas = param_schemas(data=data, target=target, model_name=model_name, store=store)
+    return {name: Param(**schema) for name, schema in schemas.items()}
 
 
 def _context() -> tuple[dict[str, Any], str]:

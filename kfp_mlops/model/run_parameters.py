@@ -207,13 +207,16 @@ def pipeline_docstring(summary: str, names: list[str], **own: str) -> str:
 def described(summary: str, **own: str):
     """Decorator under ``@dsl.pipeline``: the docstring from :func:`pipeline_docstring`.
 
-    Applied first (decorators apply bottom-up), so KFP reads the generated text.
+    Applied first (decorators apply bottom-up), so KFP reads the generated text. The
+    function keeps the names it describes itself as ``own_descriptions`` (the check of
+    every pipeline's descriptions reads them).
     """
     import inspect
 
     def decorate(func):
         names = list(inspect.signature(func).parameters)
         func.__doc__ = pipeline_docstring(summary, names, **own)
+        func.own_descriptions = frozenset(own)
         return func
 
     return decorate
