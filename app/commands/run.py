@@ -268,7 +268,7 @@ def add_training_flags(run: argparse.ArgumentParser) -> None:
                      "'accuracy>=0.8,f1_macro>=0.7;tolerance=0.01'")
     run.add_argument("--n-trials", type=int,
                      help="tune: cross-validate this many candidates in parallel tasks, train "
-                     "the best (default 0: no tuning)")
+                     f"the best (default {defaults.n_trials}: no tuning)")
     run.add_argument("--force-new-version", action="store_true",
                      help="publish even when a published version was trained from the same "
                      "data, settings and code (default: say which one and publish nothing)")
