@@ -32,7 +32,7 @@ OWN_PARAMS: dict[str, dict[str, Any]] = {
                      "description": "the model card's intended use; auto: a sentence from "
                      "the data and task"},
 }
-# Old name -> new name. Until 0.3: the name this DAG gave ``params`` before it took the
+# Old name -> new name, deprecated: the name this DAG gave ``params`` before it took the
 # pipelines' name (steps.estimator_params reads it, with a deprecation warning).
 DEPRECATED_PARAMS = {"estimator_params": "params"}
 JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean"}

@@ -199,14 +199,15 @@ def train(files: RunFiles, ingested: dict[str, Any], checked: dict[str, Any],
 def estimator_params(params: Mapping[str, Any]) -> str:
     """The run's estimator parameters: ``params``, or the deprecated ``estimator_params``.
 
-    Before 0.2 the DAG called them ``estimator_params``; a trigger (``--conf``) or DAG
-    file that still does keeps working until 0.3, with a DeprecationWarning in the log.
+    The DAG used to call them ``estimator_params``; a trigger (``--conf``) or DAG
+    file that still does keeps working, with a warning in the task log.
     ``params`` wins when both differ from their defaults.
     """
     old = params.get("estimator_params")
     if old is None:
         return str(params.get("params", default("params")))
-    message = ("the DAG param 'estimator_params' is deprecated and goes in kfp-mlops 0.3; "
+    message = ("the DAG param 'estimator_params' is deprecated and will be removed in a "
+               "later release; "
                "pass the estimator parameters as 'params', as the KFP pipelines do")
     # The log line is what a task's reader sees (Python hides DeprecationWarning there).
     logging.getLogger(__name__).warning("%s", message)
