@@ -11,7 +11,6 @@ records why the next step was skipped.
 
 
 # No "from __future__ import annotations": KFP reads the pipeline signature at runtime.
-import json
 from dataclasses import dataclass, fields
 from typing import Any, List  # noqa: UP035 (KFP reads the nested pipeline's annotations)
 
@@ -38,8 +37,8 @@ from kfp_mlops.components.model import (
     train,
 )
 from kfp_mlops.components.serving import deploy, infra_validate
-from kfp_mlops.model.run_parameters import default
-from kfp_mlops.model.settings import BlessingSettings, TrainingSettings, shown
+from kfp_mlops.model.run_parameters import default, settings_arguments
+from kfp_mlops.model.settings import BlessingSettings, TrainingSettings
 from kfp_mlops.pipelines.cluster import ClusterConfig, TaskSettings, finish_tasks, on_cluster
 
 
@@ -48,22 +47,12 @@ def pipeline_arguments(
 ) -> dict[str, Any]:
     """The arguments of ``pipeline`` (training or continuous training) for these settings.
 
-    ``None`` ("choose") is passed as ``"auto"``; ``others`` are the remaining parameters
+    The settings' parameters are the run parameters' (:func:`settings_arguments`: ``None``,
+    "choose", is passed as ``"auto"``); ``others`` are the remaining parameters
     (data, store, ...). A setting the pipeline has no parameter for is left out, and must
     then be at its default (continuous training takes no ``search_space``).
     """
-    space = training.search_space
-    arguments = {
-        "target": shown(training.target), "task": shown(training.task),
-        "estimator": shown(training.estimator), "params": training.params_json,
-        "test_size": training.test_size, "seed": training.seed, "n_trials": training.n_trials,
-        "search_space": json.dumps(space) if isinstance(space, dict) else shown(space),
-        "quality_metric": shown(blessing.metric),
-        "quality_threshold": shown(None if blessing.threshold is None
-                                   else str(blessing.threshold)),
-        "blessing_policy": shown(blessing.policy),
-        **others,
-    }
+    arguments = {**settings_arguments(training, blessing), **others}
     accepted = pipeline.component_spec.inputs
     return {name: value for name, value in arguments.items() if name in accepted}
 

@@ -16,6 +16,7 @@ No pandas, scikit-learn or KFP import: the CLI and the pipelines read it at star
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -176,6 +177,38 @@ RUN_PARAMETERS: dict[str, RunParameter] = _parameters(
         "much worse than on the version's test rows (0.05); 0: drift alone decides.",
     ),
 )
+
+
+def settings_parameters(kind: str) -> dict[str, RunParameter]:
+    """The run parameters that fill ``kind``'s settings (``training``, ``blessing``)."""
+    return {n: p for n, p in RUN_PARAMETERS.items() if p.setting.startswith(f"{kind}.")}
+
+
+def parameter_value(declared: RunParameter, value: Any) -> Any:
+    """A setting's value in its parameter's form.
+
+    ``None`` ("choose") is ``"auto"``, an object JSON text, a number for a text
+    parameter (``quality_threshold``) its text: :meth:`TrainingSettings.from_parameters`
+    and :meth:`BlessingSettings.from_parameters` read each back.
+    """
+    if value is None:
+        return shown(None)
+    if isinstance(value, dict):
+        return json.dumps(value)
+    if declared.kind is str and not isinstance(value, str):
+        return str(value)
+    return value
+
+
+def settings_arguments(training: TrainingSettings, blessing: BlessingSettings) -> dict[str, Any]:
+    """Every run parameter that a settings field fills, as the pipelines take it."""
+    objects = {"training": training, "blessing": blessing}
+    arguments = {}
+    for name, declared in RUN_PARAMETERS.items():
+        if declared.setting:
+            kind, field = declared.setting.split(".")
+            arguments[name] = parameter_value(declared, getattr(objects[kind], field))
+    return arguments
 
 
 def default(name: str) -> Any:
