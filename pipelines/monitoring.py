@@ -12,6 +12,7 @@ from kfp import dsl
 
 from kfp_mlops.components.data import compute_statistics, ingest, validate_data
 from kfp_mlops.components.monitoring import detect_drift, monitor
+from kfp_mlops.model.run_parameters import default, described
 from kfp_mlops.pipelines.cluster import (
     DEFAULT_CLUSTER_STORE,
     ClusterConfig,
@@ -85,25 +86,20 @@ def build_monitoring_pipeline(
         description="Data quality, drift and performance of a batch against the production "
         "model's reference dataset version.",
     )
+    @described(
+        "Monitor a batch against the production model's training data.",
+        data="The batch: CSV or Parquet URI, or a bundled data set name.",
+        model_name="Registry name; its production version's dataset is the reference.",
+        store="Store URI holding the registry and the dataset versions.",
+    )
     def monitoring_pipeline(
         data: str,
         model_name: str,
         store: str = DEFAULT_CLUSTER_STORE,
-        drift_share: float = 0.5,
-        pushgateway: str = "",
-        estimated_drop: float = 0.0,
+        drift_share: float = default("drift_share"),
+        pushgateway: str = default("pushgateway"),
+        estimated_drop: float = default("estimated_drop"),
     ):
-        """Monitor a batch against the production model's training data.
-
-        Args:
-            data: The batch: CSV or Parquet URI, or a bundled data set name.
-            model_name: Registry name; its production version's dataset is the reference.
-            store: Store URI holding the registry and the dataset versions.
-            drift_share: Share of drifted features (0-1) that counts as drift.
-            pushgateway: Prometheus Pushgateway host:port for the drift gauges; empty: none.
-            estimated_drop: Retrain when accuracy (MAE for regression) is estimated this
-                much worse than on the version's test rows (0.05); 0: drift alone decides.
-        """
         add_monitoring_steps(data=data, store=store, model_name=model_name,
                              drift_share=drift_share, pushgateway=pushgateway,
                              estimated_drop=estimated_drop, cluster=cluster)

@@ -27,6 +27,7 @@ from kfp_mlops.components.data.shards import merge_scans, plan_shards, scan_shar
 from kfp_mlops.components.monitoring import monitor
 from kfp_mlops.components.monitoring.drift import detect_drift_sharded
 from kfp_mlops.data.shards import DEFAULT_SHARD_ROWS
+from kfp_mlops.model.run_parameters import default, described
 from kfp_mlops.pipelines.cluster import (
     DEFAULT_CLUSTER_STORE,
     ClusterConfig,
@@ -110,28 +111,23 @@ def build_sharded_monitoring_pipeline(
         description="Monitoring of a Parquet prefix too large for one pod: statistics, "
         "validation and drift as a fan-out over shards plus a merge.",
     )
+    @described(
+        "Monitor a sharded batch against the production model's training data.",
+        data="The batch: s3://bucket/prefix/, a folder (hive key=value folders become\n"
+        "columns) or a glob of Parquet files.",
+        model_name="Registry name; its production version's dataset is the reference.",
+        store="Store URI holding the registry and the dataset versions.",
+        shard_rows="At most this many rows a shard (a pod's scan).",
+    )
     def sharded_monitoring_pipeline(
         data: str,
         model_name: str,
         store: str = DEFAULT_CLUSTER_STORE,
-        drift_share: float = 0.5,
+        drift_share: float = default("drift_share"),
         shard_rows: int = DEFAULT_SHARD_ROWS,
-        pushgateway: str = "",
-        estimated_drop: float = 0.0,
+        pushgateway: str = default("pushgateway"),
+        estimated_drop: float = default("estimated_drop"),
     ):
-        """Monitor a sharded batch against the production model's training data.
-
-        Args:
-            data: The batch: s3://bucket/prefix/, a folder (hive key=value folders become
-                columns) or a glob of Parquet files.
-            model_name: Registry name; its production version's dataset is the reference.
-            store: Store URI holding the registry and the dataset versions.
-            drift_share: Share of drifted features (0-1) that counts as drift.
-            shard_rows: At most this many rows a shard (a pod's scan).
-            pushgateway: Prometheus Pushgateway host:port for the drift gauges; empty: none.
-            estimated_drop: Retrain when accuracy (MAE for regression) is estimated this
-                much worse than on the version's test rows (0.05); 0: drift alone decides.
-        """
         merged = add_sharded_scan(data=data, shard_rows=shard_rows, cluster=cluster,
                                   shards_as=shape, store=store, scan_loop=scan_loop)
         stats = merged.outputs["statistics"]

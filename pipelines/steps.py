@@ -11,7 +11,7 @@ records why the next step was skipped.
 
 
 # No "from __future__ import annotations": KFP reads the pipeline signature at runtime.
-import json
+from dataclasses import dataclass, fields
 from typing import Any, List  # noqa: UP035 (KFP reads the nested pipeline's annotations)
 
 from kfp import dsl
@@ -37,11 +37,9 @@ from kfp_mlops.components.model import (
     train,
 )
 from kfp_mlops.components.serving import deploy, infra_validate
-from kfp_mlops.model.settings import BlessingSettings, TrainingSettings, shown
+from kfp_mlops.model.run_parameters import default, settings_arguments
+from kfp_mlops.model.settings import BlessingSettings, TrainingSettings
 from kfp_mlops.pipelines.cluster import ClusterConfig, TaskSettings, finish_tasks, on_cluster
-
-# The training defaults the pipeline signatures show (one source: the settings dataclass).
-TRAINING_DEFAULTS = TrainingSettings()
 
 
 def pipeline_arguments(
@@ -49,72 +47,85 @@ def pipeline_arguments(
 ) -> dict[str, Any]:
     """The arguments of ``pipeline`` (training or continuous training) for these settings.
 
-    ``None`` ("choose") is passed as ``"auto"``; ``others`` are the remaining parameters
+    The settings' parameters are the run parameters' (:func:`settings_arguments`: ``None``,
+    "choose", is passed as ``"auto"``); ``others`` are the remaining parameters
     (data, store, ...). A setting the pipeline has no parameter for is left out, and must
     then be at its default (continuous training takes no ``search_space``).
     """
-    space = training.search_space
-    arguments = {
-        "target": shown(training.target), "task": shown(training.task),
-        "estimator": shown(training.estimator), "params": training.params_json,
-        "test_size": training.test_size, "seed": training.seed, "n_trials": training.n_trials,
-        "search_space": json.dumps(space) if isinstance(space, dict) else shown(space),
-        "quality_metric": shown(blessing.metric),
-        "quality_threshold": shown(None if blessing.threshold is None
-                                   else str(blessing.threshold)),
-        "blessing_policy": shown(blessing.policy),
-        **others,
-    }
+    arguments = {**settings_arguments(training, blessing), **others}
     accepted = pipeline.component_spec.inputs
     return {name: value for name, value in arguments.items() if name in accepted}
 
 
+@dataclass(frozen=True)
+class TrainingInputs:
+    """The run parameters the training steps take: one per training pipeline parameter.
+
+    Inside a pipeline each is a pipeline parameter (a channel) or a constant; the names,
+    types and defaults are the run parameters' (:mod:`kfp_mlops.model.run_parameters`),
+    which ``tests/test_settings_declared_once.py`` checks. A pipeline hands over its
+    parameters with :meth:`pick`; what it lacks keeps the default here (continuous
+    training neither updates the schema nor tunes over a custom grid).
+    """
+
+    data: Any
+    store: Any
+    model_name: Any
+    target: Any = default("target")
+    task: Any = default("task")
+    estimator: Any = default("estimator")
+    params: Any = default("params")
+    test_size: Any = default("test_size")
+    seed: Any = default("seed")
+    n_trials: Any = default("n_trials")
+    search_space: Any = default("search_space")
+    quality_metric: Any = default("quality_metric")
+    quality_threshold: Any = default("quality_threshold")
+    blessing_policy: Any = default("blessing_policy")
+    update_schema: Any = default("update_schema")
+    warn_only: Any = default("warn_only")
+    force_new_version: Any = default("force_new_version")
+    namespace: Any = default("namespace")
+    canary_traffic_percent: Any = default("canary_traffic_percent")
+    model_registry: Any = default("model_registry")
+
+    @classmethod
+    def pick(cls, values: dict[str, Any]) -> "TrainingInputs":
+        """The inputs among ``values`` (a pipeline's ``locals()``), by name."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{name: value for name, value in values.items() if name in names})
+
+
 def add_training_steps(
+    inputs: TrainingInputs,
     *,
-    data,
-    target,
-    task,
-    store,
-    model_name,
-    estimator,
-    params,
-    test_size,
-    seed,
-    quality_metric,
-    quality_threshold,
-    blessing_policy,
-    update_schema,
-    warn_only,
-    namespace,
-    canary_traffic_percent,
-    n_trials=0,
-    search_space="auto",
-    force_new_version=False,
     cluster: ClusterConfig | None = None,
-    model_registry="",
     repeated_as: str = "",
     trial_loop=None,
 ) -> None:
     """Add every training step and gate to the pipeline being defined.
 
-    Arguments are pipeline parameters (or constants); the training and continuous
+    ``inputs`` are pipeline parameters (or constants); the training and continuous
     training pipelines share this wiring. ``repeated_as`` prefixes the display names of
     the data steps a pipeline already has once (continuous training's monitoring
     ingests, profiles and validates the batch first): the graph and the progress lines
     then read ``retrain-ingest``, not KFP's ``ingest-2``. For a cluster, ``trial_loop`` is
     :func:`trial_loop_pipeline`'s, built before the pipeline (the trials as pods).
     """
+    data, store, model_name = inputs.data, inputs.store, inputs.model_name
+    seed, params = inputs.seed, inputs.params
     ingested = on_cluster(ingest(source=data, store=store), cluster)
     dataset = ingested.outputs["dataset"]
     checked = check_data(
-        dataset=dataset, source=data, target=target, task=task, model_name=model_name
+        dataset=dataset, source=data, target=inputs.target, task=inputs.task,
+        model_name=model_name,
     )
     stats = compute_statistics(dataset=dataset)
     data_gate = on_cluster(
         validate_data(
             statistics=stats.outputs["statistics"], store=store,
-            schema_name=checked.outputs["model_name"], update_schema=update_schema,
-            warn_only=warn_only, run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+            schema_name=checked.outputs["model_name"], update_schema=inputs.update_schema,
+            warn_only=inputs.warn_only, run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
         ),
         cluster,
     )
@@ -125,15 +136,16 @@ def add_training_steps(
     with dsl.If(data_gate.outputs["passed"] == True, name="data-valid"):  # noqa: E712
         split = split_data(
             dataset=dataset, target=checked.outputs["target"], task=checked.outputs["task"],
-            test_size=test_size, seed=seed,
+            test_size=inputs.test_size, seed=seed,
         )
         # Tuning: one pod per trial on a cluster, one process pool locally (see
         # add_tuning_steps); without it the given parameters pass straight through.
-        with dsl.If(n_trials > 1, name="tune"):
+        with dsl.If(inputs.n_trials > 1, name="tune"):
             best = add_tuning_steps(
                 train_data=split.outputs["train_data"], target=checked.outputs["target"],
-                task=checked.outputs["task"], estimator=estimator, search_space=search_space,
-                n_trials=n_trials, seed=seed, params=params,
+                task=checked.outputs["task"], estimator=inputs.estimator,
+                search_space=inputs.search_space, n_trials=inputs.n_trials, seed=seed,
+                params=params,
                 trials_as="pods" if cluster is not None else "pool",
                 store=store, trial_loop=trial_loop,
             )
@@ -141,7 +153,7 @@ def add_training_steps(
             given = fixed_params(params=params)
         trained = train(
             train_data=split.outputs["train_data"], target=checked.outputs["target"],
-            task=checked.outputs["task"], estimator=estimator,
+            task=checked.outputs["task"], estimator=inputs.estimator,
             params=dsl.OneOf(best.outputs["params"], given.output), seed=seed,
             data_sha256=ingested.outputs["data_sha256"],
             dataset_version=ingested.outputs["dataset_version"],
@@ -153,9 +165,9 @@ def add_training_steps(
                 model=trained.outputs["model"], metrics=evaluated.outputs["metrics"],
                 test_data=split.outputs["test_data"],
                 store=store, model_name=checked.outputs["model_name"],
-                task=checked.outputs["task"], quality_metric=quality_metric,
-                quality_threshold=quality_threshold, policy=blessing_policy,
-                force_new_version=force_new_version,
+                task=checked.outputs["task"], quality_metric=inputs.quality_metric,
+                quality_threshold=inputs.quality_threshold, policy=inputs.blessing_policy,
+                force_new_version=inputs.force_new_version,
             ),
             cluster,
         )
@@ -167,7 +179,7 @@ def add_training_steps(
                     reason=model_gate.outputs["reason"], blessing=model_gate.outputs["blessing"],
                     dataset_version=ingested.outputs["dataset_version"],
                     run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
-                    model_registry=model_registry, run_uid=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+                    model_registry=inputs.model_registry, run_uid=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
                     evaluation=evaluated.outputs["evaluation"],
                 ),
                 cluster,
@@ -188,9 +200,10 @@ def add_training_steps(
                         store=store, model_name=published.outputs["model_name"],
                         version=published.outputs["version"],
                         blessing=model_gate.outputs["blessing"],
-                        infra_validation=serving_gate.outputs["validation"], namespace=namespace,
-                        canary_traffic_percent=canary_traffic_percent,
-                        model_registry=model_registry,
+                        infra_validation=serving_gate.outputs["validation"],
+                        namespace=inputs.namespace,
+                        canary_traffic_percent=inputs.canary_traffic_percent,
+                        model_registry=inputs.model_registry,
                     ),
                     cluster,
                 )

@@ -13,6 +13,7 @@ import dataclasses
 
 from kfp import dsl
 
+from kfp_mlops.model.run_parameters import default, described
 from kfp_mlops.pipelines.cluster import (
     DEFAULT_CLUSTER_STORE,
     ClusterConfig,
@@ -21,8 +22,7 @@ from kfp_mlops.pipelines.cluster import (
     module_pipeline,
 )
 from kfp_mlops.pipelines.monitoring import training_view
-from kfp_mlops.pipelines.steps import TRAINING_DEFAULTS as DEFAULTS
-from kfp_mlops.pipelines.steps import add_training_steps, trial_loop_pipeline
+from kfp_mlops.pipelines.steps import TrainingInputs, add_training_steps, trial_loop_pipeline
 
 PIPELINE_NAME = "kfp-mlops-training"
 
@@ -39,75 +39,32 @@ def build_training_pipeline(
         description="Validate data, train, bless against the champion, publish, serve-test "
         "and deploy a scikit-learn model on tabular data.",
     )
+    @described("Train a model on data and release it through every gate.")
     def training_pipeline(
-        data: str = "penguins",
-        target: str = "auto",
-        task: str = "auto",
+        data: str = default("data"),
+        target: str = default("target"),
+        task: str = default("task"),
         store: str = DEFAULT_CLUSTER_STORE,
-        model_name: str = "auto",
-        estimator: str = "auto",
-        params: str = "{}",
-        test_size: float = DEFAULTS.test_size,
-        seed: int = DEFAULTS.seed,
-        quality_metric: str = "auto",
-        quality_threshold: str = "auto",
-        blessing_policy: str = "auto",
-        update_schema: bool = False,
-        warn_only: bool = False,
-        namespace: str = "",
-        canary_traffic_percent: int = 0,
-        n_trials: int = DEFAULTS.n_trials,
-        search_space: str = "auto",
-        force_new_version: bool = False,
-        model_registry: str = "",
+        model_name: str = default("model_name"),
+        estimator: str = default("estimator"),
+        params: str = default("params"),
+        test_size: float = default("test_size"),
+        seed: int = default("seed"),
+        quality_metric: str = default("quality_metric"),
+        quality_threshold: str = default("quality_threshold"),
+        blessing_policy: str = default("blessing_policy"),
+        update_schema: bool = default("update_schema"),
+        warn_only: bool = default("warn_only"),
+        namespace: str = default("namespace"),
+        canary_traffic_percent: int = default("canary_traffic_percent"),
+        n_trials: int = default("n_trials"),
+        search_space: str = default("search_space"),
+        force_new_version: bool = default("force_new_version"),
+        model_registry: str = default("model_registry"),
     ):
-        """Train a model on data and release it through every gate.
-
-        Args:
-            data: CSV or Parquet URI (s3://bucket/key or a path in the image), or a
-                bundled data set: penguins, breast_cancer, wine, iris, diabetes.
-            target: Target column; auto takes the bundled set's own.
-            task: classification or regression; auto infers it from the target.
-            store: Store URI for datasets, schemas and the model registry (s3://bucket/prefix).
-            model_name: Registry name, also the InferenceService name; auto derives it
-                from the data's name.
-            estimator: hist_gradient_boosting, random_forest, logistic_regression,
-                ridge, xgboost, lightgbm, or an import path (xgboost.XGBClassifier,
-                pkg.module:Class); auto picks hist_gradient_boosting.
-            params: Estimator parameters as a JSON object, e.g. {"max_iter": 200}.
-            test_size: Share of labelled rows held out for evaluation (0-1).
-            seed: Seed of the split, the estimator and the tuning search.
-            quality_metric: Metric of the model gate; auto is accuracy or r2.
-            quality_threshold: The gate's minimum for that metric; auto is 0.7 accuracy
-                or 0.2 r2.
-            blessing_policy: A full gate policy, e.g. accuracy>=0.8,f1_macro>=0.7;tolerance=0.01;
-                replaces the two above; auto builds one from them.
-            update_schema: Re-infer and store the data schema instead of validating against it.
-            warn_only: Let the data gate record anomalies without stopping training.
-            namespace: Kubernetes namespace of the InferenceService; empty promotes in
-                the registry only.
-            canary_traffic_percent: Traffic share (1-99) for the new revision before
-                promotion; 0 rolls out at once.
-            n_trials: Tuning candidates cross-validated in parallel before training; 0
-                or 1 trains with params as given.
-            search_space: Tuning grid as JSON; auto is one grid per estimator.
-            force_new_version: Publish even when a published version was trained from the
-                same data, settings and code (otherwise nothing new is published).
-            model_registry: Kubeflow Model Registry to register versions, stages and the
-                InferenceService in, e.g. http://model-registry-service.kubeflow.svc.cluster.local:8080
-                (kubeflow: that service); empty: none. Unreachable: the store still publishes.
-        """
-        add_training_steps(
-            data=data, target=target, task=task, store=store, model_name=model_name,
-            estimator=estimator, params=params, test_size=test_size, seed=seed,
-            quality_metric=quality_metric, quality_threshold=quality_threshold,
-            blessing_policy=blessing_policy, update_schema=update_schema,
-            warn_only=warn_only, namespace=namespace,
-            canary_traffic_percent=canary_traffic_percent, n_trials=n_trials,
-            search_space=search_space, force_new_version=force_new_version, cluster=cluster,
-            model_registry=model_registry,
-            trial_loop=trial_loop,
-        )
+        # The descriptions the dashboard shows are the run parameters' own
+        # (kfp_mlops/model/run_parameters.py), made into this function's docstring.
+        add_training_steps(TrainingInputs.pick(locals()), cluster=cluster, trial_loop=trial_loop)
         finish_tasks(settings, cluster)
 
     return training_pipeline

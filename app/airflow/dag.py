@@ -22,48 +22,26 @@ from typing import Any
 from airflow.sdk import DAG, Param, dag, get_current_context, task
 
 from kfp_mlops.app.airflow import steps
+from kfp_mlops.app.airflow.params import param_schemas
+from kfp_mlops.model.run_parameters import default
 
 DAG_ID = "kfp_mlops_training"
 log = logging.getLogger(__name__)
 
 
 def training_params(
-    data: str = "penguins", target: str = "auto", model_name: str = "auto", store: str = ""
+    data: str = default("data"), target: str = default("target"),
+    model_name: str = default("model_name"), store: str = "",
 ) -> dict[str, Param]:
     """The DAG's run parameters (the KFP training pipeline's, under the same names).
 
-    ``store`` empty means ``$KFP_MLOPS_STORE`` or ``./mlops-store`` on the worker, as for
-    the CLI; a relative folder is made absolute once, by ``ingest``.
+    Built from :func:`kfp_mlops.app.airflow.params.param_schemas`, which takes names,
+    defaults and descriptions from the run parameters. ``store`` empty means
+    ``$KFP_MLOPS_STORE`` or ``./mlops-store`` on the worker, as for the CLI; a relative
+    folder is made absolute once, by ``ingest``.
     """
-    text = {"type": "string"}
-    return {
-        "data": Param(data, description="CSV/Parquet path or s3:// URI, or a bundled data "
-                      "set: penguins, breast_cancer, wine, iris, diabetes", **text),
-        "target": Param(target, description="target column; auto only for bundled sets",
-                        **text),
-        "model_name": Param(model_name, description="registry name; auto derives it from "
-                            "the data's name", **text),
-        "store": Param(store, description="store URI: a local folder or s3://bucket/prefix; "
-                       "empty: $KFP_MLOPS_STORE or ./mlops-store", **text),
-        "task": Param("auto", enum=["auto", "classification", "regression"], **text),
-        # Free text, not an enum: an import path (xgboost.XGBClassifier) is a value too;
-        # the settings refuse an unknown one by name when the train task starts.
-        "estimator": Param("auto", description="auto, hist_gradient_boosting, random_forest, "
-                           "logistic_regression, ridge, xgboost, lightgbm, or a scikit-learn-"
-                           "compatible class by import path (xgboost.XGBClassifier)", **text),
-        "estimator_params": Param("{}", description="estimator parameters as a JSON object",
-                                  **text),
-        "test_size": Param(0.2, type="number", exclusiveMinimum=0, exclusiveMaximum=1),
-        "seed": Param(42, type="integer"),
-        "quality_metric": Param("auto", **text),
-        "quality_threshold": Param("auto", **text),
-        "blessing_policy": Param("auto", description="e.g. accuracy>=0.8,f1_macro>=0.7;"
-                                 "tolerance=0.01; auto builds one from the two above", **text),
-        "update_schema": Param(False, type="boolean"),
-        "warn_only": Param(False, type="boolean"),
-        "stage": Param("staging", enum=["staging", "none"], **text),
-        "intended_use": Param("auto", **text),
-    }
+    schemas = param_schemas(data=data, target=target, model_name=model_name, store=store)
+    return {name: Param(**schema) for name, schema in schemas.items()}
 
 
 def _context() -> tuple[dict[str, Any], str]:
@@ -95,9 +73,9 @@ def build_training_dag(
     *,
     schedule: Any = None,
     start_date: datetime | None = None,
-    data: str = "penguins",
-    target: str = "auto",
-    model_name: str = "auto",
+    data: str = default("data"),
+    target: str = default("target"),
+    model_name: str = default("model_name"),
     store: str = "",
     **dag_kwargs: Any,
 ) -> DAG:
@@ -165,7 +143,7 @@ def build_training_dag(
                   splits: dict[str, Any]) -> dict[str, Any]:
             params, _ = _context()
             return steps.train(_files(ingested), ingested, checked, splits, params["estimator"],
-                               params["estimator_params"], params["seed"])
+                               steps.estimator_params(params), params["seed"])
 
         @task
         def evaluate(ingested: dict[str, Any], model: dict[str, Any],

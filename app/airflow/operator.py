@@ -175,16 +175,15 @@ class KfpPipelineOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         """Submit the pipeline, then wait (deferred or here) and judge the outcome."""
-        from kfp_mlops.app.automation.submit import SubmitError, submit
+        from kfp_mlops.app.automation.submit import KfpTarget, SubmitError, submit
 
         skip_steps = skip_steps_of(self.pipeline, self.image)
         name = self.run_name or f"{context['dag'].dag_id} {context['run_id']}"
+        target = KfpTarget(host=self.host, namespace=self.namespace, experiment=self.experiment,
+                           token=_token(self.token_file), service_account=self.service_account)
         try:
-            result = submit(
-                self.pipeline, self.host, arguments=self.arguments, experiment=self.experiment,
-                settings=_settings(self.image), namespace=self.namespace, run_name=name,
-                service_account=self.service_account, token=_token(self.token_file),
-            )
+            result = submit(self.pipeline, target, arguments=self.arguments,
+                            settings=_settings(self.image), run_name=name)
         except SubmitError as exc:
             raise AirflowException(str(exc)) from None
         self.log.info("started KFP run %s (%s): %s", result.run_id, result.version_name,

@@ -14,15 +14,18 @@ No Airflow import here: the steps are tested without Airflow, and ``dag.py`` wra
 from __future__ import annotations
 
 import json
+import logging
 import re
 import tempfile
-from collections.abc import Iterator
+import warnings
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kfp_mlops.errors import DataError
+from kfp_mlops.model.run_parameters import default
 
 RUNS_PREFIX = "runs/airflow"
 MODEL_FILES = ("model.joblib", "metadata.json")
@@ -99,8 +102,9 @@ def ingest(files: RunFiles, source: str) -> dict[str, Any]:
             "new_version": result.new_version}
 
 
-def check(files: RunFiles, ingested: dict[str, Any], source: str, target: str = "auto",
-          task: str = "auto", model_name: str = "auto") -> dict[str, Any]:
+def check(files: RunFiles, ingested: dict[str, Any], source: str,
+          target: str = default("target"), task: str = default("task"),
+          model_name: str = default("model_name")) -> dict[str, Any]:
     """Fail unless the data can train a model; settle target, task and name (``check-data``)."""
     from kfp_mlops.data.bundled import default_target
     from kfp_mlops.data.checks import check_training_data
@@ -153,7 +157,8 @@ def validate(files: RunFiles, statistics_key: str, schema_name: str,
 
 
 def split(files: RunFiles, ingested: dict[str, Any], checked: dict[str, Any],
-          test_size: float = 0.2, seed: int = 42) -> dict[str, Any]:
+          test_size: float = default("test_size"), seed: int = default("seed")
+          ) -> dict[str, Any]:
     """Seeded train/test split, stratified by class (``split-data``)."""
     from kfp_mlops.data.split import split_file
 
@@ -169,8 +174,8 @@ def split(files: RunFiles, ingested: dict[str, Any], checked: dict[str, Any],
 
 
 def train(files: RunFiles, ingested: dict[str, Any], checked: dict[str, Any],
-          splits: dict[str, Any], estimator: str = "auto", params: str = "{}",
-          seed: int = 42) -> dict[str, Any]:
+          splits: dict[str, Any], estimator: str = default("estimator"),
+          params: str = default("params"), seed: int = default("seed")) -> dict[str, Any]:
     """Fit the scikit-learn Pipeline; the model folder goes to the run folder (``train``)."""
     from kfp_mlops.model.settings import TrainingSettings
     from kfp_mlops.model.steps import train_step
@@ -191,6 +196,26 @@ def train(files: RunFiles, ingested: dict[str, Any], checked: dict[str, Any],
             "model_sha256": metadata.model_sha256}
 
 
+def estimator_params(params: Mapping[str, Any]) -> str:
+    """The run's estimator parameters: ``params``, or the deprecated ``estimator_params``.
+
+    The DAG used to call them ``estimator_params``; a trigger (``--conf``) or DAG
+    file that still does keeps working, with a warning in the task log.
+    ``params`` wins when both differ from their defaults.
+    """
+    old = params.get("estimator_params")
+    if old is None:
+        return str(params.get("params", default("params")))
+    message = ("the DAG param 'estimator_params' is deprecated and will be removed in a "
+               "later release; "
+               "pass the estimator parameters as 'params', as the KFP pipelines do")
+    # The log line is what a task's reader sees (Python hides DeprecationWarning there).
+    logging.getLogger(__name__).warning("%s", message)
+    warnings.warn(message, DeprecationWarning, stacklevel=2)
+    given = params.get("params", default("params"))
+    return str(old if given == default("params") else given)
+
+
 def evaluate(files: RunFiles, model: dict[str, Any], splits: dict[str, Any]) -> dict[str, Any]:
     """Score the model on the held-out rows; keep the evaluation JSON (``evaluate``)."""
     from kfp_mlops.model.steps import evaluate_step
@@ -206,8 +231,9 @@ def evaluate(files: RunFiles, model: dict[str, Any], splits: dict[str, Any]) -> 
 
 
 def bless(files: RunFiles, evaluated: dict[str, Any], splits: dict[str, Any],
-          checked: dict[str, Any], quality_metric: str = "auto",
-          quality_threshold: str = "auto", policy: str = "auto") -> dict[str, Any]:
+          checked: dict[str, Any], quality_metric: str = default("quality_metric"),
+          quality_threshold: str = default("quality_threshold"),
+          policy: str = default("blessing_policy")) -> dict[str, Any]:
     """The model gate: thresholds and the production champion on the same rows (``bless-model``).
 
     The verdict file is the one the KFP component writes (``kfp_mlops.gates``), so

@@ -53,6 +53,37 @@ class KfpUnreachableError(SubmitError):
 
 
 @dataclass(frozen=True)
+class KfpTarget:
+    """Where and as whom a run goes: the KFP API server, the namespace and experiment.
+
+    ``host`` is the KFP API (or UI) URL; ``namespace`` the profile namespace of a
+    multi-user install (``None``: single-user); ``experiment`` ``None`` is KFP's
+    ``Default``; ``token`` a bearer token (:func:`read_token`); ``service_account`` the
+    Kubernetes service account the run's pods use (``None``: the namespace's pipeline
+    runner); ``connect_timeout_s`` bounds the first health check. The CLI builds one
+    from ``--host``, ``--namespace``, ``--experiment``, ``--token-file`` and
+    ``--service-account``.
+    """
+
+    host: str
+    namespace: str | None = None
+    experiment: str | None = None
+    token: str | None = None
+    service_account: str | None = None
+    connect_timeout_s: float = 10.0
+
+    @classmethod
+    def of(cls, target: KfpTarget | str) -> KfpTarget:
+        """``target`` itself, or a target at host ``target`` with every default."""
+        return target if isinstance(target, KfpTarget) else cls(host=target)
+
+    @property
+    def experiment_name(self) -> str:
+        """The experiment runs go to (KFP's ``Default`` when none is named)."""
+        return self.experiment or DEFAULT_EXPERIMENT
+
+
+@dataclass(frozen=True)
 class SubmitResult:
     """What :func:`submit` started: the run, and the pipeline version it runs."""
 
@@ -442,44 +473,43 @@ def _experiment_id(client: Any, host: str, name: str, namespace: str | None) -> 
 
 def submit(
     pipeline_name: str,
-    host: str,
+    target: KfpTarget | str,
     *,
     arguments: Mapping[str, Any] | None = None,
-    experiment: str | None = None,
     settings: TaskSettings | None = None,
-    wait: bool = False,
-    timeout_s: float = DEFAULT_TIMEOUT_S,
-    namespace: str | None = None,
-    client: Any = None,
     cluster: ClusterConfig | None = None,
     run_name: str | None = None,
-    service_account: str | None = None,
-    token: str | None = None,
+    wait: bool = False,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
     poll_interval_s: float = 5.0,
-    connect_timeout_s: float = 10.0,
+    client: Any = None,
 ) -> SubmitResult:
     """Compile ``pipeline_name``, upload it (or a new version of it) and start a run.
 
-    ``arguments`` are the pipeline parameters (strings from the CLI are converted to the
-    declared types). With ``wait`` it polls until the run finishes or ``timeout_s``
+    ``target`` says where (a :class:`KfpTarget`, or just the host URL); ``arguments``
+    are the pipeline parameters (strings from the CLI are converted to the declared
+    types); ``settings`` and ``cluster`` shape the compiled pipeline as for
+    ``kfp-mlops compile``. With ``wait`` it polls until the run finishes or ``timeout_s``
     passes; the run keeps going on the cluster either way. ``client`` replaces the
-    ``kfp.Client`` this function would open (for custom authentication); ``host`` is
+    ``kfp.Client`` this function would open (for custom authentication); the host is
     then only used for links.
     """
+    target = KfpTarget.of(target)
+    host, namespace = target.host, target.namespace
     with tempfile.TemporaryDirectory(prefix="kfp-mlops-submit-") as tmp:
         settings = settings or TaskSettings()
         pkg = _compile(pipeline_name, Path(tmp), settings, cluster, namespace)
         params = coerce_arguments(pipeline_name, dict(arguments or {}), pkg.parameters)
         if client is None:
-            client = _connect(host, namespace, token, connect_timeout_s)
+            client = _connect(host, namespace, target.token, target.connect_timeout_s)
         pipeline_id, version_id, version_name, new = _upload(client, host, pkg, settings, namespace)
-    experiment_id = _experiment_id(client, host, experiment or DEFAULT_EXPERIMENT, namespace)
+    experiment_id = _experiment_id(client, host, target.experiment_name, namespace)
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     with _api(host, f"start a run of pipeline {pkg.display_name!r}"):
         run = client.run_pipeline(
             experiment_id=experiment_id, job_name=run_name or f"{pkg.display_name} {stamp}",
             params=params, pipeline_id=pipeline_id, version_id=version_id,
-            service_account=service_account,
+            service_account=target.service_account,
         )
     url = f"{host.rstrip('/')}/#/runs/details/{run.run_id}"
     state = str(run.state or "PENDING")
@@ -509,22 +539,17 @@ def _wait(client: Any, host: str, run_id: str, url: str, timeout_s: float,
 
 def schedule(
     pipeline_name: str,
-    host: str,
+    target: KfpTarget | str,
     *,
     cron: str,
-    experiment: str | None = None,
     arguments: Mapping[str, Any] | None = None,
+    settings: TaskSettings | None = None,
+    cluster: ClusterConfig | None = None,
     job_name: str | None = None,
     max_concurrency: int = 1,
-    settings: TaskSettings | None = None,
-    namespace: str | None = None,
-    client: Any = None,
-    cluster: ClusterConfig | None = None,
     catchup: bool = False,
     replace: bool = False,
-    service_account: str | None = None,
-    token: str | None = None,
-    connect_timeout_s: float = 10.0,
+    client: Any = None,
 ) -> ScheduleResult:
     """Upload ``pipeline_name`` as for :func:`submit` and run it on a cron schedule.
 
@@ -533,6 +558,8 @@ def schedule(
     paused. A recurring run with the same name in the experiment is an error unless
     ``replace`` deletes it first.
     """
+    target = KfpTarget.of(target)
+    host, namespace = target.host, target.namespace
     cron = validate_cron(cron)
     if not 1 <= max_concurrency <= 10:
         raise SubmitError(f"max_concurrency {max_concurrency} is out of range; KFP allows 1-10")
@@ -541,9 +568,9 @@ def schedule(
         pkg = _compile(pipeline_name, Path(tmp), settings, cluster, namespace)
         params = coerce_arguments(pipeline_name, dict(arguments or {}), pkg.parameters)
         if client is None:
-            client = _connect(host, namespace, token, connect_timeout_s)
+            client = _connect(host, namespace, target.token, target.connect_timeout_s)
         pipeline_id, version_id, version_name, _ = _upload(client, host, pkg, settings, namespace)
-    experiment_id = _experiment_id(client, host, experiment or DEFAULT_EXPERIMENT, namespace)
+    experiment_id = _experiment_id(client, host, target.experiment_name, namespace)
     name = job_name or f"{pkg.display_name} schedule"
     with _api(host, f"list recurring runs named {name!r}"):
         same = client.list_recurring_runs(
@@ -552,7 +579,7 @@ def schedule(
     for existing in same:
         if not replace:
             raise SubmitError(
-                f"experiment {experiment or DEFAULT_EXPERIMENT!r} already has a recurring run "
+                f"experiment {target.experiment_name!r} already has a recurring run "
                 f"named {name!r} ({existing.recurring_run_id}); pick another --name, or delete "
                 f"it first (`kfp recurring-run delete {existing.recurring_run_id}`)"
             )
@@ -562,7 +589,8 @@ def schedule(
         recurring = client.create_recurring_run(
             experiment_id=experiment_id, job_name=name, cron_expression=cron,
             max_concurrency=max_concurrency, no_catchup=not catchup, params=params,
-            pipeline_id=pipeline_id, version_id=version_id, service_account=service_account,
+            pipeline_id=pipeline_id, version_id=version_id,
+            service_account=target.service_account,
         )
     rid = recurring.recurring_run_id
     return ScheduleResult(

@@ -28,16 +28,25 @@ def _common(parser: argparse.ArgumentParser) -> None:
     add_output(parser)
 
 
+def kfp_target(args: argparse.Namespace):
+    """The KFP target the flags name; the token file is read here, before any request.
+
+    ``--host``, ``--namespace``, ``--experiment``, ``--token-file``, ``--service-account``.
+    """
+    from kfp_mlops.app.automation.submit import KfpTarget, read_token
+
+    return KfpTarget(host=args.host, namespace=args.namespace, experiment=args.experiment,
+                     token=read_token(args.token_file), service_account=args.service_account)
+
+
 def submit_command(args: argparse.Namespace) -> int:
     """Upload the pipeline (or a new version of it) and start a run."""
-    from kfp_mlops.app.automation.submit import SubmitError, parse_param_pairs, read_token, submit
+    from kfp_mlops.app.automation.submit import SubmitError, parse_param_pairs, submit
 
     try:
         result = submit(
-            args.pipeline, args.host, arguments=parse_param_pairs(args.param),
-            experiment=args.experiment, settings=task_settings(args), wait=args.wait,
-            timeout_s=args.timeout, namespace=args.namespace,
-            service_account=args.service_account, token=read_token(args.token_file),
+            args.pipeline, kfp_target(args), arguments=parse_param_pairs(args.param),
+            settings=task_settings(args), wait=args.wait, timeout_s=args.timeout,
         )
     except SubmitError as exc:
         raise CliError(str(exc)) from None
@@ -50,19 +59,13 @@ def submit_command(args: argparse.Namespace) -> int:
 def schedule_command(args: argparse.Namespace) -> int:
     """Create a recurring run of the pipeline."""
     from kfp_mlops.app.automation.cron import CronError
-    from kfp_mlops.app.automation.submit import (
-        SubmitError,
-        parse_param_pairs,
-        read_token,
-        schedule,
-    )
+    from kfp_mlops.app.automation.submit import SubmitError, parse_param_pairs, schedule
 
     try:
         result = schedule(
-            args.pipeline, args.host, cron=args.cron, experiment=args.experiment,
+            args.pipeline, kfp_target(args), cron=args.cron,
             arguments=parse_param_pairs(args.param), job_name=args.name,
-            settings=task_settings(args), namespace=args.namespace, replace=args.replace,
-            service_account=args.service_account, token=read_token(args.token_file),
+            settings=task_settings(args), replace=args.replace,
         )
     except (SubmitError, CronError) as exc:
         raise CliError(str(exc)) from None

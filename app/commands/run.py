@@ -169,6 +169,7 @@ def training_arguments(args: argparse.Namespace, pipeline, **others) -> dict:
     from kfp_mlops.data.width import wide_file_warning
     from kfp_mlops.model.package import signing_key
     from kfp_mlops.model.registry import validate_name
+    from kfp_mlops.model.run_parameters import settings_parameters
     from kfp_mlops.model.settings import (
         BlessingSettings,
         TrainingSettings,
@@ -185,12 +186,9 @@ def training_arguments(args: argparse.Namespace, pipeline, **others) -> dict:
         validate_name(args.model_name)
     signing_key()  # an empty or short key fails here, not at publish after training
 
-    given = {
-        "target": args.target, "task": args.task, "estimator": args.estimator,
-        "params": args.params, "test_size": args.test_size, "seed": args.seed,
-        "n_trials": args.n_trials,
-        "search_space": vars(args).get("search_space"),  # a flag of `run` only
-    }
+    # One flag per training run parameter, under its name (`continuous` has no
+    # --search-space).
+    given = {name: vars(args).get(name) for name in settings_parameters("training")}
     # A flag left out keeps the settings' default.
     training = TrainingSettings.from_parameters(
         **{k: v for k, v in given.items() if v is not None})
@@ -268,7 +266,7 @@ def add_training_flags(run: argparse.ArgumentParser) -> None:
                      "'accuracy>=0.8,f1_macro>=0.7;tolerance=0.01'")
     run.add_argument("--n-trials", type=int,
                      help="tune: cross-validate this many candidates in parallel tasks, train "
-                     "the best (default 0: no tuning)")
+                     f"the best (default {defaults.n_trials}: no tuning)")
     run.add_argument("--force-new-version", action="store_true",
                      help="publish even when a published version was trained from the same "
                      "data, settings and code (default: say which one and publish nothing)")

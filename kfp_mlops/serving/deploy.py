@@ -38,7 +38,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -170,35 +170,61 @@ SIGNING_KEY_ENV_FROM_SECRET = {
 }
 
 
-def inference_service(
-    name: str,
-    namespace: str,
-    storage_uri: str,
-    *,
-    runtime: str = "kfp-mlops-sklearn",
-    service_account: str = "kfp-mlops-s3",
-    canary_traffic_percent: int | None = None,
-    log_url: str | None = None,
-    model_version: str | None = None,
-    kserve: str = OLDEST_KSERVE,
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class InferenceServiceSpec:
+    """What to serve and how: the InferenceService a deploy creates or rolls forward.
+
+    ``name`` and ``namespace`` name it; ``storage_uri`` is the model version it serves
+    (an ``s3://`` folder or ``model-registry://NAME/VERSION``); ``runtime`` and
+    ``service_account`` those of manifests/ (the suite's ServingRuntime, the account
+    holding the S3 credentials). ``canary_traffic_percent`` (1-99) sends that share of
+    traffic to the new revision before promotion (Knative mode only), ``None`` all at
+    once. ``log_url``: a new service's inference logger target; ``model_version`` the
+    :data:`VERSION_ANNOTATION` value. ``kserve`` is the cluster's KServe version
+    (``None``: ``$KFP_MLOPS_KSERVE_VERSION``, else 0.15.0 when deploying).
+    """
+
+    name: str
+    namespace: str
+    storage_uri: str
+    runtime: str = "kfp-mlops-sklearn"
+    service_account: str = "kfp-mlops-s3"
+    canary_traffic_percent: int | None = None
+    log_url: str | None = None
+    model_version: str | None = None
+    kserve: str | None = None
+
+    def __post_init__(self) -> None:
+        percent = self.canary_traffic_percent
+        if percent is not None and not 0 < percent < 100:
+            raise ValueError(
+                f"canary_traffic_percent={percent} is out of range; "
+                "give 1-99, or None to send all traffic to the new version at once"
+            )
+
+
+def inference_service(service: InferenceServiceSpec) -> dict[str, Any]:
     """Build the InferenceService body that ``deploy_model`` creates (mirrors manifests/).
 
     ``log_url``: KServe's inference logger sends every request and response there
     (``mode: all``; the prediction log sink, docs/live-loop.md). ``model_version`` is
-    recorded in the :data:`VERSION_ANNOTATION` annotation. From KServe 0.15.1 (``kserve``)
+    recorded in the :data:`VERSION_ANNOTATION` annotation. From KServe 0.15.1 (``kserve``,
+    unset: the oldest supported)
     the logger copies it into its events (``metadataAnnotations``), so the sink files rows
     under the version that answered; KServe 0.15.0's CRD has no such field, so there the
     sink files them under the registry's production version of the moment (a canary's
     rows land under the version it is replacing until it is promoted).
     """
+    name, namespace, log_url = service.name, service.namespace, service.log_url
+    model_version, canary_traffic_percent = service.model_version, service.canary_traffic_percent
+    kserve = service.kserve or OLDEST_KSERVE
     predictor: dict[str, Any] = {
-        "serviceAccountName": service_account,
+        "serviceAccountName": service.service_account,
         "model": {
             "modelFormat": {"name": "sklearn"},
-            "runtime": runtime,
+            "runtime": service.runtime,
             "protocolVersion": "v2",
-            "storageUri": storage_uri,
+            "storageUri": service.storage_uri,
             "env": [SIGNING_KEY_ENV_FROM_SECRET],
         },
     }
@@ -295,53 +321,39 @@ def _open(request: str | urllib.request.Request, timeout_s: float) -> Any:
 
 
 def deploy_model(
-    name: str,
-    namespace: str,
-    storage_uri: str,
+    service: InferenceServiceSpec,
     *,
-    runtime: str = "kfp-mlops-sklearn",
-    service_account: str = "kfp-mlops-s3",
-    canary_traffic_percent: int | None = None,
     timeout_s: float = 600.0,
     poll_interval_s: float = 5.0,
     api_client: client.ApiClient | None = None,
     smoke_request: SmokeRequest | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
-    log_url: str | None = None,
-    model_version: str | None = None,
-    kserve: str | None = None,
 ) -> DeployResult:
-    """Create or update InferenceService ``name``, check it, then promote or roll back.
+    """Create or update the InferenceService ``service`` describes; check, promote or roll back.
 
-    ``canary_traffic_percent`` (1-99) sends that share of traffic to the new revision
-    while the smoke request checks it through the revision's own ``latest`` tag URL; it
-    needs KServe's Knative mode (a Standard-mode service raises ``ValueError`` before
-    anything is written: use None there for a plain rollout). ``timeout_s`` bounds each
-    wait for Ready; ``sleep``/``clock`` are injectable so tests need no wall time. Raises
-    ``DeployError`` when the API refuses a create or patch, ``ValueError`` on bad input.
-    ``log_url``: a new service gets KServe's inference logger pointed there (an existing
-    one keeps its own logger spec); ``model_version`` goes into the version annotation
-    the logger copies into its events, and a rollback restores the previous value.
-    ``kserve``: the cluster's KServe version (default ``$KFP_MLOPS_KSERVE_VERSION``, else
-    0.15.0); a new service's body leaves out what that version's CRD lacks.
+    A canary (``service.canary_traffic_percent``, 1-99) sends that share of traffic to
+    the new revision while the smoke request checks it through the revision's own
+    ``latest`` tag URL; it needs KServe's Knative mode (a Standard-mode service raises
+    ``ValueError`` before anything is written: use None there for a plain rollout).
+    ``timeout_s`` bounds each wait for Ready; ``sleep``/``clock`` are injectable so tests
+    need no wall time. Raises ``DeployError`` when the API refuses a create or patch,
+    ``ValueError`` on bad input. A new service gets KServe's inference logger pointed at
+    ``service.log_url`` (an existing one keeps its own logger spec); ``model_version``
+    goes into the version annotation the logger copies into its events, and a rollback
+    restores the previous value. A new service's body leaves out what the cluster's
+    KServe (``service.kserve``) lacks.
     """
-    if canary_traffic_percent is not None and not 0 < canary_traffic_percent < 100:
-        raise ValueError(
-            f"canary_traffic_percent={canary_traffic_percent} is out of range; "
-            "give 1-99, or None to send all traffic to the new version at once"
-        )
-    target_kserve = kserve_version(kserve)
+    name, namespace, storage_uri = service.name, service.namespace, service.storage_uri
+    canary_traffic_percent, model_version = service.canary_traffic_percent, service.model_version
+    service = replace(service, kserve=kserve_version(service.kserve))
     api = client.CustomObjectsApi(api_client if api_client is not None else load_kube_config())
     smoke = smoke_request if smoke_request is not None else default_smoke_request
     rollout = _Rollout(api, name, namespace, poll_interval_s, sleep, clock, timeout_s, smoke)
     existing = rollout.get()
 
     if existing is None:
-        body = inference_service(
-            name, namespace, storage_uri, runtime=runtime, service_account=service_account,
-            log_url=log_url, model_version=model_version, kserve=target_kserve,
-        )
+        body = inference_service(service)
         created = rollout.call("create", api.create_namespaced_custom_object, body=body)
         outcome = rollout.check(created)
         status: DeployStatus = "created" if outcome.ok else "failed"

@@ -62,16 +62,16 @@ def release_version(
             f"{target.uri} is on a local disk a cluster cannot read; publish to an "
             "s3://bucket/prefix store to deploy with KServe"
         )
-    from kfp_mlops.serving.deploy import deploy_model
+    from kfp_mlops.serving.deploy import InferenceServiceSpec, deploy_model
 
     storage_uri = mr.model_registry_uri(name, version) if serve_from_model_registry else target.uri
-    result = deploy_model(
+    result = deploy_model(InferenceServiceSpec(
         name, namespace, storage_uri, canary_traffic_percent=canary_traffic_percent,
-        timeout_s=timeout_s, model_version=str(version),
+        model_version=str(version),
         # A new InferenceService logs to the prediction log sink when the deploy task has
         # this variable (docs/live-loop.md); one made from manifests/ has its logger.
         log_url=os.environ.get(LOG_URL_ENV) or None,
-    )
+    ), timeout_s=timeout_s)
     if not result.succeeded:
         return ReleaseResult(result.status, False, f"{result.status}: {result.reason}")
     _promote(registry, target.uri, name, version, result.reason, actor,

@@ -14,6 +14,7 @@ import yaml
 
 from kfp_mlops.app.automation.cron import CronError
 from kfp_mlops.app.automation.submit import (
+    KfpTarget,
     KfpUnreachableError,
     SubmitError,
     parse_param_pairs,
@@ -80,7 +81,7 @@ def test_resubmitting_the_same_yaml_reuses_its_version(kfp_api):
 
 def test_run_gets_the_parameters_typed_as_the_pipeline_declares(kfp_api):
     params = parse_param_pairs(["data=iris", "test_size=0.3", "seed=7", "params={\"a\": 1}"])
-    result = submit("training", kfp_api.url, arguments=params, experiment="nightly")
+    result = submit("training", KfpTarget(kfp_api.url, experiment="nightly"), arguments=params)
 
     [create] = kfp_api.calls("POST", "/runs")
     assert create.body["runtime_config"]["parameters"] == {
@@ -125,7 +126,7 @@ def test_wait_that_times_out_names_the_run_and_how_to_follow_it(kfp_api):
 
 def test_schedule_creates_a_recurring_run_with_the_cron(kfp_api):
     result = schedule(
-        "training", kfp_api.url, cron="0 0 2 * * *", experiment="nightly",
+        "training", KfpTarget(kfp_api.url, experiment="nightly"), cron="0 0 2 * * *",
         arguments={"seed": "3"}, job_name="nightly-training", max_concurrency=2,
     )
 

@@ -13,6 +13,7 @@ so no test depends on wall time.
 
 from __future__ import annotations
 
+import dataclasses
 import urllib.error
 import urllib.request
 
@@ -22,6 +23,7 @@ from kubernetes import client
 from kfp_mlops.serving.deploy import (
     TAG_ROUTING_ANNOTATION,
     DeployError,
+    InferenceServiceSpec,
     KubeConfigError,
     cluster_local_url,
     default_smoke_request,
@@ -94,9 +96,16 @@ def clock():
 def deploy(api_client, clock, uri, **kwargs):
     kwargs.setdefault("timeout_s", 60)
     kwargs.setdefault("poll_interval_s", 2)
+    service = InferenceServiceSpec(NAME, NS, uri, **spec_fields(kwargs))
     return deploy_model(
-        NAME, NS, uri, api_client=api_client, sleep=clock.sleep, clock=lambda: clock.now, **kwargs
+        service, api_client=api_client, sleep=clock.sleep, clock=lambda: clock.now, **kwargs
     )
+
+
+def spec_fields(kwargs):
+    """Take the InferenceServiceSpec fields out of ``kwargs`` (the rest: how to deploy)."""
+    names = {f.name for f in dataclasses.fields(InferenceServiceSpec)}
+    return {k: kwargs.pop(k) for k in list(kwargs) if k in names}
 
 
 def predictor(double):
@@ -486,7 +495,8 @@ def test_deploy_without_api_client_uses_the_kubeconfig(double, clock, tmp_path, 
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "config"))
 
-    result = deploy_model(NAME, NS, V1, sleep=clock.sleep, clock=lambda: clock.now)
+    result = deploy_model(InferenceServiceSpec(NAME, NS, V1), sleep=clock.sleep,
+                          clock=lambda: clock.now)
 
     assert result.status == "created", result.reason
 

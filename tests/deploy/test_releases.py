@@ -22,12 +22,14 @@ from kfp_mlops.data.logged import VERSION_ANNOTATION
 from kfp_mlops.serving.deploy import (
     KSERVE_VERSION_ENV,
     OLDEST_KSERVE,
+    InferenceServiceSpec,
     deploy_model,
     inference_service,
     kserve_version,
     logger_annotations_supported,
 )
 from tests.deploy.k8s_api_double import Behaviour, KubeApiDouble, serve
+from tests.deploy.test_deploy import spec_fields
 from tests.k8s_schemas import K8sValidationError, kserve_crds, validate_crd_object
 from tests.knative_rules import kserve_revision_pod_spec, revision_refusals
 from tests.manifests import kustomize_lite
@@ -61,7 +63,8 @@ def _run(double: KubeApiDouble, monkeypatch, scenario) -> None:
     clock = FakeClock()
 
     def deploy(uri, **kwargs):
-        return deploy_model(NAME, NS, uri, api_client=api, sleep=clock.sleep,
+        service = InferenceServiceSpec(NAME, NS, uri, **spec_fields(kwargs))
+        return deploy_model(service, api_client=api, sleep=clock.sleep,
                             clock=lambda: clock.now, timeout_s=60, poll_interval_s=2, **kwargs)
 
     try:
@@ -124,13 +127,15 @@ def test_default_deploy_step_fits_the_oldest_kserve_on_every_release(release, mo
 def test_created_body_for_each_version_is_valid_there_and_on_every_newer_kserve(kserve):
     order = list(KSERVE_VERSIONS)
     target = OLDEST_KSERVE if kserve == "newest" else kserve
-    body = inference_service(NAME, NS, V1, log_url=SINK, model_version="1", kserve=target)
+    body = inference_service(InferenceServiceSpec(NAME, NS, V1, log_url=SINK, model_version="1",
+                                                  kserve=target))
     for later in order[order.index(kserve):]:
         validate_crd_object(body, kserve_crds(later))
 
 
 def test_the_annotation_field_is_what_kserve_0_15_0_refuses():
-    body = inference_service(NAME, NS, V1, log_url=SINK, model_version="1", kserve="0.15.1")
+    body = inference_service(InferenceServiceSpec(NAME, NS, V1, log_url=SINK, model_version="1",
+                                                  kserve="0.15.1"))
     assert body["spec"]["predictor"]["logger"]["metadataAnnotations"] == [VERSION_ANNOTATION]
     with pytest.raises(K8sValidationError, match=r"logger\.metadataAnnotations: unknown field"):
         validate_crd_object(body, kserve_crds("0.15.0"))
