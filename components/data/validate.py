@@ -46,7 +46,7 @@ def validate_data(
     import logging
     from collections import namedtuple
 
-    from kfp_mlops.data import steps
+    from kfp_mlops.model import steps
 
     log = logging.getLogger("kfp_mlops.components.data.validate_data")
     result = steps.validate_data(

@@ -1,8 +1,9 @@
 """What each data component calls: one function per component, named after it.
 
 ``components/data/*.py``'s component ``X`` calls :func:`X` here with the artifacts' paths
-and its parameters; the component only adds KFP's metadata and outputs. (``check-data``
-names the registry model, so its step is :func:`kfp_mlops.model.steps.check_data`.)
+and its parameters; the component only adds KFP's metadata and outputs. ``check-data``
+and ``validate-data`` ask the model registry (the registry name, the production model's
+target), which sits above data: their steps are in :mod:`kfp_mlops.model.steps`.
 Each step imports what it uses inside it: a task imports only its own step's libraries.
 """
 
@@ -14,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from kfp_mlops.data.gate import DataGateResult
     from kfp_mlops.data.ingest import IngestResult
     from kfp_mlops.data.shards import ShardPlan
     from kfp_mlops.data.stats import DatasetStatistics
@@ -35,33 +35,6 @@ def compute_statistics(dataset_path: str | Path, statistics_path: str | Path
     found = stats.compute_statistics(dataset_path)
     Path(statistics_path).write_text(found.to_json())
     return found
-
-
-def validate_data(statistics_path: str | Path, store_uri: str, schema_name: str,
-                  report_path: str | Path, summary_path: str | Path,
-                  validation_path: str | Path, *, update_schema: bool = False,
-                  warn_only: bool = False, run_id: str | None = None,
-                  check_only: bool = False) -> DataGateResult:
-    """The data gate on the statistics JSON; the anomalies and verdict go to ``validation_path``.
-
-    ``validation_path`` holds ``{"validation": null}`` when nothing was checked (monitoring
-    without a stored schema).
-    """
-    import json
-
-    from kfp_mlops.data.gate import validate_against_store
-    from kfp_mlops.data.stats import DatasetStatistics
-
-    stats = DatasetStatistics.from_json(Path(statistics_path).read_text())
-    result = validate_against_store(
-        stats, store_uri, schema_name, update_schema=update_schema, warn_only=warn_only,
-        report_path=report_path, summary_path=summary_path, run_id=run_id,
-        check_only=check_only,
-    )
-    checked = result.validation
-    with open(validation_path, "w") as handle:
-        json.dump({"validation": checked.to_dict() if checked else None}, handle)
-    return result
 
 
 def split_data(dataset_path: str | Path, train_path: str | Path, test_path: str | Path,

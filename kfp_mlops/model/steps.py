@@ -1,7 +1,8 @@
 """What each model component calls: one function per component, named after it.
 
 ``components/model/*.py``'s component ``X`` calls :func:`X` here with the artifacts' paths
-and its parameters (``check-data`` too: it names the registry model); the component only
+and its parameters, and so do ``check-data`` and ``validate-data``, whose steps ask the
+registry (the model's name, the production version's target); the component only
 adds KFP's metadata, metrics and outputs. ``skip-step`` and ``fixed-params`` compute
 nothing and have no step. Each step imports what it uses inside it: a task imports only
 its own step's libraries (``check-data`` needs no scikit-learn; the local runner's fork
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
+    from kfp_mlops.data.gate import DataGateResult
     from kfp_mlops.model.champion import GateDecision
     from kfp_mlops.model.evaluate import Evaluation
     from kfp_mlops.model.package import ModelMetadata
@@ -56,6 +58,46 @@ def check_data(dataset_path: str | Path, source: str, target: str = "auto",
     checked = check_training_data(frame, target, None if task == "auto" else task, columns=columns)
     name = model_name_for(source) if model_name == "auto" else validate_name(model_name)
     return DataCheck(target, checked.task, checked.rows, checked.columns, name)
+
+
+def validate_data(statistics_path: str | Path, store_uri: str, schema_name: str,
+                  report_path: str | Path, summary_path: str | Path,
+                  validation_path: str | Path, *, update_schema: bool = False,
+                  warn_only: bool = False, run_id: str | None = None,
+                  check_only: bool = False) -> DataGateResult:
+    """The data gate on the statistics JSON; the anomalies and verdict go to ``validation_path``.
+
+    ``validation_path`` holds ``{"validation": null}`` when nothing was checked (monitoring
+    without a stored schema). Monitoring a batch (``check_only``), its missing target is
+    labels pending, not bad data: the target is the production version's.
+    """
+    import json
+
+    from kfp_mlops.data.gate import validate_against_store
+    from kfp_mlops.data.stats import DatasetStatistics
+
+    stats = DatasetStatistics.from_json(Path(statistics_path).read_text())
+    result = validate_against_store(
+        stats, store_uri, schema_name, update_schema=update_schema, warn_only=warn_only,
+        report_path=report_path, summary_path=summary_path, run_id=run_id,
+        check_only=check_only,
+        pending_target=_production_target(store_uri, schema_name) if check_only else None,
+    )
+    checked = result.validation
+    with open(validation_path, "w") as handle:
+        json.dump({"validation": checked.to_dict() if checked else None}, handle)
+    return result
+
+
+def _production_target(store_uri: str, name: str) -> str | None:
+    """The target column of model ``name``'s production version (None: no such version)."""
+    from kfp_mlops.model.registry import Registry, RegistryError
+    from kfp_mlops.storage import open_store
+
+    try:
+        return Registry(open_store(store_uri)).get(f"{name}@production").metadata.target
+    except RegistryError:
+        return None
 
 
 def train(

@@ -211,13 +211,13 @@ def prediction_drift(
 ) -> dict[str, Any] | None:
     """Drift of the logged predictions from the training data's labels (None: nothing to test).
 
-    The batch is a prediction log window (:mod:`kfp_mlops.data.logged`): its
+    The batch is a prediction log window (:mod:`kfp_mlops.live.logged`): its
     ``_prediction`` column holds what production answered. A model answering with another
     class mix (or value range) than it was trained on is the first sign of trouble, days
     before any label arrives. Only the rows ``version`` answered are compared (the
     reference is that version's training data); None when it answered none.
     """
-    from kfp_mlops.data.logged import MODEL_VERSION, PREDICTION
+    from kfp_mlops.data.log_columns import MODEL_VERSION, PREDICTION
 
     if PREDICTION not in current.columns or target not in reference.columns:
         return None

@@ -104,7 +104,7 @@ def reference_drift(
             download_dataset(store, metadata.dataset_version, Path(tmp) / "reference.parquet")
         )
     drift = drift_against_reference(reference, current, metadata, drift_share)
-    from kfp_mlops.data.logged import PREDICTION
+    from kfp_mlops.data.log_columns import PREDICTION
 
     logged = predicted = None
     if not isinstance(current, Scan) and PREDICTION in current.columns:  # a log window

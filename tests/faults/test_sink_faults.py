@@ -26,8 +26,8 @@ import uuid
 import httpx
 import pytest
 
+from kfp_mlops.live.prediction_log import REQUEST_TYPE
 from kfp_mlops.model.registry import Registry  # noqa: F401 - the store layout under test
-from kfp_mlops.serving.prediction_log import REQUEST_TYPE
 from kfp_mlops.storage import open_store
 from tests.faults.harness import faulty_s3
 from tests.faults.proxy import Fault

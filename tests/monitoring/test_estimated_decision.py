@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from kfp_mlops.data.generator import make_batch
-from kfp_mlops.data.logged import LOG_COLUMNS
+from kfp_mlops.data.log_columns import LOG_COLUMNS
 from kfp_mlops.data.schema import infer_schema
 from kfp_mlops.data.stats import compute_statistics_from_frame
 from kfp_mlops.data.validation import LABELS_PENDING, labels_pending, validate

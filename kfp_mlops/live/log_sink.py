@@ -1,6 +1,6 @@
 """The prediction log sink: KServe's inference logger CloudEvents in, Parquet in the store out.
 
-``python -m kfp_mlops.serving.log_sink --store s3://bucket/prefix --port 8080`` (the
+``python -m kfp_mlops.live.log_sink --store s3://bucket/prefix --port 8080`` (the
 StatefulSet in ``manifests/base/log-sink``). Point an InferenceService's ``logger.url`` at it.
 
 - ``POST`` any path: one CloudEvent (binary or structured mode), read by the CNCF
@@ -37,9 +37,9 @@ from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from kfp_mlops.data.logged import LogContract
 from kfp_mlops.errors import KfpMlopsError
-from kfp_mlops.serving.prediction_log import (
+from kfp_mlops.live.logged import LogContract
+from kfp_mlops.live.prediction_log import (
     EVENT_OVERHEAD,
     MAX_EVENT_BYTES,
     BudgetExceeded,
@@ -50,7 +50,7 @@ from kfp_mlops.serving.prediction_log import (
 )
 from kfp_mlops.storage import StoreError
 
-log = logging.getLogger("kfp_mlops.serving.log_sink")
+log = logging.getLogger("kfp_mlops.live.log_sink")
 
 DEFAULT_SPOOL = "/var/spool/kfp-mlops"
 PARSE_SLOTS = 2  # events parsed at once: bounds the memory JSON parsing takes
@@ -304,7 +304,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     from kfp_mlops.storage import DEFAULT_STORE_ENV
 
     parser = argparse.ArgumentParser(
-        prog="python -m kfp_mlops.serving.log_sink",
+        prog="python -m kfp_mlops.live.log_sink",
         description="Receive KServe inference logger CloudEvents and append them to the "
         "store as Parquet, exactly once per request.",
     )
