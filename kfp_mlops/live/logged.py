@@ -5,9 +5,10 @@ What production served is kept as Parquet files, one per flushed micro-batch::
     predictions/<model>/<version>/date=YYYY-MM-DD/part-<digest>.parquet
 
 A row is one input row of one inference request: the model's features as the client
-sent them, the prediction, and the columns below (all start with ``_``; training never
-uses them as features, :func:`is_log_column`). ``date=`` is the UTC day of the request
-(its CloudEvent ``time``), so a redelivered event always lands in the same partition.
+sent them, the prediction, and the log's own columns (all start with ``_``; they are
+defined in :mod:`kfp_mlops.data.log_columns`, so training knows never to use them as
+features). ``date=`` is the UTC day of the request (its CloudEvent ``time``), so a
+redelivered event always lands in the same partition.
 
 A window source, ``predictions:NAME?since=...&until=...`` (or ``window=7d``, relative to
 the moment it is read), names the rows logged for model NAME in that time; ingest
