@@ -1,7 +1,7 @@
 """Benchmark the prediction log sink: events per second into the store, and peak RSS.
 
 For 1, 4 and 16 concurrent clients (``--clients``), a fresh sink process
-(``python -m kfp_mlops.serving.log_sink``, a fresh spool) on 127.0.0.1 takes ``--pairs``
+(``python -m kfp_mlops.live.log_sink``, a fresh spool) on 127.0.0.1 takes ``--pairs``
 request/response pairs of KServe-shaped binary CloudEvents (one row each, the typed
 three-feature contract of ``tests/faults/sinks.py``), each client on its own keep-alive
 connection. The clock runs from the first POST until the sink's ``rows_written`` counter
@@ -39,7 +39,7 @@ from cloudevents.http import from_http
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kfp_mlops.serving.prediction_log import parse_cloudevent  # noqa: E402
+from kfp_mlops.live.prediction_log import parse_cloudevent  # noqa: E402
 from kfp_mlops.storage import open_store  # noqa: E402
 from tests.faults.sinks import SinkProcess, pair, publish_contract_model  # noqa: E402
 

@@ -106,7 +106,7 @@ def use_the_store(store, model_folder: Path, tmp_path: Path, namespace: str) -> 
     registry.download("iris@production", tmp_path / "served")
     assert version.uri.startswith(f"s3://mlpipeline/private/{namespace}/kfp-mlops/models/")
     # The prediction log sink's writes.
-    from kfp_mlops.serving.prediction_log import InferenceEvent, PredictionLog
+    from kfp_mlops.live.prediction_log import InferenceEvent, PredictionLog
 
     log = PredictionLog(store, lambda model, version: ["a", "b"], max_rows=1)
     now = datetime.now(timezone.utc)
@@ -197,8 +197,8 @@ def _documented_policies(namespace: str) -> list[dict]:
 
 @pytest.mark.slow
 def test_model_server_and_sink_policies_in_the_docs(model_folder, tmp_path, monkeypatch):
-    from kfp_mlops.serving.log_sink import RegistryLookups
-    from kfp_mlops.serving.prediction_log import InferenceEvent, PredictionLog
+    from kfp_mlops.live.log_sink import RegistryLookups
+    from kfp_mlops.live.prediction_log import InferenceEvent, PredictionLog
 
     namespace = fresh_namespace("team-x")
     server_policy, sink_policy = _documented_policies(namespace)

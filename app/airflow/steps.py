@@ -177,15 +177,15 @@ def train(files: RunFiles, ingested: dict[str, Any], checked: dict[str, Any],
           splits: dict[str, Any], estimator: str = default("estimator"),
           params: str = default("params"), seed: int = default("seed")) -> dict[str, Any]:
     """Fit the scikit-learn Pipeline; the model folder goes to the run folder (``train``)."""
+    from kfp_mlops.model import steps
     from kfp_mlops.model.settings import TrainingSettings
-    from kfp_mlops.model.steps import train_step
 
     settings = TrainingSettings.from_parameters(
         target=checked["target"], task=checked["task"], estimator=estimator, params=params,
         seed=seed)
     with _workdir() as tmp:
         model_dir = tmp / "model"
-        metadata = train_step(
+        metadata = steps.train(
             files.get(splits["train"], tmp), model_dir, settings,
             data_sha256=ingested["data_sha256"], dataset_version=ingested["dataset_version"],
             model_name=checked["model_name"],
@@ -218,11 +218,11 @@ def estimator_params(params: Mapping[str, Any]) -> str:
 
 def evaluate(files: RunFiles, model: dict[str, Any], splits: dict[str, Any]) -> dict[str, Any]:
     """Score the model on the held-out rows; keep the evaluation JSON (``evaluate``)."""
-    from kfp_mlops.model.steps import evaluate_step
+    from kfp_mlops.model import steps
 
     with _workdir() as tmp:
-        result, _ = evaluate_step(files.get_model(model["model"], tmp),
-                                  files.get(splits["test"], tmp), explain=True)
+        result, _ = steps.evaluate(files.get_model(model["model"], tmp),
+                                   files.get(splits["test"], tmp), explain=True)
         out = tmp / "evaluation.json"
         out.write_text(json.dumps(result.to_dict()))
         key = files.put("evaluation.json", out)

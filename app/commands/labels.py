@@ -11,8 +11,8 @@ from kfp_mlops.app.commands.common import CliError, add_output, add_store, emit,
 
 def add_command(args: argparse.Namespace) -> int:
     """Store a labels file for a model's logged predictions."""
-    from kfp_mlops.data.labels import add_labels, read_labels_file
-    from kfp_mlops.data.logged import check_name
+    from kfp_mlops.live.labels import add_labels, read_labels_file
+    from kfp_mlops.live.logged import check_name
     from kfp_mlops.model.registry import Registry, RegistryError
     from kfp_mlops.storage import open_store
 

@@ -41,8 +41,8 @@ def sharded(data: str, shard_rows: int | None) -> bool:
 
 def resolve_data(args: argparse.Namespace) -> None:
     """Turn ``--since/--until/--window`` into the ``predictions:`` source of ``--data``."""
-    from kfp_mlops.data.logged import window_source
     from kfp_mlops.errors import DataError
+    from kfp_mlops.live.logged import window_source
 
     windowed = args.since or args.until or args.window
     if windowed and args.data:

@@ -32,22 +32,11 @@ def check_data(
     import logging
     from collections import namedtuple
 
-    from kfp_mlops.data.bundled import default_target
-    from kfp_mlops.data.checks import check_training_data
-    from kfp_mlops.data.ingest import dataset_columns, read_dataset
-    from kfp_mlops.data.sources import DataError
-    from kfp_mlops.model.registry import model_name_for, validate_name
+    from kfp_mlops.model import steps
 
     log = logging.getLogger("kfp_mlops.components.data.check_data")
-    target = default_target(source) if target == "auto" else target
-    if not target:
-        raise DataError(f"no target column given for {source!r}; pass --target COLUMN")
-    # Only the target column is read: the checks need the other columns' names only.
-    columns = dataset_columns(dataset.path)
-    frame = read_dataset(dataset.path, columns=[target] if target in columns else [])
-    checked = check_training_data(frame, target, None if task == "auto" else task, columns=columns)
-    name = model_name_for(source) if model_name == "auto" else validate_name(model_name)
+    checked = steps.check_data(dataset.path, source, target, task, model_name)
     log.info("data check passed: %s rows, %s columns, task %s",
              checked.rows, checked.columns, checked.task)
     outputs = namedtuple("CheckOutputs", ["target", "task", "rows", "model_name"])
-    return outputs(target, checked.task, checked.rows, name)
+    return outputs(checked.target, checked.task, checked.rows, checked.model_name)

@@ -27,9 +27,9 @@ def ingest(
     """
     from collections import namedtuple
 
-    from kfp_mlops.data.ingest import ingest_to_parquet
+    from kfp_mlops.data import steps
 
-    result = ingest_to_parquet(source, dataset.path, store or None)
+    result = steps.ingest(source, dataset.path, store or None)
     dataset.metadata.update({
         "rows": result.rows, "columns": result.columns, "sha256": result.sha256,
         "source": result.source_uri, "format": "parquet",

@@ -39,14 +39,12 @@ def plan_shards(
         metadata holds the rows, files and shards.
     """
     import logging
-    from pathlib import Path
 
+    from kfp_mlops.data import steps
     from kfp_mlops.data.shards import describe
-    from kfp_mlops.data.shards import plan_shards as plan_source
 
     log = logging.getLogger("kfp_mlops.components.data.plan_shards")
-    planned = plan_source(source, shard_rows=shard_rows)
-    Path(plan.path).write_text(planned.to_json())
+    planned = steps.plan_shards(source, plan.path, shard_rows)
     summary = describe(planned)
     plan.metadata.update(summary)
     log.info("%s: %d rows in %d files -> %d shards of at most %d rows", source,
@@ -69,18 +67,11 @@ def scan_shard(plan: Input[Artifact], shard: int, store: str, run_id: str):
         run_id: The run's id (``dsl.PIPELINE_JOB_ID_PLACEHOLDER``), naming the prefix.
     """
     import logging
-    import tempfile
 
-    from kfp_mlops.data.shard_stats import scan_shard as scan
-    from kfp_mlops.data.shards import ShardPlan
-    from kfp_mlops.fanin import put_folder
+    from kfp_mlops.data import steps
 
     log = logging.getLogger("kfp_mlops.components.data.scan_shard")
-    with open(plan.path) as handle:
-        made = ShardPlan.from_json(handle.read())
-    with tempfile.TemporaryDirectory(prefix="kfp-mlops-shard-") as tmp:
-        summary = scan(made, shard, tmp)
-        where = put_folder(store, run_id, "scan-shard", f"shard-{shard:05d}", tmp)
+    summary, where = steps.scan_shard(plan.path, shard, store, run_id)
     log.info("shard %d -> %s: %s", shard, where, summary)
 
 
@@ -107,21 +98,11 @@ def merge_scans(
         scan: The statistics and the drift samples, for ``detect-drift-sharded``.
         sample: The rows the sample kept (about 100,000), as Parquet.
     """
-    import tempfile
+    from kfp_mlops.data import steps
 
-    from kfp_mlops.data.shard_stats import finish_merge
-    from kfp_mlops.data.shards import ShardPlan
-    from kfp_mlops.fanin import drop_folders, fetch_folders
-
-    with open(plan.path) as handle:
-        made = ShardPlan.from_json(handle.read())
-    names = [f"shard-{s.index:05d}" for s in made.shards]
-    with tempfile.TemporaryDirectory(prefix="kfp-mlops-partials-") as tmp:
-        folders = fetch_folders(store, run_id, "scan-shard", names, tmp)
-        summary = finish_merge(made, [str(f) for f in folders], statistics.path, scan.path,
-                               sample.path)
+    summary = steps.merge_scans(plan.path, store, run_id, statistics.path, scan.path,
+                                sample.path)
     statistics.metadata.update(summary)
-    drop_folders(store, run_id, "scan-shard", names)
 
 
 @dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
@@ -142,17 +123,11 @@ def scan_shards(
         workers: Processes; 0 is one per usable core.
     """
     import logging
-    import tempfile
 
-    from kfp_mlops.data.shard_stats import finish_merge, scan_all_shards
-    from kfp_mlops.data.shards import ShardPlan
+    from kfp_mlops.data import steps
 
     log = logging.getLogger("kfp_mlops.components.data.scan_shards")
-    with open(plan.path) as handle:
-        made = ShardPlan.from_json(handle.read())
-    with tempfile.TemporaryDirectory(prefix="kfp-mlops-shards-") as tmp:
-        folders = scan_all_shards(
-            made, tmp, workers=workers,
-            on_done=lambda s: log.info("shard %d: %d rows", s["index"], s["rows"]))
-        summary = finish_merge(made, folders, statistics.path, scan.path, sample.path)
+    summary = steps.scan_shards(
+        plan.path, statistics.path, scan.path, sample.path, workers=workers,
+        on_done=lambda s: log.info("shard %d: %d rows", s["index"], s["rows"]))
     statistics.metadata.update(summary)

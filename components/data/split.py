@@ -25,9 +25,9 @@ def split_data(
         test_size: Share of rows held out.
         seed: Random seed, so a re-run splits the same way.
     """
-    from kfp_mlops.data.split import split_file
+    from kfp_mlops.data import steps
 
-    train_rows, test_rows = split_file(
+    train_rows, test_rows = steps.split_data(
         dataset.path, train_data.path, test_data.path, target, task, test_size, seed
     )
     train_data.metadata["rows"] = train_rows

@@ -13,9 +13,7 @@ def compute_statistics(dataset: Input[Dataset], statistics: Output[Artifact]):
         statistics: JSON: per column count, missing share; numbers: mean, std, min,
             max, quantiles, histogram; categories: distinct count and top values.
     """
-    from kfp_mlops.data.stats import compute_statistics as compute
+    from kfp_mlops.data import steps
 
-    stats = compute(dataset.path)
-    with open(statistics.path, "w") as handle:
-        handle.write(stats.to_json())
+    stats = steps.compute_statistics(dataset.path, statistics.path)
     statistics.metadata.update({"rows": stats.rows, "columns": len(stats.columns)})

@@ -43,24 +43,18 @@ def validate_data(
     Returns:
         passed: whether the data may train a model; reason: each anomaly and its fix.
     """
-    import json
     import logging
     from collections import namedtuple
 
-    from kfp_mlops.data.gate import validate_against_store
-    from kfp_mlops.data.stats import DatasetStatistics
+    from kfp_mlops.model import steps
 
     log = logging.getLogger("kfp_mlops.components.data.validate_data")
-    with open(statistics.path) as handle:
-        stats = DatasetStatistics.from_json(handle.read())
-    result = validate_against_store(
-        stats, store, schema_name, update_schema=update_schema, warn_only=warn_only,
-        report_path=report.path, summary_path=summary.path, run_id=run_id or None,
+    result = steps.validate_data(
+        statistics.path, store, schema_name, report.path, summary.path, validation.path,
+        update_schema=update_schema, warn_only=warn_only, run_id=run_id or None,
         check_only=check_only,
     )
     checked = result.validation
-    with open(validation.path, "w") as handle:
-        json.dump({"validation": checked.to_dict() if checked else None}, handle)
     for anomaly in checked.anomalies if checked else []:
         log.info(anomaly)
     log.info(result.reason)

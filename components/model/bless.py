@@ -53,23 +53,17 @@ def bless_model(
     import logging
     from collections import namedtuple
 
-    from kfp_mlops.model.champion import model_gate
-    from kfp_mlops.model.package import read_metadata
+    from kfp_mlops.model import steps
     from kfp_mlops.model.settings import BlessingSettings
 
     log = logging.getLogger("kfp_mlops.components.model.bless_model")
-    fingerprint = None if force_new_version else read_metadata(model.path).training_fingerprint
     settings = BlessingSettings.from_parameters(quality_metric, quality_threshold, policy)
-    # A metric the task does not report fails here, named, before the identity check.
-    settings.check_reported(task)
-    spec = settings.spec(task)
-    decision = model_gate(store, model_name, test_data.path, dict(metrics.metadata), task, spec,
-                          blessing.path, fingerprint)
-    with open(comparison.path, "w") as handle:
-        handle.write(f"{decision.markdown}\n")
+    decision = steps.bless_model(
+        model.path, dict(metrics.metadata), test_data.path, store, model_name, task, settings,
+        comparison.path, blessing.path, force_new_version=force_new_version)
     log.info(decision.reason)
     blessing.metadata.update({"passed": decision.passed, "reason": decision.reason,
-                              "policy": spec})
+                              "policy": decision.policy})
     if decision.identical_to is not None:
         blessing.metadata["identical_to"] = decision.identical_to
     return namedtuple("BlessOutputs", ["passed", "reason"])(decision.passed, decision.reason)

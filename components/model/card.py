@@ -35,15 +35,11 @@ def model_card(
         run_id: The run that published it (the pipeline job name); unset: the folder's.
 
     """
-    import json
+    from kfp_mlops.model import steps
 
-    from kfp_mlops.gates import read_verdict
-    from kfp_mlops.model.card import card_step
-
-    comparison = "{}" if blessing is None else json.dumps(
-        read_verdict(blessing.path, "model (bless-model)")["blessing"])
-    metadata = card_step(model.path, evaluation.path, card.path, summary.path, comparison,
-                         intended_use, version=model_version or None, run_id=run_id or None)
+    metadata = steps.model_card(model.path, evaluation.path, card.path, summary.path,
+                                None if blessing is None else blessing.path, intended_use,
+                                version=model_version or None, run_id=run_id or None)
     card.metadata.update({"task": metadata.task, "estimator": metadata.estimator})
 
 

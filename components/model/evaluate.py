@@ -25,9 +25,9 @@ def evaluate(
     """
     import json
 
-    from kfp_mlops.model.steps import evaluate_step
+    from kfp_mlops.model import steps
 
-    result, _ = evaluate_step(model.path, test_data.path, explain=True)
+    result, _ = steps.evaluate(model.path, test_data.path, explain=True)
     for name, value in result.metrics.items():
         metrics.log_metric(name, value)
     if result.confusion_matrix is not None:

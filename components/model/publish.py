@@ -47,25 +47,18 @@ def publish(
         model_uri: the published version folder (what KServe's ``storageUri`` points at);
         model_name and version: its registry coordinates.
     """
-    import json
     import logging
     from collections import namedtuple
 
-    from kfp_mlops.gates import require_passed
-    from kfp_mlops.model.publish import publish_model
+    from kfp_mlops.model import steps
 
     log = logging.getLogger("kfp_mlops.components.model.publish")
-    verdict = require_passed(blessing.path, "model (bless-model)", f"publish {model_name!r}")
-    estimator = None
-    if evaluation is not None:
-        with open(evaluation.path, encoding="utf-8") as handle:
-            estimator = json.load(handle).get("estimator")
-    published = publish_model(
-        model.path, dict(metrics.metadata), store, model_name, stage=stage, reason=reason,
-        run_id=run_id, dataset_version=dataset_version,
-        blessing_json=json.dumps(verdict["blessing"]), model_registry=model_registry,
-        blessing_policy=str(blessing.metadata.get("policy") or ""), run_uid=run_uid,
-        estimator=estimator,
+    published = steps.publish(
+        model.path, dict(metrics.metadata), blessing.path,
+        None if evaluation is None else evaluation.path, store, model_name, stage=stage,
+        reason=reason, run_id=run_id, dataset_version=dataset_version,
+        model_registry=model_registry, blessing_policy=str(blessing.metadata.get("policy") or ""),
+        run_uid=run_uid,
     )
     log.info("published %s version %s to %s", published.name, published.version, published.uri)
     return namedtuple("PublishOutputs", ["model_uri", "model_name", "version"])(

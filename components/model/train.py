@@ -33,12 +33,12 @@ def train(
         dataset_version: Dataset version id, recorded in the metadata.
         model_name: Registry name, recorded so reports can name the model before publishing.
     """
+    from kfp_mlops.model import steps
     from kfp_mlops.model.settings import TrainingSettings
-    from kfp_mlops.model.steps import train_step
 
     settings = TrainingSettings.from_parameters(
         target=target, task=task, estimator=estimator, params=params, seed=seed)
-    metadata = train_step(
+    metadata = steps.train(
         train_data.path, model.path, settings, data_sha256=data_sha256 or None,
         dataset_version=dataset_version or None, model_name=model_name or None,
     )

@@ -32,19 +32,18 @@ def make_candidates(
         One JSON object string of estimator parameters per candidate.
 
     """
-    import json
     import logging
 
+    from kfp_mlops.model import steps
     from kfp_mlops.model.settings import TrainingSettings
-    from kfp_mlops.model.tuning import make_candidates as sample
 
     log = logging.getLogger("kfp_mlops.components.model.make_candidates")
-    candidates = sample(TrainingSettings.from_parameters(
+    candidates = steps.make_candidates(TrainingSettings.from_parameters(
         task=task, estimator=estimator, search_space=search_space, n_trials=n_trials,
         seed=seed, params=params))
     for candidate in candidates:
-        log.info(json.dumps(candidate, sort_keys=True))
-    return [json.dumps(c, sort_keys=True) for c in candidates]
+        log.info(candidate)
+    return candidates
 
 
 @dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
@@ -85,18 +84,16 @@ def run_trial(
     """
     import logging
 
-    from kfp_mlops.fanin import item_name, put_text
+    from kfp_mlops.model import steps
     from kfp_mlops.model.settings import TrainingSettings
-    from kfp_mlops.model.tuning import run_trial_on_file
 
     log = logging.getLogger("kfp_mlops.components.model.run_trial")
-    result = run_trial_on_file(train_data.path, TrainingSettings.from_parameters(
+    result, where = steps.run_trial(train_data.path, TrainingSettings.from_parameters(
         target=target, task=task, estimator=estimator, params=params, cv_folds=cv_folds,
-        seed=seed, metric=metric))
+        seed=seed, metric=metric), params, store, run_id)
     log.info("%s %s", result.describe(), params)
-    if store and run_id:
-        log.info("-> %s", put_text(store, run_id, "run-trial", item_name(params),
-                                   result.to_json()))
+    if where is not None:
+        log.info("-> %s", where)
     return result.to_json()
 
 
@@ -136,21 +133,17 @@ def run_trials(
     """
     import logging
 
-    from kfp_mlops.data.ingest import read_dataset
+    from kfp_mlops.model import steps
     from kfp_mlops.model.settings import TrainingSettings
-    from kfp_mlops.model.tuning import TuningStats
-    from kfp_mlops.model.tuning import run_trials as cross_validate
 
     log = logging.getLogger("kfp_mlops.components.model.run_trials")
     settings = TrainingSettings.from_parameters(
         target=target, task=task, estimator=estimator, cv_folds=cv_folds, seed=seed,
         metric=metric)
-    stats = TuningStats()
-    results = cross_validate(read_dataset(train_data.path), settings, candidates, workers,
-                             stats)
+    results, timing = steps.run_trials(train_data.path, settings, candidates, workers)
     for result in results:
         log.info("%s %s", result.describe(), result.params)
-    log.info(stats.describe())
+    log.info(timing)
     return [result.to_json() for result in results]
 
 
@@ -185,20 +178,10 @@ def select_best(
     import logging
     from collections import namedtuple
 
-    from kfp_mlops.fanin import gather_texts, item_name
-    from kfp_mlops.model.tuning import TrialResult, summarize_trials
-    from kfp_mlops.model.tuning import select_best as choose
+    from kfp_mlops.model import steps
 
     log = logging.getLogger("kfp_mlops.components.model.select_best")
-    if not results:
-        if not (store and run_id and candidates):
-            raise ValueError("select-best got no trial results and no store, run id and "
-                             "candidates to read them from; wire run-trials' output, or "
-                             "the trial loop's store and dsl.PIPELINE_JOB_ID_PLACEHOLDER")
-        results = gather_texts(store, run_id, "run-trial", [item_name(c) for c in candidates])
-    trials = [TrialResult.from_json(r) for r in results]
-    best = choose(trials)
-    summary = summarize_trials(trials, best)
+    best, summary = steps.select_best(results, candidates, store, run_id)
     log.info(summary)
     return namedtuple("BestTrial", ["params", "summary"])(
         json.dumps(best.params, sort_keys=True), summary

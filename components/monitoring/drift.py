@@ -34,12 +34,11 @@ def detect_drift(
     import logging
     from collections import namedtuple
 
-    from kfp_mlops.data.sources import read_parquet
-    from kfp_mlops.monitor import write_reference_drift
+    from kfp_mlops.monitoring import steps
 
     log = logging.getLogger("kfp_mlops.components.monitoring.detect_drift")
-    found, drifted, reason = write_reference_drift(
-        store, model_name, read_parquet(dataset.path), drift.path, drift_share=drift_share)
+    found, drifted, reason = steps.detect_drift(
+        dataset.path, store, model_name, drift.path, drift_share=drift_share)
     drift.metadata.update({"model_ref": found.model_ref or "",
                            "reference_version": found.reference_version or ""})
     log.info(reason)
@@ -69,12 +68,11 @@ def detect_drift_sharded(
     import logging
     from collections import namedtuple
 
-    from kfp_mlops.data.shard_stats import load_scan
-    from kfp_mlops.monitor import write_reference_drift
+    from kfp_mlops.monitoring import steps
 
     log = logging.getLogger("kfp_mlops.components.monitoring.detect_drift_sharded")
-    found, drifted, reason = write_reference_drift(
-        store, model_name, load_scan(scan.path), drift.path, drift_share=drift_share)
+    found, drifted, reason = steps.detect_drift_sharded(
+        scan.path, store, model_name, drift.path, drift_share=drift_share)
     drift.metadata.update({"model_ref": found.model_ref or "",
                            "reference_version": found.reference_version or ""})
     log.info(reason)

@@ -54,39 +54,18 @@ def monitor(
         production version 3: no drift, estimated accuracy 0.91 +/- 0.02"); quality:
         the estimated and realized primary metric.
     """
-    import json
     import logging
     from collections import namedtuple
 
-    from kfp_mlops.data.sources import read_parquet
-    from kfp_mlops.data.stats import DatasetStatistics
-    from kfp_mlops.data.validation import ValidationResult
-    from kfp_mlops.monitor import (
-        ReferenceDrift,
-        decide,
-        model_quality,
-        push_drift_gauges,
-        write_reports,
-    )
+    from kfp_mlops.monitoring import steps
 
     log = logging.getLogger("kfp_mlops.components.monitoring.monitor")
-
-    with open(drift.path) as handle:
-        reference = ReferenceDrift.from_json(handle.read())
-    with open(validation.path) as handle:
-        checked = json.load(handle)["validation"]
-    quality = ValidationResult.from_dict(checked) if checked else None
-    current = read_parquet(dataset.path)
-    quality_found = model_quality(store, reference, current)
-    result = decide(reference, quality, model=quality_found, force=force,
-                    estimated_drop=estimated_drop if estimated_drop > 0 else None)
-    with open(statistics.path) as handle:
-        stats = DatasetStatistics.from_json(handle.read())
-    write_reports(stats, reference, quality, result, stats.rows, report.path, summary.path)
+    result = steps.monitor(
+        dataset.path, statistics.path, validation.path, drift.path, store, report.path,
+        summary.path, force=force, estimated_drop=estimated_drop if estimated_drop > 0 else None,
+        pushgateway=pushgateway)
     for name, value in result.metrics().items():
         metrics.log_metric(name, value)
-    if pushgateway:
-        push_drift_gauges(pushgateway, reference.model_name, result)
     log.info(result.headline)
     log.info(result.reason)
     return namedtuple("MonitorOutputs", ["retrain", "drift", "reason", "headline", "quality"])(

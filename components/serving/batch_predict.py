@@ -29,9 +29,9 @@ def batch_predict(
     Returns:
         The number of rows scored.
     """
-    from kfp_mlops.serving.scoring import score_from_registry
+    from kfp_mlops.serving import steps
 
-    result = score_from_registry(
+    result = steps.batch_predict(
         store, model, data, predictions.path, with_probabilities=with_probabilities,
         keep_columns=[c for c in keep_columns.split(",") if c],
         ignore_unknown_columns=ignore_unknown_columns,

@@ -48,15 +48,12 @@ def deploy(
     import logging
     from collections import namedtuple
 
-    from kfp_mlops.gates import require_passed
-    from kfp_mlops.serving.release import release_version
+    from kfp_mlops.serving import steps
 
     log = logging.getLogger("kfp_mlops.components.serving.deploy")
-    action = f"deploy {model_name!r} version {version}"
-    require_passed(blessing.path, "model (bless-model)", action)
-    require_passed(infra_validation.path, "serving (infra-validate)", action)
-    result = release_version(
-        store, model_name, version, namespace=namespace or None,
+    result = steps.deploy(
+        store, model_name, version, blessing.path, infra_validation.path,
+        namespace=namespace or None,
         canary_traffic_percent=canary_traffic_percent or None, timeout_s=timeout_s,
         model_registry=model_registry or None,
         serve_from_model_registry=serve_from_model_registry,

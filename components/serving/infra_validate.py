@@ -28,21 +28,10 @@ def infra_validate(
     import logging
     from collections import namedtuple
 
-    from kfp_mlops.gates import write_verdict
-    from kfp_mlops.serving.process import start_server
+    from kfp_mlops.serving import steps
 
     log = logging.getLogger("kfp_mlops.components.serving.infra_validate")
-    # First of all: the server imports KServe and loads the model (seconds) while this
-    # process imports pandas and scikit-learn and computes the expected answers.
-    server = start_server(model.path, "candidate")
-    try:
-        from kfp_mlops.data.sources import read_head
-        from kfp_mlops.serving.infra_validation import validate_serving
-
-        result = validate_serving(model.path, read_head(test_data.path, rows), server=server)
-    finally:
-        server.stop(graceful=False)
+    result = steps.infra_validate(model.path, test_data.path, validation.path, rows)
     log.info(result.reason)
-    write_verdict(validation.path, result.passed, result.reason)
     validation.metadata.update({"passed": result.passed, "reason": result.reason})
     return namedtuple("InfraOutputs", ["passed", "reason"])(result.passed, result.reason)

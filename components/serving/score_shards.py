@@ -38,25 +38,21 @@ def prepare_scoring(
         model: ``NAME@VERSION``, which every shard scores with;
         output: the output folder or prefix.
     """
-    import json
     import logging
     from collections import namedtuple
-    from pathlib import Path
 
-    from kfp_mlops.data.shards import ShardPlan
-    from kfp_mlops.serving.scoring import prepare_sharded
-    from kfp_mlops.serving.sharded import ScoringOptions, default_output
+    from kfp_mlops.serving import steps
+    from kfp_mlops.serving.sharded import ScoringOptions
 
     log = logging.getLogger("kfp_mlops.components.serving.prepare_scoring")
-    shard_plan = ShardPlan.from_json(Path(plan.path).read_text())
-    target = output or default_output(store, run_id)
-    pinned = prepare_sharded(store, model, shard_plan, target, ScoringOptions.from_parameters(
-        keep_columns, with_probabilities=with_probabilities,
-        ignore_unknown_columns=ignore_unknown_columns))
-    Path(job.path).write_text(json.dumps({"model": pinned, "output": target}))
-    job.metadata.update({"model": pinned, "output": target})
-    log.info("%s (%s) fits %s; predictions -> %s", pinned, model, shard_plan.source, target)
-    return namedtuple("ScoringPrepared", ["model", "output"])(pinned, target)
+    prepared = steps.prepare_scoring(
+        store, model, plan.path, job.path, output, run_id, ScoringOptions.from_parameters(
+            keep_columns, with_probabilities=with_probabilities,
+            ignore_unknown_columns=ignore_unknown_columns))
+    job.metadata.update({"model": prepared.model, "output": prepared.output})
+    log.info("%s (%s) fits %s; predictions -> %s", prepared.model, model, prepared.source,
+             prepared.output)
+    return namedtuple("ScoringPrepared", ["model", "output"])(prepared.model, prepared.output)
 
 
 @dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
@@ -83,24 +79,15 @@ def score_shard(
     Returns:
         What was written, as JSON: shard, rows, part, seconds.
     """
-    import json
     import logging
-    from pathlib import Path
 
-    from kfp_mlops.data.shards import ShardPlan
-    from kfp_mlops.serving.scoring import registry_model
-    from kfp_mlops.serving.sharded import ScoringOptions, score_shards
+    from kfp_mlops.serving import steps
+    from kfp_mlops.serving.sharded import ScoringOptions
 
     log = logging.getLogger("kfp_mlops.components.serving.score_shard")
-    shard_plan = ShardPlan.from_json(Path(plan.path).read_text())
-    pinned = json.loads(Path(job.path).read_text())
-    model, output = pinned["model"], pinned["output"]
-    options = ScoringOptions.from_parameters(
+    result = steps.score_shard(store, job.path, plan.path, shard, ScoringOptions.from_parameters(
         keep_columns, with_probabilities=with_probabilities,
-        ignore_unknown_columns=ignore_unknown_columns)
-    with registry_model(store, model) as (model_dir, _):
-        [result] = score_shards(model_dir, shard_plan, output, options, shards=[shard],
-                                workers=1)
+        ignore_unknown_columns=ignore_unknown_columns))
     log.info("shard %d: %d rows in %.1f s -> %s", shard, result.rows, result.seconds,
              result.part)
     return result.to_json()
@@ -137,30 +124,20 @@ def score_shards(
         One JSON result per shard, as ``score-shard`` returns it, in shard order.
     """
     import logging
-    from pathlib import Path
 
-    from kfp_mlops.data.shards import ShardPlan
-    from kfp_mlops.serving.scoring import registry_model
+    from kfp_mlops.serving import steps
     from kfp_mlops.serving.sharded import ScoringOptions
-    from kfp_mlops.serving.sharded import score_shards as score_all
 
     log = logging.getLogger("kfp_mlops.components.serving.score_shards")
-    shard_plan = ShardPlan.from_json(Path(plan.path).read_text())
-    options = ScoringOptions.from_parameters(
-        keep_columns, with_probabilities=with_probabilities,
-        ignore_unknown_columns=ignore_unknown_columns)
-    total = len(shard_plan.shards)
-    done = []
 
-    def progress(result):
-        done.append(result)
+    def progress(result, done, total):
         # One line per shard; the CLI shows these as progress (app/console.py).
-        log.info("shard %d/%d scored: %d rows in %.1f s -> %s", len(done), total,
+        log.info("shard %d/%d scored: %d rows in %.1f s -> %s", done, total,
                  result.rows, result.seconds, result.part)
 
-    with registry_model(store, model) as (model_dir, _):
-        results = score_all(model_dir, shard_plan, output, options, workers=workers,
-                            on_shard=progress)
+    results = steps.score_shards(store, model, plan.path, output, ScoringOptions.from_parameters(
+        keep_columns, with_probabilities=with_probabilities,
+        ignore_unknown_columns=ignore_unknown_columns), workers=workers, on_shard=progress)
     return [r.to_json() for r in results]
 
 
@@ -191,20 +168,12 @@ def collect_predictions(
     Returns:
         The number of rows scored.
     """
-    import json
     import logging
-    from pathlib import Path
 
-    from kfp_mlops.data.shards import ShardPlan
-    from kfp_mlops.serving.sharded import ShardScore
-    from kfp_mlops.serving.sharded import collect_predictions as commit
+    from kfp_mlops.serving import steps
 
     log = logging.getLogger("kfp_mlops.components.serving.collect_predictions")
-    shard_plan = ShardPlan.from_json(Path(plan.path).read_text())
-    result = commit(shard_plan, output, model, [ShardScore.from_json(r) for r in results])
-    Path(manifest.path).write_text(json.dumps({
-        "output": result.output, "rows": result.rows, "shards": result.shards,
-        "model": result.model, "source": result.source, "parts": result.parts}, indent=1))
+    result = steps.collect_predictions(plan.path, output, model, results, manifest.path)
     manifest.metadata.update({"output": result.output, "rows": result.rows,
                               "shards": result.shards, "model": result.model})
     log.info(result.describe())

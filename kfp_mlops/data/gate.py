@@ -48,6 +48,7 @@ def validate_against_store(
     summary_path: str | Path | None = None,
     run_id: str | None = None,
     check_only: bool = False,
+    pending_target: str | None = None,
 ) -> DataGateResult:
     """Validate ``stats`` against the stored schema ``schema_name``; write the reports.
 
@@ -59,11 +60,14 @@ def validate_against_store(
 
     ``check_only`` (monitoring a batch) stores nothing: no schema is inferred, none
     widened; without a stored schema there is nothing to check, the batch passes and
-    ``validation`` is None.
+    ``validation`` is None. ``pending_target`` (the production model's target, which a
+    monitored batch usually lacks) turns that column's missing values into one
+    ``labels_pending`` warning.
     """
     store = open_store(store_uri)
     if check_only:
-        return _check_only(stats, store, schema_name, warn_only, report_path, summary_path)
+        return _check_only(stats, store, schema_name, warn_only, report_path, summary_path,
+                           pending_target)
     widened: dict[str, dict[str, list[float]]] = {}
     try:
         schema = None if update_schema else load_schema(store, schema_name)
@@ -97,6 +101,7 @@ def validate_against_store(
 def _check_only(
     stats: DatasetStatistics, store, schema_name: str, warn_only: bool,
     report_path: str | Path | None, summary_path: str | Path | None,
+    pending_target: str | None,
 ) -> DataGateResult:
     try:
         schema = load_schema(store, schema_name)
@@ -106,20 +111,10 @@ def _check_only(
                               None, False)
     result = validate(stats, schema, ValidationThresholds(warn_only=warn_only))
     # Checking a batch is monitoring it: its labels are usually not in yet.
-    result = labels_pending(result, _production_target(store, schema_name))
+    result = labels_pending(result, pending_target)
     reason = result.reason if result.passed else _blocking_reason(result)
     _write_reports(stats, result, schema_name, report_path, summary_path)
     return DataGateResult(result.passed, reason, result, False, schema_version=schema.version)
-
-
-def _production_target(store, name: str) -> str | None:
-    """The target column of model ``name``'s production version (None: no such version)."""
-    from kfp_mlops.model.registry import Registry, RegistryError
-
-    try:
-        return Registry(store).get(f"{name}@production").metadata.target
-    except RegistryError:
-        return None
 
 
 def _blocking_reason(result: ValidationResult) -> str:

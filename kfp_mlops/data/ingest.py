@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from kfp_mlops.data.content_hash import ContentHasher
-from kfp_mlops.data.logged import is_window_source, labelled_only
+from kfp_mlops.data.log_columns import is_window_source, labelled_only
 from kfp_mlops.data.parquet import ROW_GROUP_ROWS, parquet_writer
 from kfp_mlops.data.placeholders import PlaceholderScan, convert_table
 from kfp_mlops.data.sources import (

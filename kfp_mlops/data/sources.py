@@ -8,6 +8,7 @@ a whole DataFrame; both see the same column types.
 
 from __future__ import annotations
 
+import importlib
 import re
 import tempfile
 from collections.abc import Callable, Iterator
@@ -21,12 +22,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from kfp_mlops.data.bundled import BUNDLED
+from kfp_mlops.data.log_columns import SOURCE_SCHEME
 from kfp_mlops.errors import DataError
 
 if TYPE_CHECKING:  # imported where a frame is built: streaming needs no pandas
     import pandas as pd
 
 T = TypeVar("T")
+
+# Sources that a package above data reads, by scheme: the module and its function
+# ``(source, path)`` that writes the rows as one Parquet file. Named here and imported
+# only when such a source is read (as fsspec names its protocols' implementations): the
+# prediction log's windows are the live loop's (kfp_mlops/live), which asks the model
+# registry for the target column, and data sits below both.
+SCHEME_READERS = {SOURCE_SCHEME: ("kfp_mlops.live.labels", "window_to_parquet")}
 
 
 def bundled_table(name: str) -> pd.DataFrame:
@@ -182,12 +191,11 @@ def local_source(source: str) -> Iterator[LocalSource]:
     if source in BUNDLED:
         yield LocalSource(shown=source, bundled=source)
         return
-    if source.startswith("predictions:"):  # the prediction log's rows of a time window
-        from kfp_mlops.data.labels import window_to_parquet
-
+    reader = scheme_reader(source)
+    if reader is not None:  # e.g. the prediction log's rows of a time window
         with tempfile.TemporaryDirectory(prefix="kfp-mlops-window-") as tmp:
             path = Path(tmp) / "window.parquet"
-            window_to_parquet(source, path)
+            reader(source, path)
             yield LocalSource(shown=source, path=path)
         return
     if source.startswith("s3://"):
@@ -207,6 +215,14 @@ def local_source(source: str) -> Iterator[LocalSource]:
         )
         raise DataError(f"data file {str(path)!r} does not exist{hint}")
     yield LocalSource(shown=source, path=path)
+
+
+def scheme_reader(source: str) -> Callable[[str, Path], object] | None:
+    """The reader of ``source``'s scheme when a package above data reads it, else None."""
+    for scheme, (module, name) in SCHEME_READERS.items():
+        if source.startswith(scheme):
+            return getattr(importlib.import_module(module), name)
+    return None
 
 
 def stream_source(local: LocalSource, consume: Callable[[TableStream], T]) -> T:

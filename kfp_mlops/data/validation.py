@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from kfp_mlops.data.kinds import BOOLEAN, CATEGORICAL_KINDS, INTEGER, NUMERIC, NUMERIC_KINDS
-from kfp_mlops.data.logged import is_log_column
+from kfp_mlops.data.log_columns import is_log_column
 from kfp_mlops.data.schema import ColumnSchema, Schema
 from kfp_mlops.data.stats import ColumnStatistics, DatasetStatistics
 

@@ -29,12 +29,15 @@ def evaluate_champion(store_uri: str, name: str, test_path: str | Path) -> Champ
         return Champion(note=f"no production version of {name!r} yet: first model")
     # Imported here: scikit-learn costs a second of start-up, and a first model has no
     # champion to score.
-    from kfp_mlops.model.steps import evaluate_step
+    from kfp_mlops.data.ingest import read_dataset
+    from kfp_mlops.model.evaluate import evaluate_model
+    from kfp_mlops.model.package import load_model_folder
 
     with tempfile.TemporaryDirectory() as tmp:
         folder, _ = registry.download(production.ref, Path(tmp) / "champion")
         try:
-            evaluation, _ = evaluate_step(folder, test_path)
+            model, metadata = load_model_folder(folder)
+            evaluation = evaluate_model(model, metadata, read_dataset(test_path))
         except Exception as exc:  # schema changed, missing columns: not comparable
             return Champion(
                 version=production.version,

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from kfp_mlops.data.kinds import CATEGORICAL, DATETIME, NUMERIC
-from kfp_mlops.data.logged import is_log_column
+from kfp_mlops.data.log_columns import is_log_column
 
 log = logging.getLogger(__name__)
 

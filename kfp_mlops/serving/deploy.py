@@ -45,8 +45,8 @@ from urllib.parse import urlsplit
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from kfp_mlops.data.logged import VERSION_ANNOTATION
 from kfp_mlops.errors import KfpMlopsError
+from kfp_mlops.live.logged import VERSION_ANNOTATION
 
 GROUP = "serving.kserve.io"
 VERSION = "v1beta1"

@@ -56,6 +56,16 @@ _ROUTES = (
 )
 _REASON_CHARS = 300
 
+
+def model_in_path(path: str) -> str | None:
+    """The model an inference route (V1 ``:predict``, V2 ``/infer``) names; None elsewhere."""
+    for _, pattern in _ROUTES:
+        match = pattern.match(path)
+        if match:
+            return match.group("model")
+    return None
+
+
 log = logging.getLogger("kfp_mlops.serving")
 
 LOG_RECORDS_DROPPED = Counter(
@@ -505,7 +515,7 @@ def start_model_server(
     Blocks; SIGTERM/SIGINT stop it. gRPC is not started: the suite's runtime only
     declares the HTTP port. ``max_body``: see :func:`max_body_bytes`. ``log_to``: a store
     URI that every answered request and its predictions are logged to, as
-    ``model_version`` (:mod:`kfp_mlops.serving.log_capture`).
+    ``model_version`` (:mod:`kfp_mlops.live.log_capture`).
     """
     import kserve
     from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING
@@ -548,11 +558,12 @@ def start_model_server(
             asyncio.run(self._serve())
 
     if log_to:
-        from kfp_mlops.serving.log_capture import install
+        from kfp_mlops.live.log_capture import install
 
         for model in models:  # innermost middleware: it sees what the model answered
             install(app, log_to, model.name, model_version,
-                    list(getattr(model, "features", [])))  # typed: rows as the model read them
+                    list(getattr(model, "features", [])),  # typed: rows as the model read them
+                    model_in_path)
     _install_app_hooks([m.name for m in models], request_metrics, limit)
     server = _HostBoundModelServer(
         http_port=http_port,

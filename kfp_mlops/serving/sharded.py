@@ -18,7 +18,7 @@ version and the source, as the S3A committers' JSON ``_SUCCESS`` does.
 Idempotence: a shard's part has a fixed name and is replaced whole (a rename locally,
 one PUT on S3), so a retried shard replaces its part and never adds rows. Scoring
 starts by removing an earlier ``_SUCCESS`` from the output (:func:`uncommit`, called by
-:func:`score_shards` and :func:`kfp_mlops.serving.scoring.prepare_sharded`),
+:func:`score_shards` and :func:`kfp_mlops.serving.steps.prepare_scoring`),
 and the commit (:func:`collect_predictions`) checks every part's row count against the
 plan and removes parts the plan does not name (a former run's with more shards).
 """

@@ -7,7 +7,9 @@ from datetime import datetime, timedelta, timezone
 import pandas as pd
 import pytest
 
-from kfp_mlops.data.labels import (
+from kfp_mlops.data.log_columns import LOGGED_AT, PREDICTION, ROW_ID
+from kfp_mlops.errors import DataError, KfpMlopsError
+from kfp_mlops.live.labels import (
     KEY,
     LABEL,
     add_labels,
@@ -15,15 +17,8 @@ from kfp_mlops.data.labels import (
     stored_labels,
     window_frame,
 )
-from kfp_mlops.data.logged import (
-    LOGGED_AT,
-    PREDICTION,
-    ROW_ID,
-    parse_window_source,
-    window_source,
-)
-from kfp_mlops.errors import DataError, KfpMlopsError
-from kfp_mlops.serving.prediction_log import (
+from kfp_mlops.live.logged import parse_window_source, window_source
+from kfp_mlops.live.prediction_log import (
     REQUEST_TYPE,
     RESPONSE_TYPE,
     InferenceEvent,

@@ -562,7 +562,7 @@ def test_release_of_a_broken_canary_leaves_the_registry_unchanged(
 def test_logger_and_version_annotation_follow_the_served_version(
     knative, api_client, clock, kserve
 ):
-    from kfp_mlops.serving.prediction_log import VERSION_ANNOTATION
+    from kfp_mlops.live.prediction_log import VERSION_ANNOTATION
 
     sink = "http://kfp-mlops-log-sink"
     deploy(api_client, clock, V1, log_url=sink, model_version="1", kserve=kserve)

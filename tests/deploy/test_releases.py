@@ -18,7 +18,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from kfp_mlops.data.logged import VERSION_ANNOTATION
+from kfp_mlops.live.logged import VERSION_ANNOTATION
 from kfp_mlops.serving.deploy import (
     KSERVE_VERSION_ENV,
     OLDEST_KSERVE,

@@ -1,6 +1,6 @@
 """The prediction log sink as a process, the events KServe's agent sends it, and a registry.
 
-:class:`SinkProcess` runs ``python -m kfp_mlops.serving.log_sink`` on 127.0.0.1 with the
+:class:`SinkProcess` runs ``python -m kfp_mlops.live.log_sink`` on 127.0.0.1 with the
 environment of the test (so ``AWS_ENDPOINT_URL`` can point at the fault proxy).
 :func:`agent_event` builds one inference logger CloudEvent with the CNCF SDK as KServe's
 agent sends it; :func:`raw_post` sends bytes as they are (headers no HTTP client would
@@ -26,10 +26,10 @@ import pyarrow.parquet as pq
 from cloudevents.conversion import to_binary, to_structured
 from cloudevents.http import CloudEvent
 
-from kfp_mlops.data.logged import VERSION_ANNOTATION
+from kfp_mlops.live.logged import VERSION_ANNOTATION
+from kfp_mlops.live.prediction_log import REQUEST_TYPE, RESPONSE_TYPE
 from kfp_mlops.model.package import Feature, ModelMetadata, write_model_folder
 from kfp_mlops.model.registry import Registry
-from kfp_mlops.serving.prediction_log import REQUEST_TYPE, RESPONSE_TYPE
 from kfp_mlops.serving.process import free_port
 from kfp_mlops.storage import Store
 
@@ -111,12 +111,12 @@ def raw_post(port: int, head: bytes, body: bytes = b"", timeout: float = 10.0) -
 
 
 class SinkProcess:
-    """``python -m kfp_mlops.serving.log_sink`` as its own process on 127.0.0.1."""
+    """``python -m kfp_mlops.live.log_sink`` as its own process on 127.0.0.1."""
 
     def __init__(self, store: str, spool: Path, *extra: str, replica: str = "sink-0"):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.args = [sys.executable, "-m", "kfp_mlops.serving.log_sink", "--store", store,
+        self.args = [sys.executable, "-m", "kfp_mlops.live.log_sink", "--store", store,
                      "--spool-dir", str(spool), "--host", "127.0.0.1", "--port",
                      str(self.port), "--replica-id", replica, *extra]
         self.log = spool.parent / f"sink-{replica}-{self.port}.log"

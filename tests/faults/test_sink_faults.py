@@ -28,8 +28,8 @@ import pytest
 
 from bench.faultkit.harness import faulty_s3
 from bench.faultkit.proxy import Fault
+from kfp_mlops.live.prediction_log import REQUEST_TYPE
 from kfp_mlops.model.registry import Registry  # noqa: F401 - the store layout under test
-from kfp_mlops.serving.prediction_log import REQUEST_TYPE
 from kfp_mlops.storage import open_store
 from tests.faults.sinks import (
     MODEL,

@@ -24,9 +24,9 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import pytest
 
-from kfp_mlops.data.labels import window_to_parquet
-from kfp_mlops.data.logged import window_source
-from kfp_mlops.serving.prediction_log import REQUEST_TYPE, RESPONSE_TYPE
+from kfp_mlops.live.labels import window_to_parquet
+from kfp_mlops.live.logged import window_source
+from kfp_mlops.live.prediction_log import REQUEST_TYPE, RESPONSE_TYPE
 from kfp_mlops.storage import LocalStore
 from tests.faults.sinks import (
     MODEL,

@@ -17,9 +17,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from kfp_mlops.data.labels import window_to_parquet
-from kfp_mlops.data.logged import window_source
-from kfp_mlops.serving.prediction_log import REQUEST_TYPE, RESPONSE_TYPE
+from kfp_mlops.live.labels import window_to_parquet
+from kfp_mlops.live.logged import window_source
+from kfp_mlops.live.prediction_log import REQUEST_TYPE, RESPONSE_TYPE
 from kfp_mlops.storage import LocalStore
 from tests.faults.sinks import (
     MODEL,
@@ -185,7 +185,7 @@ def test_a_flood_of_idle_connections_is_bounded(tmp_path):
     """Connections that never send a request hold a thread each: past the cap, 503."""
     import socket
 
-    from kfp_mlops.serving.log_sink import MAX_CONNECTIONS
+    from kfp_mlops.live.log_sink import MAX_CONNECTIONS
 
     store_dir = tmp_path / "store"
     publish_contract_model(LocalStore(store_dir), tmp_path)

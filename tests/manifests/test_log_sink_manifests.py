@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from kfp_mlops.serving.log_sink import parse_args
+from kfp_mlops.live.log_sink import parse_args
 from tests.k8s_schemas import validate_standard_object
 from tests.manifests import kustomize_lite
 

@@ -245,8 +245,8 @@ def test_kubectl_kustomize_output_is_valid_and_matches_kustomize_lite(overlay):
 
 
 def test_inference_service_logs_to_the_sink_in_its_namespace():
-    from kfp_mlops.serving.log_sink import parse_args
-    from kfp_mlops.serving.prediction_log import VERSION_ANNOTATION
+    from kfp_mlops.live.log_sink import parse_args
+    from kfp_mlops.live.prediction_log import VERSION_ANNOTATION
 
     for objects in _builds(MANIFESTS / "overlays" / "standard"):
         by_key = _by_key(objects)
@@ -265,7 +265,7 @@ def test_inference_service_logs_to_the_sink_in_its_namespace():
         pod = sink["spec"]["template"]["spec"]
         assert sink["spec"]["replicas"] >= 2  # tests/manifests/test_log_sink_manifests.py
         container = pod["containers"][0]
-        assert container["command"] == ["python", "-m", "kfp_mlops.serving.log_sink"]
+        assert container["command"] == ["python", "-m", "kfp_mlops.live.log_sink"]
         args = parse_args(container["args"])  # the module takes exactly these flags
         assert args.port == container["ports"][0]["containerPort"]
         mounts = {m["mountPath"] for m in container["volumeMounts"]}

@@ -15,7 +15,7 @@ from kfp_mlops.data.sources import bundled_table
 from kfp_mlops.model.calendar import CalendarFeatures
 from kfp_mlops.model.package import load_model_folder
 from kfp_mlops.model.settings import TrainingSettings
-from kfp_mlops.model.steps import train_step
+from kfp_mlops.model.steps import train
 from kfp_mlops.serving.batch import BatchInputError, score_parquet
 
 
@@ -52,7 +52,7 @@ def dated_model(tmp_path_factory):
     frame = _dated(root / "cancer.csv")
     ingest_to_parquet(str(root / "cancer.csv"), root / "data.parquet")
     settings = TrainingSettings(target="target", task="classification")
-    metadata = train_step(root / "data.parquet", root / "model", settings)
+    metadata = train(root / "data.parquet", root / "model", settings)
     return root, frame, metadata
 
 

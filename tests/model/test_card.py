@@ -16,7 +16,7 @@ from kfp_mlops.model.card import card_step, render_model_card
 from kfp_mlops.model.evaluate import evaluate_model
 from kfp_mlops.model.package import write_model_folder
 from kfp_mlops.model.settings import TrainingSettings
-from kfp_mlops.model.steps import evaluate_step
+from kfp_mlops.model.steps import evaluate
 from kfp_mlops.model.train import train_model
 
 FIGURE = "<figure><svg class='plot'"  # one inline SVG chart per figure
@@ -215,7 +215,7 @@ def test_importance_agrees_with_scikit_learn(binary):
 def write_evaluation(folder, test, tmp_path, **replace):
     test_path = tmp_path / "test.parquet"
     test.to_parquet(test_path)
-    evaluation, _ = evaluate_step(folder, test_path, explain=True)
+    evaluation, _ = evaluate(folder, test_path, explain=True)
     path = tmp_path / "evaluation.json"
     path.write_text(json.dumps({**evaluation.to_dict(), **replace}))
     return path

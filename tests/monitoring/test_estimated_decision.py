@@ -1,6 +1,6 @@
 """Decisions on estimated quality, labels pending, the log's own columns, the report order.
 
-Pure functions of tables and statistics (kfp_mlops/monitor.py, data/validation.py): a
+Pure functions of tables and statistics (kfp_mlops/monitoring/, data/validation.py): a
 model trained on generated loans, the estimate from its stored calibration.
 """
 
@@ -9,21 +9,20 @@ from __future__ import annotations
 import pytest
 
 from kfp_mlops.data.generator import make_batch
-from kfp_mlops.data.logged import LOG_COLUMNS
+from kfp_mlops.data.log_columns import LOG_COLUMNS
 from kfp_mlops.data.schema import infer_schema
 from kfp_mlops.data.stats import compute_statistics_from_frame
 from kfp_mlops.data.validation import LABELS_PENDING, labels_pending, validate
 from kfp_mlops.model.estimate import estimate_performance, fit_estimator
 from kfp_mlops.model.settings import TrainingSettings
 from kfp_mlops.model.train import train_model
-from kfp_mlops.monitor import (
+from kfp_mlops.monitoring.decision import (
     ModelQuality,
     ReferenceDrift,
     decide,
     drift_against_reference,
-    report_html,
-    summary_markdown,
 )
+from kfp_mlops.monitoring.report import report_html, summary_markdown
 
 
 @pytest.fixture(scope="module")

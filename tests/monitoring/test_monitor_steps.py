@@ -19,16 +19,15 @@ from kfp_mlops.data.validation import ValidationResult, ValidationThresholds, va
 from kfp_mlops.errors import DataError
 from kfp_mlops.model.settings import TrainingSettings
 from kfp_mlops.model.train import train_model
-from kfp_mlops.monitor import (
+from kfp_mlops.monitoring.decision import (
     ReferenceDrift,
     decide,
     drift_against_reference,
     labelled_rows,
     no_production,
     performance,
-    report_html,
-    summary_markdown,
 )
+from kfp_mlops.monitoring.report import report_html, summary_markdown
 from kfp_mlops.pipelines.compile import compile_pipelines
 from kfp_mlops.pipelines.local import TaskResult
 from kfp_mlops.pipelines.monitoring import MONITORING_TASKS, training_view

@@ -13,7 +13,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 
 from kfp_mlops.model.estimate import CBPE, Estimate
-from kfp_mlops.monitor import MonitorResult, push_drift_gauges
+from kfp_mlops.monitoring.decision import MonitorResult
+from kfp_mlops.monitoring.gauges import push_drift_gauges
 from tests.monitoring.test_monitoring import DRIFT_GAUGES
 
 

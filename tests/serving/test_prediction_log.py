@@ -26,11 +26,8 @@ import pytest
 from cloudevents.conversion import to_binary, to_structured
 from cloudevents.http import CloudEvent
 
-from kfp_mlops.data.logged import LOGGED_AT, PREDICTION, REQUEST_ID, ROW_ID
-from kfp_mlops.model.package import read_metadata
-from kfp_mlops.model.registry import Registry
-from kfp_mlops.serving.payloads import encode_v1, encode_v2
-from kfp_mlops.serving.prediction_log import (
+from kfp_mlops.data.log_columns import LOGGED_AT, PREDICTION, REQUEST_ID, ROW_ID
+from kfp_mlops.live.prediction_log import (
     REQUEST_TYPE,
     RESPONSE_TYPE,
     VERSION_ANNOTATION,
@@ -39,6 +36,9 @@ from kfp_mlops.serving.prediction_log import (
     PredictionLog,
     parse_cloudevent,
 )
+from kfp_mlops.model.package import read_metadata
+from kfp_mlops.model.registry import Registry
+from kfp_mlops.serving.payloads import encode_v1, encode_v2
 from kfp_mlops.serving.process import free_port, running_server
 from kfp_mlops.storage import LocalStore
 
@@ -82,12 +82,12 @@ def post_until_accepted(url: str, headers: dict, body: bytes, deadline_s: float 
 
 
 class Sink:
-    """``python -m kfp_mlops.serving.log_sink`` as its own process on 127.0.0.1."""
+    """``python -m kfp_mlops.live.log_sink`` as its own process on 127.0.0.1."""
 
     def __init__(self, store: Path, spool: Path, *extra: str):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.args = [sys.executable, "-m", "kfp_mlops.serving.log_sink", "--store", str(store),
+        self.args = [sys.executable, "-m", "kfp_mlops.live.log_sink", "--store", str(store),
                      "--spool-dir", str(spool), "--host", "127.0.0.1", "--port",
                      str(self.port), *extra]
         self.log = spool.parent / f"sink-{self.port}.log"

@@ -14,9 +14,8 @@ from datetime import datetime, timedelta, timezone
 import pyarrow.parquet as pq
 import pytest
 
-from kfp_mlops.data.logged import LogContract
-from kfp_mlops.model.package import Feature
-from kfp_mlops.serving.prediction_log import (
+from kfp_mlops.live.logged import LogContract
+from kfp_mlops.live.prediction_log import (
     EVENT_OVERHEAD,
     REQUEST_TYPE,
     RESPONSE_TYPE,
@@ -28,6 +27,7 @@ from kfp_mlops.serving.prediction_log import (
     check_body,
     json_depth,
 )
+from kfp_mlops.model.package import Feature
 from kfp_mlops.storage import LocalStore
 
 T0 = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(hours=1)
@@ -184,8 +184,8 @@ def test_a_window_with_rows_logged_before_types_were_checked_still_reads(tmp_pat
     """A part file an older sink wrote with text in a numeric feature: left out, not fatal."""
     import pyarrow as pa
 
-    from kfp_mlops.data.labels import window_to_parquet
-    from kfp_mlops.data.logged import window_source
+    from kfp_mlops.live.labels import window_to_parquet
+    from kfp_mlops.live.logged import window_source
     from tests.faults.sinks import MODEL, publish_contract_model
 
     store = LocalStore(tmp_path / "store")

@@ -5,13 +5,14 @@ What production served is kept as Parquet files, one per flushed micro-batch::
     predictions/<model>/<version>/date=YYYY-MM-DD/part-<digest>.parquet
 
 A row is one input row of one inference request: the model's features as the client
-sent them, the prediction, and the columns below (all start with ``_``; training never
-uses them as features, :func:`is_log_column`). ``date=`` is the UTC day of the request
-(its CloudEvent ``time``), so a redelivered event always lands in the same partition.
+sent them, the prediction, and the log's own columns (all start with ``_``; they are
+defined in :mod:`kfp_mlops.data.log_columns`, so training knows never to use them as
+features). ``date=`` is the UTC day of the request (its CloudEvent ``time``), so a
+redelivered event always lands in the same partition.
 
 A window source, ``predictions:NAME?since=...&until=...`` (or ``window=7d``, relative to
 the moment it is read), names the rows logged for model NAME in that time; ingest
-resolves it (:func:`kfp_mlops.data.labels.window_to_parquet`) into one Parquet file with
+resolves it (:func:`kfp_mlops.live.labels.window_to_parquet`) into one Parquet file with
 the late labels joined, so every pipeline that reads a file reads the logs too.
 """
 
@@ -28,6 +29,9 @@ from urllib.parse import parse_qs, quote, urlencode
 import pyarrow as pa
 
 from kfp_mlops.data.kinds import BOOLEAN, NUMERIC, dtype_family
+from kfp_mlops.data.log_columns import (
+    SOURCE_SCHEME,
+)
 from kfp_mlops.errors import DataError
 
 PREDICTIONS_PREFIX = "predictions"
@@ -35,17 +39,7 @@ PREDICTIONS_PREFIX = "predictions"
 # model name starts with a letter or digit, so no model's folder is named like these.
 DEAD_LETTERS_PREFIX = f"{PREDICTIONS_PREFIX}/_dead-letters"
 CLAIMS_PREFIX = f"{PREDICTIONS_PREFIX}/_claims"
-SOURCE_SCHEME = "predictions:"
 
-REQUEST_ID = "_request_id"  # the CloudEvent id KServe's agent gives request and response
-ROW = "_row"  # the row's index within its request
-ROW_ID = "_row_id"  # the labels' default key: the request id, "<id>/<row>" in a batch
-LOGGED_AT = "_logged_at"  # the request's time (UTC), from the CloudEvent "time"
-MODEL_VERSION = "_model_version"
-ENDPOINT = "_endpoint"  # KServe's endpoint extension: default or canary
-PREDICTION = "_prediction"  # null when no response was logged for the request
-LOG_COLUMNS = (REQUEST_ID, ROW, ROW_ID, LOGGED_AT, MODEL_VERSION, ENDPOINT, PREDICTION)
-LABELLED_AT = "_labelled_at"
 # The InferenceService annotation naming the served registry version; the logger spec
 # lists it in metadataAnnotations so KServe's agent copies it into every event.
 VERSION_ANNOTATION = "serving.kfp-mlops.io/model-version"
@@ -53,11 +47,6 @@ VERSION_ANNOTATION = "serving.kfp-mlops.io/model-version"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def is_log_column(name: str) -> bool:
-    """Whether ``name`` is a column the prediction log adds (never a feature)."""
-    return name in LOG_COLUMNS or name == LABELLED_AT
 
 
 def check_name(value: str, what: str) -> str:
@@ -313,11 +302,6 @@ def window_source(
     return f"{SOURCE_SCHEME}{quote(model)}?{urlencode(query)}"
 
 
-def is_window_source(source: str) -> bool:
-    """Whether ``source`` names prediction log rows rather than a file."""
-    return str(source).startswith(SOURCE_SCHEME)
-
-
 def parse_window_source(source: str, now: datetime | None = None) -> LogWindow:
     """The :class:`LogWindow` a ``predictions:`` source names (relative windows end now)."""
     body = source[len(SOURCE_SCHEME):]
@@ -346,9 +330,3 @@ def parse_window_source(source: str, now: datetime | None = None) -> LogWindow:
     return LogWindow(model, since, until, params.get("store") or None,
                      check_name(version, "model version") if version else None,
                      labelled_only="labelled" in params)
-
-
-def labelled_only(source: str) -> str:
-    """``source`` restricted to its labelled rows (what a published version holds)."""
-    return source if "labelled=" in source else f"{source}&labelled=only"
-

@@ -8,7 +8,7 @@ whole, so adding the same file twice stores it once. ``id`` is the logged row's
 ``<id>/<row>`` for a row of a batch request. When a row gets several labels, the
 latest added wins.
 
-:func:`window_to_parquet` resolves a ``predictions:`` source (:mod:`kfp_mlops.data.logged`):
+:func:`window_to_parquet` resolves a ``predictions:`` source (:mod:`kfp_mlops.live.logged`):
 the window's rows from every logged version, the labels joined into the model's target
 column (null where no label came yet), as one Parquet file that ingest versions and the
 monitoring steps read like any batch.
@@ -28,18 +28,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from kfp_mlops.data.logged import (
-    LABELLED_AT,
-    LOGGED_AT,
-    PREDICTIONS_PREFIX,
-    REQUEST_ID,
-    ROW,
-    ROW_ID,
-    LogWindow,
-    check_name,
-    parse_window_source,
-)
+from kfp_mlops.data.log_columns import LABELLED_AT, LOGGED_AT, REQUEST_ID, ROW, ROW_ID
 from kfp_mlops.errors import DataError
+from kfp_mlops.live.logged import PREDICTIONS_PREFIX, LogWindow, check_name, parse_window_source
 from kfp_mlops.storage import Store, open_store
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Monitoring: a current batch against the production model's reference dataset version.
+"""Monitoring's decision: a current batch against the production model's reference data.
 
 Data quality (the stored schema), drift (per feature and dataset-level), and model
 quality: estimated on every row without labels (CBPE for classifiers, DLE for
@@ -10,34 +10,26 @@ A batch without its target is the normal case (labels pending), not a failure. O
 labels arrive (at least half the rows, and 30) the realized metric replaces the
 estimate in the decision; the report shows both.
 
-The logic is pure functions of tables, statistics and model objects
-(:func:`drift_against_reference`, :func:`performance`, :func:`decide`,
-:func:`report_html`, :func:`summary_markdown`); reading the store, downloading the model
-and writing files sit in the thin edge functions below them, which the pipeline's
-``detect-drift`` and ``monitor`` tasks call.
+The logic here is pure functions of tables, statistics and model objects
+(:func:`drift_against_reference`, :func:`performance`, :func:`decide`); the report that
+shows it is :mod:`kfp_mlops.monitoring.report`, and reading the store, downloading the
+model and writing files sit in the thin edges of :mod:`kfp_mlops.monitoring.steps`,
+which the pipeline's ``detect-drift`` and ``monitor`` tasks call.
 """
 
 from __future__ import annotations
 
 import json
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kfp_mlops.data.drift import DriftResult, DriftThresholds, detect_drift, drift_from_scans
-from kfp_mlops.data.gate import validate_against_store
-from kfp_mlops.data.report import html_report, markdown_summary
-from kfp_mlops.data.sources import load_table, read_parquet
-from kfp_mlops.data.stats import DatasetStatistics, Scan, compute_statistics_from_frame, scan_any
+from kfp_mlops.data.stats import Scan, scan_any
 from kfp_mlops.data.validation import ValidationResult, labels_pending
-from kfp_mlops.data.versions import download_dataset
 from kfp_mlops.errors import DataError
 from kfp_mlops.model.estimate import LOWER_IS_BETTER, PRIMARY, Estimate, drop
 from kfp_mlops.model.evaluate import evaluate_model
-from kfp_mlops.model.package import ModelMetadata, load_model_folder
-from kfp_mlops.model.registry import Registry, RegistryError
-from kfp_mlops.storage import open_store
+from kfp_mlops.model.package import ModelMetadata
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -219,13 +211,13 @@ def prediction_drift(
 ) -> dict[str, Any] | None:
     """Drift of the logged predictions from the training data's labels (None: nothing to test).
 
-    The batch is a prediction log window (:mod:`kfp_mlops.data.logged`): its
+    The batch is a prediction log window (:mod:`kfp_mlops.live.logged`): its
     ``_prediction`` column holds what production answered. A model answering with another
     class mix (or value range) than it was trained on is the first sign of trouble, days
     before any label arrives. Only the rows ``version`` answered are compared (the
     reference is that version's training data); None when it answered none.
     """
-    from kfp_mlops.data.logged import MODEL_VERSION, PREDICTION
+    from kfp_mlops.data.log_columns import MODEL_VERSION, PREDICTION
 
     if PREDICTION not in current.columns or target not in reference.columns:
         return None
@@ -386,298 +378,3 @@ def _quality_reason(model: ModelQuality, primary: str, source: str | None,
             line += f" ({'at or above' if dropped_by >= threshold else 'below'} the " \
                     f"threshold {threshold:g})"
     return line
-
-
-def report_html(
-    stats: DatasetStatistics, reference: ReferenceDrift, quality: ValidationResult | None,
-    result: MonitorResult | None = None,
-) -> str:
-    """The monitoring report, in the order a reader needs it.
-
-    First the decision and why, then the model's quality (estimated on every row,
-    realized on the labelled ones, beside the version's test score), then the charts of
-    the drifted columns; the tables (drift, validation, statistics) and every column's
-    chart after. On a prediction log window the title and sections name the window's
-    rows and how many carry a label, and say whether the predictions drifted.
-    """
-    what, current = "batch", "this batch"
-    if reference.logged_rows is not None:
-        labelled = result.labelled_rows if result is not None else 0
-        what = "prediction log"
-        current = f"the prediction log: {reference.logged_rows} rows, {labelled} labelled"
-        if reference.prediction_drift is not None:
-            found = reference.prediction_drift
-            current += (f"; predictions {'drifted' if found['drifted'] else 'did not drift'}"
-                        f" from the training labels ({found['test']} {found['score']:.3f})")
-    drifted = [] if reference.drift is None else [
-        f.column for f in reference.drift.columns if f.drifted]
-    return html_report(
-        stats, drift=reference.drift, validation=quality,
-        title=f"Monitoring {reference.model_name}: {what} vs dataset "
-              f"{reference.reference_version}",
-        reference_name=f"dataset {reference.reference_version}", current_name=current,
-        lead_html=_lead_html(result) if result is not None else "",
-        charts_first=drifted,
-    )
-
-
-def _lead_html(result: MonitorResult) -> str:
-    """The decision, its reasons, and the model-quality table (the report's opening)."""
-    from html import escape
-
-    verdict = "fail" if result.retrain else "pass"
-    reasons = "".join(f"<li>{escape(part)}</li>" for part in result.reason.split("; "))
-    parts = [f"<h2>Decision</h2><p class='{verdict}'>{escape(result.headline)}</p>"
-             f"<ul>{reasons}</ul>"]
-    estimate = result.estimated
-    names = list(dict.fromkeys([*(estimate.metrics if estimate else {}),
-                                *result.performance]))
-    if result.primary_metric is None and not names:
-        return "".join(parts)
-    rows = []
-    for name in names:
-        est = ""
-        if estimate is not None and name in estimate.metrics:
-            est = f"{estimate.metrics[name]:.4f} &plusmn; {estimate.band.get(name, 0):.4f}"
-        real = f"{result.performance[name]:.4f}" if name in result.performance else \
-            "labels pending"
-        ref = f"{result.reference_metrics[name]:.4f}" if name in result.reference_metrics \
-            else ""
-        mark = " <b>(decides)</b>" if name == result.primary_metric and \
-            result.quality_source else ""
-        rows.append(f"<tr><td>{escape(name)}{mark}</td><td class='num'>{est}</td>"
-                    f"<td class='num'>{real}</td><td class='num'>{ref}</td></tr>")
-    rows_note = (f"Estimated on all {result.rows} rows of the batch, without labels; realized "
-                 f"on the {result.labelled_rows} rows that carry a label.")
-    how = estimate.note if estimate is not None else ""
-    source = {"realized": "The realized metric decides: labels cover the batch.",
-              "estimated": "The estimate decides until labels cover the batch (at least "
-                           f"{REALIZED_MIN_ROWS} rows and {REALIZED_MIN_SHARE:.0%})."}.get(
-        result.quality_source or "", "")
-    parts.append(
-        "<h2>Model quality</h2>"
-        f"<p>{escape(rows_note)} {escape(source)} The band is a 95% interval of the "
-        "value the labels will give, from the batch's size.</p>"
-        + (f"<p class='note'>{escape(how)}</p>" if how else "")
-        + "<table><tr><th>metric</th><th>estimated (95% band)</th><th>realized</th>"
-        f"<th>version {result.model_version or '?'} on its test rows</th></tr>"
-        + "".join(rows) + "</table>")
-    return "".join(parts)
-
-
-def summary_markdown(
-    stats: DatasetStatistics, reference: ReferenceDrift, quality: ValidationResult | None,
-    result: MonitorResult, rows: int,
-) -> str:
-    """The monitoring summary in Markdown: the decision, model quality, then the data."""
-    head = f"**{result.headline}**\n\n" if result.model_ref else ""
-    line = result.quality_line()
-    if line:
-        head += f"**Model quality**: {line}.\n\n"
-    text = head + markdown_summary(stats, validation=quality, drift=reference.drift)
-    if result.performance:
-        text += "\n\n**Performance on labelled rows** ({} of {}): {}\n".format(
-            result.labelled_rows, rows,
-            ", ".join(f"{k} {v:.4f}" for k, v in result.performance.items()),
-        )
-    estimate = result.estimated
-    if estimate is not None and estimate.metrics:
-        text += "\n\n**Estimated performance** (all {} rows, no labels; 95% band): {}\n".format(
-            estimate.rows, ", ".join(f"{k} {v:.4f} +/- {estimate.band.get(k, 0):.4f}"
-                                     for k, v in estimate.metrics.items()))
-    elif estimate is not None:
-        text += f"\n\n**Estimated performance**: none ({estimate.note}).\n"
-    if result.logged_rows is not None:
-        text += (f"\n\n**Prediction log**: {result.logged_rows} rows served, "
-                 f"{result.labelled_rows} of them labelled so far.\n")
-    if result.prediction_drift is not None:
-        found = result.prediction_drift
-        text += (f"\n**Prediction drift** (logged predictions vs training labels): "
-                 f"{'drifted' if found['drifted'] else 'no drift'}, {found['test']} "
-                 f"{found['score']:.4f} (threshold {found['threshold']:g}).\n")
-    return text
-
-
-# ---------------------------------------------------------------- edges (I/O)
-
-
-def load_batch(source: str) -> pd.DataFrame:
-    """The monitoring batch, whole (refused when empty)."""
-    current = load_table(source)
-    if current.empty:
-        raise DataError(f"the monitoring batch {source!r} has no rows")
-    return current
-
-
-def reference_drift(
-    store_uri: str, model_name: str, current: pd.DataFrame | Scan, *, drift_share: float = 0.5
-) -> ReferenceDrift:
-    """Drift of ``current`` from the dataset version ``model_name@production`` was trained on."""
-    store = open_store(store_uri)
-    try:
-        production = Registry(store).get(f"{model_name}@production")
-    except RegistryError:
-        return ReferenceDrift(model_name)
-    metadata = production.metadata
-    if not metadata.dataset_version:
-        raise DataError(
-            f"{production.ref} records no dataset version, so there is no reference to "
-            "compare with; retrain it with this version of kfp-mlops"
-        )
-    with tempfile.TemporaryDirectory() as tmp:
-        reference = read_parquet(
-            download_dataset(store, metadata.dataset_version, Path(tmp) / "reference.parquet")
-        )
-    drift = drift_against_reference(reference, current, metadata, drift_share)
-    from kfp_mlops.data.logged import PREDICTION
-
-    logged = predicted = None
-    if not isinstance(current, Scan) and PREDICTION in current.columns:  # a log window
-        logged = len(current)
-        predicted = prediction_drift(reference, current, metadata.target, drift_share,
-                                     metadata.version)
-    return ReferenceDrift(model_name, production.ref, metadata.dataset_version,
-                          metadata.target, drift, logged, predicted)
-
-
-def write_reference_drift(
-    store_uri: str, model_name: str, current: pd.DataFrame | Scan, path: str | Path, *,
-    drift_share: float = 0.5,
-) -> tuple[ReferenceDrift, bool, str]:
-    """What the ``detect-drift`` steps do: the drift, written as JSON to ``path``.
-
-    Returns it with the dataset-drift decision and its reason.
-    """
-    found = reference_drift(store_uri, model_name, current, drift_share=drift_share)
-    Path(path).write_text(found.to_json())
-    drifted = found.drift is not None and found.drift.dataset_drift
-    reason = found.drift.reason if found.drift else no_production(model_name).reason
-    return found, drifted, reason
-
-
-def quality_against_store(
-    store_uri: str, model_name: str, stats: DatasetStatistics
-) -> ValidationResult | None:
-    """The batch checked against the stored schema; None when no schema is stored."""
-    checked = validate_against_store(stats, store_uri, model_name, check_only=True)
-    return checked.validation
-
-
-def model_quality(
-    store_uri: str, reference: ReferenceDrift, current: pd.DataFrame
-) -> ModelQuality:
-    """The reference model version's quality on the batch: estimated, and realized.
-
-    The version is downloaded (and its sha256 checked); its stored performance
-    estimator estimates the metrics on every row (labels not needed), and the rows that
-    carry a label give the realized metrics.
-    """
-    from kfp_mlops.model.estimate import estimate_performance
-
-    if reference.model_ref is None:
-        return ModelQuality()
-    labelled = labelled_rows(current, reference.target)
-    with tempfile.TemporaryDirectory() as tmp:
-        folder, metadata = Registry(open_store(store_uri)).download(
-            reference.model_ref, Path(tmp) / "model")
-        model = load_model_folder(folder)[0] if len(current) else None
-    count = 0 if labelled is None else len(labelled)
-    return ModelQuality(
-        labelled=count, realized=performance(model, metadata, labelled),
-        estimate=estimate_performance(model, metadata, current) if model is not None
-        else None,
-        reference=dict(metadata.metrics), version=metadata.version, task=metadata.task,
-        rows=len(current))
-
-
-def model_performance(
-    store_uri: str, reference: ReferenceDrift, current: pd.DataFrame
-) -> tuple[int, dict[str, float]]:
-    """(labelled rows, metrics) on the batch's labelled rows (see :func:`model_quality`)."""
-    found = model_quality(store_uri, reference, current)
-    return found.labelled, found.realized
-
-
-def write_reports(
-    stats: DatasetStatistics, reference: ReferenceDrift, quality: ValidationResult | None,
-    result: MonitorResult, rows: int, report_path: str | Path | None,
-    summary_path: str | Path | None,
-) -> None:
-    """Write the HTML report and the Markdown summary (nothing without a reference)."""
-    if reference.drift is None:
-        return
-    quality = labels_pending(quality, reference.target)
-    if report_path:
-        Path(report_path).write_text(report_html(stats, reference, quality, result))
-    if summary_path:
-        Path(summary_path).write_text(summary_markdown(stats, reference, quality, result, rows))
-
-
-def monitor_batch(
-    store_uri: str,
-    model_name: str,
-    current_source: str,
-    *,
-    drift_share: float = 0.5,
-    force: bool = False,
-    estimated_drop: float | None = None,
-    report_path: str | Path | None = None,
-    summary_path: str | Path | None = None,
-) -> MonitorResult:
-    """Compare ``current_source`` with the data ``model_name@production`` was trained on.
-
-    The monitoring pipeline runs the same steps as separate tasks (ingest,
-    compute-statistics, validate-data, detect-drift, monitor); this is them in one call.
-    """
-    current = load_batch(current_source)
-    reference = reference_drift(store_uri, model_name, current, drift_share=drift_share)
-    if reference.drift is None:
-        return no_production(model_name)
-    stats = compute_statistics_from_frame(current)
-    quality = quality_against_store(store_uri, model_name, stats)
-    model = model_quality(store_uri, reference, current)
-    result = decide(reference, quality, model=model, force=force, estimated_drop=estimated_drop)
-    write_reports(stats, reference, quality, result, len(current), report_path, summary_path)
-    return result
-
-
-def push_drift_gauges(gateway: str, model_name: str, result: MonitorResult) -> None:
-    """Publish the drift and model-quality gauges the alert rules read to a Pushgateway.
-
-    Model quality: ``kfp_mlops_estimated_performance`` and its 95% half-width
-    ``kfp_mlops_estimated_performance_band`` per metric, ``kfp_mlops_realized_performance``
-    on the labelled rows, and ``kfp_mlops_performance_drop`` (the primary metric's drop
-    from the version's test score; label ``source`` says estimated or realized).
-    """
-    from prometheus_client import CollectorRegistry, Gauge, push_to_gateway
-
-    registry = CollectorRegistry()
-    Gauge("kfp_mlops_drift_share", "Share of drifted features in the last monitored batch",
-          ["model"], registry=registry).labels(model_name).set(result.drift_share)
-    Gauge("kfp_mlops_dataset_drift", "1 when the last monitored batch drifted",
-          ["model"], registry=registry).labels(model_name).set(float(result.dataset_drift))
-    estimate = result.estimated
-    if estimate is not None and estimate.metrics:
-        value = Gauge("kfp_mlops_estimated_performance", "Performance of the production "
-                      "version estimated without labels (CBPE or DLE), last batch",
-                      ["model", "metric"], registry=registry)
-        band = Gauge("kfp_mlops_estimated_performance_band", "Half-width of the 95% band "
-                     "of kfp_mlops_estimated_performance", ["model", "metric"],
-                     registry=registry)
-        for name, figure in estimate.metrics.items():
-            value.labels(model_name, name).set(figure)
-            band.labels(model_name, name).set(estimate.band.get(name, 0.0))
-    if result.performance:
-        realized = Gauge("kfp_mlops_realized_performance", "Performance of the production "
-                         "version on the last batch's labelled rows", ["model", "metric"],
-                         registry=registry)
-        for name, figure in result.performance.items():
-            realized.labels(model_name, name).set(figure)
-    if result.quality_drop is not None and result.primary_metric is not None:
-        Gauge("kfp_mlops_performance_drop", "How much worse the production version does "
-              "on the last batch than on its test rows (estimated, or realized once "
-              "labelled; an error metric's rise is relative)",
-              ["model", "metric", "source"], registry=registry).labels(
-            model_name, result.primary_metric, result.quality_source or "estimated",
-        ).set(result.quality_drop)
-    push_to_gateway(gateway, job="kfp-mlops-monitoring", registry=registry)

@@ -1,7 +1,7 @@
 """``kfp-mlops serve --log-to STORE``: the ModelServer logs what it served, without a sink.
 
 On a cluster KServe's agent sidecar copies each request and response to the logger URL
-as CloudEvents (:mod:`kfp_mlops.serving.prediction_log`). Locally there is no agent, so
+as CloudEvents (:mod:`kfp_mlops.live.prediction_log`). Locally there is no agent, so
 this ASGI middleware does its job in-process: for every inference request answered 200
 it builds the same two events the agent would (same id for both: the request's
 ``Ce-Id`` header, else a new UUID; ``time`` when the request came and when the answer
@@ -27,10 +27,11 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from kfp_mlops.serving.prediction_log import (
+from kfp_mlops.live.prediction_log import (
     REQUEST_TYPE,
     RESPONSE_TYPE,
     Flusher,
@@ -42,30 +43,22 @@ from kfp_mlops.serving.prediction_log import (
 log = logging.getLogger("kfp_mlops.serving")
 
 
-def _route_model(path: str) -> str | None:
-    from kfp_mlops.serving.server import _ROUTES
-
-    for _, pattern in _ROUTES:
-        match = pattern.match(path)
-        if match:
-            return match.group("model")
-    return None
-
-
 class PredictionLogMiddleware:
     """Copy each answered inference request and its response into a prediction log."""
 
     def __init__(self, app: Any, prediction_log: PredictionLog | CloudEventSender,
-                 model_version: str | None,
+                 model_version: str | None, model_in_path: Callable[[str], str | None],
                  source: str | None = None):
         self.app = app
         self.log = prediction_log
+        self.model_in_path = model_in_path
         self.model_version = model_version
         self.source = source or socket.gethostname()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Handle one ASGI event, recording inference routes."""
-        model = _route_model(scope.get("path", "")) if scope.get("type") == "http" else None
+        model = self.model_in_path(scope.get("path", "")) if scope.get("type") == "http" \
+            else None
         if model is None or scope.get("method") != "POST":
             await self.app(scope, receive, send)
             return
@@ -163,9 +156,12 @@ class CloudEventSender:
 
 
 def install(app: Any, store_uri: str, model_name: str, model_version: str | None,
-            features: list[Any], max_rows: int = 1000,
-            max_age_s: float = 5.0) -> PredictionLog | CloudEventSender:
+            features: list[Any], model_in_path: Callable[[str], str | None],
+            max_rows: int = 1000, max_age_s: float = 5.0) -> PredictionLog | CloudEventSender:
     """Add the middleware to KServe's app and start the flusher; flushed again at exit.
+
+    ``model_in_path`` tells an inference request's model from its path, None for any
+    other route (the server's routes: :func:`kfp_mlops.serving.server.model_in_path`).
 
     ``store_uri`` may be a log sink's ``http(s)://`` URL: events are then sent there.
     ``features``: the model's :class:`~kfp_mlops.model.package.Feature` records (rows are
@@ -177,7 +173,7 @@ def install(app: Any, store_uri: str, model_name: str, model_version: str | None
         sender = CloudEventSender(store_uri)
         atexit.register(sender.close)
         app.add_middleware(PredictionLogMiddleware, prediction_log=sender,
-                           model_version=model_version)
+                           model_version=model_version, model_in_path=model_in_path)
         log.info("sending inference log CloudEvents of %s to %s", model_name, store_uri)
         return sender
 
@@ -190,7 +186,7 @@ def install(app: Any, store_uri: str, model_name: str, model_version: str | None
     flusher = Flusher(prediction_log).start()
     atexit.register(flusher.stop)
     app.add_middleware(PredictionLogMiddleware, prediction_log=prediction_log,
-                       model_version=model_version)
+                       model_version=model_version, model_in_path=model_in_path)
     log.info("logging predictions of %s to %s (micro-batches of %d rows or %.0f s)",
              model_name, store.uri, max_rows, max_age_s)
     return prediction_log

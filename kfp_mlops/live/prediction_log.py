@@ -21,12 +21,12 @@ dropped, and each request is claimed once in the store before its rows are writt
 two sinks (replicas) given the same event write it once. Every event is checked before
 it is taken (:func:`parse_cloudevent`, :func:`check_event`: size, encoding, JSON depth,
 attributes); rows are written with the model's input types, and a request its contract
-refuses is kept as a dead letter, never as rows (:mod:`kfp_mlops.data.logged`). With a
+refuses is kept as a dead letter, never as rows (:mod:`kfp_mlops.live.logged`). With a
 spool folder every accepted event is appended to a local segment file
 before :meth:`PredictionLog.accept` returns (so the sink acknowledges it only once a
 killed process would find it again), and segments are deleted only after the rows they
 hold are in the store; a restarted log replays them. Pure logic plus the store and the
-spool files: no HTTP here (:mod:`kfp_mlops.serving.log_sink` serves it).
+spool files: no HTTP here (:mod:`kfp_mlops.live.log_sink` serves it).
 """
 
 from __future__ import annotations
@@ -52,8 +52,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from kfp_mlops.data.logged import (
-    CLAIMS_PREFIX,
+from kfp_mlops.data.log_columns import (
     ENDPOINT,
     LOGGED_AT,
     MODEL_VERSION,
@@ -61,6 +60,10 @@ from kfp_mlops.data.logged import (
     REQUEST_ID,
     ROW,
     ROW_ID,
+)
+from kfp_mlops.errors import KfpMlopsError
+from kfp_mlops.live.logged import (
+    CLAIMS_PREFIX,
     VERSION_ANNOTATION,
     LogContract,
     NonconformingRow,
@@ -70,7 +73,6 @@ from kfp_mlops.data.logged import (
     typed_columns,
     typed_predictions,
 )
-from kfp_mlops.errors import KfpMlopsError
 from kfp_mlops.storage import Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -495,7 +497,7 @@ class PredictionLog:
     ``spool_bytes`` caps it (an event that does not fit is refused, never half kept).
     ``budget_bytes`` caps the bodies held in memory (:meth:`reserve`). ``replica``
     names this writer in the per-request claims that keep two sinks from writing one
-    request twice (:data:`~kfp_mlops.data.logged.CLAIMS_PREFIX`); it must stay the same
+    request twice (:data:`~kfp_mlops.live.logged.CLAIMS_PREFIX`); it must stay the same
     across restarts of one spool (a StatefulSet pod name does).
     Thread-safe: the HTTP handler accepts while a flusher thread flushes.
     """
