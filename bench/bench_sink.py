@@ -3,7 +3,7 @@
 For 1, 4 and 16 concurrent clients (``--clients``), a fresh sink process
 (``python -m kfp_mlops.live.log_sink``, a fresh spool) on 127.0.0.1 takes ``--pairs``
 request/response pairs of KServe-shaped binary CloudEvents (one row each, the typed
-three-feature contract of ``tests/faults/sinks.py``), each client on its own keep-alive
+three-feature contract of ``bench/faultkit/sinks.py``), each client on its own keep-alive
 connection. The clock runs from the first POST until the sink's ``rows_written`` counter
 says every row is in the store (``--max-age 0.5``), so the figure is events through the
 sink *into the store*, spool writes and Parquet uploads included. Peak RSS is the sink
@@ -39,9 +39,9 @@ from cloudevents.http import from_http
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.faultkit.sinks import SinkProcess, pair, publish_contract_model  # noqa: E402
 from kfp_mlops.live.prediction_log import parse_cloudevent  # noqa: E402
 from kfp_mlops.storage import open_store  # noqa: E402
-from tests.faults.sinks import SinkProcess, pair, publish_contract_model  # noqa: E402
 
 
 def run_once(store_uri: str, root: Path, clients: int, pairs: int, fsync: bool) -> dict:
@@ -111,7 +111,7 @@ def main() -> None:
     with ExitStack() as stack:
         root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-sink-")))
         if args.s3:
-            from tests.s3server import s3_server
+            from bench.s3server import s3_server
 
             server = stack.enter_context(s3_server(bucket="bench-sink"))
             store_uri = server.uri("ml")

@@ -1,7 +1,7 @@
 """The prediction log sink under store, process and disk faults: every acknowledged row once.
 
 moto's S3 server behind the fault proxy (``bench/faultkit/harness.py``) is the store; the
-sink runs as its own process (``tests/faults/sinks.py``) with the client's short
+sink runs as its own process (``bench/faultkit/sinks.py``) with the client's short
 timeouts, so each fault is seen in well under a second:
 
 - the store down for a while (``KFP_MLOPS_SINK_OUTAGE_S``, default 20 s: "minutes" in
@@ -28,10 +28,7 @@ import pytest
 
 from bench.faultkit.harness import faulty_s3
 from bench.faultkit.proxy import Fault
-from kfp_mlops.live.prediction_log import REQUEST_TYPE
-from kfp_mlops.model.registry import Registry  # noqa: F401 - the store layout under test
-from kfp_mlops.storage import open_store
-from tests.faults.sinks import (
+from bench.faultkit.sinks import (
     MODEL,
     SinkProcess,
     pair,
@@ -39,6 +36,9 @@ from tests.faults.sinks import (
     rows_in_store,
     send_until_accepted,
 )
+from kfp_mlops.live.prediction_log import REQUEST_TYPE
+from kfp_mlops.model.registry import Registry  # noqa: F401 - the store layout under test
+from kfp_mlops.storage import open_store
 
 pytestmark = pytest.mark.slow
 

@@ -24,11 +24,7 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import pytest
 
-from kfp_mlops.live.labels import window_to_parquet
-from kfp_mlops.live.logged import window_source
-from kfp_mlops.live.prediction_log import REQUEST_TYPE, RESPONSE_TYPE
-from kfp_mlops.storage import LocalStore
-from tests.faults.sinks import (
+from bench.faultkit.sinks import (
     MODEL,
     SinkProcess,
     agent_event,
@@ -37,6 +33,10 @@ from tests.faults.sinks import (
     rows_in,
     send_until_accepted,
 )
+from kfp_mlops.live.labels import window_to_parquet
+from kfp_mlops.live.logged import window_source
+from kfp_mlops.live.prediction_log import REQUEST_TYPE, RESPONSE_TYPE
+from kfp_mlops.storage import LocalStore
 
 pytestmark = pytest.mark.slow
 

@@ -17,11 +17,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from kfp_mlops.live.labels import window_to_parquet
-from kfp_mlops.live.logged import window_source
-from kfp_mlops.live.prediction_log import REQUEST_TYPE, RESPONSE_TYPE
-from kfp_mlops.storage import LocalStore
-from tests.faults.sinks import (
+from bench.faultkit.sinks import (
     MODEL,
     SinkProcess,
     agent_event,
@@ -30,6 +26,10 @@ from tests.faults.sinks import (
     raw_post,
     rows_in,
 )
+from kfp_mlops.live.labels import window_to_parquet
+from kfp_mlops.live.logged import window_source
+from kfp_mlops.live.prediction_log import REQUEST_TYPE, RESPONSE_TYPE
+from kfp_mlops.storage import LocalStore
 
 pytestmark = pytest.mark.slow
 

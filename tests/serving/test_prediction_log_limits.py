@@ -184,9 +184,9 @@ def test_a_window_with_rows_logged_before_types_were_checked_still_reads(tmp_pat
     """A part file an older sink wrote with text in a numeric feature: left out, not fatal."""
     import pyarrow as pa
 
+    from bench.faultkit.sinks import MODEL, publish_contract_model
     from kfp_mlops.live.labels import window_to_parquet
     from kfp_mlops.live.logged import window_source
-    from tests.faults.sinks import MODEL, publish_contract_model
 
     store = LocalStore(tmp_path / "store")
     publish_contract_model(store, tmp_path)
