@@ -5,8 +5,9 @@ missing from it still imports in an editable checkout but is left out of the whe
 image (a non-editable install) would fail at the first import of it.
 """
 
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 

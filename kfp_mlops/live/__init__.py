@@ -1,1 +1,4 @@
-"""The loop on live traffic: the prediction log, its sink, labels joined to it (docs/live-loop.md)."""
+"""The loop on live traffic: the prediction log, its sink, labels joined to it.
+
+See docs/live-loop.md.
+"""
