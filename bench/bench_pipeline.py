@@ -6,7 +6,7 @@ The plain script reads the CSV, splits it, fits the same scikit-learn Pipeline a
 scores the held-out rows twice over: with the metrics the evaluate step reports
 (computed with scikit-learn's metric functions, as a script would), and with accuracy
 alone. The scripts run with the OpenMP wait policy ``kfp-mlops run`` gives its tasks
-(``pipelines.local.LOCAL_TASK_ENV``, unless the environment sets it), so both sides fit
+(``app.local.runner.LOCAL_TASK_ENV``, unless the environment sets it), so both sides fit
 under the same threading; ``--script-env default`` runs them as a bare ``python`` would.
 
     .venv/bin/python bench/bench_pipeline.py --rows 1000000 --repeats 3
@@ -138,7 +138,7 @@ def main() -> None:
         env = dict(os.environ)
         script_env = dict(env)
         if args.script_env == "suite":
-            from kfp_mlops.pipelines.local import LOCAL_TASK_ENV
+            from kfp_mlops.app.local.runner import LOCAL_TASK_ENV
 
             script_env.update({k: v for k, v in LOCAL_TASK_ENV.items() if k not in env})
         sides = {

@@ -17,7 +17,7 @@ from kfp_mlops.app.commands.common import (
     store_uri,
     task_settings,
 )
-from kfp_mlops.pipelines.local import with_local_tasks
+from kfp_mlops.app.local.runner import with_local_tasks
 
 SERVE_CACHE = ".kfp-mlops/serving"
 
@@ -127,8 +127,8 @@ def score_command(args: argparse.Namespace) -> int:
     if is_sharded_source(data):
         return _score_sharded(args, data)
     from kfp_mlops.app.console import capture_run_output
+    from kfp_mlops.app.local.runner import run_locally
     from kfp_mlops.pipelines.batch import build_batch_pipeline
-    from kfp_mlops.pipelines.local import run_locally
 
     runs_dir = Path(args.runs_dir)
     arguments, containers = plan_containers(args, {
@@ -158,8 +158,8 @@ def _score_sharded(args: argparse.Namespace, data: str) -> int:
     import time
 
     from kfp_mlops.app.console import capture_run_output
+    from kfp_mlops.app.local.runner import run_locally
     from kfp_mlops.pipelines.batch import build_batch_pipeline
-    from kfp_mlops.pipelines.local import run_locally
 
     if args.shard_rows < 1:
         raise CliError(f"--shard-rows is {args.shard_rows}; give a positive number of rows")
@@ -200,7 +200,7 @@ def _score_sharded(args: argparse.Namespace, data: str) -> int:
 
 def register(commands) -> None:
     """Add ``serve`` and ``score``."""
-    from kfp_mlops.pipelines.local import DEFAULT_RUNS_DIR
+    from kfp_mlops.app.local.runner import DEFAULT_RUNS_DIR
 
     serve = commands.add_parser(
         "serve", help="serve a registry version with KServe's ModelServer (V1 and V2)",

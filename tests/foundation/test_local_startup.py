@@ -28,7 +28,7 @@ def run_python(code: str, **env: str) -> dict:
 def test_local_run_imports_kfp_without_its_api_client(tmp_path):
     found = run_python(f"""
 import json, os, sys
-from kfp_mlops.pipelines.local import import_kfp_without_client
+from kfp_mlops.app.local.runner import import_kfp_without_client
 import_kfp_without_client()
 {COMPILE.format(path=str(tmp_path / "light.yaml"))}
 heavy = sorted(m for m in ("kubernetes", "kfp.client", "google.auth", "requests")
@@ -51,7 +51,7 @@ print(json.dumps({{"heavy": heavy, "switch": runtime_switch, "client": Client.__
 def test_without_the_api_client_an_unknown_kfp_name_is_still_an_attribute_error():
     found = run_python("""
 import json
-from kfp_mlops.pipelines.local import import_kfp_without_client
+from kfp_mlops.app.local.runner import import_kfp_without_client
 import_kfp_without_client()
 import kfp
 try:
@@ -81,7 +81,7 @@ def run_one_task(function, tmp_path, monkeypatch, variable: str, value: str | No
     ``value`` (None: unset); return what the task returned."""
     from kfp import dsl
 
-    from kfp_mlops.pipelines.local import run_locally
+    from kfp_mlops.app.local.runner import run_locally
 
     if value is None:
         monkeypatch.delenv(variable, raising=False)

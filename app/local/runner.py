@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kfp_mlops.pipelines.prefork import Stage, forked_tasks
+from kfp_mlops.app.local.prefork import Stage, forked_tasks
 
 if TYPE_CHECKING:
-    from kfp_mlops.pipelines.containers import ContainerRun
+    from kfp_mlops.app.local.containers import ContainerRun
 
 DEFAULT_RUNS_DIR = ".kfp-mlops/runs"
 # Output names of the HTML and Markdown artifacts the suite's components write.
@@ -35,7 +35,7 @@ REPORT_OUTPUTS = {"report": ".html", "card": ".html", "summary": ".md", "compari
 # changes nothing computed: the same model bytes.
 LOCAL_TASK_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 # What the suite's tasks import, in stages: the fork server of a local run
-# (pipelines/prefork.py) starts the data tasks once the first stage is imported, the
+# (app/local/prefork.py) starts the data tasks once the first stage is imported, the
 # model tasks once scikit-learn is, and the others (serving: KServe, the Kubernetes
 # client) once everything is.
 WARM_STAGES = (
@@ -227,8 +227,8 @@ def run_locally(
 
     By default each task is a process of this installed environment (SubprocessRunner,
     from the fork server); with ``containers`` (``--runner docker``) each is a container
-    from the suite image (DockerRunner, pipelines/containers.py), and ``arguments`` must
-    be the ones :func:`kfp_mlops.pipelines.containers.plan_run` returned with it.
+    from the suite image (DockerRunner, app/local/containers.py), and ``arguments`` must
+    be the ones :func:`kfp_mlops.app.local.containers.plan_run` returned with it.
     """
     from kfp import local
 
@@ -244,7 +244,7 @@ def run_locally(
     if containers is None:
         runner, tasks = local.SubprocessRunner(use_venv=False), local_tasks()
     else:
-        from kfp_mlops.pipelines.containers import check_engine, container_tasks, docker_runner
+        from kfp_mlops.app.local.containers import check_engine, container_tasks, docker_runner
 
         check_engine(containers.image)
         runner, tasks = docker_runner(containers), container_tasks(containers)
