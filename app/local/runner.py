@@ -167,6 +167,36 @@ def import_kfp_without_client() -> None:
         else:
             os.environ["_KFP_RUNTIME"] = previous
     kfp.__getattr__ = _kfp_attribute  # PEP 562: called for names the module lacks
+    _name_callers_without_inspect_stack()
+
+
+def _name_callers_without_inspect_stack() -> None:
+    """KFP's ``PipelineTask._ensure_container_spec_exists``, minus its ``inspect.stack()``.
+
+    KFP 2.17 calls it at the start of every ``set_cpu_request``-like method, only to name
+    the calling method in an error, and gets that name with ``inspect.stack()``, which
+    reads the source lines of every frame on the stack: the training pipeline's 100 calls
+    (``pipelines/cluster.py`` sets each task's resources) took 0.1-0.25 s of CPU, half of
+    building the pipeline. This version names the caller from its frame: the same check,
+    the same error text, the same pipeline. Left alone when KFP's method is not the one
+    read (it no longer calls ``inspect.stack``).
+    """
+    from kfp.dsl import pipeline_task
+
+    task = pipeline_task.PipelineTask
+    original = task._ensure_container_spec_exists
+    if getattr(original, "__wrapped__", None) or "stack" not in original.__code__.co_names:
+        return
+
+    @functools.wraps(original)
+    def ensure_container_spec_exists(self) -> None:
+        if self.container_spec is None:
+            caller = sys._getframe(1).f_code.co_name
+            raise ValueError(
+                f"{caller} can only be used on single-step components, not pipelines used as "
+                "components, or special components like importers.")
+
+    task._ensure_container_spec_exists = ensure_container_spec_exists
 
 
 def _kfp_attribute(name: str) -> Any:

@@ -64,6 +64,50 @@ print(json.dumps({"said": said}))
     assert found["said"] == "module 'kfp' has no attribute 'NoSuchThing'"
 
 
+MISUSED_RESOURCES = """
+import json, sys
+if sys.argv[1:] == ["light"]:
+    from kfp_mlops.app.local.runner import import_kfp_without_client
+    import_kfp_without_client()
+from kfp import dsl
+
+@dsl.component(base_image="python:3.11")
+def step() -> str:
+    return "x"
+
+@dsl.pipeline
+def inner():
+    step()
+
+said = []
+for misuse in (lambda: inner().set_cpu_request("1"),
+               lambda: dsl.importer(artifact_uri="gs://b/x", artifact_class=dsl.Artifact)
+               .set_memory_limit("1G")):
+    try:
+        @dsl.pipeline
+        def outer():
+            misuse()
+    except ValueError as exc:
+        said.append(str(exc))
+print(json.dumps({"said": said}))
+"""
+
+
+def test_resources_on_a_pipeline_task_fail_as_in_kfp_without_its_stack_walk(tmp_path):
+    """The local run names the misused method from its frame, not inspect.stack(): the same
+    check and the same error as KFP's own (and the light compile above, the same IR)."""
+    script = tmp_path / "misuse.py"  # KFP reads component source, so not -c
+    script.write_text(MISUSED_RESOURCES)
+    said = {}
+    for mode in ("light", "kfp"):
+        done = subprocess.run([sys.executable, str(script), mode], capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        said[mode] = json.loads(done.stdout.strip().splitlines()[-1])["said"]
+    assert said["light"] == said["kfp"]
+    assert [s.split()[0] for s in said["light"]] == ["set_cpu_request", "set_memory_limit"]
+
+
 def report_env() -> str:
     import os
 
