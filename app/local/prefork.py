@@ -144,7 +144,9 @@ class Stage:
     """Modules a stage of the server imports, and the KFP functions it can start.
 
     ``functions`` is None for "any task"; a function in no earlier stage's list waits for
-    the last stage.
+    the last stage. A ``module:function`` entry imports the module and calls the function
+    (with no arguments) there, in the server's order: work the stage does before it
+    imports what follows (``lighter_imports``).
     """
 
     modules: tuple[str, ...]
@@ -219,8 +221,11 @@ def _serve(launcher: str, stages: list[tuple[str, list[str]]]) -> None:
     print("started", flush=True)  # tasks wait for their stage's socket from now on
     for number, (socket_path, modules) in enumerate(stages):
         for module in modules:
+            name, _, call = module.partition(":")
             with contextlib.suppress(Exception):  # a module that fails is the task's to import
-                importlib.import_module(module)
+                imported = importlib.import_module(name)
+                if call:
+                    getattr(imported, call)()
         if number + 1 < len(stages) and os.fork() == 0:
             continue  # the child goes on importing the next stage
         # Bound under another name and renamed: a launcher finds the socket listening.

@@ -108,6 +108,41 @@ def test_resources_on_a_pipeline_task_fail_as_in_kfp_without_its_stack_walk(tmp_
     assert [s.split()[0] for s in said["light"]] == ["set_cpu_request", "set_memory_limit"]
 
 
+LOCAL_RUN_MODULES = """
+import json, sys
+from kfp_mlops.app.local.runner import import_kfp_without_client, run_locally
+import_kfp_without_client()
+from kfp import dsl
+
+@dsl.component(base_image="python:3.11")
+def step() -> str:
+    return "x"
+
+@dsl.pipeline(name="one-step")
+def pipeline():
+    step()
+
+run = run_locally(pipeline, {{}}, {runs!r})
+found = {{"succeeded": run.succeeded,
+         "heavy": sorted(m for m in ("docker", "requests") if m in sys.modules)}}
+from kfp_mlops.app.local.runner import _import_kfp_local
+_import_kfp_local(docker=True)  # what a --runner docker run does first
+from kfp.local import task_dispatcher
+found["docker_after"] = task_dispatcher._DOCKER_AVAILABLE
+print(json.dumps(found))
+"""
+
+
+def test_a_local_process_run_imports_no_docker_sdk_and_a_docker_run_still_can(tmp_path):
+    script = tmp_path / "one_step.py"  # KFP reads component source, so not -c
+    script.write_text(LOCAL_RUN_MODULES.format(runs=str(tmp_path / "runs")))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found == {"succeeded": True, "heavy": [], "docker_after": True}
+
+
 def report_env() -> str:
     import os
 
