@@ -59,9 +59,13 @@ WARM_STAGES = (
                    "bless_model", "publish", "model_card"),
     ),
     Stage(
+        # The last four: what KServe's ModelServer (the infra-validation server, forked
+        # from here) imports only when it starts, read from its sys.modules.
         modules=("kfp_mlops.serving.infra_validation", "httpx", "kfp_mlops.serving.server",
                  "kfp_mlops.serving.deploy", "kfp_mlops.serving.batch",
-                 "kfp_mlops.serving.sharded"),
+                 "kfp_mlops.serving.sharded", "pydantic.v1", "uvicorn.lifespan.on",
+                 "uvicorn.protocols.http.httptools_impl",
+                 "uvicorn.protocols.websockets.websockets_sansio_impl"),
     ),
 )
 
