@@ -44,7 +44,11 @@ WARM_STAGES = (
                  "kfp_mlops.data.stats", "kfp_mlops.data.validation", "kfp_mlops.data.split",
                  "kfp_mlops.data.report", "kfp_mlops.data.drift", "pandas",
                  "kfp_mlops.data.checks", "kfp_mlops.monitor", "kfp_mlops.data.shards",
-                 "kfp_mlops.data.shard_stats", "datasketches"),
+                 "kfp_mlops.data.shard_stats", "datasketches",
+                 # What the tasks imported on their own (their sys.modules, read after a
+                 # penguins run): small each, paid once here instead of in every task.
+                 "pyarrow.dataset", "pyarrow.pandas_compat", "kfp_mlops.store_uri",
+                 "kfp_mlops.gates"),
         functions=("ingest", "check_data", "compute_statistics", "validate_data", "split_data",
                    "detect_drift", "make_candidates", "fixed_params", "skip_step",
                    "plan_shards", "scan_shard", "scan_shards", "merge_scans",
@@ -54,7 +58,10 @@ WARM_STAGES = (
         # SciPy's docstring notes skipped first: 0.4-0.8 s of this stage (lighter_imports.py).
         modules=("kfp_mlops.app.local.lighter_imports:skip_scipy_docstring_notes",
                  "kfp_mlops.model.steps", "kfp_mlops.model.tuning", "kfp_mlops.model.blessing",
-                 "kfp_mlops.model.card", "kfp_mlops.model.publish"),
+                 "kfp_mlops.model.card", "kfp_mlops.model.publish",
+                 "narwhals._pandas_like.dataframe", "narwhals._pandas_like.namespace",
+                 "narwhals._interchange.dataframe", "sklearn.calibration",
+                 "kfp_mlops.model.champion", "kfp_mlops.model.kubeflow_registry"),
         functions=("train", "evaluate", "run_trial", "run_trials", "select_best",
                    "bless_model", "publish", "model_card"),
     ),
@@ -65,7 +72,8 @@ WARM_STAGES = (
                  "kfp_mlops.serving.deploy", "kfp_mlops.serving.batch",
                  "kfp_mlops.serving.sharded", "pydantic.v1", "uvicorn.lifespan.on",
                  "uvicorn.protocols.http.httptools_impl",
-                 "uvicorn.protocols.websockets.websockets_sansio_impl"),
+                 "uvicorn.protocols.websockets.websockets_sansio_impl",
+                 "httpcore._sync.connection_pool", "h11", "kfp_mlops.serving.release"),
     ),
 )
 
