@@ -13,7 +13,7 @@ def skip_scipy_docstring_notes() -> bool:
 
     SciPy 1.17's ``xp_capabilities`` decorator parses the numpydoc docstring of every
     function it marks (about 600 in ``scipy.stats``, which scikit-learn imports at
-    start-up), appends a note on Array API backends and renders it again: 0.4-0.8 s of
+    start-up), appends a note on Array API backends and renders it again: 0.3-0.8 s of
     CPU of the model stage's 1.1-1.6 s here, paid before the train task can start. The
     parse is replaced, for that decorator only, by one that returns the docstring as
     written; the capability table the decorator also fills (read by SciPy's own tests)

@@ -55,7 +55,7 @@ WARM_STAGES = (
                    "detect_drift_sharded"),
     ),
     Stage(
-        # SciPy's docstring notes skipped first: 0.4-0.8 s of this stage (lighter_imports.py).
+        # SciPy's docstring notes skipped first: 0.3-0.8 s of this stage (lighter_imports.py).
         modules=("kfp_mlops.app.local.lighter_imports:skip_scipy_docstring_notes",
                  "kfp_mlops.model.steps", "kfp_mlops.model.tuning", "kfp_mlops.model.blessing",
                  "kfp_mlops.model.card", "kfp_mlops.model.publish",
@@ -228,7 +228,7 @@ def _import_kfp_local(docker: bool) -> None:
     """Import ``kfp.local`` with its DockerRunner's handler only when the run needs it.
 
     KFP 2.17's task dispatcher imports ``docker_task_handler``, and with it the Docker
-    SDK and ``requests`` (0.2-0.3 s of CPU in the ``kfp-mlops`` process, before the first
+    SDK and ``requests`` (0.13-0.16 s of CPU in the ``kfp-mlops`` process, before the first
     task), whatever the runner; it catches the ImportError of a machine without the SDK
     and then runs SubprocessRunner tasks alone. A run of local processes imports the
     dispatcher that way; a ``--runner docker`` run (or a later one in the same process)
