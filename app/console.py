@@ -33,7 +33,7 @@ class RunLog:
     def __init__(self, log_path: Path, progress: IO[str] | None, total: int | None = None,
                  names: dict[str, str] | None = None):
         self.log_path = log_path
-        self.names = names or {}  # task name -> display name (pipelines.local.display_names)
+        self.names = names or {}  # task name -> display name (app.local.runner.display_names)
         self.total = total  # tasks a run that passes every gate runs (the "/13")
         self._file = open(log_path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
         self._progress = progress

@@ -5,8 +5,9 @@ Every module also holds its pipeline as a module-level object (the cluster form)
 docs show; the builders take the cluster and task settings ``kfp-mlops compile`` passes.
 
 The builders are imported on first use (PEP 562): importing ``kfp`` takes about 2 s, and
-light modules of this package (``local.DEFAULT_RUNS_DIR``, read by every CLI command's
-parser) must not pay it.
+the CLI's parsers read ``PIPELINE_NAMES`` from here without paying it. The local runner
+that runs these pipelines on this machine lives in the application layer
+(``kfp_mlops.app.local``): only the CLI uses it.
 """
 
 from importlib import import_module

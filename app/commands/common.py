@@ -83,7 +83,7 @@ def plan_containers(
     image = runner_image(args)
     if not image:
         return arguments, None
-    from kfp_mlops.pipelines.containers import plan_run
+    from kfp_mlops.app.local.containers import plan_run
 
     return plan_run(image, arguments, inputs=inputs, outputs=outputs)
 

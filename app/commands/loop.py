@@ -13,7 +13,7 @@ from kfp_mlops.app.commands.common import (
     task_settings,
 )
 from kfp_mlops.app.commands.run import add_training_flags, execute, training_arguments
-from kfp_mlops.pipelines.local import with_local_tasks
+from kfp_mlops.app.local.runner import with_local_tasks
 
 
 def sharded(data: str, shard_rows: int | None) -> bool:
@@ -182,7 +182,7 @@ def _drop(text: str) -> float:
 
 def register(commands) -> None:
     """Add ``monitor`` and ``continuous``."""
-    from kfp_mlops.pipelines.local import DEFAULT_RUNS_DIR
+    from kfp_mlops.app.local.runner import DEFAULT_RUNS_DIR
 
     mon = commands.add_parser(
         "monitor", help="drift, data quality and performance of a batch (kfp.local)",

@@ -18,7 +18,7 @@ from kfp_mlops.app.commands.common import (
     store_uri,
     task_settings,
 )
-from kfp_mlops.pipelines.local import with_local_tasks
+from kfp_mlops.app.local.runner import with_local_tasks
 
 
 def execute(
@@ -32,7 +32,7 @@ def execute(
     Returns :data:`EXIT_GATE_STOPPED` when a gate stopped the run, else 0.
     """
     from kfp_mlops.app.console import capture_run_output, format_summary
-    from kfp_mlops.pipelines.local import display_names, run_locally
+    from kfp_mlops.app.local.runner import display_names, run_locally
     from kfp_mlops.pipelines.training import summarize_training
     from kfp_mlops.storage import StoreError, open_store
 
@@ -215,7 +215,7 @@ def _model_registry(args: argparse.Namespace) -> str:
 @with_local_tasks
 def run_command(args: argparse.Namespace) -> int:
     """Run the training pipeline locally with kfp.local and summarise it."""
-    from kfp_mlops.pipelines.local import import_kfp_without_client
+    from kfp_mlops.app.local.runner import import_kfp_without_client
 
     import_kfp_without_client()  # before the pipeline module imports kfp.dsl
     from kfp_mlops.pipelines.training import build_training_pipeline, planned_tasks
@@ -229,9 +229,9 @@ def run_command(args: argparse.Namespace) -> int:
 
 def add_training_flags(run: argparse.ArgumentParser) -> None:
     """The flags shared by ``run`` and ``continuous``."""
+    from kfp_mlops.app.local.runner import DEFAULT_RUNS_DIR
     from kfp_mlops.data.bundled import BUNDLED, DEFAULT_DATASET
     from kfp_mlops.model.settings import AUTO, DEFAULT_THRESHOLD, TrainingSettings
-    from kfp_mlops.pipelines.local import DEFAULT_RUNS_DIR
 
     defaults = TrainingSettings()
 

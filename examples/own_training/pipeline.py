@@ -134,7 +134,7 @@ def own_training_pipeline(data: str = "breast_cancer", target: str = "auto",
 
 if __name__ == "__main__":
     if "--local" in sys.argv:
-        from kfp_mlops.pipelines.local import run_locally
+        from kfp_mlops.app.local.runner import run_locally
 
         data = sys.argv[sys.argv.index("--data") + 1] if "--data" in sys.argv else "breast_cancer"
         result = run_locally(own_training_pipeline, {"data": data}, "runs")

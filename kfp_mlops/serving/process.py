@@ -66,7 +66,9 @@ class ServerProcess:
                         f"model server not ready after {timeout_s:.0f}s; raise timeout_s if "
                         f"the model is large:\n{self.log_tail()}"
                     )
-                time.sleep(0.05)
+                # Each try is a refused connection on loopback (microseconds): a short
+                # interval starts the requests sooner (0.05 s cost 25 ms a start on average).
+                time.sleep(0.01)
         self.startup_s = time.monotonic() - self.started_at
 
     def stop(self, graceful: bool = True) -> None:

@@ -67,7 +67,7 @@ def test_loop_retrains_from_the_prediction_log_alone(tmp_path, capsys):
          "sys.exit(main())", "serve", "live@production", "--port", str(port),
          "--store", store, "--log-to"],
         stdout=subprocess.DEVNULL, stderr=open(tmp_path / "serve.log", "wb"), cwd=tmp_path,
-        # As local tasks do (pipelines/local.py): on a busy shared machine spinning OpenMP
+        # As local tasks do (app/local/runner.py): on a busy shared machine spinning OpenMP
         # waits made each 4-row prediction take 0.7-0.9 s instead of 60-70 ms.
         env={**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")},
     )

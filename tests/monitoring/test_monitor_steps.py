@@ -11,6 +11,7 @@ import json
 import pytest
 import yaml
 
+from kfp_mlops.app.local.runner import TaskResult
 from kfp_mlops.data.gate import validate_against_store
 from kfp_mlops.data.generator import make_batch
 from kfp_mlops.data.schema import infer_schema, load_schema, save_schema
@@ -29,7 +30,6 @@ from kfp_mlops.monitoring.decision import (
 )
 from kfp_mlops.monitoring.report import report_html, summary_markdown
 from kfp_mlops.pipelines.compile import compile_pipelines
-from kfp_mlops.pipelines.local import TaskResult
 from kfp_mlops.pipelines.monitoring import MONITORING_TASKS, training_view
 from kfp_mlops.storage import open_store
 

@@ -1,4 +1,4 @@
-"""``--runner docker`` (pipelines/containers.py): each task a container, KFP 2.17's quirks fixed.
+"""``--runner docker`` (app/local/containers.py): each task a container, KFP 2.17's quirks fixed.
 
 Fast: no container engine. kfp.local runs real pipelines against tests/docker_engine.py,
 a Docker Engine API server whose containers exit at once as told and which removes an
@@ -19,8 +19,8 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 
 from kfp_mlops.app.cli import build_parser
 from kfp_mlops.app.commands.common import CliError, runner_image
-from kfp_mlops.pipelines import prefork
-from kfp_mlops.pipelines.containers import (
+from kfp_mlops.app.local import prefork
+from kfp_mlops.app.local.containers import (
     ContainerRunError,
     check_engine,
     container_user,
@@ -32,7 +32,7 @@ from kfp_mlops.pipelines.containers import (
     resource_args,
     run_folder,
 )
-from kfp_mlops.pipelines.local import run_locally, with_local_tasks
+from kfp_mlops.app.local.runner import run_locally, with_local_tasks
 from tests.docker_engine import FakeEngine
 
 IMAGE = "kfp-mlops:test"
@@ -67,7 +67,7 @@ def _run(tmp_path, **arguments):
 
 
 # -- the quirks, as KFP 2.17 has them (if one of these starts failing, KFP fixed it and
-# -- the matching workaround in pipelines/containers.py can go) -----------------------
+# -- the matching workaround in app/local/containers.py can go) -----------------------
 
 @pytest.mark.filterwarnings("ignore:Task 'step'")
 def test_kfp_docker_runner_reports_a_failed_task_as_success_when_the_engine_auto_removes(

@@ -12,9 +12,9 @@ import os
 import pytest
 from kfp import dsl
 
+from kfp_mlops.app.local.containers import plan_run
+from kfp_mlops.app.local.runner import run_locally
 from kfp_mlops.components.image import DEFAULT_IMAGE
-from kfp_mlops.pipelines.containers import plan_run
-from kfp_mlops.pipelines.local import run_locally
 
 IMAGE = os.environ.get("KFP_MLOPS_TEST_IMAGE", "")
 pytestmark = [

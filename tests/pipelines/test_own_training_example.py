@@ -37,8 +37,8 @@ def test_compiles(tmp_path):
 
 @pytest.mark.slow
 def test_runs_through_every_gate_locally(tmp_path):
+    from kfp_mlops.app.local.runner import run_locally
     from kfp_mlops.model.registry import Registry
-    from kfp_mlops.pipelines.local import run_locally
     from kfp_mlops.storage import open_store
 
     store = str(tmp_path / "store")

@@ -1,4 +1,4 @@
-"""Local task processes forked from a warm server (pipelines/prefork.py), seen as kfp.local
+"""Local task processes forked from a warm server (app/local/prefork.py), seen as kfp.local
 sees them: a command run with ``sys.executable`` in a shell, its output, exit code and
 signals. The probe module tells what its process was started with."""
 
@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from kfp_mlops.pipelines.prefork import Stage, forked_tasks
+from kfp_mlops.app.local.prefork import Stage, forked_tasks
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
 
@@ -164,7 +164,7 @@ def test_a_tasks_peak_memory_counts_in_the_run_as_a_fresh_processs_would(probe):
     (probe / "big.py").write_text("block = bytearray(400 * 2**20)\nblock[::4096] = b'x' * len(block[::4096])\n")
     measured = subprocess.run([sys.executable, "-c", textwrap.dedent("""
         import resource, subprocess, sys
-        from kfp_mlops.pipelines.prefork import Stage, forked_tasks
+        from kfp_mlops.app.local.prefork import Stage, forked_tasks
         with forked_tasks([Stage(("csv",))]):
             subprocess.run(["sh", "-ec", f"_KFP_RUNTIME=true {sys.executable} -m big"], check=True)
         print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024)

@@ -128,8 +128,8 @@ def test_kfp_mlops_score_on_a_folder_runs_the_sharded_pipeline(trained, tmp_path
 @pytest.mark.slow
 def test_the_pods_shape_runs_each_shard_as_a_score_shard_task(trained, tmp_path):
     """The cluster shape's tasks, run by kfp.local: the nested loop, score-shard, the commit."""
+    from kfp_mlops.app.local.runner import run_locally
     from kfp_mlops.pipelines.batch import build_batch_pipeline
-    from kfp_mlops.pipelines.local import run_locally
 
     model_dir, store = trained
     rows = penguin_rows(1)

@@ -32,7 +32,7 @@ from kfp_mlops.serving.sharded import (
 )
 from kfp_mlops.storage import open_store
 
-# As local runs set it (kfp_mlops.pipelines.local.LOCAL_TASK_ENV): OpenMP threads that
+# As local runs set it (kfp_mlops.app.local.runner.LOCAL_TASK_ENV): OpenMP threads that
 # spin between regions starve the others on a busy 2-core machine (18 s instead of 0.6 s
 # for a test here). Read when OpenMP starts: no effect if an earlier test started it.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

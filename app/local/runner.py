@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kfp_mlops.pipelines.prefork import Stage, forked_tasks
+from kfp_mlops.app.local.prefork import Stage, forked_tasks
 
 if TYPE_CHECKING:
-    from kfp_mlops.pipelines.containers import ContainerRun
+    from kfp_mlops.app.local.containers import ContainerRun
 
 DEFAULT_RUNS_DIR = ".kfp-mlops/runs"
 # Output names of the HTML and Markdown artifacts the suite's components write.
@@ -35,7 +35,7 @@ REPORT_OUTPUTS = {"report": ".html", "card": ".html", "summary": ".md", "compari
 # changes nothing computed: the same model bytes.
 LOCAL_TASK_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 # What the suite's tasks import, in stages: the fork server of a local run
-# (pipelines/prefork.py) starts the data tasks once the first stage is imported, the
+# (app/local/prefork.py) starts the data tasks once the first stage is imported, the
 # model tasks once scikit-learn is, and the others (serving: KServe, the Kubernetes
 # client) once everything is.
 WARM_STAGES = (
@@ -44,23 +44,38 @@ WARM_STAGES = (
                  "kfp_mlops.data.stats", "kfp_mlops.data.validation", "kfp_mlops.data.split",
                  "kfp_mlops.data.report", "kfp_mlops.data.drift", "pandas",
                  "kfp_mlops.data.checks", "kfp_mlops.monitoring.steps", "kfp_mlops.data.shards",
-                 "kfp_mlops.data.shard_stats", "datasketches"),
+                 "kfp_mlops.data.shard_stats", "datasketches",
+                 # What the tasks imported on their own (their sys.modules, read after a
+                 # penguins run): small each, paid once here instead of in every task.
+                 "pyarrow.dataset", "pyarrow.pandas_compat", "kfp_mlops.store_uri",
+                 "kfp_mlops.gates"),
         functions=("ingest", "check_data", "compute_statistics", "validate_data", "split_data",
                    "detect_drift", "make_candidates", "fixed_params", "skip_step",
                    "plan_shards", "scan_shard", "scan_shards", "merge_scans",
                    "detect_drift_sharded"),
     ),
     Stage(
-        modules=("kfp_mlops.model.train", "kfp_mlops.model.evaluate", "kfp_mlops.model.steps",
-                 "kfp_mlops.model.tuning", "kfp_mlops.model.blessing", "kfp_mlops.model.card",
-                 "kfp_mlops.model.publish"),
+        # SciPy's docstring notes skipped first: 0.3-0.8 s of this stage (lighter_imports.py).
+        # model.steps imports inside its functions, so train and evaluate are named too.
+        modules=("kfp_mlops.app.local.lighter_imports:skip_scipy_docstring_notes",
+                 "kfp_mlops.model.train", "kfp_mlops.model.evaluate",
+                 "kfp_mlops.model.steps", "kfp_mlops.model.tuning", "kfp_mlops.model.blessing",
+                 "kfp_mlops.model.card", "kfp_mlops.model.publish",
+                 "narwhals._pandas_like.dataframe", "narwhals._pandas_like.namespace",
+                 "narwhals._interchange.dataframe", "sklearn.calibration",
+                 "kfp_mlops.model.champion", "kfp_mlops.model.kubeflow_registry"),
         functions=("train", "evaluate", "run_trial", "run_trials", "select_best",
                    "bless_model", "publish", "model_card"),
     ),
     Stage(
+        # The last four: what KServe's ModelServer (the infra-validation server, forked
+        # from here) imports only when it starts, read from its sys.modules.
         modules=("kfp_mlops.serving.infra_validation", "httpx", "kfp_mlops.serving.server",
                  "kfp_mlops.serving.deploy", "kfp_mlops.serving.batch",
-                 "kfp_mlops.serving.sharded"),
+                 "kfp_mlops.serving.sharded", "pydantic.v1", "uvicorn.lifespan.on",
+                 "uvicorn.protocols.http.httptools_impl",
+                 "uvicorn.protocols.websockets.websockets_sansio_impl",
+                 "httpcore._sync.connection_pool", "h11", "kfp_mlops.serving.release"),
     ),
 )
 
@@ -168,6 +183,36 @@ def import_kfp_without_client() -> None:
         else:
             os.environ["_KFP_RUNTIME"] = previous
     kfp.__getattr__ = _kfp_attribute  # PEP 562: called for names the module lacks
+    _name_callers_without_inspect_stack()
+
+
+def _name_callers_without_inspect_stack() -> None:
+    """KFP's ``PipelineTask._ensure_container_spec_exists``, minus its ``inspect.stack()``.
+
+    KFP 2.17 calls it at the start of every ``set_cpu_request``-like method, only to name
+    the calling method in an error, and gets that name with ``inspect.stack()``, which
+    reads the source lines of every frame on the stack: the training pipeline's 100 calls
+    (``pipelines/cluster.py`` sets each task's resources) took 0.1-0.25 s of CPU, half of
+    building the pipeline. This version names the caller from its frame: the same check,
+    the same error text, the same pipeline. Left alone when KFP's method is not the one
+    read (it no longer calls ``inspect.stack``).
+    """
+    from kfp.dsl import pipeline_task
+
+    task = pipeline_task.PipelineTask
+    original = task._ensure_container_spec_exists
+    if getattr(original, "__wrapped__", None) or "stack" not in original.__code__.co_names:
+        return
+
+    @functools.wraps(original)
+    def ensure_container_spec_exists(self) -> None:
+        if self.container_spec is None:
+            caller = sys._getframe(1).f_code.co_name
+            raise ValueError(
+                f"{caller} can only be used on single-step components, not pipelines used as "
+                "components, or special components like importers.")
+
+    task._ensure_container_spec_exists = ensure_container_spec_exists
 
 
 def _kfp_attribute(name: str) -> Any:
@@ -179,6 +224,39 @@ def _kfp_attribute(name: str) -> Any:
     if name in ("client", "components", "dsl"):
         return importlib.import_module(f"kfp.{name}")
     raise AttributeError(f"module 'kfp' has no attribute {name!r}")
+
+
+def _import_kfp_local(docker: bool) -> None:
+    """Import ``kfp.local`` with its DockerRunner's handler only when the run needs it.
+
+    KFP 2.17's task dispatcher imports ``docker_task_handler``, and with it the Docker
+    SDK and ``requests`` (0.13-0.16 s of CPU in the ``kfp-mlops`` process, before the first
+    task), whatever the runner; it catches the ImportError of a machine without the SDK
+    and then runs SubprocessRunner tasks alone. A run of local processes imports the
+    dispatcher that way; a ``--runner docker`` run (or a later one in the same process)
+    gets the handler imported and handed to the dispatcher, as KFP's own import does.
+    """
+    if "kfp.local.task_dispatcher" not in sys.modules and not docker:
+        handler = "kfp.local.docker_task_handler"
+        had = sys.modules.get(handler, _MISSING)
+        if had is _MISSING:
+            sys.modules[handler] = None  # type: ignore[assignment]  # "not installed"
+        try:
+            import kfp.local.task_dispatcher  # noqa: F401
+        finally:
+            if had is _MISSING:
+                del sys.modules[handler]
+        return
+    from kfp.local import task_dispatcher
+
+    if docker and task_dispatcher.docker_task_handler is None:
+        from kfp.local import docker_task_handler
+
+        task_dispatcher.docker_task_handler = docker_task_handler
+        task_dispatcher._DOCKER_AVAILABLE = True
+
+
+_MISSING = object()
 
 
 @contextlib.contextmanager
@@ -228,9 +306,10 @@ def run_locally(
 
     By default each task is a process of this installed environment (SubprocessRunner,
     from the fork server); with ``containers`` (``--runner docker``) each is a container
-    from the suite image (DockerRunner, pipelines/containers.py), and ``arguments`` must
-    be the ones :func:`kfp_mlops.pipelines.containers.plan_run` returned with it.
+    from the suite image (DockerRunner, app/local/containers.py), and ``arguments`` must
+    be the ones :func:`kfp_mlops.app.local.containers.plan_run` returned with it.
     """
+    _import_kfp_local(docker=containers is not None)
     from kfp import local
 
     # The suite image holds exactly this installed environment, so running its
@@ -245,7 +324,7 @@ def run_locally(
     if containers is None:
         runner, tasks = local.SubprocessRunner(use_venv=False), local_tasks()
     else:
-        from kfp_mlops.pipelines.containers import check_engine, container_tasks, docker_runner
+        from kfp_mlops.app.local.containers import check_engine, container_tasks, docker_runner
 
         check_engine(containers.image)
         runner, tasks = docker_runner(containers), container_tasks(containers)

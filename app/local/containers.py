@@ -56,7 +56,7 @@ IMAGE_USER = (1000, 1000)
 # Variables of this environment a task container gets (store credentials and settings).
 PASSED_PREFIXES = ("AWS_", "S3_", "KFP_MLOPS_")
 # Set in every task container: caches go to the tmpfs; OpenMP waits without spinning
-# (pipelines/local.py LOCAL_TASK_ENV says why).
+# (app/local/runner.py LOCAL_TASK_ENV says why).
 TASK_ENV = {"HOME": "/tmp", "OMP_WAIT_POLICY": "PASSIVE"}
 # A tmpfs on /tmp: the only writable place besides the mounts (KFP's launcher writes the
 # component source to a mktemp -d folder there).
