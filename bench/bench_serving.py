@@ -92,15 +92,33 @@ def start(
     raise RuntimeError(f"{kind} server did not start")
 
 
-def round_trip(client: httpx.Client, url: str, body: dict, n: int) -> tuple[float, list[float]]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid``, all its threads (Linux /proc)."""
+    import os
+
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def round_trip(
+    client: httpx.Client, url: str, body: dict, n: int, pid: int | None = None
+) -> tuple[float, list[float], float]:
+    """Requests/s, latencies and the server's CPU microseconds per request (0 if no pid)."""
+    import json
+
+    content = json.dumps(body).encode()  # encoded once: the client's own cost stays out
+    headers = {"content-type": "application/json"}
     latencies = []
+    cpu = cpu_seconds(pid) if pid else 0.0
     started = time.perf_counter()
     for _ in range(n):
         t0 = time.perf_counter()
-        response = client.post(url, json=body)
+        response = client.post(url, content=content, headers=headers)
         latencies.append(time.perf_counter() - t0)
         assert response.status_code == 200, response.text
-    return n / (time.perf_counter() - started), latencies
+    elapsed = time.perf_counter() - started
+    cpu_us = (cpu_seconds(pid) - cpu) / n * 1e6 if pid else 0.0
+    return n / elapsed, latencies, cpu_us
 
 
 ROW = ["Torgersen", 39.1, 18.7, 181.0, 3750.0, "male", 2007]
@@ -242,11 +260,127 @@ def mixed_traffic(model_dir: Path, features, rows, args) -> None:
     print(f"5xx answers: {server_errors}; connection errors (status 0): {dropped}")
 
 
+def per_request(cases: dict[str, Any], calls: int, rounds: int) -> dict[str, float]:
+    """Median CPU microseconds per call of each case, the cases interleaved round by round.
+
+    CPU time of this thread (``time.thread_time``), so waiting for a core on a shared
+    machine is not counted; interleaving spreads the load's drift over every case.
+    """
+    seen: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(rounds):
+        for name, fn in cases.items():
+            started = time.thread_time()
+            for _ in range(calls):
+                fn()
+            seen[name].append((time.thread_time() - started) / calls * 1e6)
+    return {name: statistics.median(values) for name, values in seen.items()}
+
+
+def hop_cost(calls: int) -> float:
+    """CPU microseconds (all threads) of one ``run_in_executor`` round trip of a no-op."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    async def hops() -> float:
+        loop = asyncio.get_running_loop()
+        with ThreadPoolExecutor(1) as pool:
+            for _ in range(50):
+                await loop.run_in_executor(pool, int)
+            started = time.process_time()
+            for _ in range(calls):
+                await loop.run_in_executor(pool, int)
+            return (time.process_time() - started) / calls * 1e6
+
+    return asyncio.run(hops())
+
+
+def cost_cases(ours: Any, features: Any, chunk: Any) -> dict[str, Any]:
+    """Each check of ``ours`` (a loaded SklearnFolderModel) on ``chunk``, and the bare side."""
+    import pandas as pd
+
+    from kfp_mlops.serving import decoding
+    from kfp_mlops.serving.payloads import encode_v1
+    from kfp_mlops.serving.predictor import REQUEST_LATENCY, REQUESTS, ROWS
+
+    names = [f.name for f in features]
+    model = ours.model
+    body = encode_v1(chunk, features)
+    records = encode_v1(chunk, features, records=True)["instances"]
+    instances = body["instances"]
+    columns = decoding._columns_from_rows(names, instances)
+    data = {f.name: decoding.coerce_column(f, columns[f.name], lambda i: "") for f in features}
+    frame = pd.DataFrame(data, copy=False)
+    scored = ours.score(frame)
+
+    def bare_predict() -> Any:
+        frame = pd.DataFrame(body["instances"], columns=names)
+        return {"predictions": model.predict(frame).tolist()}
+
+    def middleware_metrics() -> None:
+        REQUEST_LATENCY.labels("penguins", "v1").observe(0.004)
+        REQUESTS.labels("penguins", "v1", "success").inc()
+
+    def predictor_metrics() -> None:
+        ours._observe(scored.predictions)
+        ROWS.labels("penguins", "v1").inc(len(chunk))
+
+    return {
+        "contract: body fields, row shape (V1 rows)": lambda: decoding._columns_from_rows(
+            names, instances),
+        "contract: record keys (V1 records)": lambda: decoding._columns_from_records(
+            ours.contract, records),
+        "types: check and convert every value": lambda: [
+            decoding.coerce_column(f, columns[f.name], lambda i: "") for f in features],
+        "frame: ours, DataFrame from typed arrays": lambda: pd.DataFrame(data, copy=False),
+        "frame: bare, DataFrame(instances, columns)": lambda: pd.DataFrame(
+            instances, columns=names),
+        "metrics: predictor (rows, predicted class)": predictor_metrics,
+        "metrics: middleware (latency, outcome)": middleware_metrics,
+        "response: ours (numpy -> JSON-ready)": lambda: ours._v1_response(scored),
+        "response: bare (.tolist())": lambda: {"predictions": scored.predictions.tolist()},
+        "model.predict (both)": lambda: model.predict(frame),
+        "whole predict: ours (predict_sync)": lambda: ours.predict_sync(body),
+        "whole predict: bare": bare_predict,
+    }  # fmt: skip
+
+
+def check_costs(model_dir: Path, features, rows, args) -> None:
+    """Print what each check of our predictor costs per request, next to the bare model's.
+
+    In-process, the same functions the server runs, on the same V1 bodies the
+    throughput part sends (rows in feature order).
+    """
+    import os
+
+    from kfp_mlops.serving.predictor import SklearnFolderModel
+
+    ours = SklearnFolderModel("penguins", model_dir)
+    ours.load()
+    table: dict[str, dict[int, float]] = {}
+    for size in (1, 100):
+        cases = cost_cases(ours, features, rows.head(size))
+        for name, cost in per_request(cases, args.cost_calls, args.cost_rounds).items():
+            table.setdefault(name, {})[size] = cost
+    hop = hop_cost(max(200, args.cost_calls * 10))
+    print(f"\nper-request cost, CPU us (median of {args.cost_rounds} interleaved rounds of "
+          f"{args.cost_calls} calls, this thread); load average {os.getloadavg()[0]:.2f}")
+    print(f"| {'check':45} | {'1 row':>8} | {'100 rows':>8} |")
+    print(f"|{'-' * 47}|{'-' * 10}|{'-' * 10}|")
+    for name, by_size in table.items():
+        print(f"| {name:45} | {by_size[1]:8.1f} | {by_size[100]:8.1f} |")
+    print(f"| {'thread hop (requests not answered inline)':45} | {hop:8.1f} | {hop:8.1f} |")
+    print("| logging: a valid request writes no record     |      0.0 |      0.0 |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=500, help="requests per round")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--only", choices=["throughput", "mixed"], help="run one part only")
+    parser.add_argument("--only", choices=["throughput", "mixed", "costs"],
+                        help="run one part only")
+    parser.add_argument("--cost-calls", type=int, default=100,
+                        help="costs: calls per case per round")
+    parser.add_argument("--cost-rounds", type=int, default=15, help="costs: rounds")
     parser.add_argument("--threads", type=int, default=6, help="mixed: client threads")
     parser.add_argument("--invalid", type=float, default=0.3, help="mixed: invalid share")
     parser.add_argument("--mixed-requests", type=int, default=150,
@@ -271,48 +405,71 @@ def main() -> None:
         build_model(model_dir)
         features = read_metadata(model_dir).features
         rows = load_penguins().drop(columns=["species"]).dropna().reset_index(drop=True)
-        if args.only != "throughput":
+        if args.only in (None, "costs"):
+            check_costs(model_dir, features, rows, args)
+        if args.only in (None, "mixed"):
             mixed_traffic(model_dir, features, rows, args)
-        if args.only == "mixed":
+        if args.only in ("mixed", "costs"):
             return
         servers = {kind: start(kind, model_dir) for kind in ("ours", "bare")}
         try:
-            results: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
+            results: dict[tuple[str, str], list[tuple[float, float, float, float]]] = {}
             with httpx.Client(timeout=30.0) as client:
-                for _ in range(args.repeats):
+                for repeat in range(args.repeats):
                     for size in (1, 100):
                         chunk = rows.head(size)
-                        cases = {
-                            ("ours", "v1"): encode_v1(chunk, features),
-                            ("bare", "v1"): encode_v1(chunk, features),
-                            ("ours", "v2"): encode_v2(chunk, features),
-                        }
-                        for (kind, protocol), body in cases.items():
-                            base = servers[kind][1]
+                        cases = [
+                            (("ours", "v1"), encode_v1(chunk, features)),
+                            (("bare", "v1"), encode_v1(chunk, features)),
+                        ]
+                        if repeat % 2:  # alternate who goes first: no order bias
+                            cases.reverse()
+                        cases.append((("ours", "v2"), encode_v2(chunk, features)))
+                        for (kind, protocol), body in cases:
+                            process, base = servers[kind]
                             url = (f"{base}/v1/models/penguins:predict" if protocol == "v1"
                                    else f"{base}/v2/models/penguins/infer")  # fmt: skip
                             round_trip(client, url, body, 20)  # warm-up
-                            rps, lat = round_trip(client, url, body, args.requests)
+                            rps, lat, cpu = round_trip(client, url, body, args.requests,
+                                                       process.pid)
                             p50, p99 = np.percentile(lat, [50, 99]) * 1000
                             results.setdefault((f"{kind} {protocol}", str(size)), []).append(
-                                (rps, p50, p99)
+                                (rps, p50, p99, cpu)
                             )
         finally:
             for process, _url in servers.values():
                 process.terminate()
                 process.wait(timeout=30)
-        med = statistics.median
-        print(f"requests/round={args.requests} repeats={args.repeats} (sequential, 1 client)")
-        print(f"{'server':10} {'rows':>4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
-        summary: dict[tuple[str, str], float] = {}
-        for (name, size), runs in results.items():
-            rps = med(r[0] for r in runs)
-            summary[(name, size)] = rps
-            print(f"{name:10} {size:>4} {rps:8.0f} {med(r[1] for r in runs):8.2f} "
-                  f"{med(r[2] for r in runs):8.2f}")  # fmt: skip
-        for size in ("1", "100"):
-            ratio = summary[("ours v1", size)] / summary[("bare v1", size)]
-            print(f"throughput ratio ours/bare, {size}-row V1 requests: {ratio:.2f}x")
+        report_throughput(results, args)
+
+
+def report_throughput(
+    results: dict[tuple[str, str], list[tuple[float, float, float, float]]], args: Any
+) -> None:
+    """Print medians per server and size, then the issue's ratios (ours/bare)."""
+    import os
+
+    med = statistics.median
+    print(f"\nrequests/round={args.requests} repeats={args.repeats} (sequential, 1 client, "
+          f"sides interleaved); load average {os.getloadavg()[0]:.2f} at the end")
+    print(f"{'server':10} {'rows':>4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+          f"{'server CPU us/req':>18}")
+    summary: dict[tuple[str, str], tuple[float, float, float]] = {}
+    for (name, size), runs in results.items():
+        rps, p50, cpu = med(r[0] for r in runs), med(r[1] for r in runs), med(r[3] for r in runs)
+        summary[(name, size)] = (rps, p50, cpu)
+        print(f"{name:10} {size:>4} {rps:8.0f} {p50:8.2f} {med(r[2] for r in runs):8.2f} "
+              f"{cpu:18.0f}")  # fmt: skip
+    for size in ("1", "100"):
+        ours, bare = summary[("ours v1", size)], summary[("bare v1", size)]
+        # Per-round ratios too: a round's two sides ran back to back, so their ratio
+        # is less exposed to the load changing between rounds than the medians are.
+        pairs = zip(results[("ours v1", size)], results[("bare v1", size)], strict=True)
+        per_round = [o[0] / b[0] for o, b in pairs]
+        print(f"{size}-row V1: throughput ours/bare {ours[0] / bare[0]:.3f}x (target >= 0.95; "
+              f"per round {', '.join(f'{r:.3f}' for r in per_round)}); "
+              f"p50 ours - bare {ours[1] - bare[1]:+.2f} ms (target <= +0.30); "
+              f"server CPU ours - bare {ours[2] - bare[2]:+.0f} us/request")
 
 
 if __name__ == "__main__":
