@@ -18,8 +18,19 @@ requests in each phase, the ratio of the p99s (target <= 1.5x), statuses seen (a
 is a bug), log bytes per request, and the slowest ``/v2/health/live`` answered during
 the mixed phases (a probe thread asks every 100 ms).
 
+Throughput prints, per row count, the issue's two figures: requests/s ours/bare
+(target >= 0.95) and p50 ours - bare (target <= +0.3 ms), with the per-round ratios and
+the server processes' CPU microseconds per request (from /proc: less exposed to a
+shared machine's load than wall time).
+
+Load-robust views (CPU time, not wall time), for a shared machine:
+``--only costs`` times each check of our predictor next to the bare model's steps,
+in-process, interleaved (the table in docs/performance.md); ``--only in-process`` drives
+the whole app (our middleware, KServe's routing and JSON, the model) in-process for
+each side, alternating child processes, and prints CPU per request.
+
 Usage: ``python bench/bench_serving.py`` (quick: ``--requests 200 --repeats 2``;
-mixed only: ``--only mixed``).
+one part: ``--only throughput|mixed|costs|in-process``).
 """
 
 from __future__ import annotations
@@ -42,13 +53,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_batch import build_model  # noqa: E402
 
 
-def run_bare_server(model_dir: str, port: int) -> None:
-    """Serve ``model_dir`` with a bare kserve.Model (child process entry point)."""
+def bare_model(model_dir: str | Path) -> Any:
+    """A loaded bare ``kserve.Model``: the DataFrame KServe's docs build, then predict."""
     import kserve
     import pandas as pd
 
     from kfp_mlops.model.package import load_model_folder
-    from kfp_mlops.serving.server import start_model_server
 
     class BareModel(kserve.Model):  # type: ignore[misc]
         def load(self) -> bool:
@@ -63,7 +73,119 @@ def run_bare_server(model_dir: str, port: int) -> None:
 
     model = BareModel("penguins")
     model.load()
-    start_model_server([model], http_port=port, host="127.0.0.1", request_metrics=False)
+    return model
+
+
+def run_bare_server(model_dir: str, port: int) -> None:
+    """Serve ``model_dir`` with a bare kserve.Model (child process entry point)."""
+    from kfp_mlops.serving.server import start_model_server
+
+    start_model_server([bare_model(model_dir)], http_port=port, host="127.0.0.1",
+                       request_metrics=False)
+
+
+def run_in_process(kind: str, model_dir: str, size: int, calls: int, rounds: int) -> None:
+    """Child: the whole app (middleware, KServe's routing, the model) driven in-process.
+
+    Built as ``start_model_server`` builds it, minus uvicorn's socket (the same for
+    both sides); prints the median process CPU microseconds per 200 answer.
+    """
+    import asyncio
+    import json
+    import logging
+
+    import kserve
+    from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING
+    from kserve.model_server import app
+    from kserve.protocol.rest.server import RESTServer
+    from palmerpenguins import load_penguins
+
+    from kfp_mlops.model.package import read_metadata
+    from kfp_mlops.serving import server
+    from kfp_mlops.serving.payloads import encode_v1
+    from kfp_mlops.serving.predictor import SklearnFolderModel
+
+    if kind == "ours":
+        model = SklearnFolderModel("penguins", model_dir)
+        model.load()
+    else:
+        model = bare_model(model_dir)
+    logging.getLogger("kserve.trace").setLevel(logging.WARNING)  # as start_model_server
+    ms = kserve.ModelServer(http_port=0, enable_grpc=False, workers=1,
+                            enable_latency_logging=False, grace_period=5)
+    ms._register_and_check_atleast_one_model_is_ready([model])
+    RESTServer(FASTAPI_APP_IMPORT_STRING, ms.dataplane, ms.model_repository_extension, 0,
+               workers=1).create_application()
+    for exc_class, handler in server._quiet_handlers().items():
+        app.add_exception_handler(exc_class, handler)
+    server._install_app_hooks(["penguins"], kind == "ours", server.max_body_bytes())
+    rows = load_penguins().drop(columns=["species"]).dropna().reset_index(drop=True)
+    features = read_metadata(Path(model_dir)).features
+    body = json.dumps(encode_v1(rows.head(size), features)).encode()
+    path = "/v1/models/penguins:predict"
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "POST", "scheme": "http", "path": path, "raw_path": path.encode(),
+             "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1),
+             "server": ("127.0.0.1", 80),
+             "headers": [(b"host", b"bench"), (b"content-type", b"application/json"),
+                         (b"content-length", str(len(body)).encode())]}  # fmt: skip
+
+    async def one() -> None:
+        delivered = False
+        statuses = []
+
+        async def receive() -> dict[str, Any]:
+            nonlocal delivered
+            if delivered:
+                await asyncio.sleep(3600)  # the client never disconnects
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                statuses.append(message["status"])
+
+        await app(dict(scope), receive, send)
+        assert statuses == [200], statuses
+
+    async def measure() -> list[float]:
+        for _ in range(30):
+            await one()
+        seen = []
+        for _ in range(rounds):
+            started = time.process_time()
+            for _ in range(calls):
+                await one()
+            seen.append((time.process_time() - started) / calls * 1e6)
+        return seen
+
+    print(statistics.median(asyncio.run(measure())))
+
+
+def in_process(model_dir: Path, args: Any) -> None:
+    """Ours vs bare through the whole app in-process, sides alternating; print CPU/request."""
+    import os
+
+    seen: dict[tuple[str, int], list[float]] = {}
+    for repeat in range(args.repeats):
+        for size in (1, 100):
+            kinds = ["ours", "bare"] if repeat % 2 == 0 else ["bare", "ours"]
+            for kind in kinds:
+                done = subprocess.run(
+                    [sys.executable, __file__, "--in-process", kind, str(model_dir),
+                     "--rows", str(size), "--cost-calls", str(args.cost_calls),
+                     "--cost-rounds", str(args.cost_rounds)],
+                    capture_output=True, text=True, check=True,
+                )
+                seen.setdefault((kind, size), []).append(float(done.stdout.split()[-1]))
+    print(f"\nwhole app in-process (middleware, KServe routing and encoding, model), process "
+          f"CPU us per 200 answer, median of {args.repeats} runs per side, sides alternating; "
+          f"load average {os.getloadavg()[0]:.2f}")
+    for size in (1, 100):
+        ours = statistics.median(seen[("ours", size)])
+        bare = statistics.median(seen[("bare", size)])
+        print(f"{size}-row V1: ours {ours:.0f} us, bare {bare:.0f} us, ours/bare "
+              f"{ours / bare:.3f}x, ours - bare {ours - bare:+.0f} us")
 
 
 def start(
@@ -378,7 +500,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=500, help="requests per round")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--only", choices=["throughput", "mixed", "costs"],
+    parser.add_argument("--only", choices=["throughput", "mixed", "costs", "in-process"],
                         help="run one part only")
     parser.add_argument("--cost-calls", type=int, default=100,
                         help="costs: calls per case per round")
@@ -391,10 +513,14 @@ def main() -> None:
                         help="mixed: a phase stops after this long even if not done")
     parser.add_argument("--rows", type=int, default=10, help="mixed: rows per valid request")
     parser.add_argument("--bare-server")
+    parser.add_argument("--in-process", nargs=2, metavar=("KIND", "MODEL_DIR"))
     parser.add_argument("--port", type=int)
     args = parser.parse_args()
     if args.bare_server:
         run_bare_server(args.bare_server, args.port)
+        return
+    if args.in_process:
+        run_in_process(*args.in_process, args.rows, args.cost_calls, args.cost_rounds)
         return
 
     from palmerpenguins import load_penguins
@@ -409,9 +535,11 @@ def main() -> None:
         rows = load_penguins().drop(columns=["species"]).dropna().reset_index(drop=True)
         if args.only in (None, "costs"):
             check_costs(model_dir, features, rows, args)
+        if args.only in (None, "in-process"):
+            in_process(model_dir, args)
         if args.only in (None, "mixed"):
             mixed_traffic(model_dir, features, rows, args)
-        if args.only in ("mixed", "costs"):
+        if args.only in ("mixed", "costs", "in-process"):
             return
         servers = {kind: start(kind, model_dir) for kind in ("ours", "bare")}
         try:
