@@ -92,7 +92,6 @@ def run_in_process(kind: str, model_dir: str, size: int, calls: int, rounds: int
     """
     import asyncio
     import json
-    import logging
 
     import kserve
     from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING
@@ -110,7 +109,6 @@ def run_in_process(kind: str, model_dir: str, size: int, calls: int, rounds: int
         model.load()
     else:
         model = bare_model(model_dir)
-    logging.getLogger("kserve.trace").setLevel(logging.WARNING)  # as start_model_server
     ms = kserve.ModelServer(http_port=0, enable_grpc=False, workers=1,
                             enable_latency_logging=False, grace_period=5)
     ms._register_and_check_atleast_one_model_is_ready([model])
@@ -119,6 +117,7 @@ def run_in_process(kind: str, model_dir: str, size: int, calls: int, rounds: int
     for exc_class, handler in server._quiet_handlers().items():
         app.add_exception_handler(exc_class, handler)
     server._install_app_hooks(["penguins"], kind == "ours", server.max_body_bytes())
+    server._configure_logging(False)  # as start_model_server: no per-request trace lines
     rows = load_penguins().drop(columns=["species"]).dropna().reset_index(drop=True)
     features = read_metadata(Path(model_dir)).features
     body = json.dumps(encode_v1(rows.head(size), features)).encode()
