@@ -18,8 +18,19 @@ requests in each phase, the ratio of the p99s (target <= 1.5x), statuses seen (a
 is a bug), log bytes per request, and the slowest ``/v2/health/live`` answered during
 the mixed phases (a probe thread asks every 100 ms).
 
+Throughput prints, per row count, the issue's two figures: requests/s ours/bare
+(target >= 0.95) and p50 ours - bare (target <= +0.3 ms), with the per-round ratios and
+the server processes' CPU microseconds per request (from /proc: less exposed to a
+shared machine's load than wall time).
+
+Load-robust views (CPU time, not wall time), for a shared machine:
+``--only costs`` times each check of our predictor next to the bare model's steps,
+in-process, interleaved (the table in docs/performance.md); ``--only in-process`` drives
+the whole app (our middleware, KServe's routing and JSON, the model) in-process for
+each side, alternating child processes, and prints CPU per request.
+
 Usage: ``python bench/bench_serving.py`` (quick: ``--requests 200 --repeats 2``;
-mixed only: ``--only mixed``).
+one part: ``--only throughput|mixed|costs|in-process``).
 """
 
 from __future__ import annotations
@@ -42,13 +53,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_batch import build_model  # noqa: E402
 
 
-def run_bare_server(model_dir: str, port: int) -> None:
-    """Serve ``model_dir`` with a bare kserve.Model (child process entry point)."""
+def bare_model(model_dir: str | Path) -> Any:
+    """A loaded bare ``kserve.Model``: the DataFrame KServe's docs build, then predict."""
     import kserve
     import pandas as pd
 
     from kfp_mlops.model.package import load_model_folder
-    from kfp_mlops.serving.server import start_model_server
 
     class BareModel(kserve.Model):  # type: ignore[misc]
         def load(self) -> bool:
@@ -63,7 +73,118 @@ def run_bare_server(model_dir: str, port: int) -> None:
 
     model = BareModel("penguins")
     model.load()
-    start_model_server([model], http_port=port, host="127.0.0.1", request_metrics=False)
+    return model
+
+
+def run_bare_server(model_dir: str, port: int) -> None:
+    """Serve ``model_dir`` with a bare kserve.Model (child process entry point)."""
+    from kfp_mlops.serving.server import start_model_server
+
+    start_model_server([bare_model(model_dir)], http_port=port, host="127.0.0.1",
+                       request_metrics=False)
+
+
+def run_in_process(kind: str, model_dir: str, size: int, calls: int, rounds: int) -> None:
+    """Child: the whole app (middleware, KServe's routing, the model) driven in-process.
+
+    Built as ``start_model_server`` builds it, minus uvicorn's socket (the same for
+    both sides); prints the median process CPU microseconds per 200 answer.
+    """
+    import asyncio
+    import json
+
+    import kserve
+    from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING
+    from kserve.model_server import app
+    from kserve.protocol.rest.server import RESTServer
+    from palmerpenguins import load_penguins
+
+    from kfp_mlops.model.package import read_metadata
+    from kfp_mlops.serving import server
+    from kfp_mlops.serving.payloads import encode_v1
+    from kfp_mlops.serving.predictor import SklearnFolderModel
+
+    if kind == "ours":
+        model = SklearnFolderModel("penguins", model_dir)
+        model.load()
+    else:
+        model = bare_model(model_dir)
+    ms = kserve.ModelServer(http_port=0, enable_grpc=False, workers=1,
+                            enable_latency_logging=False, grace_period=5)
+    ms._register_and_check_atleast_one_model_is_ready([model])
+    RESTServer(FASTAPI_APP_IMPORT_STRING, ms.dataplane, ms.model_repository_extension, 0,
+               workers=1).create_application()
+    for exc_class, handler in server._quiet_handlers().items():
+        app.add_exception_handler(exc_class, handler)
+    server._install_app_hooks(["penguins"], kind == "ours", server.max_body_bytes())
+    server._configure_logging(False)  # as start_model_server: no per-request trace lines
+    rows = load_penguins().drop(columns=["species"]).dropna().reset_index(drop=True)
+    features = read_metadata(Path(model_dir)).features
+    body = json.dumps(encode_v1(rows.head(size), features)).encode()
+    path = "/v1/models/penguins:predict"
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "POST", "scheme": "http", "path": path, "raw_path": path.encode(),
+             "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1),
+             "server": ("127.0.0.1", 80),
+             "headers": [(b"host", b"bench"), (b"content-type", b"application/json"),
+                         (b"content-length", str(len(body)).encode())]}  # fmt: skip
+
+    async def one() -> None:
+        delivered = False
+        statuses = []
+
+        async def receive() -> dict[str, Any]:
+            nonlocal delivered
+            if delivered:
+                await asyncio.sleep(3600)  # the client never disconnects
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                statuses.append(message["status"])
+
+        await app(dict(scope), receive, send)
+        assert statuses == [200], statuses
+
+    async def measure() -> list[float]:
+        for _ in range(30):
+            await one()
+        seen = []
+        for _ in range(rounds):
+            started = time.process_time()
+            for _ in range(calls):
+                await one()
+            seen.append((time.process_time() - started) / calls * 1e6)
+        return seen
+
+    print(statistics.median(asyncio.run(measure())))
+
+
+def in_process(model_dir: Path, args: Any) -> None:
+    """Ours vs bare through the whole app in-process, sides alternating; print CPU/request."""
+    import os
+
+    seen: dict[tuple[str, int], list[float]] = {}
+    for repeat in range(args.repeats):
+        for size in (1, 100):
+            kinds = ["ours", "bare"] if repeat % 2 == 0 else ["bare", "ours"]
+            for kind in kinds:
+                done = subprocess.run(
+                    [sys.executable, __file__, "--in-process", kind, str(model_dir),
+                     "--rows", str(size), "--cost-calls", str(args.cost_calls),
+                     "--cost-rounds", str(args.cost_rounds)],
+                    capture_output=True, text=True, check=True,
+                )
+                seen.setdefault((kind, size), []).append(float(done.stdout.split()[-1]))
+    print(f"\nwhole app in-process (middleware, KServe routing and encoding, model), process "
+          f"CPU us per 200 answer, median of {args.repeats} runs per side, sides alternating; "
+          f"load average {os.getloadavg()[0]:.2f}")
+    for size in (1, 100):
+        ours = statistics.median(seen[("ours", size)])
+        bare = statistics.median(seen[("bare", size)])
+        print(f"{size}-row V1: ours {ours:.0f} us, bare {bare:.0f} us, ours/bare "
+              f"{ours / bare:.3f}x, ours - bare {ours - bare:+.0f} us")
 
 
 def start(
@@ -92,15 +213,33 @@ def start(
     raise RuntimeError(f"{kind} server did not start")
 
 
-def round_trip(client: httpx.Client, url: str, body: dict, n: int) -> tuple[float, list[float]]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid``, all its threads (Linux /proc)."""
+    import os
+
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def round_trip(
+    client: httpx.Client, url: str, body: dict, n: int, pid: int | None = None
+) -> tuple[float, list[float], float]:
+    """Requests/s, latencies and the server's CPU microseconds per request (0 if no pid)."""
+    import json
+
+    content = json.dumps(body).encode()  # encoded once: the client's own cost stays out
+    headers = {"content-type": "application/json"}
     latencies = []
+    cpu = cpu_seconds(pid) if pid else 0.0
     started = time.perf_counter()
     for _ in range(n):
         t0 = time.perf_counter()
-        response = client.post(url, json=body)
+        response = client.post(url, content=content, headers=headers)
         latencies.append(time.perf_counter() - t0)
         assert response.status_code == 200, response.text
-    return n / (time.perf_counter() - started), latencies
+    elapsed = time.perf_counter() - started
+    cpu_us = (cpu_seconds(pid) - cpu) / n * 1e6 if pid else 0.0
+    return n / elapsed, latencies, cpu_us
 
 
 ROW = ["Torgersen", 39.1, 18.7, 181.0, 3750.0, "male", 2007]
@@ -242,11 +381,129 @@ def mixed_traffic(model_dir: Path, features, rows, args) -> None:
     print(f"5xx answers: {server_errors}; connection errors (status 0): {dropped}")
 
 
+def per_request(cases: dict[str, Any], calls: int, rounds: int) -> dict[str, float]:
+    """Median CPU microseconds per call of each case, the cases interleaved round by round.
+
+    CPU time of this thread (``time.thread_time``), so waiting for a core on a shared
+    machine is not counted; interleaving spreads the load's drift over every case.
+    """
+    seen: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(rounds):
+        for name, fn in cases.items():
+            started = time.thread_time()
+            for _ in range(calls):
+                fn()
+            seen[name].append((time.thread_time() - started) / calls * 1e6)
+    return {name: statistics.median(values) for name, values in seen.items()}
+
+
+def hop_cost(calls: int) -> float:
+    """CPU microseconds (all threads) of one ``run_in_executor`` round trip of a no-op."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    async def hops() -> float:
+        loop = asyncio.get_running_loop()
+        with ThreadPoolExecutor(1) as pool:
+            for _ in range(50):
+                await loop.run_in_executor(pool, int)
+            started = time.process_time()
+            for _ in range(calls):
+                await loop.run_in_executor(pool, int)
+            return (time.process_time() - started) / calls * 1e6
+
+    return asyncio.run(hops())
+
+
+def cost_cases(ours: Any, features: Any, chunk: Any) -> dict[str, Any]:
+    """Each check of ``ours`` (a loaded SklearnFolderModel) on ``chunk``, and the bare side."""
+    import pandas as pd
+
+    from kfp_mlops.serving import decoding
+    from kfp_mlops.serving.payloads import encode_v1
+    from kfp_mlops.serving.predictor import REQUEST_LATENCY, REQUESTS, ROWS
+
+    names = [f.name for f in features]
+    model = ours.model
+    body = encode_v1(chunk, features)
+    records = encode_v1(chunk, features, records=True)["instances"]
+    instances = body["instances"]
+    columns = decoding._columns_from_rows(names, instances)
+    data = {f.name: decoding.coerce_column(f, columns[f.name], lambda i: "") for f in features}
+    frame = pd.DataFrame(data)
+    scored = ours.score(frame)
+    bare_frame = pd.DataFrame(instances, columns=names)
+
+    def bare_predict() -> Any:
+        frame = pd.DataFrame(body["instances"], columns=names)
+        return {"predictions": model.predict(frame).tolist()}
+
+    def middleware_metrics() -> None:
+        REQUEST_LATENCY.labels("penguins", "v1").observe(0.004)
+        REQUESTS.labels("penguins", "v1", "success").inc()
+
+    def predictor_metrics() -> None:
+        ours._observe(scored.predictions)
+        ROWS.labels("penguins", "v1").inc(len(chunk))
+
+    return {
+        "contract: body fields, row shape (V1 rows)": lambda: decoding._columns_from_rows(
+            names, instances),
+        "contract: record keys (V1 records)": lambda: decoding._columns_from_records(
+            ours.contract, records),
+        "types: check and convert every value": lambda: [
+            decoding.coerce_column(f, columns[f.name], lambda i: "") for f in features],
+        "frame: ours, DataFrame from typed arrays": lambda: pd.DataFrame(data),
+        "frame: bare, DataFrame(instances, columns)": lambda: pd.DataFrame(
+            instances, columns=names),
+        "metrics: predictor (rows, predicted class)": predictor_metrics,
+        "metrics: middleware (latency, outcome)": middleware_metrics,
+        "response: ours (numpy -> JSON-ready)": lambda: ours._v1_response(scored),
+        "response: bare (.tolist())": lambda: {"predictions": scored.predictions.tolist()},
+        "model.predict (ours' frame)": lambda: model.predict(frame),
+        "model.predict (bare's frame)": lambda: model.predict(bare_frame),
+        "whole predict: ours (predict_sync)": lambda: ours.predict_sync(body),
+        "whole predict: bare": bare_predict,
+    }  # fmt: skip
+
+
+def check_costs(model_dir: Path, features, rows, args) -> None:
+    """Print what each check of our predictor costs per request, next to the bare model's.
+
+    In-process, the same functions the server runs, on the same V1 bodies the
+    throughput part sends (rows in feature order).
+    """
+    import os
+
+    from kfp_mlops.serving.predictor import SklearnFolderModel
+
+    ours = SklearnFolderModel("penguins", model_dir)
+    ours.load()
+    table: dict[str, dict[int, float]] = {}
+    for size in (1, 100):
+        cases = cost_cases(ours, features, rows.head(size))
+        for name, cost in per_request(cases, args.cost_calls, args.cost_rounds).items():
+            table.setdefault(name, {})[size] = cost
+    hop = hop_cost(max(200, args.cost_calls * 10))
+    print(f"\nper-request cost, CPU us (median of {args.cost_rounds} interleaved rounds of "
+          f"{args.cost_calls} calls, this thread); load average {os.getloadavg()[0]:.2f}")
+    print(f"| {'check':45} | {'1 row':>8} | {'100 rows':>8} |")
+    print(f"|{'-' * 47}|{'-' * 10}|{'-' * 10}|")
+    for name, by_size in table.items():
+        print(f"| {name:45} | {by_size[1]:8.1f} | {by_size[100]:8.1f} |")
+    print(f"| {'thread hop (requests not answered inline)':45} | {hop:8.1f} | {hop:8.1f} |")
+    print("| logging: a valid request writes no record     |      0.0 |      0.0 |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=500, help="requests per round")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--only", choices=["throughput", "mixed"], help="run one part only")
+    parser.add_argument("--only", choices=["throughput", "mixed", "costs", "in-process"],
+                        help="run one part only")
+    parser.add_argument("--cost-calls", type=int, default=100,
+                        help="costs: calls per case per round")
+    parser.add_argument("--cost-rounds", type=int, default=15, help="costs: rounds")
     parser.add_argument("--threads", type=int, default=6, help="mixed: client threads")
     parser.add_argument("--invalid", type=float, default=0.3, help="mixed: invalid share")
     parser.add_argument("--mixed-requests", type=int, default=150,
@@ -255,10 +512,14 @@ def main() -> None:
                         help="mixed: a phase stops after this long even if not done")
     parser.add_argument("--rows", type=int, default=10, help="mixed: rows per valid request")
     parser.add_argument("--bare-server")
+    parser.add_argument("--in-process", nargs=2, metavar=("KIND", "MODEL_DIR"))
     parser.add_argument("--port", type=int)
     args = parser.parse_args()
     if args.bare_server:
         run_bare_server(args.bare_server, args.port)
+        return
+    if args.in_process:
+        run_in_process(*args.in_process, args.rows, args.cost_calls, args.cost_rounds)
         return
 
     from palmerpenguins import load_penguins
@@ -271,48 +532,73 @@ def main() -> None:
         build_model(model_dir)
         features = read_metadata(model_dir).features
         rows = load_penguins().drop(columns=["species"]).dropna().reset_index(drop=True)
-        if args.only != "throughput":
+        if args.only in (None, "costs"):
+            check_costs(model_dir, features, rows, args)
+        if args.only in (None, "in-process"):
+            in_process(model_dir, args)
+        if args.only in (None, "mixed"):
             mixed_traffic(model_dir, features, rows, args)
-        if args.only == "mixed":
+        if args.only in ("mixed", "costs", "in-process"):
             return
         servers = {kind: start(kind, model_dir) for kind in ("ours", "bare")}
         try:
-            results: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
+            results: dict[tuple[str, str], list[tuple[float, float, float, float]]] = {}
             with httpx.Client(timeout=30.0) as client:
-                for _ in range(args.repeats):
+                for repeat in range(args.repeats):
                     for size in (1, 100):
                         chunk = rows.head(size)
-                        cases = {
-                            ("ours", "v1"): encode_v1(chunk, features),
-                            ("bare", "v1"): encode_v1(chunk, features),
-                            ("ours", "v2"): encode_v2(chunk, features),
-                        }
-                        for (kind, protocol), body in cases.items():
-                            base = servers[kind][1]
+                        cases = [
+                            (("ours", "v1"), encode_v1(chunk, features)),
+                            (("bare", "v1"), encode_v1(chunk, features)),
+                        ]
+                        if repeat % 2:  # alternate who goes first: no order bias
+                            cases.reverse()
+                        cases.append((("ours", "v2"), encode_v2(chunk, features)))
+                        for (kind, protocol), body in cases:
+                            process, base = servers[kind]
                             url = (f"{base}/v1/models/penguins:predict" if protocol == "v1"
                                    else f"{base}/v2/models/penguins/infer")  # fmt: skip
                             round_trip(client, url, body, 20)  # warm-up
-                            rps, lat = round_trip(client, url, body, args.requests)
+                            rps, lat, cpu = round_trip(client, url, body, args.requests,
+                                                       process.pid)
                             p50, p99 = np.percentile(lat, [50, 99]) * 1000
                             results.setdefault((f"{kind} {protocol}", str(size)), []).append(
-                                (rps, p50, p99)
+                                (rps, p50, p99, cpu)
                             )
         finally:
             for process, _url in servers.values():
                 process.terminate()
                 process.wait(timeout=30)
-        med = statistics.median
-        print(f"requests/round={args.requests} repeats={args.repeats} (sequential, 1 client)")
-        print(f"{'server':10} {'rows':>4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
-        summary: dict[tuple[str, str], float] = {}
-        for (name, size), runs in results.items():
-            rps = med(r[0] for r in runs)
-            summary[(name, size)] = rps
-            print(f"{name:10} {size:>4} {rps:8.0f} {med(r[1] for r in runs):8.2f} "
-                  f"{med(r[2] for r in runs):8.2f}")  # fmt: skip
-        for size in ("1", "100"):
-            ratio = summary[("ours v1", size)] / summary[("bare v1", size)]
-            print(f"throughput ratio ours/bare, {size}-row V1 requests: {ratio:.2f}x")
+        report_throughput(results, args)
+
+
+def report_throughput(
+    results: dict[tuple[str, str], list[tuple[float, float, float, float]]], args: Any
+) -> None:
+    """Print medians per server and size, then the issue's ratios (ours/bare)."""
+    import os
+
+    med = statistics.median
+    print(f"\nrequests/round={args.requests} repeats={args.repeats} (sequential, 1 client, "
+          f"sides interleaved); load average {os.getloadavg()[0]:.2f} at the end")
+    print(f"{'server':10} {'rows':>4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
+          f"{'server CPU us/req':>18}")
+    summary: dict[tuple[str, str], tuple[float, float, float]] = {}
+    for (name, size), runs in results.items():
+        rps, p50, cpu = med(r[0] for r in runs), med(r[1] for r in runs), med(r[3] for r in runs)
+        summary[(name, size)] = (rps, p50, cpu)
+        print(f"{name:10} {size:>4} {rps:8.0f} {p50:8.2f} {med(r[2] for r in runs):8.2f} "
+              f"{cpu:18.0f}")  # fmt: skip
+    for size in ("1", "100"):
+        ours, bare = summary[("ours v1", size)], summary[("bare v1", size)]
+        # Per-round ratios too: a round's two sides ran back to back, so their ratio
+        # is less exposed to the load changing between rounds than the medians are.
+        pairs = zip(results[("ours v1", size)], results[("bare v1", size)], strict=True)
+        per_round = [o[0] / b[0] for o, b in pairs]
+        print(f"{size}-row V1: throughput ours/bare {ours[0] / bare[0]:.3f}x (target >= 0.95; "
+              f"per round {', '.join(f'{r:.3f}' for r in per_round)}); "
+              f"p50 ours - bare {ours[1] - bare[1]:+.2f} ms (target <= +0.30); "
+              f"server CPU ours - bare {ours[2] - bare[2]:+.0f} us/request")
 
 
 if __name__ == "__main__":

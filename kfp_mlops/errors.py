@@ -26,7 +26,7 @@ raises it and keeps the built-in base its callers already catch (``ValueError``,
     │       └── AlreadyExistsError
     ├── GateNotPassedError (RuntimeError)       gates: acting on a model no gate passed
     ├── BatchInputError (ValueError)            serving.batch
-    ├── InputSchemaError (KServe InvalidInput)  serving.predictor: a request off the schema (400)
+    ├── InputSchemaError (KServe InvalidInput)  serving.decoding: a request off the schema (400)
     ├── ServerStartError (RuntimeError)         serving.process
     ├── CloudEventError (ValueError)            serving.prediction_log: not a logger event (400)
     ├── DeployError (RuntimeError)              serving.deploy

@@ -15,7 +15,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = (ROOT / "pyproject.toml").read_text()
-KSERVE_MODULES = {"kfp_mlops.serving.predictor", "kfp_mlops.serving.server",
+KSERVE_MODULES = {"kfp_mlops.serving.predictor", "kfp_mlops.serving.decoding",
+                  "kfp_mlops.serving.server",
                   "kfp_mlops.serving.__main__"}
 
 
@@ -81,7 +82,8 @@ def test_nothing_but_serving_imports_kserve_and_serving_names_the_extra(tmp_path
     assert done.returncode == 0, done.stderr[-3000:]
     lines = done.stdout.splitlines()
     fix = "pip install 'kfp-mlops[serving]'"
-    for name in ("kfp_mlops.serving.predictor", "kfp_mlops.serving.server"):
+    for name in ("kfp_mlops.serving.predictor", "kfp_mlops.serving.decoding",
+                 "kfp_mlops.serving.server"):
         [line] = [x for x in lines if x.startswith(name + ":")]
         assert fix in line and "KServe" in line
     assert "serve exit 1" in lines

@@ -139,7 +139,8 @@ def invalid_count(metrics: str, reason: str) -> float:
 
 def test_ignoring_unknown_columns_on_request(cars_dir, training_file, tmp_path, monkeypatch):
     pytest.importorskip("kserve")
-    from kfp_mlops.serving.predictor import InputSchemaError, SklearnFolderModel
+    from kfp_mlops.serving.decoding import InputSchemaError
+    from kfp_mlops.serving.predictor import SklearnFolderModel
 
     frame = pd.read_csv(training_file).iloc[:20].assign(**{TYPO: 1.0})
     body = encode_v1(frame, every_column(frame), records=True)

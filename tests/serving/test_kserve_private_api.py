@@ -2,7 +2,7 @@
 
 ``kfp_mlops/serving/server.py`` overrides ``kserve.ModelServer.start`` (to bind one host
 and use a REST server with quieter error handlers), which reaches into ModelServer
-attributes and ``RESTServer``'s constructor; ``kfp_mlops/serving/predictor.py`` reads
+attributes and ``RESTServer``'s constructor; ``kfp_mlops/serving/decoding.py`` reads
 ``InferInput.data`` / ``as_numpy``. When a KServe release renames any of them these
 tests fail naming the name and the installed kserve version (and so does the server's
 start, instead of an AttributeError mid-way).
@@ -55,7 +55,8 @@ def test_the_list_covers_everything_the_start_override_uses():
 
 def test_no_private_kserve_attribute_is_read_elsewhere():
     """The predictor reads binary V2 data through public InferInput API (not _raw_data)."""
-    for path in ("kfp_mlops/serving/predictor.py", "kfp_mlops/serving/batch.py"):
+    for path in ("kfp_mlops/serving/decoding.py", "kfp_mlops/serving/predictor.py",
+                 "kfp_mlops/serving/batch.py"):
         text = (ROOT / path).read_text()
         assert "_raw_data" not in text, path
 

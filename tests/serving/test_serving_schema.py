@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 from kserve.protocol.infer_type import InferInput, InferRequest, InferResponse, RequestedOutput
 
+from kfp_mlops.serving.decoding import InputSchemaError, frame_from_v1
 from kfp_mlops.serving.payloads import encode_v1, encode_v2
-from kfp_mlops.serving.predictor import InputSchemaError, SklearnFolderModel, frame_from_v1
+from kfp_mlops.serving.predictor import SklearnFolderModel
 
 
 @pytest.fixture(scope="module")
