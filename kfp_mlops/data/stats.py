@@ -42,7 +42,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from kfp_mlops.data import arrow_numpy
@@ -268,6 +267,8 @@ def finite_values(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
 
 
 def _string_values(array: pa.Array) -> pa.Array:
+    import pyarrow.compute as pc
+
     if pa.types.is_dictionary(array.type):
         array = array.dictionary_decode()
     return pc.drop_null(array.cast(pa.string()))
@@ -311,6 +312,8 @@ def _update(acc: Accumulator, array: pa.Array, keep: np.ndarray | None, cap: int
             acc.histogram.add(values, lo, hi)
         return
     if acc.kind == DATETIME:
+        import pyarrow.compute as pc  # here: numbers and dictionaries never need it (0.1 s)
+
         n = rows - array.null_count
         acc.missing += rows - n
         acc.count += n
@@ -325,6 +328,8 @@ def _update(acc: Accumulator, array: pa.Array, keep: np.ndarray | None, cap: int
         acc.count += rows - array.null_count
         values, ns = _dictionary_counts(array, acc.counter)
     else:
+        import pyarrow.compute as pc
+
         strings = _string_values(array)
         acc.missing += rows - len(strings)
         acc.count += len(strings)
@@ -356,7 +361,11 @@ def _dictionary_counts(array: pa.DictionaryArray, known: Counter[str]) -> tuple[
     if array.null_count:
         counts[0] -= array.null_count
     present = np.flatnonzero(counts)
-    values = array.dictionary.take(arrow_numpy.positions(present)).to_pylist()
+    if len(array.dictionary) <= 4 * len(present):  # no take: it imports pyarrow.compute
+        every = array.dictionary.to_pylist()
+        values = [every[i] for i in present.tolist()]
+    else:
+        values = array.dictionary.take(arrow_numpy.positions(present)).to_pylist()
     if sum(1 for v in values if v is not None and v not in known) > 1:
         valid = codes if not array.null_count else codes[arrow_numpy.valid(array)]
         _, first = np.unique(valid, return_index=True)  # same codes, same order as present
@@ -394,6 +403,8 @@ def _text_hashes(values: list) -> np.ndarray:
 
 def _column_hashes(array: pa.Array) -> np.ndarray:
     """A 64-bit hash per row of one column; equal values hash equal, missing ones alike."""
+    import pyarrow.compute as pc
+
     if _is_text_dictionary(array.type):
         # Hash the (few) dictionary values once and look the codes up.
         codes = arrow_numpy.values(array.indices)
