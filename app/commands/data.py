@@ -105,9 +105,9 @@ def keep_freed_memory(pad: int = 32 << 20) -> None:
 
     A scan allocates and frees numpy temporaries of half a MiB per column and batch; by
     default glibc gives such memory back to the system as soon as the top of a heap is
-    free, and faults it in again on the next batch: 125,000 page faults and 0.5 s of
-    system CPU for the drift of two 1M-row files; 40,000 with a pad of 32 MiB (52,000 with
-    16 MiB), peak RSS within the run-to-run spread. A process-wide setting, so the command
+    free, and faults it in again on the next batch: about 95,000 page faults and 0.45-0.7 s
+    of system CPU for the drift of two 1M-row files; 32,000 and 0.25-0.65 s with a pad of
+    32 MiB, peak RSS within the run-to-run spread. A process-wide setting, so the command
     sets it, not the library; elsewhere than glibc (no ``mallopt``) nothing changes.
     """
     import ctypes
