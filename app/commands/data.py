@@ -121,7 +121,6 @@ def keep_freed_memory(pad: int = 32 << 20) -> None:
 def drift_command(args: argparse.Namespace) -> int:
     """Compare two datasets: per-feature tests, the drift share, and an HTML report."""
     from kfp_mlops.data.drift import DriftThresholds, detect_drift
-    from kfp_mlops.data.report import html_report
 
     keep_freed_memory()
 
@@ -130,13 +129,15 @@ def drift_command(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         reference = _as_parquet(store, args.reference, Path(tmp))
         current = _as_parquet(store, args.current, Path(tmp))
-        result = detect_drift(reference, current, thresholds, target=args.target)
+        result = detect_drift(reference, current, thresholds, target=args.target, fork=True)
     if not result.features:
         raise CliError(
             f"{args.reference!r} and {args.current!r} share no feature columns: nothing to "
             "compare. Check that both are versions of the same data"
         )
     if args.report:
+        from kfp_mlops.data.report import html_report  # after the scans: not in the fork
+
         Path(args.report).write_text(html_report(
             result.current_stats, drift=result, title=f"Drift: {args.current} vs {args.reference}",
             reference_name=args.reference, current_name=args.current,

@@ -444,6 +444,7 @@ def detect_drift(
     *,
     target: str | None = None,
     count_target: bool = False,
+    fork: bool = False,
 ) -> DriftResult:
     """Compare ``current`` with ``reference`` (DataFrames or Parquet paths).
 
@@ -452,6 +453,13 @@ def detect_drift(
     business (missing/extra column), not drift's. ``target`` names the label column:
     it is tested and reported, but counts in the drift share only with
     ``count_target`` (a target missing from either side is skipped).
+
+    ``fork=True`` scans the current file in a forked child while this process scans the
+    reference (both must be paths, the platform must fork, and there must be a second
+    CPU; otherwise the scans run one after the other). The CLI asks for it: a process
+    owns its interpreter, so the two scans do not contend for the GIL as threads did.
+    A library caller may hold threads or locks a fork would copy, so it is off by default.
+    The figures are the same either way (each scan is seeded and deterministic).
     """
     t = thresholds or DriftThresholds()
     # One scan after the other, in this thread. Side by side (a thread each) the two
@@ -460,11 +468,98 @@ def detect_drift(
     # Their quantiles (the report's medians) come from the value sample the tests use:
     # the statistics' KLL sketch took most of the scan's time on large files. A file's
     # columns are decoded one after the other (less memory, same figures).
-    ref, cur = (scan_any(data, sample_size=t.sample_size, count_duplicates=False, seed=seed,
-                         quantiles="sample",
-                         **({"use_threads": False} if isinstance(data, (str, Path)) else {}))
-                for data, seed in ((reference, 0), (current, 1)))
+    def scan_one(data: pd.DataFrame | str | Path, seed: int) -> Scan:
+        return scan_any(data, sample_size=t.sample_size, count_duplicates=False, seed=seed,
+                        quantiles="sample",
+                        **({"use_threads": False} if isinstance(data, (str, Path)) else {}))
+
+    if fork and _can_fork(reference, current):
+        # np.quantile imports numpy.ma on first use (about 35 ms): once here, not in both.
+        import numpy.ma  # noqa: F401
+
+        child = _ForkedScan(lambda: scan_one(current, 1))
+        try:
+            ref = scan_one(reference, 0)
+        except BaseException:
+            child.cancel()
+            raise
+        _warm_pvalue_imports()  # while the child finishes; needed next anyway
+        cur = child.result()
+    else:
+        ref, cur = scan_one(reference, 0), scan_one(current, 1)
     return drift_from_scans(ref, cur, t, columns, target=target, count_target=count_target)
+
+
+def _can_fork(reference: object, current: object) -> bool:
+    """Whether the current file can be scanned in a forked child beside this process."""
+    import os
+
+    return (isinstance(reference, (str, Path)) and isinstance(current, (str, Path))
+            and hasattr(os, "fork") and (os.cpu_count() or 1) > 1)
+
+
+def _warm_pvalue_imports() -> None:
+    """Import what the tests' p-values need (scipy.special, about 0.2 s) ahead of use."""
+    import scipy.special  # noqa: F401
+
+
+class _ForkedScan:
+    """Run ``work`` in a forked child; :meth:`result` returns its value or raises its error.
+
+    The child sends its pickled outcome through a pipe and exits with ``os._exit`` (no
+    atexit handlers, no flushing of buffers it shares with the parent). An error that
+    does not pickle comes back as a :class:`DriftError` naming it.
+    """
+
+    def __init__(self, work: Any) -> None:
+        import os
+        import pickle
+
+        self._read, write = os.pipe()
+        self._pid = os.fork()
+        if self._pid == 0:  # the child
+            code = 0
+            try:
+                os.close(self._read)
+                try:
+                    outcome: tuple[bool, Any] = (True, work())
+                except BaseException as exc:  # noqa: BLE001 - every error goes to the parent
+                    outcome, code = (False, exc), 1
+                try:
+                    payload = pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL)
+                except Exception as exc:  # noqa: BLE001
+                    payload = pickle.dumps((False, DriftError(
+                        f"the scan of the current data failed in its child process: {exc!r}")))
+                with os.fdopen(write, "wb") as pipe:
+                    pipe.write(payload)
+            finally:
+                os._exit(code)
+        os.close(write)
+
+    def cancel(self) -> None:
+        """Stop the child and reap it (this process failed; its answer is not needed)."""
+        import os
+        import signal
+
+        os.close(self._read)
+        os.kill(self._pid, signal.SIGKILL)
+        os.waitpid(self._pid, 0)
+
+    def result(self) -> Any:
+        import os
+        import pickle
+
+        with os.fdopen(self._read, "rb") as pipe:
+            payload = pipe.read()
+        _, status = os.waitpid(self._pid, 0)
+        if not payload:
+            raise DriftError(
+                f"the scan of the current data ended without an answer (child exit status "
+                f"{status}); run again, or without fork=True to see its error here")
+        ok, value = pickle.loads(payload)
+        if not ok:
+            raise value
+        return value
 
 
 def drift_from_scans(
