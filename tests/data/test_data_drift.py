@@ -137,3 +137,21 @@ def test_forked_scan_reaps_its_child_when_the_reference_fails(frame_factory, tmp
         assert os.waitpid(-1, os.WNOHANG)[0] == 0
     except ChildProcessError:
         pass  # no child at all
+
+
+def test_psi_from_sorted_samples_is_numpys_histogram_figure():
+    """PSI counts bins by searching the sorted samples: the same as ``np.histogram``."""
+    from kfp_mlops.data.drift import _EPS
+
+    def by_histogram(reference, current, bins=10):
+        edges = np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)))
+        edges[0], edges[-1] = -np.inf, np.inf
+        ref = np.maximum(np.histogram(reference, edges)[0] / len(reference), _EPS)
+        cur = np.maximum(np.histogram(current, edges)[0] / len(current), _EPS)
+        return float(np.sum((cur - ref) * np.log(cur / ref)))
+
+    rng = np.random.default_rng(0)
+    for _ in range(100):  # ties on the edges, few values, unequal sizes
+        a = rng.integers(0, rng.integers(1, 20), rng.integers(1, 3000)).astype(float)
+        b = rng.normal(0, 3, rng.integers(1, 3000)).round(int(rng.integers(0, 3)))
+        assert psi(a, b) == by_histogram(a, b) and psi(b, a) == by_histogram(b, a)
