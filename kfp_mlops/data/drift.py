@@ -35,9 +35,6 @@ as a feature, as before.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -46,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from kfp_mlops.data.kinds import DATETIME, NUMERIC_KINDS
-from kfp_mlops.data.stats import DatasetStatistics, Scan, join_columns, scan_any
+from kfp_mlops.data.stats import DatasetStatistics, Scan, scan_any
 from kfp_mlops.errors import KfpMlopsError
 
 if TYPE_CHECKING:
@@ -486,16 +483,27 @@ def detect_drift(
     # Their quantiles (the report's medians) come from the value sample the tests use:
     # the statistics' KLL sketch took most of the scan's time on large files. A file's
     # columns are decoded one after the other (less memory, same figures).
-    def scan_one(data: pd.DataFrame | str | Path, seed: int, **subset: Any) -> Scan:
+    def scan_one(data: pd.DataFrame | str | Path, seed: int) -> Scan:
         return scan_any(data, sample_size=t.sample_size, count_duplicates=False, seed=seed,
-                        quantiles="sample", **subset,
+                        quantiles="sample",
                         **({"use_threads": False} if isinstance(data, (str, Path)) else {}))
 
     if fork and _can_fork(reference, current):
         # np.quantile imports numpy.ma on first use (about 35 ms): once here, not in both.
         import numpy.ma  # noqa: F401
 
-        ref, cur = _forked_scans(reference, current, scan_one)
+        # The child scans the current file; this process imports the p-values'
+        # scipy.special (0.2-0.3 s), then scans the reference. That is about even on two
+        # cores: the child's scan runs 20-50 % slower than the same scan alone (both
+        # cores busy), and handing the child some reference columns as well was slower.
+        child = _ForkedScan(lambda: scan_one(current, 1))
+        try:
+            _warm_pvalue_imports()
+            ref = scan_one(reference, 0)
+        except BaseException:
+            child.cancel()
+            raise
+        cur = child.result()
     else:
         ref, cur = scan_one(reference, 0), scan_one(current, 1)
     return drift_from_scans(ref, cur, t, columns, target=target, count_target=count_target)
@@ -507,53 +515,6 @@ def _can_fork(reference: object, current: object) -> bool:
 
     return (isinstance(reference, (str, Path)) and isinstance(current, (str, Path))
             and hasattr(os, "fork") and (os.cpu_count() or 1) > 1)
-
-
-# Reference columns are shared out in parts of this many: each part is one more pass over
-# the row numbers' sample hash (about 10 ms at 1M rows), fewer parts balance less finely.
-_PART_COLUMNS = 4
-
-
-def _forked_scans(reference: str | Path, current: str | Path,
-                  scan_one: Callable[..., Scan]) -> tuple[Scan, Scan]:
-    """Both scans on two cores: a forked child scans the current file, then helps.
-
-    This process imports scipy.special (0.2-0.6 s) while the child scans the current
-    file; then both take parts of the reference's columns, this process from the first,
-    the child from the last, until they meet. A part is claimed by creating its marker
-    file (``O_EXCL``: exactly one side wins), so the share follows whichever side is
-    slower on a busy machine. Column by column the figures are a whole scan's (see
-    :func:`~kfp_mlops.data.stats.scan_parquet`), so the result is the same.
-    """
-    import pyarrow.parquet as pq
-
-    try:
-        names = pq.read_schema(reference).names
-    except Exception:  # noqa: BLE001 - an unreadable file: its scan below says why
-        return scan_one(reference, 0), scan_one(current, 1)
-    parts = [names[i:i + _PART_COLUMNS] for i in range(0, len(names), _PART_COLUMNS)]
-    with tempfile.TemporaryDirectory(prefix="kfp-mlops-drift-") as claims:
-
-        def take(order: Iterable[int]) -> list[Scan]:
-            done = []
-            for i in order:
-                try:
-                    os.close(os.open(os.path.join(claims, str(i)),
-                                     os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-                except FileExistsError:
-                    break  # the other side has this part and every one beyond it
-                done.append(scan_one(reference, 0, columns=parts[i]))
-            return done
-
-        child = _ForkedScan(lambda: (scan_one(current, 1), take(reversed(range(len(parts))))))
-        try:
-            _warm_pvalue_imports()
-            mine = take(range(len(parts)))
-        except BaseException:
-            child.cancel()
-            raise
-        cur, theirs = child.result()
-    return join_columns(names, mine + theirs), cur
 
 
 def _warm_pvalue_imports() -> None:
@@ -609,12 +570,12 @@ class _ForkedScan:
 
         with os.fdopen(self._read, "rb") as pipe:
             payload = pipe.read()
-        ok, value = pickle.loads(payload) if payload else (False, None)
-        _, status = os.waitpid(self._pid, 0)  # after the answer: the child's exit is slow
+        _, status = os.waitpid(self._pid, 0)
         if not payload:
             raise DriftError(
                 f"the scan of the current data ended without an answer (child exit status "
                 f"{status}); run again, or without fork=True to see its error here")
+        ok, value = pickle.loads(payload)
         if not ok:
             raise value
         return value

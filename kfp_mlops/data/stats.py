@@ -710,35 +710,17 @@ def _parquet_source(
 
 def scan_parquet(
     path: str | Path, *, batch_rows: int = DEFAULT_BATCH_ROWS, use_threads: bool = True,
-    columns: list[str] | None = None, **options: Any,
+    **options: Any,
 ) -> Scan:
     """Scan a Parquet file (statistics and samples); see :func:`scan` for ``options``.
 
     ``use_threads=False`` decodes the columns one after the other (drift's scans): less
     of each row group held at once and no CPU on pyarrow's thread pool, for the same
     figures; at 1M rows it was no slower on this 2-core machine.
-
-    ``columns`` scans only those (in the file's order). Each column's figures depend on
-    its own values and the row numbers alone, so they equal the whole scan's: two
-    processes can share a file's columns, and :func:`join_columns` puts them together.
     """
     source, schema, metadata = _parquet_source(path, batch_rows, use_threads)
-    if columns is not None:
-        wanted = set(columns)
-        schema = pa.schema([f for f in schema if f.name in wanted])
     options.setdefault("bounds", parquet_bounds(metadata, schema))
     return scan(source, schema, metadata.num_rows, **options)
-
-
-def join_columns(names: list[str], scans: list[Scan]) -> Scan:
-    """One scan of ``names`` (in that order) from scans of the same rows' other columns."""
-    first = scans[0].stats
-    columns = {n: s.stats.columns[n] for n in names for s in scans if n in s.stats.columns}
-    samples = {n: s.samples[n] for n in names for s in scans if n in s.samples}
-    stats = DatasetStatistics(rows=first.rows, columns=columns, duplicate_rows=None,
-                              sample_size=first.sample_size,
-                              quantile_method=first.quantile_method)
-    return Scan(stats=stats, samples=samples)
 
 
 def scan_frame(df: pd.DataFrame, *, batch_rows: int = DEFAULT_BATCH_ROWS, **options: Any) -> Scan:
