@@ -570,12 +570,12 @@ class _ForkedScan:
 
         with os.fdopen(self._read, "rb") as pipe:
             payload = pipe.read()
-        _, status = os.waitpid(self._pid, 0)
+        ok, value = pickle.loads(payload) if payload else (False, None)
+        _, status = os.waitpid(self._pid, 0)  # after the answer: the child's exit is slow
         if not payload:
             raise DriftError(
                 f"the scan of the current data ended without an answer (child exit status "
                 f"{status}); run again, or without fork=True to see its error here")
-        ok, value = pickle.loads(payload)
         if not ok:
             raise value
         return value
