@@ -15,7 +15,9 @@
    ingest), each one process, with its peak RSS.
 
 Usage: ``python bench/bench_data.py --rows 1000000`` (Evidently: ``pip install -e '.[bench]'``);
-``--rows 10000000 --evidently-rows 0 --stages`` for the scale figures.
+``--rows 10000000 --evidently-rows 0 --stages`` for the scale figures. ``--workdir DIR``
+keeps the generated files there and reuses them on the next call (same ``--rows``);
+``--evidently-rows 0`` skips Evidently.
 """
 
 from __future__ import annotations
@@ -175,10 +177,17 @@ def compare(ref: Path, cur: Path, workdir: Path, repeats: int, evidently_rows: i
     medians = {name: statistics.median(t) for name, t in times.items()}
     scan = medians["pyarrow scan of both files"]
     rows = pq.ParquetFile(ref).metadata.num_rows
+    scan_peak = peaks["pyarrow scan of both files"]
     print(f"\n{rows:,} rows x 20 columns per file, median of {repeats} interleaved runs:")
-    print(f"  {'process':36s} {'seconds':>8s} {'x scan':>7s} {'peak RSS':>10s}")
+    print(f"  {'process':36s} {'seconds':>8s} {'x scan':>7s} {'peak RSS':>10s} {'x scan':>7s}")
     for name, seconds in medians.items():
-        print(f"  {name:36s} {seconds:8.2f} {seconds / scan:6.2f}x {peaks[name]:7.0f} MiB")
+        print(f"  {name:36s} {seconds:8.2f} {seconds / scan:6.2f}x {peaks[name]:7.0f} MiB "
+              f"{peaks[name] / scan_peak:6.2f}x")
+    drift_times = times["kfp-mlops data drift --report"]
+    pairs = sorted(d / s for d, s in zip(drift_times, times["pyarrow scan of both files"],
+                                          strict=True))
+    print(f"  drift / scan, run by run (interleaved pairs): min {pairs[0]:.2f}x, median "
+          f"{statistics.median(pairs):.2f}x, max {pairs[-1]:.2f}x")
     suite = json.loads(outputs["kfp-mlops data drift --report"])
     suite_set = sorted(f["column"] for f in suite["features"] if f["drifted"])
     print(f"  drifted (suite):     {suite_set}")
@@ -250,7 +259,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stages", action="store_true",
                         help="also statistics + validation, ingest (CSV, Parquet) and drift "
                         "from CSV")
-    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="folder for the generated files, reused when they exist "
+                        "(default: a new temporary folder)")
     args = parser.parse_args(argv)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="kfp-mlops-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)

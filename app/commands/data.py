@@ -100,23 +100,44 @@ def aligned(header: list[str], rows: list[list[str]], align: str) -> list[str]:
             .rstrip() for row in [header, *rows]]
 
 
+def keep_freed_memory(pad: int = 32 << 20) -> None:
+    """Let glibc keep ``pad`` bytes of freed heap in each arena instead of trimming it.
+
+    A scan allocates and frees numpy temporaries of half a MiB per column and batch; by
+    default glibc gives such memory back to the system as soon as the top of a heap is
+    free, and faults it in again on the next batch: about 95,000 page faults and 0.45-0.7 s
+    of system CPU for the drift of two 1M-row files; 32,000 and 0.25-0.65 s with a pad of
+    32 MiB, peak RSS within the run-to-run spread. A process-wide setting, so the command
+    sets it, not the library; elsewhere than glibc (no ``mallopt``) nothing changes.
+    """
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).mallopt(-2, pad)  # M_TOP_PAD
+    except (OSError, AttributeError):
+        pass
+
+
 def drift_command(args: argparse.Namespace) -> int:
     """Compare two datasets: per-feature tests, the drift share, and an HTML report."""
     from kfp_mlops.data.drift import DriftThresholds, detect_drift
-    from kfp_mlops.data.report import html_report
+
+    keep_freed_memory()
 
     store = _store(args)
     thresholds = DriftThresholds(drift_share=args.drift_share) if args.drift_share else None
     with tempfile.TemporaryDirectory() as tmp:
         reference = _as_parquet(store, args.reference, Path(tmp))
         current = _as_parquet(store, args.current, Path(tmp))
-        result = detect_drift(reference, current, thresholds, target=args.target)
+        result = detect_drift(reference, current, thresholds, target=args.target, fork=True)
     if not result.features:
         raise CliError(
             f"{args.reference!r} and {args.current!r} share no feature columns: nothing to "
             "compare. Check that both are versions of the same data"
         )
     if args.report:
+        from kfp_mlops.data.report import html_report  # after the scans: not in the fork
+
         Path(args.report).write_text(html_report(
             result.current_stats, drift=result, title=f"Drift: {args.current} vs {args.reference}",
             reference_name=args.reference, current_name=args.current,

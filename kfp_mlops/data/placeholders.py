@@ -18,7 +18,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 # At most this share of a column's non-empty cells may be placeholders for it to be
 # read as numbers: a column with more non-numbers than that is text (a code, a grade).
@@ -50,6 +49,8 @@ class PlaceholderScan:
 
     def update(self, batch: pa.RecordBatch) -> None:
         """Count one batch (cheap once a column is known to be text: it is skipped)."""
+        import pyarrow.compute as pc  # here: drift's CLI imports this module
+
         for name, seen in self._columns.items():
             if seen.text:
                 continue
@@ -78,6 +79,8 @@ class PlaceholderScan:
 
 def as_numbers(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     """A text column as float64, every value that is not a number missing."""
+    import pyarrow.compute as pc  # here: drift's CLI imports this module
+
     trimmed = pc.utf8_trim_whitespace(column)
     kept = pc.if_else(pc.match_substring_regex(trimmed, NUMBER), trimmed,
                       pa.scalar(None, pa.string()))
@@ -86,6 +89,8 @@ def as_numbers(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray
 
 def non_numbers(column: pa.Array | pa.ChunkedArray) -> list[str]:
     """The distinct non-empty values of a text column that are not numbers."""
+    import pyarrow.compute as pc  # here: drift's CLI imports this module
+
     values = pc.utf8_trim_whitespace(pc.drop_null(column))
     others = pc.filter(values, pc.invert(pc.match_substring_regex(values, NUMBER)))
     return pc.unique(others).to_pylist()

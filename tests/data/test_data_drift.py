@@ -5,6 +5,7 @@ import pytest
 from sklearn.datasets import load_breast_cancer
 
 from kfp_mlops.data.drift import DriftError, DriftThresholds, detect_drift, psi
+from kfp_mlops.data.stats import StatisticsError
 
 
 def test_no_drift_between_random_halves_of_real_data():
@@ -105,3 +106,52 @@ def test_the_target_is_reported_but_kept_out_of_the_drift_share(frame_factory):
     assert counted.drift_share == everything.drift_share
     assert counted.dataset_drift == everything.dataset_drift and counted.target_counted
     assert "of 6 columns drifted (5 features and the target 'label'" in counted.reason
+
+
+def test_forked_scan_gives_the_same_result(frame_factory, tmp_path):
+    """``fork=True`` (the CLI's): the current file is scanned in a child, same JSON."""
+    frame_factory(5000, 0).to_parquet(tmp_path / "ref.parquet", index=False)
+    frame_factory(5000, 1, 1.0).to_parquet(tmp_path / "cur.parquet", index=False)
+    paths = (tmp_path / "ref.parquet", tmp_path / "cur.parquet")
+    assert detect_drift(*paths, fork=True).to_json() == detect_drift(*paths).to_json()
+
+
+def test_forked_scan_raises_the_childs_error(frame_factory, tmp_path):
+    frame_factory(500, 0).to_parquet(tmp_path / "ref.parquet", index=False)
+    (tmp_path / "cur.parquet").write_bytes(b"not parquet")
+    with pytest.raises(StatisticsError) as forked:
+        detect_drift(tmp_path / "ref.parquet", tmp_path / "cur.parquet", fork=True)
+    with pytest.raises(StatisticsError) as plain:
+        detect_drift(tmp_path / "ref.parquet", tmp_path / "cur.parquet")
+    assert type(forked.value) is type(plain.value) and str(forked.value) == str(plain.value)
+
+
+def test_forked_scan_reaps_its_child_when_the_reference_fails(frame_factory, tmp_path):
+    import os
+
+    frame_factory(500, 0).to_parquet(tmp_path / "cur.parquet", index=False)
+    (tmp_path / "ref.parquet").write_bytes(b"not parquet")
+    with pytest.raises(StatisticsError):
+        detect_drift(tmp_path / "ref.parquet", tmp_path / "cur.parquet", fork=True)
+    try:  # no finished child left unreaped (a zombie); other live children may exist
+        assert os.waitpid(-1, os.WNOHANG)[0] == 0
+    except ChildProcessError:
+        pass  # no child at all
+
+
+def test_psi_from_sorted_samples_is_numpys_histogram_figure():
+    """PSI counts bins by searching the sorted samples: the same as ``np.histogram``."""
+    from kfp_mlops.data.drift import _EPS
+
+    def by_histogram(reference, current, bins=10):
+        edges = np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)))
+        edges[0], edges[-1] = -np.inf, np.inf
+        ref = np.maximum(np.histogram(reference, edges)[0] / len(reference), _EPS)
+        cur = np.maximum(np.histogram(current, edges)[0] / len(current), _EPS)
+        return float(np.sum((cur - ref) * np.log(cur / ref)))
+
+    rng = np.random.default_rng(0)
+    for _ in range(100):  # ties on the edges, few values, unequal sizes
+        a = rng.integers(0, rng.integers(1, 20), rng.integers(1, 3000)).astype(float)
+        b = rng.normal(0, 3, rng.integers(1, 3000)).round(int(rng.integers(0, 3)))
+        assert psi(a, b) == by_histogram(a, b) and psi(b, a) == by_histogram(b, a)
