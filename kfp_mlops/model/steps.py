@@ -6,7 +6,7 @@ registry (the model's name, the production version's target); the component only
 adds KFP's metadata, metrics and outputs. ``skip-step`` and ``fixed-params`` compute
 nothing and have no step. Each step imports what it uses inside it: a task imports only
 its own step's libraries (``check-data`` needs no scikit-learn; the local runner's fork
-server warms them by stage, ``pipelines/local.py``).
+server warms them by stage, ``app/local/runner.py``).
 """
 
 from __future__ import annotations
