@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,7 +49,7 @@ def validate_against_store(
     summary_path: str | Path | None = None,
     run_id: str | None = None,
     check_only: bool = False,
-    pending_target: str | None = None,
+    pending_target: Callable[[], str | None] | None = None,
 ) -> DataGateResult:
     """Validate ``stats`` against the stored schema ``schema_name``; write the reports.
 
@@ -60,9 +61,9 @@ def validate_against_store(
 
     ``check_only`` (monitoring a batch) stores nothing: no schema is inferred, none
     widened; without a stored schema there is nothing to check, the batch passes and
-    ``validation`` is None. ``pending_target`` (the production model's target, which a
-    monitored batch usually lacks) turns that column's missing values into one
-    ``labels_pending`` warning.
+    ``validation`` is None. ``pending_target`` answers the production model's target
+    (which a monitored batch usually lacks), asked only when a stored schema is checked;
+    that column's missing values become one ``labels_pending`` warning.
     """
     store = open_store(store_uri)
     if check_only:
@@ -101,7 +102,7 @@ def validate_against_store(
 def _check_only(
     stats: DatasetStatistics, store, schema_name: str, warn_only: bool,
     report_path: str | Path | None, summary_path: str | Path | None,
-    pending_target: str | None,
+    pending_target: Callable[[], str | None] | None,
 ) -> DataGateResult:
     try:
         schema = load_schema(store, schema_name)
@@ -111,7 +112,7 @@ def _check_only(
                               None, False)
     result = validate(stats, schema, ValidationThresholds(warn_only=warn_only))
     # Checking a batch is monitoring it: its labels are usually not in yet.
-    result = labels_pending(result, pending_target)
+    result = labels_pending(result, pending_target() if pending_target else None)
     reason = result.reason if result.passed else _blocking_reason(result)
     _write_reports(stats, result, schema_name, report_path, summary_path)
     return DataGateResult(result.passed, reason, result, False, schema_version=schema.version)

@@ -72,6 +72,7 @@ def validate_data(statistics_path: str | Path, store_uri: str, schema_name: str,
     labels pending, not bad data: the target is the production version's.
     """
     import json
+    from functools import partial
 
     from kfp_mlops.data.gate import validate_against_store
     from kfp_mlops.data.stats import DatasetStatistics
@@ -81,7 +82,7 @@ def validate_data(statistics_path: str | Path, store_uri: str, schema_name: str,
         stats, store_uri, schema_name, update_schema=update_schema, warn_only=warn_only,
         report_path=report_path, summary_path=summary_path, run_id=run_id,
         check_only=check_only,
-        pending_target=_production_target(store_uri, schema_name) if check_only else None,
+        pending_target=partial(_production_target, store_uri, schema_name),
     )
     checked = result.validation
     with open(validation_path, "w") as handle:
