@@ -470,11 +470,11 @@ def detect_drift(
     ``count_target`` (a target missing from either side is skipped).
 
     ``fork=True`` scans the current file in a forked child while this process scans the
-    reference (both must be paths, the platform must fork, and there must be a second
-    CPU; otherwise the scans run one after the other). The CLI asks for it: a process
-    owns its interpreter, so the two scans do not contend for the GIL as threads did.
-    A library caller may hold threads or locks a fork would copy, so it is off by default.
-    The figures are the same either way (each scan is seeded and deterministic).
+    reference (both must be paths, on Linux, with a second CPU; otherwise the scans run
+    one after the other). The CLI asks for it: a process owns its interpreter, so the
+    two scans do not contend for the GIL as threads did. A library caller may hold
+    threads or locks a fork would copy, so it is off by default. The figures are the
+    same either way (each scan is seeded and deterministic).
     """
     t = thresholds or DriftThresholds()
     # One scan after the other, in this thread. Side by side (a thread each) the two
@@ -510,11 +510,15 @@ def detect_drift(
 
 
 def _can_fork(reference: object, current: object) -> bool:
-    """Whether the current file can be scanned in a forked child beside this process."""
-    import os
+    """Whether the current file can be scanned in a forked child beside this process.
+
+    The suite's own rule for forking (:func:`kfp_mlops.processes.pool_context`: Linux
+    only) and a second CPU this process may run on.
+    """
+    from kfp_mlops.processes import pool_context, usable_cores
 
     return (isinstance(reference, (str, Path)) and isinstance(current, (str, Path))
-            and hasattr(os, "fork") and (os.cpu_count() or 1) > 1)
+            and pool_context().get_start_method() == "fork" and usable_cores() > 1)
 
 
 def _warm_pvalue_imports() -> None:
