@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
-import os
 import time
 import uuid
 from collections.abc import Sequence
@@ -36,6 +35,7 @@ except ModuleNotFoundError as exc:
     raise missing_kserve("serving a model (kfp_mlops.serving)") from None
 
 from kfp_mlops.model.package import Feature, ModelMetadata, load_model_folder
+from kfp_mlops.processes import usable_cores
 from kfp_mlops.serving.contract import InputContract
 from kfp_mlops.serving.decoding import (
     InputSchemaError,
@@ -323,12 +323,7 @@ def _small(payload: Any, headers: dict[str, str] | None) -> bool:
 
 def default_workers() -> int:
     """Threads that score requests: one per CPU the process may use, at most 4."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cpus = os.cpu_count() or 1
-    return max(1, min(4, cpus))
-
+    return min(4, usable_cores())
 
 
 def scored_rows(response: Any) -> Sequence[Any]:
