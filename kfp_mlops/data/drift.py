@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from kfp_mlops.data.kinds import DATETIME, NUMERIC_KINDS
+from kfp_mlops.data.pvalues import chi2_sf, kolmogorov_sf
 from kfp_mlops.data.stats import DatasetStatistics, Scan, scan_any
 from kfp_mlops.errors import KfpMlopsError
 
@@ -258,8 +259,6 @@ def _chi2_pvalue(table: np.ndarray) -> float:
     As ``scipy.stats.chi2_contingency``: expected counts from the margins, Yates'
     continuity correction when there is one degree of freedom.
     """
-    from scipy.special import chdtrc  # scipy.special alone imports in a fraction of stats
-
     expected = np.outer(table.sum(axis=1), table.sum(axis=0)) / table.sum()
     dof = (table.shape[0] - 1) * (table.shape[1] - 1)
     observed = table
@@ -267,7 +266,7 @@ def _chi2_pvalue(table: np.ndarray) -> float:
         diff = expected - observed
         observed = observed + np.minimum(0.5, np.abs(diff)) * np.sign(diff)
     statistic = float(((observed - expected) ** 2 / expected).sum())
-    return float(chdtrc(dof, statistic))
+    return chi2_sf(statistic, dof)
 
 
 def _categorical_metrics(ref: dict[str, int], cur: dict[str, int]) -> dict[str, float]:
@@ -336,10 +335,11 @@ def _ks_and_wasserstein(s: _Sorted) -> tuple[float, float, float]:
     The statistic and the distance are ``scipy.stats.ks_2samp``'s and
     ``wasserstein_distance``'s arithmetic (which would each sort both samples again).
     With both samples over 10,000 values the p-value is Kolmogorov's limiting
-    distribution at ``sqrt(n1 n2 / (n1 + n2)) D`` (``scipy.special.kolmogorov``; what
-    ``ks_2samp``'s asymptotic mode was before scipy 1.5): within 0.002 of scipy's current
-    figure at these sizes (tested), and it spares importing ``scipy.stats`` (about a
-    second) for a number that does not decide there (a distance does). Smaller samples
+    distribution at ``sqrt(n1 n2 / (n1 + n2)) D`` (``scipy.special.kolmogorov``, computed
+    in :mod:`kfp_mlops.data.pvalues`; what ``ks_2samp``'s asymptotic mode was before
+    scipy 1.5): within 0.002 of scipy's current figure at these sizes (tested), and it
+    spares importing ``scipy.stats`` (about a second) for a number that does not decide
+    there (a distance does). Smaller samples
     get ``ks_2samp``'s own p-value (exact up to 10,000 values).
     """
     ref_cdf, cur_cdf = s.cdfs()
@@ -348,9 +348,7 @@ def _ks_and_wasserstein(s: _Sorted) -> tuple[float, float, float]:
     distance = float(np.sum(np.abs(gaps[:-1]) * np.diff(s.pooled)))
     n1, n2 = len(s.ref), len(s.cur)
     if min(n1, n2) > _KS_LIMIT_ROWS:
-        from scipy.special import kolmogorov
-
-        pvalue = float(np.clip(kolmogorov(np.sqrt(n1 * n2 / (n1 + n2)) * statistic), 0, 1))
+        pvalue = kolmogorov_sf(float(np.sqrt(n1 * n2 / (n1 + n2)) * statistic))
     else:
         from scipy.stats import ks_2samp
 
@@ -492,13 +490,9 @@ def detect_drift(
         # np.quantile imports numpy.ma on first use (about 35 ms): once here, not in both.
         import numpy.ma  # noqa: F401
 
-        # The child scans the current file; this process imports the p-values'
-        # scipy.special (0.2-0.3 s), then scans the reference. That is about even on two
-        # cores: the child's scan runs 20-50 % slower than the same scan alone (both
-        # cores busy), and handing the child some reference columns as well was slower.
+        # The child scans the current file while this process scans the reference.
         child = _ForkedScan(lambda: scan_one(current, 1))
         try:
-            _warm_pvalue_imports()
             ref = scan_one(reference, 0)
         except BaseException:
             child.cancel()
@@ -519,11 +513,6 @@ def _can_fork(reference: object, current: object) -> bool:
 
     return (isinstance(reference, (str, Path)) and isinstance(current, (str, Path))
             and pool_context().get_start_method() == "fork" and usable_cores() > 1)
-
-
-def _warm_pvalue_imports() -> None:
-    """Import what the tests' p-values need (scipy.special, about 0.2 s) ahead of use."""
-    import scipy.special  # noqa: F401
 
 
 class _ForkedScan:

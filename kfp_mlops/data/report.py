@@ -22,7 +22,7 @@ from kfp_mlops.data.kinds import NUMERIC_KINDS
 from kfp_mlops.data.stats import ColumnStatistics, DatasetStatistics
 from kfp_mlops.plots import BLUE, MIN_FONT, ORANGE, Axis, Chart
 
-if TYPE_CHECKING:  # drift imports scipy; the data gate's report does not need it
+if TYPE_CHECKING:  # drift is not needed by the data gate's report
     from kfp_mlops.data.drift import DriftResult
     from kfp_mlops.data.validation import ValidationResult  # imports schema, yaml: 0.1 s
 
