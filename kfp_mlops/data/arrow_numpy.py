@@ -12,15 +12,16 @@ import numpy as np
 import pyarrow as pa
 
 
-def values(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
+def values(array: pa.Array | pa.ChunkedArray, *, zero_nulls: bool = True) -> np.ndarray:
     """The values of a number, flag or time array; missing values read as 0 (False).
 
-    Decimals come as floats, as numpy has no decimal type.
+    Decimals come as floats, as numpy has no decimal type. ``zero_nulls=False`` leaves
+    what the null slots hold (undefined) for a caller that drops them anyway: no copy.
     """
     if pa.types.is_decimal(array.type):
         array = array.cast(pa.float64())
     if isinstance(array, pa.ChunkedArray):
-        parts = [values(chunk) for chunk in array.chunks]
+        parts = [values(chunk, zero_nulls=zero_nulls) for chunk in array.chunks]
         return np.concatenate(parts) if parts else np.empty(0, _dtype(array.type))
     data = array.buffers()[1]
     start, stop = array.offset, array.offset + len(array)
@@ -30,7 +31,7 @@ def values(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
         raw = _bits(data, start, stop)
     else:
         raw = np.frombuffer(data, dtype=_dtype(array.type), count=stop)[start:]
-    if array.null_count:  # what a null slot holds is undefined: make it zero
+    if array.null_count and zero_nulls:  # what a null slot holds is undefined: make it zero
         raw = np.where(valid(array), raw, np.zeros(1, raw.dtype))
     return raw
 
@@ -53,7 +54,7 @@ def positions(rows: np.ndarray) -> pa.Array:
 
 def _bits(buffer: pa.Buffer, start: int, stop: int) -> np.ndarray:
     return np.unpackbits(np.frombuffer(buffer, dtype=np.uint8), count=stop,
-                         bitorder="little")[start:].astype(bool)
+                         bitorder="little")[start:].view(bool)  # 0 and 1 bytes: no copy
 
 
 def _dtype(arrow_type: pa.DataType) -> np.dtype:

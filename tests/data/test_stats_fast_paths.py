@@ -14,6 +14,7 @@ import pytest
 
 from kfp_mlops.data.kinds import INTEGER
 from kfp_mlops.data.stats import (
+    COUNT_BELOW_BINS,
     Accumulator,
     Histogram,
     _update,
@@ -23,7 +24,7 @@ from kfp_mlops.data.stats import (
 )
 
 
-def _cases(rng: np.random.Generator):
+def _cases(rng: np.random.Generator, bins: int):
     for trial in range(600):
         n = int(rng.integers(1, 3000))
         kind = trial % 5
@@ -38,16 +39,17 @@ def _cases(rng: np.random.Generator):
         else:
             x = np.round(rng.uniform(0, 1, n), 2)
         lo, hi = float(x.min()), float(x.max())
-        edges = histogram_edges(INTEGER if kind == 1 else "numeric", lo, hi, 20)
+        edges = histogram_edges(INTEGER if kind == 1 else "numeric", lo, hi, bins)
         # every edge, and the floats either side of it
         x = np.concatenate([x, edges, np.nextafter(edges, -np.inf), np.nextafter(edges, np.inf)])
         yield x, edges
         # values outside the edges (wrong Parquet bounds): numpy ignores them
-        yield x, histogram_edges("numeric", lo + (hi - lo) / 4, hi - (hi - lo) / 4, 20)
+        yield x, histogram_edges("numeric", lo + (hi - lo) / 4, hi - (hi - lo) / 4, bins)
 
 
-def test_histogram_counts_as_numpy() -> None:
-    for values, edges in _cases(np.random.default_rng(7)):
+@pytest.mark.parametrize("bins", [20, COUNT_BELOW_BINS + 8])  # counted below edges; guessed
+def test_histogram_counts_as_numpy(bins: int) -> None:
+    for values, edges in _cases(np.random.default_rng(7), bins):
         hist = Histogram(edges)
         hist.add(values)
         hist.add(values[: len(values) // 2], float(values[: len(values) // 2].min()),
@@ -121,3 +123,15 @@ def test_sample_quantiles_for_drift(tmp_path) -> None:
     assert a == b
     with pytest.raises(ValueError, match="quantiles"):
         scan_parquet(path, quantiles="exact")
+
+
+@pytest.mark.parametrize("rate", [0.0, 1e-6, 0.1, 1 / 3, 0.5, 1 - 2**-53, 1.0])
+def test_sample_mask_is_the_float_rule(rate: float) -> None:
+    """The integer comparison keeps exactly the rows the float form of the rule keeps."""
+    from kfp_mlops.data.stats import _mix, sample_mask
+
+    index = np.arange(5_000, 105_000, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        hashed = _mix(index + np.uint64(3) * np.uint64(0x9E3779B97F4A7C15))
+    expected = (hashed >> np.uint64(11)).astype(np.float64) * 2.0**-53 < rate
+    assert np.array_equal(sample_mask(5_000, 100_000, rate, 3), expected)
