@@ -47,6 +47,7 @@ one a URI names, and is where every caller imports from.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING, Any
 
 from kfp_mlops.storage.base import (
     DEFAULT_LOCAL_STORE,
@@ -66,7 +67,20 @@ from kfp_mlops.storage.base import (
     UnreachableError,
 )
 from kfp_mlops.storage.local import LocalStore
-from kfp_mlops.storage.s3 import S3Store
+
+if TYPE_CHECKING:
+    from kfp_mlops.storage.s3 import S3Store
+
+
+def __getattr__(name: str) -> Any:
+    # The S3 backend is imported when first named: its http.client and email imports
+    # cost 20 ms of start-up to every command that only touches a local folder.
+    if name == "S3Store":
+        from kfp_mlops.storage.s3 import S3Store
+
+        return S3Store
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_LOCAL_STORE",
@@ -108,6 +122,8 @@ def open_store(uri: str | None = None) -> Store:
 
     uri = resolve_store_uri(uri or default_store_uri())
     if uri.startswith("s3://"):
+        from kfp_mlops.storage.s3 import S3Store
+
         return S3Store(uri)
     if "://" in uri and not uri.startswith("file://"):
         raise StoreError(
