@@ -37,6 +37,7 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -286,6 +287,12 @@ def _counts(values: np.ndarray) -> dict[str, int]:
     return {f"{k:g}": int(n) for k, n in zip(keys, counts, strict=True)}
 
 
+def _running_count(flags: np.ndarray) -> np.ndarray:
+    """``np.cumsum(flags)`` of a boolean array, summed in 32 bits where that cannot overflow
+    (numpy's 64-bit running sum of booleans is about 15x slower: 1.8 ms on 190,000)."""
+    return np.cumsum(flags, dtype=np.int32 if len(flags) < 2**31 else np.int64)
+
+
 def _ascending(values: np.ndarray) -> bool:
     return bool(np.all(values[1:] >= values[:-1]))
 
@@ -307,8 +314,13 @@ class _Sorted:
         order = np.argsort(both, kind="stable")  # two sorted runs: one merge
         return cls(ref, cur, both[order], order)
 
+    @cached_property
+    def steps(self) -> np.ndarray:
+        """``np.diff(pooled)``: where the value changes, and the Wasserstein widths."""
+        return np.diff(self.pooled)
+
     def distinct(self) -> int:
-        return int(np.count_nonzero(np.diff(self.pooled))) + 1
+        return int(np.count_nonzero(self.steps)) + 1
 
     def cdfs(self) -> tuple[np.ndarray, np.ndarray]:
         """``searchsorted(ref, pooled, "right") / n1`` and the same for ``cur``, in one pass.
@@ -318,13 +330,13 @@ class _Sorted:
         ties: no binary search (0.6x the time on two samples of 100,000), same numbers.
         """
         n1, n2 = len(self.ref), len(self.cur)
-        ref_le = np.cumsum(self.order < n1)
-        new_value = self.pooled[1:] != self.pooled[:-1]
+        ref_le = _running_count(self.order < n1)
+        new_value = self.steps != 0
         if new_value.all():
             cur_le = np.arange(1, n1 + n2 + 1) - ref_le
         else:
             ends = np.flatnonzero(np.append(new_value, True))  # the last of each run of ties
-            run = np.concatenate([[0], np.cumsum(new_value)])
+            run = np.concatenate([[0], _running_count(new_value)])
             ref_le = ref_le[ends][run]
             cur_le = (ends + 1)[run] - ref_le
         return ref_le / n1, cur_le / n2
@@ -350,7 +362,7 @@ def _ks_and_wasserstein(s: _Sorted) -> tuple[float, float, float]:
     ref_cdf, cur_cdf = s.cdfs()
     gaps = ref_cdf - cur_cdf
     statistic = float(max(gaps.max(), np.clip(-gaps.min(), 0, 1)))
-    distance = float(np.sum(np.abs(gaps[:-1]) * np.diff(s.pooled)))
+    distance = float(np.sum(np.abs(gaps[:-1]) * s.steps))
     n1, n2 = len(s.ref), len(s.cur)
     if min(n1, n2) > _KS_LIMIT_ROWS:
         pvalue = kolmogorov_sf(float(np.sqrt(n1 * n2 / (n1 + n2)) * statistic))
