@@ -135,3 +135,18 @@ def test_sample_mask_is_the_float_rule(rate: float) -> None:
         hashed = _mix(index + np.uint64(3) * np.uint64(0x9E3779B97F4A7C15))
     expected = (hashed >> np.uint64(11)).astype(np.float64) * 2.0**-53 < rate
     assert np.array_equal(sample_mask(5_000, 100_000, rate, 3), expected)
+
+
+def test_sorted_quantiles_are_numpys() -> None:
+    from kfp_mlops.data.stats import QUANTILES, sorted_quantiles
+
+    rng = np.random.default_rng(11)
+    qs = [list(QUANTILES.values()), np.linspace(0, 1, 11), [0.0, 0.5, 1.0], rng.random(7)]
+    for trial in range(400):
+        n = int(rng.integers(1, 2000)) if trial % 4 else int(rng.integers(1, 6))
+        kind = trial % 3
+        values = (rng.normal(0, 10, n) if kind == 0 else rng.integers(-3, 4, n).astype(float)
+                  if kind == 1 else rng.standard_cauchy(n) * 1e12)
+        values.sort()
+        for q in qs:
+            assert np.array_equal(sorted_quantiles(values, q), np.quantile(values, q)), (n, q)
