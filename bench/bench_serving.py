@@ -511,6 +511,8 @@ def main() -> None:
     parser.add_argument("--phase-seconds", type=float, default=60.0,
                         help="mixed: a phase stops after this long even if not done")
     parser.add_argument("--rows", type=int, default=10, help="mixed: rows per valid request")
+    parser.add_argument("--skip-v2", action="store_true",
+                        help="throughput: leave out our V2 side (measured for reference)")
     parser.add_argument("--bare-server")
     parser.add_argument("--in-process", nargs=2, metavar=("KIND", "MODEL_DIR"))
     parser.add_argument("--port", type=int)
@@ -553,7 +555,8 @@ def main() -> None:
                         ]
                         if repeat % 2:  # alternate who goes first: no order bias
                             cases.reverse()
-                        cases.append((("ours", "v2"), encode_v2(chunk, features)))
+                        if not args.skip_v2:
+                            cases.append((("ours", "v2"), encode_v2(chunk, features)))
                         for (kind, protocol), body in cases:
                             process, base = servers[kind]
                             url = (f"{base}/v1/models/penguins:predict" if protocol == "v1"
@@ -593,12 +596,38 @@ def report_throughput(
         ours, bare = summary[("ours v1", size)], summary[("bare v1", size)]
         # Per-round ratios too: a round's two sides ran back to back, so their ratio
         # is less exposed to the load changing between rounds than the medians are.
-        pairs = zip(results[("ours v1", size)], results[("bare v1", size)], strict=True)
+        pairs = list(zip(results[("ours v1", size)], results[("bare v1", size)], strict=True))
         per_round = [o[0] / b[0] for o, b in pairs]
         print(f"{size}-row V1: throughput ours/bare {ours[0] / bare[0]:.3f}x (target >= 0.95; "
               f"per round {', '.join(f'{r:.3f}' for r in per_round)}); "
               f"p50 ours - bare {ours[1] - bare[1]:+.2f} ms (target <= +0.30); "
               f"server CPU ours - bare {ours[2] - bare[2]:+.0f} us/request")
+        ratio, low, high = median_interval(per_round)
+        gap, gap_low, gap_high = median_interval([o[1] - b[1] for o, b in pairs])
+        print(f"  round by round: median ratio {ratio:.3f}x, 95 % interval {low:.3f}-{high:.3f}; "
+              f"median p50 difference {gap:+.2f} ms, 95 % interval {gap_low:+.2f} to "
+              f"{gap_high:+.2f}")
+
+
+def median_interval(values: list[float], confidence: float = 0.95) -> tuple[float, float, float]:
+    """The median of ``values`` and a distribution-free interval for it.
+
+    The interval runs between order statistics chosen from the binomial distribution
+    (the sign test): it holds the true median with at least ``confidence`` whatever the
+    rounds' distribution, so a wide one says the rounds disagree and more are needed.
+    With fewer than 6 values no such interval exists at 95 %: the extremes are given.
+    """
+    from math import comb
+
+    ordered, n = sorted(values), len(values)
+    k, tail = 0, 0.0  # the largest k with P(Binomial(n, 1/2) < k) <= (1 - confidence) / 2
+    while k < n // 2:
+        tail += comb(n, k) / 2**n
+        if tail > (1 - confidence) / 2:
+            break
+        k += 1
+    low, high = (ordered[k - 1], ordered[n - k]) if k else (ordered[0], ordered[-1])
+    return statistics.median(ordered), low, high
 
 
 if __name__ == "__main__":
