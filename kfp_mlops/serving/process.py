@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -72,7 +73,17 @@ class ServerProcess:
         self.startup_s = time.monotonic() - self.started_at
 
     def stop(self, graceful: bool = True) -> None:
-        """Stop the server: SIGTERM and wait, or SIGKILL when nothing needs a clean exit."""
+        """Stop the server: SIGTERM and wait, or SIGKILL when nothing needs a clean exit.
+
+        Its log folder goes too (read :meth:`log_tail` first): every infra validation
+        starts a server, and each left a folder in the temporary directory.
+        """
+        try:
+            self._end(graceful)
+        finally:
+            shutil.rmtree(self.log_path.parent, ignore_errors=True)
+
+    def _end(self, graceful: bool) -> None:
         process = self.process
         if process.poll() is not None:
             return
