@@ -524,11 +524,15 @@ def _can_fork(reference: object, current: object) -> bool:
     """Whether the current file can be scanned in a forked child beside this process.
 
     The suite's own rule for forking (:func:`kfp_mlops.processes.pool_context`: Linux
-    only) and a second CPU this process may run on.
+    only), a second CPU this process may run on, and anonymous memory files for the
+    child's answer (``os.memfd_create``, Linux 3.17 on).
     """
+    import os
+
     from kfp_mlops.processes import pool_context, usable_cores
 
     return (isinstance(reference, (str, Path)) and isinstance(current, (str, Path))
+            and hasattr(os, "memfd_create")
             and pool_context().get_start_method() == "fork" and usable_cores() > 1)
 
 
