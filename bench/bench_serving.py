@@ -21,7 +21,10 @@ the mixed phases (a probe thread asks every 100 ms).
 Throughput prints, per row count, the issue's two figures: requests/s ours/bare
 (target >= 0.95) and p50 ours - bare (target <= +0.3 ms), with the per-round ratios and
 the server processes' CPU microseconds per request (from /proc: less exposed to a
-shared machine's load than wall time).
+shared machine's load than wall time); then the median of the per-round ratios and p50
+differences with a distribution-free 95 % interval. Many short rounds (``--requests 120
+--repeats 81 --skip-v2``) pair the sides closer in time than a few long ones.
+``--control`` puts the bare server on both sides: how far two identical servers differ.
 
 Load-robust views (CPU time, not wall time), for a shared machine:
 ``--only costs`` times each check of our predictor next to the bare model's steps,
@@ -513,6 +516,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10, help="mixed: rows per valid request")
     parser.add_argument("--skip-v2", action="store_true",
                         help="throughput: leave out our V2 side (measured for reference)")
+    parser.add_argument("--control", action="store_true",
+                        help="throughput: the bare server on both sides (an A/A run); "
+                        "the side called ours is then a second bare server")
     parser.add_argument("--bare-server")
     parser.add_argument("--in-process", nargs=2, metavar=("KIND", "MODEL_DIR"))
     parser.add_argument("--port", type=int)
@@ -542,7 +548,10 @@ def main() -> None:
             mixed_traffic(model_dir, features, rows, args)
         if args.only in ("mixed", "costs", "in-process"):
             return
-        servers = {kind: start(kind, model_dir) for kind in ("ours", "bare")}
+        # --control: an A/A run, the bare server on both sides, to see how far two identical
+        # servers differ here (what a difference between ours and bare must exceed).
+        servers = {kind: start("bare" if args.control else kind, model_dir)
+                   for kind in ("ours", "bare")}
         try:
             results: dict[tuple[str, str], list[tuple[float, float, float, float]]] = {}
             with httpx.Client(timeout=30.0) as client:
@@ -584,6 +593,8 @@ def report_throughput(
     med = statistics.median
     print(f"\nrequests/round={args.requests} repeats={args.repeats} (sequential, 1 client, "
           f"sides interleaved); load average {os.getloadavg()[0]:.2f} at the end")
+    if args.control:
+        print("control run (--control): the side called ours is a second bare server")
     print(f"{'server':10} {'rows':>4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
           f"{'server CPU us/req':>18}")
     summary: dict[tuple[str, str], tuple[float, float, float]] = {}
