@@ -17,15 +17,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from sklearn.datasets import load_iris
-from sklearn.linear_model import LogisticRegression
 
-from kfp_mlops.model.package import (
-    Feature,
-    ModelMetadata,
-    read_metadata,
-    write_model_folder,
-)
+from bench.faultkit.paths import make_model_folder
+from kfp_mlops.model.package import read_metadata
 from kfp_mlops.model.registry import Registry
 from kfp_mlops.storage import PermissionDeniedError, open_store
 from kfp_mlops.store_uri import CLUSTER_STORE_TEMPLATE, NAMESPACE_ENV
@@ -65,16 +59,7 @@ def authorizer(release, namespace: str) -> Recorder:
 
 @pytest.fixture(scope="module")
 def model_folder(tmp_path_factory) -> Path:
-    data = load_iris(as_frame=True)
-    model = LogisticRegression(max_iter=200).fit(data.data, data.target)
-    metadata = ModelMetadata(
-        task="classification", target="target",
-        features=[Feature(c, "float64", "numeric") for c in data.data.columns],
-        estimator="LogisticRegression", classes=[0, 1, 2], metrics={"accuracy": 0.97},
-    )
-    folder = tmp_path_factory.mktemp("model")
-    write_model_folder(model, metadata, folder)
-    return folder
+    return make_model_folder(tmp_path_factory.mktemp("profile"))
 
 
 def use_the_store(store, model_folder: Path, tmp_path: Path, namespace: str) -> None:
