@@ -23,7 +23,9 @@ Throughput prints, per row count, the issue's two figures: requests/s ours/bare
 the server processes' CPU microseconds per request (from /proc: less exposed to a
 shared machine's load than wall time); then the median of the per-round ratios and p50
 differences with a distribution-free 95 % interval. Many short rounds (``--requests 120
---repeats 81 --skip-v2``) pair the sides closer in time than a few long ones.
+--repeats 81 --skip-v2``) pair the sides closer in time than a few long ones;
+``--restart-every 10`` starts a fresh pair of server processes every 10 rounds, so the
+interval also covers how two processes of the same server differ (a few % here).
 ``--control`` puts the bare server on both sides: how far two identical servers differ.
 
 Load-robust views (CPU time, not wall time), for a shared machine:
@@ -519,6 +521,10 @@ def main() -> None:
     parser.add_argument("--control", action="store_true",
                         help="throughput: the bare server on both sides (an A/A run); "
                         "the side called ours is then a second bare server")
+    parser.add_argument("--restart-every", type=int, default=10**9, metavar="N",
+                        help="throughput: a fresh pair of server processes every N rounds "
+                        "(two processes of the same server differ by a few %% here: with "
+                        "several pairs the interval covers that too)")
     parser.add_argument("--bare-server")
     parser.add_argument("--in-process", nargs=2, metavar=("KIND", "MODEL_DIR"))
     parser.add_argument("--port", type=int)
@@ -550,12 +556,15 @@ def main() -> None:
             return
         # --control: an A/A run, the bare server on both sides, to see how far two identical
         # servers differ here (what a difference between ours and bare must exceed).
-        servers = {kind: start("bare" if args.control else kind, model_dir)
-                   for kind in ("ours", "bare")}
+        servers: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
         try:
             results: dict[tuple[str, str], list[tuple[float, float, float, float]]] = {}
             with httpx.Client(timeout=30.0) as client:
                 for repeat in range(args.repeats):
+                    if repeat % args.restart_every == 0:  # a fresh pair of server processes
+                        stop_servers(servers)
+                        servers = {kind: start("bare" if args.control else kind, model_dir)
+                                   for kind in ("ours", "bare")}
                     for size in (1, 100):
                         chunk = rows.head(size)
                         cases = [
@@ -578,10 +587,14 @@ def main() -> None:
                                 (rps, p50, p99, cpu)
                             )
         finally:
-            for process, _url in servers.values():
-                process.terminate()
-                process.wait(timeout=30)
+            stop_servers(servers)
         report_throughput(results, args)
+
+
+def stop_servers(servers: dict[str, tuple[subprocess.Popen[bytes], str]]) -> None:
+    for process, _url in servers.values():
+        process.terminate()
+        process.wait(timeout=30)
 
 
 def report_throughput(
@@ -593,6 +606,9 @@ def report_throughput(
     med = statistics.median
     print(f"\nrequests/round={args.requests} repeats={args.repeats} (sequential, 1 client, "
           f"sides interleaved); load average {os.getloadavg()[0]:.2f} at the end")
+    pairs = -(-args.repeats // args.restart_every)
+    print(f"{pairs} pair(s) of server processes, {min(args.repeats, args.restart_every)} "
+          "rounds each at most")
     if args.control:
         print("control run (--control): the side called ours is a second bare server")
     print(f"{'server':10} {'rows':>4} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
