@@ -121,7 +121,9 @@ _FAMILIES = {
     name: dtype_family(name)
     for name in ("float64", "float32", "int64", "int32", "object", "str", "string", "bool")
 }
-_NUMBER_TYPES = (float, int, type(None))
+_NUMBER_TYPES = frozenset((float, int, type(None)))
+_TEXT_TYPES = frozenset((str,))
+_BOOL_TYPES = frozenset((bool,))
 
 
 def _json_column(family: str, values: Sequence[Any]) -> tuple[Any, int] | None:
@@ -132,25 +134,28 @@ def _json_column(family: str, values: Sequence[Any]) -> tuple[Any, int] | None:
     a number is out of float range: :func:`_checked_column` then finds the value and
     names it. Same result as that path for every column it accepts.
     """
+    # The set of the values' exact types, built in C: type() rather than isinstance, so
+    # bool (an int subclass) is not a number here.
+    types = set(map(type, values))
     if family == NUMERIC:
-        # type() rather than isinstance: bool (an int subclass) is not a number here.
-        if not all(type(v) in _NUMBER_TYPES for v in values):
+        if not types <= _NUMBER_TYPES:
             return None
         try:
             out = np.array(values, dtype=np.float64)  # None -> NaN
         except OverflowError:  # an integer beyond float range
             return None
-        nan = np.isnan(out)
+        if np.isfinite(out).all():  # the common column: no null, NaN or infinity
+            return out, 0
         if np.isinf(out).any():
             return None
-        return out, int(nan.sum())
+        return out, int(np.isnan(out).sum())
     if family == CATEGORICAL:
-        if not all(type(v) is str for v in values):
+        if not types <= _TEXT_TYPES:
             return None
         out = np.empty(len(values), dtype=object)
         out[:] = values
         return out, 0
-    if not all(type(v) is bool for v in values):
+    if not types <= _BOOL_TYPES:
         return None
     return np.array(values, dtype=bool), 0
 
