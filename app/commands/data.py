@@ -251,7 +251,7 @@ def register(commands) -> None:
     drift.add_argument("--target", help="the label column: tested and shown, but not counted "
                        "in the drift share (default: none, every shared column counts)")
     drift.add_argument("--report", help="write the HTML report here")
-    drift.set_defaults(handler=drift_command)
+    drift.set_defaults(handler=drift_command, ends_fast=True)  # see cli.console_main
 
     profile = sub.add_parser(
         "profile", help="statistics of a folder, glob or S3 prefix of Parquet files, in shards",

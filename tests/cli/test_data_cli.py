@@ -60,3 +60,41 @@ def test_drift_between_versions_and_files_with_report(tmp_path, capsys):
     code, error = cli_json(capsys, "data", "drift", "--reference", str(tmp_path / "ref.csv"),
                            "--current", "iris", "--store", str(tmp_path / "s"))
     assert code == 1 and "share no feature columns" in error["error"]
+
+
+def test_console_script_ends_drift_without_teardown_and_loses_no_output(tmp_path):
+    """The installed script, stdout and stderr to pipes, as a shell or CI reads them.
+
+    ``data drift`` ends with ``os._exit`` after flushing (``cli.console_main``): what it
+    printed must still arrive whole, and a failing drift must still end the usual way.
+    """
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(sys.executable).with_name("kfp-mlops")
+    make_batch("reference", 1500, 1).to_csv(tmp_path / "ref.csv", index=False)
+    make_batch("drifted", 1500, 2).to_csv(tmp_path / "cur.csv", index=False)
+    common = ["--reference", str(tmp_path / "ref.csv"), "--store", str(tmp_path / "s")]
+    marker = "atexit handlers ran"
+    # An atexit handler of the interpreter's own runs only on a full teardown.
+    probe = (f"import atexit, sys; atexit.register(print, {marker!r}, file=sys.stderr); "
+             "sys.argv[0] = 'kfp-mlops'; from kfp_mlops.app.cli import console_main; "
+             "console_main()")
+
+    def run(*argv):
+        return subprocess.run([sys.executable, "-c", probe, "data", "drift", *common, *argv],
+                              capture_output=True, text=True, timeout=120)
+
+    done = run("--current", str(tmp_path / "cur.csv"), "--output", "json",
+               "--report", str(tmp_path / "drift.html"))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["dataset_drift"] is True  # the whole JSON, flushed
+    assert marker not in done.stderr and (tmp_path / "drift.html").stat().st_size > 0
+    failed = run("--current", "iris")
+    assert failed.returncode == 1 and "share no feature columns" in failed.stderr
+    assert marker in failed.stderr  # an error ends through the interpreter's exit
+    text = subprocess.run([str(script), "data", "drift", *common, "--current",
+                           str(tmp_path / "cur.csv")], capture_output=True, text=True,
+                          timeout=120)
+    assert text.returncode == 0 and "DRIFT" in text.stdout.splitlines()[1]
