@@ -325,24 +325,19 @@ class _Sorted:
     def distinct(self) -> int:
         return int(np.count_nonzero(self.steps)) + 1
 
-    def cdfs(self) -> tuple[np.ndarray, np.ndarray]:
-        """``searchsorted(ref, pooled, "right") / n1`` and the same for ``cur``, in one pass.
+    def gaps(self) -> np.ndarray:
+        """``F_ref - F_cur`` after each pooled value but the last, in one pass.
 
-        The count of reference values at or below each pooled value is the running count
-        of reference values in the merged order, read at the end of the value's run of
-        ties: no binary search (0.6x the time on two samples of 100,000), same numbers.
+        The count of reference values up to each position is the running count of
+        reference values in the merged order: no binary search. Inside a run of tied
+        values the gap is partial; at each run's last position (where ``steps`` is not
+        zero) it is ``F_ref(x) - F_cur(x)``, the same numbers as ``searchsorted(...,
+        "right")`` gives, without mapping every position to its run's end.
         """
         n1, n2 = len(self.ref), len(self.cur)
-        ref_le = _running_count(self.order < n1)
-        new_value = self.steps != 0
-        if new_value.all():
-            cur_le = np.arange(1, n1 + n2 + 1, dtype=ref_le.dtype) - ref_le
-        else:
-            ends = np.flatnonzero(np.append(new_value, True))  # the last of each run of ties
-            run = np.concatenate([[0], _running_count(new_value)])
-            ref_le = ref_le[ends][run]
-            cur_le = (ends + 1)[run] - ref_le
-        return ref_le / n1, cur_le / n2
+        ref_le = _running_count(self.order[:-1] < n1)
+        cur_le = np.arange(1, n1 + n2, dtype=ref_le.dtype) - ref_le
+        return ref_le / n1 - cur_le / n2
 
 
 # Both samples larger than this: the KS p-value from Kolmogorov's limiting distribution.
@@ -362,10 +357,11 @@ def _ks_and_wasserstein(s: _Sorted) -> tuple[float, float, float]:
     there (a distance does). Smaller samples
     get ``ks_2samp``'s own p-value (exact up to 10,000 values).
     """
-    ref_cdf, cur_cdf = s.cdfs()
-    gaps = ref_cdf - cur_cdf
-    statistic = float(max(gaps.max(), np.clip(-gaps.min(), 0, 1)))
-    distance = float(np.sum(np.abs(gaps[:-1]) * s.steps))
+    size = np.abs(s.gaps())
+    # A partial gap inside a run of ties weighs a zero step; KS reads only the runs' ends
+    # (the gap after the last value, 0, is left out: the maximum starts at 0).
+    statistic = float(size.max(initial=0.0, where=s.steps != 0))
+    distance = float(np.sum(size * s.steps))
     n1, n2 = len(s.ref), len(s.cur)
     if min(n1, n2) > _KS_LIMIT_ROWS:
         pvalue = kolmogorov_sf(float(np.sqrt(n1 * n2 / (n1 + n2)) * statistic))

@@ -199,6 +199,11 @@ def test_drift_tests_match_scipy():
             assert statistic == pytest.approx(theirs.statistic, abs=1e-12)
             assert pvalue == pytest.approx(theirs.pvalue, abs=0.002)
             assert distance == pytest.approx(wasserstein_distance(r, c), rel=1e-9)
+            # Runs of ties on both sides: the gap counts only at each run's end.
+            r, c = rng.integers(0, 40, n1) * 1.0, rng.integers(0, 40 + int(shift * 100), n2) * 1.0
+            statistic, _, distance = _ks_and_wasserstein(_Sorted.of(r, c))
+            assert statistic == pytest.approx(ks_2samp(r, c).statistic, abs=1e-12)
+            assert distance == pytest.approx(wasserstein_distance(r, c), rel=1e-9)
     for k in (2, 5):  # 2 x 2 takes Yates' correction, as scipy does
         table = rng.integers(1, 400, (2, k)).astype(float)
         assert _chi2_pvalue(table) == pytest.approx(chi2_contingency(table)[1], rel=1e-9)

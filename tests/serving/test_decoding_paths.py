@@ -83,3 +83,23 @@ def test_small_requests_are_told_by_rows_and_body_size():
     assert not _small(one, {})  # no content-length (chunked): the thread pool
     assert not _small({"instances": [[1.0]] * (INLINE_ROWS + 1)}, None)
     assert not _small(b'{"instances": [[1.0]]}', None)  # a raw body: not parsed yet
+
+
+@pytest.mark.parametrize("values", [
+    ["Adelie", "Gentoo"],  # the usual labels: kept as they are
+    [np.str_("Adelie"), np.int64(3), np.float64(0.5), np.bool_(True), None, [np.int64(1)]],
+])
+def test_v1_response_holds_only_json_values(values):
+    """An object array of predictions comes out as plain Python values, numpy's converted."""
+    import json
+
+    from kfp_mlops.serving.predictor import Scored, SklearnFolderModel
+
+    predictions = np.empty(len(values), dtype=object)
+    predictions[:] = values
+    body = SklearnFolderModel("m", ".")._v1_response(Scored(predictions))
+    assert body["predictions"] == [v.item() if isinstance(v, np.generic) else
+                                   [1] if isinstance(v, list) else v for v in values]
+    assert all(type(v) in (str, int, float, bool, type(None), list)
+               for v in body["predictions"])
+    json.dumps(body)  # the standard library's encoder refuses numpy scalars
